@@ -1,0 +1,41 @@
+//! The `wafbench` command line. The binary is thin: each subcommand lives in
+//! `cmd/<name>.rs` and calls into the library crates. Machine output goes to stdout, human
+//! diagnostics to stderr; exit code 2 means an error (bad rules, bad arguments, a missing
+//! peer), 1 a failed check (the p50 gate), 0 success.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "wafbench",
+    version,
+    about = "Check, convert, evaluate, measure, profile and gate WAF rule engines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One variant per subcommand; its arguments and `run` live in `cmd/<name>.rs`.
+#[derive(Subcommand)]
+enum Command {
+    /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
+    CrsConfig(cmd::crs_config::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CrsConfig(a) => cmd::crs_config::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wafbench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! corpora: see the crate description.

@@ -1,0 +1,16 @@
+//! waf-engine: rule front-ends, the common JSON IR, and the engines that evaluate it.
+//!
+//! Data flows one way:
+//! `SecLang / Cloudflare-style text -> front-end -> ir::RuleSet (JSON) -> backend -> Decision`.
+//!
+//! | module | stage |
+//! |---|---|
+//! | [`ir`] | the common IR, serde JSON |
+//! | [`request`] | the server-independent request and the decision an engine returns |
+
+pub mod crs;
+pub mod ir;
+pub mod request;
+
+pub use ir::{IR_VERSION, RuleSet};
+pub use request::{Decision, Request};

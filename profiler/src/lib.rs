@@ -1,0 +1,1 @@
+//! profiler: see the crate description.
