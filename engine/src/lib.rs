@@ -13,4 +13,4 @@ pub mod ir;
 pub mod request;
 
 pub use ir::{IR_VERSION, RuleSet};
-pub use request::{Decision, Request};
+pub use request::{Decision, Engine, Request};
