@@ -238,7 +238,8 @@ pub fn stage_request(input: &StageInput, id: &str) -> Result<Request, String> {
     let server_port = input.port.unwrap_or(80);
     let dest = input.dest_addr.as_ref().map(py_str).unwrap_or_else(|| "localhost".into());
     // The suite always targets the local server; `localhost` resolves to 127.0.0.1.
-    let server_ip = if dest.parse::<std::net::IpAddr>().is_ok() { dest } else { "127.0.0.1".into() };
+    let server_ip =
+        if dest.parse::<std::net::IpAddr>().is_ok() { dest } else { "127.0.0.1".into() };
     let mut req = if let Some(b64) = &input.encoded_request {
         let wire = base64::engine::general_purpose::STANDARD
             .decode(b64.trim().as_bytes())
@@ -274,9 +275,7 @@ fn structured_request(input: &StageInput) -> Result<Request, String> {
     }
     let mut data = match &input.data {
         None | Some(Value::Null) => String::new(),
-        Some(Value::Sequence(items)) => {
-            items.iter().map(py_str).collect::<Vec<_>>().join("\r\n")
-        }
+        Some(Value::Sequence(items)) => items.iter().map(py_str).collect::<Vec<_>>().join("\r\n"),
         Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => py_str(v),
         Some(_) => return Err("`data` must be a string or a list of strings".into()),
     };
@@ -445,7 +444,8 @@ fn parse_wire(wire: &[u8]) -> Result<Request, String> {
         return Err(format!("request line {line:?} has no target"));
     }
     let method = parts.remove(0).to_string();
-    let version = if parts.len() >= 2 { parts.pop().unwrap_or_default().to_string() } else { String::new() };
+    let version =
+        if parts.len() >= 2 { parts.pop().unwrap_or_default().to_string() } else { String::new() };
     let uri = parts.join(" ");
     let mut headers = Vec::new();
     while pos < wire.len() {
@@ -475,10 +475,9 @@ fn parse_wire(wire: &[u8]) -> Result<Request, String> {
 /// de-chunked, and a body longer than a numeric `Content-Length` is cut to it (the rest
 /// would be the next request on the connection).
 fn server_body(req: &mut Request) {
-    let chunked = req
-        .headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("Transfer-Encoding") && v.to_ascii_lowercase().contains("chunked"));
+    let chunked = req.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("Transfer-Encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
     if chunked {
         if let Some(b) = dechunk(&req.body) {
             req.body = b;
@@ -693,7 +692,9 @@ mod tests {
 
     #[test]
     fn magic_adds_content_type_and_length_and_reencodes_forms() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        // (stage input, headers built, body the engine sees)
+        type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+        let cases: &[Case] = &[
             // data without Content-Type: both headers appended, re-encoded.
             (
                 "data: 'a=b c&d=&e'",
@@ -701,25 +702,42 @@ mod tests {
                 "a=b+c",
             ),
             // %XX present: not re-encoded; length counts characters.
-            ("data: 'x=%41é'", &[("Content-Type", "application/x-www-form-urlencoded"), ("Content-Length", "6")], "x=%41é"),
+            (
+                "data: 'x=%41é'",
+                &[("Content-Type", "application/x-www-form-urlencoded"), ("Content-Length", "6")],
+                "x=%41é",
+            ),
             // Another Content-Type: no re-encoding, still a length.
-            ("headers: {Content-Type: text/plain}\ndata: 'a b'", &[("Content-Type", "text/plain"), ("Content-Length", "3")], "a b"),
+            (
+                "headers: {Content-Type: text/plain}\ndata: 'a b'",
+                &[("Content-Type", "text/plain"), ("Content-Length", "3")],
+                "a b",
+            ),
             // Lowercase key: FTW's lookup is case-sensitive, so it adds its own.
             (
                 "headers: {content-type: text/plain}\ndata: 'q=<x>'",
-                &[("content-type", "text/plain"), ("Content-Type", "application/x-www-form-urlencoded"), ("Content-Length", "9")],
+                &[
+                    ("content-type", "text/plain"),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Content-Length", "9"),
+                ],
                 "q=%3Cx%3E",
             ),
             // stop_magic: nothing added.
             ("stop_magic: true\ndata: 'a=b c'", &[], "a=b c"),
             // A list is joined with CRLF; ints are written as digits.
-            ("headers: {Content-Type: text/plain, X-N: 7}\ndata: [a, b]", &[("Content-Type", "text/plain"), ("X-N", "7"), ("Content-Length", "4")], "a\r\nb"),
+            (
+                "headers: {Content-Type: text/plain, X-N: 7}\ndata: [a, b]",
+                &[("Content-Type", "text/plain"), ("X-N", "7"), ("Content-Length", "4")],
+                "a\r\nb",
+            ),
             // No data: no headers.
             ("method: GET", &[], ""),
         ];
         for (yaml, headers, body) in cases {
             let r = stage_request(&input(yaml), "t").unwrap();
-            let got: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let got: Vec<(&str, &str)> =
+                r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             assert_eq!(&got, headers, "{yaml}");
             // The server cuts the body to Content-Length (characters, not bytes).
             let want: &[u8] = body.as_bytes();
@@ -734,8 +752,14 @@ mod tests {
             "raw_request: \"POST /a?b=1 HTTP/1.0\\\\r\\\\nHost: h\\\\r\\\\nContent-Length: 3\\\\r\\\\n\\\\r\\\\nabcdef\"",
         );
         let r = stage_request(&raw, "t").unwrap();
-        assert_eq!((r.method.as_str(), r.uri.as_slice(), r.version.as_str()), ("POST", &b"/a?b=1"[..], "HTTP/1.0"));
-        assert_eq!(r.headers, [("Host".to_string(), "h".to_string()), ("Content-Length".into(), "3".into())]);
+        assert_eq!(
+            (r.method.as_str(), r.uri.as_slice(), r.version.as_str()),
+            ("POST", &b"/a?b=1"[..], "HTTP/1.0")
+        );
+        assert_eq!(
+            r.headers,
+            [("Host".to_string(), "h".to_string()), ("Content-Length".into(), "3".into())]
+        );
         assert_eq!(r.body, b"abc");
         let b64 = base64::engine::general_purpose::STANDARD.encode("GET / HTTP/1.1\nHost: x\n\n");
         let r = stage_request(&input(&format!("encoded_request: {b64}")), "t").unwrap();

@@ -49,7 +49,9 @@ const PROBE_MARK: &str = "wafbench-probe anomaly_score=";
 #[non_exhaustive]
 pub enum PeerError {
     /// The shared library could not be opened.
-    #[error("libmodsecurity3 not found: apt-get install libmodsecurity3 (loading {path}: {reason})")]
+    #[error(
+        "libmodsecurity3 not found: apt-get install libmodsecurity3 (loading {path}: {reason})"
+    )]
     NotFound { path: String, reason: String },
     /// The library lacks a symbol of the C API (not libmodsecurity3, or too old).
     #[error("{path} is not a usable libmodsecurity3: missing symbol {symbol}: {reason}")]
@@ -95,7 +97,8 @@ struct Api {
     rules_add: unsafe extern "C" fn(RulesPtr, *const c_char, *mut *const c_char) -> c_int,
     rules_cleanup: unsafe extern "C" fn(RulesPtr) -> c_int,
     new_transaction: unsafe extern "C" fn(ModSecPtr, RulesPtr, *mut c_void) -> TxPtr,
-    process_connection: unsafe extern "C" fn(TxPtr, *const c_char, c_int, *const c_char, c_int) -> c_int,
+    process_connection:
+        unsafe extern "C" fn(TxPtr, *const c_char, c_int, *const c_char, c_int) -> c_int,
     process_uri: unsafe extern "C" fn(TxPtr, *const c_char, *const c_char, *const c_char) -> c_int,
     add_n_request_header: unsafe extern "C" fn(TxPtr, *const u8, usize, *const u8, usize) -> c_int,
     process_request_headers: unsafe extern "C" fn(TxPtr) -> c_int,
@@ -260,10 +263,8 @@ pub fn rule_id_of(line: &str) -> Option<&str> {
 /// The score carried by the probe's message; an unset `tx.anomaly_score` expands to nothing.
 fn probe_score(line: &str) -> Option<i64> {
     let at = line.find(PROBE_MARK)? + PROBE_MARK.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
+    let digits: String =
+        line[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
     Some(digits.parse().unwrap_or(0))
 }
 
@@ -336,7 +337,8 @@ impl ModSecPeer {
         let sink_ptr: *mut LogSink = &mut *sink;
         // SAFETY: `msc` and `rules` are live for `self`'s lifetime; `sink` outlives the
         // transaction, which is cleaned up below before `sink` is read.
-        let tx = unsafe { (self.api.new_transaction)(self.msc, self.rules, sink_ptr as *mut c_void) };
+        let tx =
+            unsafe { (self.api.new_transaction)(self.msc, self.rules, sink_ptr as *mut c_void) };
         if tx.is_null() {
             return Err(PeerError::Null { call: "msc_new_transaction" });
         }
@@ -503,7 +505,10 @@ mod tests {
     #[test]
     fn rule_ids_are_read_from_log_lines() {
         let cases = [
-            (r#"ModSecurity: Warning. Matched "x" [file "a"] [line "3"] [id "942100"] [rev ""]"#, Some("942100")),
+            (
+                r#"ModSecurity: Warning. Matched "x" [file "a"] [line "3"] [id "942100"] [rev ""]"#,
+                Some("942100"),
+            ),
             (r#"[id "1"] [id "2"]"#, Some("1")),
             (r#"[id ""]"#, None),
             (r#"[id "12"#, None),
@@ -516,7 +521,9 @@ mod tests {
 
     #[test]
     fn http_version_is_passed_as_connectors_do() {
-        for (v, want) in [("HTTP/1.1", "1.1"), ("HTTP/0.9", "0.9"), ("JUNK/1.0", "JUNK/1.0"), ("", "")] {
+        for (v, want) in
+            [("HTTP/1.1", "1.1"), ("HTTP/0.9", "0.9"), ("JUNK/1.0", "JUNK/1.0"), ("", "")]
+        {
             assert_eq!(http_version_arg(v), want);
         }
     }

@@ -16,7 +16,7 @@ fn suite_dir() -> PathBuf {
 
 fn load_suite() -> Vec<(String, ftw::FtwFile)> {
     let dir = suite_dir();
-    let files = ftw::collect_files(&[dir.clone()]).expect("suite directory");
+    let files = ftw::collect_files(std::slice::from_ref(&dir)).expect("suite directory");
     files
         .iter()
         .map(|f| {
@@ -74,5 +74,10 @@ fn stage_requests_equal_the_converted_corpus() {
         }
     }
     assert_eq!(compared, 2403);
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs[..diffs.len().min(8)].join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(8)].join("\n")
+    );
 }

@@ -1,8 +1,8 @@
 //! The ModSecurity peer against libmodsecurity3 itself: small inline rule sets whose decisions
 //! are known, and the missing-library path. Needs libmodsecurity3 (installed by .ci/run).
 
-use wafbench::modsec::{LIB_ENV, ModSecPeer, PeerError};
 use waf_engine::{Engine, Request};
+use wafbench::modsec::{LIB_ENV, ModSecPeer, PeerError};
 
 const RULES: &str = r#"
 SecRuleEngine On
