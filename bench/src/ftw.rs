@@ -635,8 +635,9 @@ pub struct Report {
 pub struct PlannedStage {
     pub id: String,
     pub file: String,
-    /// `None` when the file or test is disabled.
-    pub request: Option<Result<Request, String>>,
+    /// False when the file or the test is disabled: the stage is skipped.
+    pub enabled: bool,
+    pub request: Result<Request, String>,
     pub output: StageOutput,
 }
 
@@ -654,10 +655,11 @@ pub fn plan(files: &[(String, FtwFile)]) -> Vec<PlannedStage> {
             let enabled = f.meta.enabled && t.enabled.unwrap_or(true);
             for (i, s) in t.stages.iter().enumerate() {
                 let id = format!("{base}#{}", i + 1);
-                let request = enabled.then(|| stage_request(&s.stage.input, &id));
+                let request = stage_request(&s.stage.input, &id);
                 out.push(PlannedStage {
                     id,
                     file: name.clone(),
+                    enabled,
                     request,
                     output: s.stage.output.clone(),
                 });
@@ -672,9 +674,9 @@ pub fn run(stages: &[PlannedStage], engine: &mut dyn Engine) -> Report {
     let mut report = Report::default();
     for s in stages {
         let verdict = match &s.request {
-            None => Verdict::Skip("disabled".into()),
-            Some(Err(e)) => Verdict::Fail(format!("request could not be built: {e}")),
-            Some(Ok(req)) => judge(&s.output, &engine.decide(req)),
+            _ if !s.enabled => Verdict::Skip("disabled".into()),
+            Err(e) => Verdict::Fail(format!("request could not be built: {e}")),
+            Ok(req) => judge(&s.output, &engine.decide(req)),
         };
         report.totals.add(&verdict);
         report.results.push(StageResult { id: s.id.clone(), file: s.file.clone(), verdict });
@@ -846,6 +848,6 @@ mod tests {
         let p = plan(&[("f".into(), f)]);
         let ids: Vec<_> = p.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["a#1", "a@2#1"]);
-        assert!(p.iter().all(|s| s.request.is_none()));
+        assert!(p.iter().all(|s| !s.enabled && s.request.is_ok()));
     }
 }

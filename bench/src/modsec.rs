@@ -342,8 +342,8 @@ impl ModSecPeer {
         if tx.is_null() {
             return Err(PeerError::Null { call: "msc_new_transaction" });
         }
-        let mut it = None;
-        let mut phase_ends: Vec<usize> = Vec::new();
+        // The disruption: status, its log line, and how many callback lines preceded it.
+        let mut it: Option<(c_int, Option<String>, usize)> = None;
         // SAFETY: `tx` is live until `transaction_cleanup`; every pointer handed over is
         // valid for the duration of its call, and v3 copies what it keeps.
         unsafe {
@@ -390,9 +390,8 @@ impl ModSecPeer {
             ];
             for step in steps {
                 step();
-                phase_ends.push((*sink_ptr).lines.len());
-                if let Some(i) = self.take_intervention(tx) {
-                    it = Some(i);
+                if let Some((status, log)) = self.take_intervention(tx) {
+                    it = Some((status, log, (*sink_ptr).lines.len()));
                     break;
                 }
             }
@@ -401,15 +400,15 @@ impl ModSecPeer {
         }
         let mut lines = std::mem::take(&mut sink.lines);
         let (status, disruptive) = match &it {
-            Some((status, _)) => (u16::try_from(*status).unwrap_or(500), true),
+            Some((status, _, _)) => (u16::try_from(*status).unwrap_or(500), true),
             None => (200, false),
         };
         // The disruptive rule's message never reaches the log callback (src/rule_with_actions.cc,
         // `performLogging` skips `m_isDisruptive` messages); the connector writes the
-        // intervention's log instead. It belongs right after the messages of its phase.
-        if let Some((_, Some(log))) = it {
-            let at = phase_ends.last().copied().unwrap_or(0).min(lines.len());
-            lines.insert(at, log);
+        // intervention's log instead. It belongs after the messages of its phase and before
+        // those of the logging phase.
+        if let Some((_, Some(log), at)) = it {
+            lines.insert(at.min(lines.len()), log);
         }
         let mut matched_ids: Vec<String> = Vec::new();
         let mut anomaly_score = 0;
