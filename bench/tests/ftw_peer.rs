@@ -12,6 +12,14 @@ fn crs_suite_through_the_peer_matches_the_reference() {
     let dir = std::env::var_os("WAF_CRS_TESTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/work/shared/crs-tests/v3.3.4"));
+    // The suite is upstream CRS data, not in the repository.
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: CRS 3.3.4 regression suite not found at {}; set WAF_CRS_TESTS",
+            dir.display()
+        );
+        return;
+    }
     let files: Vec<_> = ftw::collect_files(&[dir])
         .unwrap()
         .iter()
