@@ -461,6 +461,11 @@ impl ModSecPeer {
     }
 }
 
+// SAFETY: the peer owns its `ModSecurity` and rule set exclusively and libmodsecurity3 ties
+// neither to the thread that made them (connectors run transactions on worker threads), so
+// moving a peer to another thread is sound. It is not `Sync`: `run` takes `&mut self`.
+unsafe impl Send for ModSecPeer {}
+
 impl Drop for ModSecPeer {
     fn drop(&mut self) {
         // SAFETY: created in `with_api`, freed once here; no transaction is live.

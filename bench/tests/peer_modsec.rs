@@ -96,6 +96,13 @@ fn run_reports_the_log_lines_a_connector_would_write() {
 }
 
 #[test]
+fn a_peer_can_move_to_another_thread() {
+    let mut p = peer();
+    let d = std::thread::spawn(move || p.decide(&req("/?q=evil"))).join().unwrap();
+    assert_eq!(d.status, 403);
+}
+
+#[test]
 fn bad_rules_report_the_parser_error() {
     let e = ModSecPeer::from_seclang("SecNoSuchDirective On").err().unwrap();
     assert!(matches!(e, PeerError::Rules { .. }), "{e}");
