@@ -10,7 +10,9 @@
 
 pub mod crs;
 pub mod ir;
+pub mod load;
 pub mod request;
+pub mod seclang;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};
