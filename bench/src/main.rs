@@ -24,12 +24,18 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Load a rule set and print what it holds, or every error with its position.
+    Check(cmd::check::Args),
+    /// Convert a rule set to JSON IR or SecLang.
+    Convert(cmd::convert::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     };
     match result {
         Ok(code) => code,

@@ -31,7 +31,7 @@ mod variables;
 
 pub use error::{ParseError, ParseErrorKind, ParseErrors};
 pub use parser::{MAX_ERRORS, MAX_INCLUDE_DEPTH, Parser};
-pub use printer::{PrintError, PrintErrorKind, print};
+pub use printer::{PrintError, PrintErrorKind, operator_name, print};
 
 use crate::ir::RuleSet;
 use std::path::Path;

@@ -374,7 +374,8 @@ fn macro_text(m: &MacroString) -> String {
     m.to_string()
 }
 
-fn op_name(k: &OperatorKind) -> &'static str {
+/// The SecLang name of an operator, without `@` (`InList` prints as `rx`).
+pub fn operator_name(k: &OperatorKind) -> &'static str {
     use OperatorKind as O;
     match k {
         O::Rx(_) | O::InList(_) => "rx",
@@ -488,8 +489,8 @@ fn operator(op: &Operator) -> Res<String> {
     };
     let neg = if op.negated { "!" } else { "" };
     let text = match arg {
-        Some(a) => format!("{neg}@{} {a}", op_name(&op.kind)),
-        None => format!("{neg}@{}", op_name(&op.kind)),
+        Some(a) => format!("{neg}@{} {a}", operator_name(&op.kind)),
+        None => format!("{neg}@{}", operator_name(&op.kind)),
     };
     if !fits_in_double_quotes(&text) {
         return Err(unprintable("operator", &text));
