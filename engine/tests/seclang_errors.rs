@@ -71,6 +71,8 @@ fn each_bad_input_is_reported_where_it_is() {
         ),
         ("SecRule ARGS \"@rx %{tx.a\" \"id:14\"", 1, 19, Some(14), "unterminated macro"),
         ("SecRule ARGS \"@rx x\" \"id:15\" extra", 1, 30, Some(15), "expects"),
+        ("SecRule ARGS \"@rx x\" \"phase:1,pass\"", 1, 9, None, "rule has no `id`"),
+        ("SecAction \"phase:1,pass\"", 1, 11, None, "rule has no `id`"),
     ];
     for (src, line, col, id, msg) in cases {
         let errs = errors(src);
@@ -106,10 +108,11 @@ fn one_typo_among_many_rules_is_reported_alone() {
 #[test]
 fn all_errors_of_a_file_are_collected() {
     let errs = errors(
-        "SecRule A \"x\" \"id:1\"\nSecMarker ok\nSecFoo bar\nSecRule ARGS \"@rx x\" \"id:2,t:x\"\n",
+        "SecRule A \"x\" \"id:1\"\nSecMarker ok\nSecFoo bar\nSecRule ARGS \"@rx (\" \"id:2,t:x,nolog,blok\"\n",
     );
-    let lines: Vec<u32> = errs.iter().map(|e| e.line).collect();
-    assert_eq!(lines, [1, 3, 4]);
+    let at: Vec<(u32, u32)> = errs.iter().map(|e| (e.line, e.col)).collect();
+    // Every bad piece of the last rule is reported: the regex, then both bad actions.
+    assert_eq!(at, [(1, 9), (3, 1), (4, 19), (4, 30), (4, 38)]);
 }
 
 #[test]

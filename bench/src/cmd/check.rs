@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(c.operators.get("@rx"), Some(&2));
         assert_eq!(c.operators.get("@pm"), Some(&1));
         let text = c.render();
-        assert!(text.contains("  chain links               2\n"), "{text}");
+        assert!(text.contains(&format!("{:<26}2\n", "  chain links")), "{text}");
         assert!(text.find("@rx").unwrap() < text.find("@pm").unwrap(), "{text}");
     }
 }

@@ -90,7 +90,21 @@ pub(crate) fn split_actions(s: &str) -> Result<Vec<RawAction<'_>>, Spanned> {
 
 /// Parses a whole action list. Offsets in errors are relative to `s`.
 pub(crate) fn parse_actions(s: &str) -> Result<Vec<Action>, Spanned> {
-    split_actions(s)?.iter().map(parse_action).collect()
+    parse_actions_all(s).map_err(|mut v| v.swap_remove(0))
+}
+
+/// Like [`parse_actions`], but reports every bad action, not only the first.
+pub(crate) fn parse_actions_all(s: &str) -> Result<Vec<Action>, Vec<Spanned>> {
+    let raw = split_actions(s).map_err(|e| vec![e])?;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut errs = Vec::new();
+    for a in &raw {
+        match parse_action(a) {
+            Ok(a) => out.push(a),
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
 fn bad(name: &str, reason: impl Into<String>, at: usize) -> Spanned {

@@ -37,6 +37,8 @@ pub enum ParseErrorKind {
     IncludeCycle(String),
     #[error("includes nested deeper than {0} levels")]
     IncludeDepth(usize),
+    #[error("rule has no `id` action")]
+    MissingId,
     #[error("rule has `chain` but no rule follows it")]
     DanglingChain,
     #[error("a chained rule must be followed by SecRule or SecAction, found `{0}`")]

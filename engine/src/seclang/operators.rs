@@ -104,7 +104,7 @@ pub(crate) fn check_regex(p: &str) -> Result<(), Spanned> {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    if let regex_syntax::Error::Parse(pe) = &err {
+    if let regex_syntax::Error::Parse(pe) = &*err {
         // Deep nesting: do not hand it to a recursive parser.
         if matches!(pe.kind(), regex_syntax::ast::ErrorKind::NestLimitExceeded(_)) {
             return Err(Spanned::new(
@@ -117,7 +117,7 @@ pub(crate) fn check_regex(p: &str) -> Result<(), Spanned> {
     if syntax_check(&pcre).is_ok() || fancy_regex::Regex::new(&pcre).is_ok() {
         return Ok(());
     }
-    let (msg, at) = match &err {
+    let (msg, at) = match &*err {
         regex_syntax::Error::Parse(e) => (e.kind().to_string(), e.span().start.offset),
         regex_syntax::Error::Translate(e) => (e.kind().to_string(), e.span().start.offset),
         _ => (err.to_string(), 0),
@@ -125,18 +125,18 @@ pub(crate) fn check_regex(p: &str) -> Result<(), Spanned> {
     Err(Spanned::new(ParseErrorKind::BadRegex(msg), at))
 }
 
-fn syntax_check(p: &str) -> Result<(), regex_syntax::Error> {
+fn syntax_check(p: &str) -> Result<(), Box<regex_syntax::Error>> {
     let ast = regex_syntax::ast::parse::ParserBuilder::new()
         .nest_limit(250)
         .build()
         .parse(p)
-        .map_err(regex_syntax::Error::Parse)?;
+        .map_err(|e| Box::new(regex_syntax::Error::Parse(e)))?;
     regex_syntax::hir::translate::TranslatorBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .translate(p, &ast)
-        .map_err(regex_syntax::Error::Translate)?;
+        .map_err(|e| Box::new(regex_syntax::Error::Translate(e)))?;
     Ok(())
 }
 
@@ -182,7 +182,7 @@ fn pcre_to_rust_syntax(p: &str) -> String {
                     continue;
                 }
             }
-            b'[' if in_class && !(b.get(i + 1) == Some(&b':')) => {
+            b'[' if in_class && b.get(i + 1) != Some(&b':') => {
                 out.push_str(&p[last..i]);
                 out.push_str("\\x{5B}");
                 last = i + 1;

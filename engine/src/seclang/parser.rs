@@ -6,7 +6,7 @@
 //! parsing goes on, so one typo among 600 rules is reported alone and with its position.
 //! [`Parser::finish`] returns the rule set or every error.
 
-use super::actions::{engine_mode, id_ranges, parse_actions};
+use super::actions::{engine_mode, id_ranges, parse_actions, parse_actions_all};
 use super::error::{ParseError, ParseErrorKind, ParseErrors, Spanned};
 use super::lexer::{LogicalLine, Token, logical_lines, physical_lines, tokenize};
 use super::operators::parse_operator;
@@ -145,8 +145,18 @@ impl Parser {
         }
         let d = match lname.as_str() {
             "secrule" => {
-                let rule = self.sec_rule(args, first, src.dir, loc())?;
-                return self.push_rule(rule, ll, src);
+                return match sec_rule(args, first, src.dir, loc()) {
+                    Ok(rule) => self.push_rule(rule, ll, src),
+                    // Report every bad piece of the rule, not only the first.
+                    Err(mut errs) => {
+                        let last = errs.pop().expect("sec_rule reports at least one error");
+                        for e in errs {
+                            let err = self.error_at(ll, src, e);
+                            self.errors.push(err);
+                        }
+                        Err(last)
+                    }
+                };
             }
             "secaction" => {
                 let rule = sec_action(args, first, loc())?;
@@ -249,46 +259,15 @@ impl Parser {
         Ok(())
     }
 
-    fn sec_rule(
-        &self,
-        args: &[Token],
-        first: &Token,
-        dir: Option<&Path>,
-        loc: Option<Loc>,
-    ) -> Result<Rule, Spanned> {
-        let mut args = args.to_vec();
-        // `SecRule ARGS @rx foo "..."`: an unquoted operator ends at the space after its
-        // argument (v3's EXPECTING_OPERATOR_ENDS_WITH_SPACE), so join name and argument.
-        if args.len() == 4
-            && !args[1].quoted
-            && !args[2].quoted
-            && args[1].text.trim_start_matches('!').starts_with('@')
-        {
-            let joined = Token {
-                text: format!("{} {}", args[1].text, args[2].text),
-                start: args[1].start,
-                quoted: false,
-            };
-            args.splice(1..3, [joined]);
-        }
-        if !(2..=3).contains(&args.len()) {
-            return Err(bad_args(
-                "SecRule",
-                "VARIABLES \"OPERATOR\" [\"ACTIONS\"]",
-                args.get(3).unwrap_or(first),
-            ));
-        }
-        let targets = parse_targets(&args[0].text).map_err(|e| e.shift(args[0].start))?;
-        let operator = parse_operator(&args[1].text, dir).map_err(|e| e.shift(args[1].start))?;
-        let actions = match args.get(2) {
-            Some(a) => parse_actions(&a.text).map_err(|e| e.shift(a.start))?,
-            None => Vec::new(),
-        };
-        Ok(Rule { targets, operator: Some(operator), condition: None, actions, chain: None, loc })
-    }
-
     fn push_rule(&mut self, rule: Rule, ll: &LogicalLine, src: &Source<'_>) -> Result<(), Spanned> {
         let chained = rule.has_action(|a| matches!(a, Action::Chain));
+        // v3 refuses a rule without an id ("Rules must have an ID", rules_set.cc); only
+        // the first link of a chain carries one.
+        if self.open_chain.is_none() && rule.id().is_none() {
+            let at = ll.text.find([' ', '\t']).unwrap_or(0);
+            let at = at + ll.text[at..].len() - ll.text[at..].trim_start().len();
+            return Err(Spanned::new(ParseErrorKind::MissingId, at));
+        }
         let rule = match self.open_chain.take() {
             Some((mut head, err)) => {
                 let mut link = &mut head;
@@ -360,6 +339,57 @@ impl Parser {
             self.parse_file(&f);
         }
         Ok(())
+    }
+}
+
+fn sec_rule(
+    args: &[Token],
+    first: &Token,
+    dir: Option<&Path>,
+    loc: Option<Loc>,
+) -> Result<Rule, Vec<Spanned>> {
+    let mut args = args.to_vec();
+    // `SecRule ARGS @rx foo "..."`: an unquoted operator ends at the space after its
+    // argument (v3's EXPECTING_OPERATOR_ENDS_WITH_SPACE), so join name and argument.
+    if args.len() == 4
+        && !args[1].quoted
+        && !args[2].quoted
+        && args[1].text.trim_start_matches('!').starts_with('@')
+    {
+        let joined = Token {
+            text: format!("{} {}", args[1].text, args[2].text),
+            start: args[1].start,
+            quoted: false,
+        };
+        args.splice(1..3, [joined]);
+    }
+    if !(2..=3).contains(&args.len()) {
+        return Err(vec![bad_args(
+            "SecRule",
+            "VARIABLES \"OPERATOR\" [\"ACTIONS\"]",
+            args.get(3).unwrap_or(first),
+        )]);
+    }
+    let mut errs = Vec::new();
+    let targets = parse_targets(&args[0].text).map_err(|e| errs.push(e.shift(args[0].start))).ok();
+    let operator =
+        parse_operator(&args[1].text, dir).map_err(|e| errs.push(e.shift(args[1].start))).ok();
+    let actions = match args.get(2) {
+        Some(a) => parse_actions_all(&a.text)
+            .map_err(|v| errs.extend(v.into_iter().map(|e| e.shift(a.start))))
+            .ok(),
+        None => Some(Vec::new()),
+    };
+    match (targets, operator, actions) {
+        (Some(targets), Some(operator), Some(actions)) if errs.is_empty() => Ok(Rule {
+            targets,
+            operator: Some(operator),
+            condition: None,
+            actions,
+            chain: None,
+            loc,
+        }),
+        _ => Err(errs),
     }
 }
 
