@@ -28,6 +28,10 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Run go-ftw YAML regression tests in-process against an engine.
     Ftw(cmd::ftw::Args),
+    /// Load a rule set and print what it holds, or every error with its position.
+    Check(cmd::check::Args),
+    /// Convert a rule set to JSON IR or SecLang.
+    Convert(cmd::convert::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Ftw(a) => cmd::ftw::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     };
     match result {
         Ok(code) => code,

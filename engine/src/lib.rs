@@ -10,8 +10,10 @@
 
 pub mod crs;
 pub mod ir;
+pub mod load;
 pub mod operator;
 pub mod request;
+pub mod seclang;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod check;
+pub mod convert;
 pub mod crs_config;
 pub mod eval;
 pub mod ftw;
