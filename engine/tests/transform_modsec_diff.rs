@@ -108,10 +108,12 @@ mod diff {
                 name
             );
             // SAFETY: the symbol is the exported member function with the signature above.
-            let eval: Symbol<'_, Evaluate> = unsafe { self.lib.get(sym.as_bytes()) }.expect("evaluate symbol");
+            let eval: Symbol<'_, Evaluate> =
+                unsafe { self.lib.get(sym.as_bytes()) }.expect("evaluate symbol");
             // SAFETY: libstdc++ is a dependency of libmodsecurity; dlsym finds it through the
             // handle.
-            let delete: Symbol<'_, OperatorDelete> = unsafe { self.lib.get(b"_ZdlPv") }.expect("operator delete");
+            let delete: Symbol<'_, OperatorDelete> =
+                unsafe { self.lib.get(b"_ZdlPv") }.expect("operator delete");
             let mut data = input.to_vec();
             data.push(0);
             let value = CxxString { ptr: data.as_mut_ptr(), len: input.len(), buf: [0; 16] };
@@ -191,7 +193,11 @@ mod diff {
             (0..len)
                 .map(|_| {
                     let r = self.next();
-                    if r % 8 == 0 { (r >> 8) as u8 } else { ALPHABET[((r >> 8) % ALPHABET.len() as u64) as usize] }
+                    if r % 8 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        ALPHABET[((r >> 8) % ALPHABET.len() as u64) as usize]
+                    }
                 })
                 .collect()
         }
@@ -199,14 +205,21 @@ mod diff {
 
     fn show(b: &[u8]) -> String {
         b.iter()
-            .map(|&c| if (0x20..0x7f).contains(&c) && c != b'\\' { (c as char).to_string() } else { format!("\\x{c:02x}") })
+            .map(|&c| {
+                if (0x20..0x7f).contains(&c) && c != b'\\' {
+                    (c as char).to_string()
+                } else {
+                    format!("\\x{c:02x}")
+                }
+            })
             .collect()
     }
 
     #[test]
     fn matches_libmodsecurity() {
         let Some(oracle) = Oracle::open() else { return };
-        let random: usize = std::env::var("WAFBENCH_DIFF_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
+        let random: usize =
+            std::env::var("WAFBENCH_DIFF_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
         let mut failures = Vec::new();
         let mut checked = 0usize;
         for &t in Transformation::ALL {
@@ -217,7 +230,12 @@ mod diff {
                 let got = apply(t, &input);
                 checked += 1;
                 if *got != want[..] {
-                    failures.push(format!("{t:?}({}) = {} but libmodsecurity gives {}", show(&input), show(&got), show(&want)));
+                    failures.push(format!(
+                        "{t:?}({}) = {} but libmodsecurity gives {}",
+                        show(&input),
+                        show(&got),
+                        show(&want)
+                    ));
                 }
             }
         }

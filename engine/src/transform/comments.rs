@@ -54,7 +54,10 @@ pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
 ///   the value that is the C string's NUL terminator, so `/*x*/` gives a single 0x00 byte.
 /// - An unterminated comment is replaced by one space.
 pub fn remove_comments(input: &[u8]) -> Cow<'_, [u8]> {
-    if memchr(b'#', input).is_none() && memmem::find(input, b"/*").is_none() && memmem::find(input, b"--").is_none() {
+    if memchr(b'#', input).is_none()
+        && memmem::find(input, b"/*").is_none()
+        && memmem::find(input, b"--").is_none()
+    {
         return Cow::Borrowed(input);
     }
     let n = input.len();

@@ -50,12 +50,18 @@ pub fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
         if let Some(c) = simple {
             out.push(c);
             i += 2;
-        } else if (e == b'x' || e == b'X') && i + 3 < n && is_hex(input[i + 2]) && is_hex(input[i + 3]) {
+        } else if (e == b'x' || e == b'X')
+            && i + 3 < n
+            && is_hex(input[i + 2])
+            && is_hex(input[i + 3])
+        {
             out.push(x2c(input[i + 2], input[i + 3]));
             i += 4;
         } else if is_odigit(e) {
             let digits = input[i + 1..].iter().take(3).take_while(|&&b| is_odigit(b)).count();
-            let v = input[i + 1..i + 1 + digits].iter().fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
+            let v = input[i + 1..i + 1 + digits]
+                .iter()
+                .fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
             out.push((v & 0xff) as u8);
             i += 1 + digits;
         } else {

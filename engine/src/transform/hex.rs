@@ -54,7 +54,10 @@ pub fn sql_hex_decode(input: &[u8]) -> Cow<'_, [u8]> {
     // Invariant of the C loop: `count == data + 1` when the loop condition is tested, so
     // `++count < len` is `data + 1 < len`.
     while data + 1 < len && at(data) != 0 {
-        if at(data) == b'0' && at(data + 1).eq_ignore_ascii_case(&b'x') && is_hex(at(data + 2)) && is_hex(at(data + 3))
+        if at(data) == b'0'
+            && at(data + 1).eq_ignore_ascii_case(&b'x')
+            && is_hex(at(data + 2))
+            && is_hex(at(data + 3))
         {
             data += 2;
             while is_hex(at(data)) && is_hex(at(data + 1)) {

@@ -54,7 +54,9 @@ pub fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
         } else if is_odigit(e) {
             let run = input[i + 1..].iter().take(3).take_while(|&&b| is_odigit(b)).count();
             let digits = if run == 3 && e > b'3' { 2 } else { run };
-            let v = input[i + 1..i + 1 + digits].iter().fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
+            let v = input[i + 1..i + 1 + digits]
+                .iter()
+                .fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
             // At most 0o377 by construction.
             out.push((v & 0xff) as u8);
             i += 1 + digits;

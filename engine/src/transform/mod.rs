@@ -57,6 +57,9 @@ pub use whitespace::{compress_whitespace, remove_whitespace, trim, trim_left, tr
 
 /// Applies one transformation. Returns `Cow::Borrowed(input)` when the value is unchanged (cheap
 /// fast path: most values contain nothing to decode), else the new bytes.
+///
+/// A borrowed result is always a sub-slice of `input`: the whole of it when unchanged, or a
+/// part of it (`trim*`, and the empty slice when a strict decoder rejects the value).
 pub fn apply(t: Transformation, input: &[u8]) -> Cow<'_, [u8]> {
     use Transformation as T;
     match t {
@@ -106,14 +109,32 @@ pub fn apply_chain<'a>(ts: &[Transformation], input: &'a [u8]) -> Cow<'a, [u8]> 
     for &t in ts {
         cur = match cur {
             Cow::Borrowed(b) => apply(t, b),
-            // An owned intermediate stays owned; only replace it when the step changed it.
-            Cow::Owned(v) => match apply(t, &v) {
-                Cow::Borrowed(_) => Cow::Owned(v),
-                Cow::Owned(n) => Cow::Owned(n),
-            },
+            Cow::Owned(v) => Cow::Owned(apply_owned(t, v)),
         };
     }
     cur
+}
+
+/// One step on an owned intermediate value. A borrowed result is a sub-slice of `v` (the value
+/// unchanged, trimmed, or emptied by a failed decode), so `v` is cut down in place instead of
+/// copied.
+fn apply_owned(t: Transformation, mut v: Vec<u8>) -> Vec<u8> {
+    let range = match apply(t, &v) {
+        Cow::Owned(n) => return n,
+        Cow::Borrowed(b) => {
+            let base = v.as_ptr() as usize;
+            let start = (b.as_ptr() as usize).wrapping_sub(base);
+            if start <= v.len() && b.len() <= v.len() - start {
+                start..start + b.len()
+            } else {
+                // Not a sub-slice (no transformation does this today): copy it.
+                return b.to_vec();
+            }
+        }
+    };
+    v.truncate(range.end);
+    v.drain(..range.start);
+    v
 }
 
 // ---- helpers shared by the families, mirroring src/utils/string.{h,cc} ----
@@ -135,11 +156,7 @@ pub(crate) fn is_odigit(b: u8) -> bool {
 /// hexDecode feeds it arbitrary bytes and relies on the wrapping.
 #[inline]
 pub(crate) fn xdigit(b: u8) -> u8 {
-    if b >= b'A' {
-        (b & 0xdf).wrapping_sub(b'A').wrapping_add(10)
-    } else {
-        b.wrapping_sub(b'0')
-    }
+    if b >= b'A' { (b & 0xdf).wrapping_sub(b'A').wrapping_add(10) } else { b.wrapping_sub(b'0') }
 }
 
 /// `x2c` from src/utils/string.cc: two hex digits to a byte, wrapping like the C code.
@@ -205,6 +222,11 @@ mod tests {
         assert!(matches!(out, Cow::Borrowed(_)));
         let out = apply_chain(&[], b"x");
         assert_eq!(&*out, b"x");
+        // Borrowed sub-slices of an owned intermediate (trim, failed base64) are honoured.
+        let out = apply_chain(&[T::UrlDecode, T::Trim], b"+%41+");
+        assert_eq!(&*out, b"A");
+        let out = apply_chain(&[T::CmdLine, T::Base64Decode], b".A");
+        assert_eq!(&*out, b"");
     }
 
     #[test]

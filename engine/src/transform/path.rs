@@ -20,6 +20,11 @@ use memchr::{memchr, memmem};
 ///   (`.//a` gives `a`).
 /// - A trailing slash is kept only if the input had one; `..` or `.` as last segment resolve
 ///   without adding one (`/a/b/..` gives `/a`).
+/// - Only the last two bytes of a segment are looked at to spot a back-reference, so any
+///   segment *ending* in `..` acts as one: `/a/b../c` and `/a/.../c` both give `/a/c`.
+/// - Climbing back to the root of an absolute path without a trailing slash gives the empty
+///   string (`/..` and `/a/..`): the walk keeps the root `/`, then the final step drops it
+///   because the input did not end with a slash (`/a/../` gives `/`).
 pub fn normalize_path(input: &[u8]) -> Cow<'_, [u8]> {
     normalize(input, false)
 }
@@ -176,6 +181,9 @@ mod tests {
             (b"/a/b/../", b"/a/"),
             (b"/../a", b"/a"),
             (b"/..", b""),
+            (b"/a/..", b""),
+            (b"/a/../", b"/"),
+            (b"/..a", b"/..a"),
             (b"../a", b"../a"),
             (b"a/../../b", b"../b"),
             (b"./a", b"a"),
@@ -190,6 +198,9 @@ mod tests {
             (b"a\\b", b"a\\b"),
             (b"...", b"..."),
             (b"/a/.../b", b"/a/b"),
+            (b"/a/b../c", b"/a/c"),
+            (b"/a/.b/c", b"/a/.b/c"),
+            (b"/a/b./c", b"/a/b./c"),
         ];
         for (i, o) in cases {
             assert_eq!(&*normalize_path(i), *o, "input {:?}", String::from_utf8_lossy(i));

@@ -98,7 +98,11 @@ pub fn url_encode(input: &[u8]) -> Cow<'_, [u8]> {
         } else if keep(c) {
             out.push(c);
         } else {
-            out.extend_from_slice(&[b'%', HEX_LOWER[usize::from(c >> 4)], HEX_LOWER[usize::from(c & 0xf)]]);
+            out.extend_from_slice(&[
+                b'%',
+                HEX_LOWER[usize::from(c >> 4)],
+                HEX_LOWER[usize::from(c & 0xf)],
+            ]);
         }
     }
     Cow::Owned(out)

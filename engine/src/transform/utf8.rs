@@ -46,7 +46,9 @@ pub fn utf8_to_unicode(input: &[u8]) -> Cow<'_, [u8]> {
             }
         } else if c & 0xf0 == 0xe0 {
             if cont(i + 1) && cont(i + 2) {
-                let d = (u32::from(c & 0x0f) << 12) | (u32::from(at(i + 1) & 0x3f) << 6) | u32::from(at(i + 2) & 0x3f);
+                let d = (u32::from(c & 0x0f) << 12)
+                    | (u32::from(at(i + 1) & 0x3f) << 6)
+                    | u32::from(at(i + 2) & 0x3f);
                 seq = Some((3, d));
             }
         } else if c & 0xf8 == 0xf0 {

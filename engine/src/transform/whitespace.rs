@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn trim_table() {
-        let cases: &[(&[u8], &[u8], &[u8], &[u8])] = &[
+        type Row = (&'static [u8], &'static [u8], &'static [u8], &'static [u8]);
+        let cases: &[Row] = &[
             // input, trim, trimLeft, trimRight
             (b"", b"", b"", b""),
             (b"  a b \t", b"a b", b"a b \t", b"  a b"),
