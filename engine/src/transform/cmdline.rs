@@ -17,8 +17,9 @@ pub fn cmd_line(input: &[u8]) -> Cow<'_, [u8]> {
     let Some(first) = input.iter().enumerate().position(|(i, &b)| changes_here(input, i, b)) else {
         return Cow::Borrowed(input);
     };
-    let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
+    // Output never outgrows the input: compact a copy in place behind the read index.
+    let mut out = input.to_vec();
+    let mut w = first;
     // The prefix never contains a separator that would need rewriting, but it may end with a
     // single space that the next `/` or `(` must remove.
     let mut space = first > 0 && input[first - 1] == b' ';
@@ -27,23 +28,27 @@ pub fn cmd_line(input: &[u8]) -> Cow<'_, [u8]> {
             b'"' | b'\'' | b'\\' | b'^' => {}
             b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' => {
                 if !space {
-                    out.push(b' ');
+                    out[w] = b' ';
+                    w += 1;
                     space = true;
                 }
             }
             b'/' | b'(' => {
                 if space {
-                    out.pop();
+                    w -= 1;
                 }
                 space = false;
-                out.push(b);
+                out[w] = b;
+                w += 1;
             }
             _ => {
-                out.push(b.to_ascii_lowercase());
+                out[w] = b.to_ascii_lowercase();
+                w += 1;
                 space = false;
             }
         }
     }
+    out.truncate(w);
     Cow::Owned(out)
 }
 

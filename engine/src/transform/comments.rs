@@ -2,17 +2,19 @@
 //! (src/actions/transformations/replace_comments.cc, remove_comments.cc,
 //! remove_comments_char.cc).
 //!
-//! Each starts with a memchr/memmem scan for the markers it knows and returns the input
+//! Each starts with a memchr scan for the markers it knows and returns the input
 //! borrowed when there is none.
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
+
+use super::find_pair;
 
 /// Replaces each C comment `/* ... */` with one space; an unterminated comment runs to the end
 /// and is replaced by one space too. A lone `*/` is left alone.
 pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = memmem::find(input, b"/*") else {
+    let Some(first) = find_pair(input, b'/', b'*') else {
         return Cow::Borrowed(input);
     };
     let n = input.len();
@@ -21,7 +23,7 @@ pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
     let mut i = first;
     loop {
         // Here input[i..] starts with "/*".
-        match memmem::find(&input[i + 2..], b"*/") {
+        match find_pair(&input[i + 2..], b'*', b'/') {
             Some(rel) => {
                 out.push(b' ');
                 i += 2 + rel + 2;
@@ -31,7 +33,7 @@ pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
                 break;
             }
         }
-        match memmem::find(&input[i..], b"/*") {
+        match find_pair(&input[i..], b'/', b'*') {
             Some(rel) => {
                 out.extend_from_slice(&input[i..i + rel]);
                 i += rel;
@@ -55,8 +57,8 @@ pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
 /// - An unterminated comment is replaced by one space.
 pub fn remove_comments(input: &[u8]) -> Cow<'_, [u8]> {
     if memchr(b'#', input).is_none()
-        && memmem::find(input, b"/*").is_none()
-        && memmem::find(input, b"--").is_none()
+        && find_pair(input, b'/', b'*').is_none()
+        && find_pair(input, b'-', b'-').is_none()
     {
         return Cow::Borrowed(input);
     }

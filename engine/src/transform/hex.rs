@@ -12,10 +12,10 @@ pub fn hex_encode(input: &[u8]) -> Cow<'_, [u8]> {
     if input.is_empty() {
         return Cow::Borrowed(input);
     }
-    let mut out = Vec::with_capacity(input.len() * 2);
-    for &b in input {
-        out.push(HEX_LOWER[usize::from(b >> 4)]);
-        out.push(HEX_LOWER[usize::from(b & 0xf)]);
+    let mut out = vec![0u8; input.len() * 2];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(input) {
+        pair[0] = HEX_LOWER[usize::from(b >> 4)];
+        pair[1] = HEX_LOWER[usize::from(b & 0xf)];
     }
     Cow::Owned(out)
 }

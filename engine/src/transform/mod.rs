@@ -171,6 +171,16 @@ pub(crate) fn is_c_space(b: u8) -> bool {
     b == b' ' || (0x09..=0x0d).contains(&b)
 }
 
+/// Position of the first two-byte sequence `a b` in `hay`.
+///
+/// `memmem::find` builds a searcher on every call, which costs more than the whole scan on the
+/// short values a WAF sees (~150 ns vs ~20 ns for 64 bytes); a memchr on the first byte is
+/// enough for a two-byte needle.
+#[inline]
+pub(crate) fn find_pair(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    memchr::memchr_iter(a, hay).find(|&i| hay.get(i + 1) == Some(&b))
+}
+
 /// Lower-case hex digits, as `c2x` in src/utils/string.cc and hexEncode's `std::hex` print.
 pub(crate) const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 

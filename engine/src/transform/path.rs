@@ -1,15 +1,17 @@
 //! `t:normalizePath` / `t:normalisePath` and `t:normalizePathWin`
 //! (src/actions/transformations/normalise_path.cc, normalise_path_win.cc).
 //!
-//! Paths without a `.`, without `//` (and, for the Windows variant, without `\`) come out
-//! unchanged and are returned borrowed after a memchr scan. Otherwise the value is copied once
+//! Paths without `//`, without a `.` or `..` segment (and, for the Windows variant, without
+//! `\`) come out unchanged and are returned borrowed after a memchr scan. Otherwise the value is copied once
 //! and normalised in place by the same read-pointer / write-pointer walk ModSecurity uses: the
 //! walk reads back what it has already written (to spot `..` and `/.`), so keeping one buffer
 //! is what makes the edge cases come out identical.
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memmem};
+use memchr::{memchr, memchr_iter};
+
+use super::find_pair;
 
 /// Removes `./`, `//` and resolves `..` like ModSecurity v3.
 ///
@@ -37,16 +39,31 @@ pub fn normalize_path_win(input: &[u8]) -> Cow<'_, [u8]> {
 }
 
 fn normalize(input: &[u8], win: bool) -> Cow<'_, [u8]> {
-    let may_change = memchr(b'.', input).is_some()
-        || memmem::find(input, b"//").is_some()
-        || (win && memchr(b'\\', input).is_some());
-    if !may_change {
+    if !may_change(input, win) {
         return Cow::Borrowed(input);
     }
     let mut buf = input.to_vec();
     let len = normalize_in_place(&mut buf, win);
     buf.truncate(len);
     if buf == input { Cow::Borrowed(input) } else { Cow::Owned(buf) }
+}
+
+/// Whether the walk could change anything. Until its first change the walk copies byte for
+/// byte (write index == read index), and it only acts at a segment end on `//` or on a `.` that
+/// follows the start, a `/` or another `.`. So a value with neither (nor `\` for the Windows
+/// variant) is returned as is without copying - most real paths, and text that merely
+/// contains a full stop.
+fn may_change(input: &[u8], win: bool) -> bool {
+    if win && memchr(b'\\', input).is_some() {
+        return true;
+    }
+    if find_pair(input, b'/', b'/').is_some() {
+        return true;
+    }
+    memchr_iter(b'.', input).any(|i| {
+        let segment_end = i + 1 == input.len() || input[i + 1] == b'/';
+        segment_end && (i == 0 || input[i - 1] == b'.' || input[i - 1] == b'/')
+    })
 }
 
 /// What the walk does after looking at a segment end.
@@ -225,6 +242,8 @@ mod tests {
     fn borrowed_when_unchanged() {
         assert!(matches!(normalize_path(b"/a/b/c"), Cow::Borrowed(_)));
         assert!(matches!(normalize_path(b"/a/b.txt"), Cow::Borrowed(_)));
+        assert!(matches!(normalize_path(b"A sentence. Another one."), Cow::Borrowed(_)));
+        assert!(matches!(normalize_path(b"a/b./c"), Cow::Borrowed(_)));
         assert!(matches!(normalize_path_win(b"/a/b"), Cow::Borrowed(_)));
     }
 }

@@ -59,9 +59,14 @@ pub fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
     let Some(first) = input.iter().position(|&b| drop(b)) else {
         return Cow::Borrowed(input);
     };
-    let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    out.extend(input[first..].iter().copied().filter(|&b| !drop(b)));
+    // Compact a copy in place: branch-free store, then advance only for kept bytes.
+    let mut out = input.to_vec();
+    let mut w = first;
+    for &b in &input[first..] {
+        out[w] = b;
+        w += usize::from(!drop(b));
+    }
+    out.truncate(w);
     Cow::Owned(out)
 }
 
