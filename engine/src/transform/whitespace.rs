@@ -56,17 +56,11 @@ pub fn compress_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
 /// U+0080..U+00BF (`©` is `c2 a9`) vanishes too, leaving its continuation byte.
 pub fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
     let drop = |b: u8| is_c_space(b) || b == 0xa0 || b == 0xc2;
-    let Some(first) = input.iter().position(|&b| drop(b)) else {
+    if !input.iter().any(|&b| drop(b)) {
         return Cow::Borrowed(input);
-    };
-    // Compact a copy in place: branch-free store, then advance only for kept bytes.
-    let mut out = input.to_vec();
-    let mut w = first;
-    for &b in &input[first..] {
-        out[w] = b;
-        w += usize::from(!drop(b));
     }
-    out.truncate(w);
+    let mut out = input.to_vec();
+    out.retain(|&b| !drop(b));
     Cow::Owned(out)
 }
 
