@@ -36,13 +36,17 @@ const S: [u32; 64] = [
     6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 ];
 
-/// `K[i] = floor(abs(sin(i + 1)) * 2^32)`, computed once rather than typed in.
-fn md5_k() -> [u32; 64] {
-    let mut k = [0u32; 64];
-    for (i, slot) in k.iter_mut().enumerate() {
-        *slot = ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32;
-    }
-    k
+/// `K[i] = floor(abs(sin(i + 1)) * 2^32)`, computed once rather than typed in (the RFC test
+/// vectors below exercise all 64 constants).
+fn md5_k() -> &'static [u32; 64] {
+    static K: std::sync::OnceLock<[u32; 64]> = std::sync::OnceLock::new();
+    K.get_or_init(|| {
+        let mut k = [0u32; 64];
+        for (i, slot) in k.iter_mut().enumerate() {
+            *slot = ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32;
+        }
+        k
+    })
 }
 
 fn md5_digest(input: &[u8]) -> [u8; 16] {
