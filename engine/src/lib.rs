@@ -14,6 +14,7 @@ pub mod load;
 pub mod operator;
 pub mod request;
 pub mod seclang;
+pub mod transform;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};
