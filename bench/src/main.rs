@@ -24,12 +24,15 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Generate seeded request corpora (`gen`) and describe corpus files (`stats`).
+    Corpus(cmd::corpus::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Corpus(a) => cmd::corpus::run(a),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,7 @@ const STATIC: &str = "static.example.com";
 
 /// The share of each kind of request, in percent.
 const MIX: &[(usize, What)] = &[
-    (24, What::Static),
+    (26, What::Static),
     (18, What::Page),
     (8, What::Search),
     (16, What::ApiRead),
@@ -66,7 +66,7 @@ const MIX: &[(usize, What)] = &[
     (3, What::Xml),
     (3, What::Preflight),
     (9, What::RestWrite),
-    (4, What::RestDelete),
+    (2, What::RestDelete),
 ];
 
 /// Body sizes: most small, a long tail to 64 KB (ranges in bytes, weights in percent).
@@ -593,7 +593,7 @@ fn rest_write(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let target = body_size(d);
     let (uri, doc) = json_doc(d, target);
     // Creating is POST; replacing and updating are PUT and PATCH.
-    let method = d.weighted(&[(50, "POST"), (30, "PUT"), (20, "PATCH")]);
+    let method = d.weighted(&[(65, "POST"), (22, "PUT"), (13, "PATCH")]);
     let body = serde_json::to_vec(&doc).unwrap_or_default();
     let ct = if d.chance(50) { "application/json" } else { "application/json; charset=utf-8" };
     let referer = client.is_browser().then(|| format!("https://{SHOP}/account"));

@@ -18,7 +18,7 @@ const DEEP: usize = 10_000;
 const MANY_ARGS: usize = 10_000;
 
 /// The hostile cases, in the order they are generated.
-pub(crate) const CASES: &[&str] = &[
+pub const CASES: &[&str] = &[
     "bad-percent",
     "invalid-utf8-uri",
     "invalid-utf8-body",

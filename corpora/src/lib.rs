@@ -30,7 +30,7 @@ use std::str::FromStr;
 use waf_engine::request::{Request, RequestLine};
 
 pub use attack::{FAMILIES, LOCATIONS};
-pub use hostile::MAX_HOSTILE_BODY;
+pub use hostile::{CASES as HOSTILE_CASES, MAX_HOSTILE_BODY};
 
 /// Which traffic to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +120,23 @@ impl GeneratedRequest {
         self.kind.strip_prefix("attack/").and_then(|r| r.split('/').nth(1))
     }
 }
+
+/// How one of the committed corpora under `corpora/` is made: `wafbench corpus gen
+/// --profile <profile> --seed <seed> --count <count> --out corpora/<file>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandardCorpus {
+    pub file: &'static str,
+    pub profile: Profile,
+    pub seed: u64,
+    pub count: usize,
+}
+
+/// The corpora the benches use, committed with a `MANIFEST` of their SHA-256 sums.
+pub const STANDARD_CORPORA: &[StandardCorpus] = &[
+    StandardCorpus { file: "benign.jsonl", profile: Profile::Benign, seed: 1, count: 2000 },
+    StandardCorpus { file: "attack.jsonl", profile: Profile::Attack, seed: 2, count: 1000 },
+    StandardCorpus { file: "mixed.jsonl", profile: Profile::Mixed, seed: 3, count: 1000 },
+];
 
 /// Generates `count` requests of `profile` from `seed`. Ids are `<profile>-<n>`, counted
 /// from 1 with six digits.

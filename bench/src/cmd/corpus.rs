@@ -1,0 +1,82 @@
+//! `wafbench corpus`: make and describe request corpora.
+//! `gen` writes a seeded corpus (byte-identical for the same seed, count and version);
+//! `stats` describes any corpus file, listing bad lines instead of stopping at them.
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use waf_corpora::{Profile, generate, stats::corpus_stats, write_corpus};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Generate a corpus (JSON Lines) from a seed.
+    Gen {
+        /// Seed of the random stream.
+        #[arg(long)]
+        seed: u64,
+        /// Number of requests.
+        #[arg(long)]
+        count: usize,
+        /// benign, attack, mixed or hostile.
+        #[arg(long, value_parser = parse_profile)]
+        profile: Profile,
+        /// Output file; `-` or absent for stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Describe a corpus: counts, methods, kinds, body sizes, content types, bad lines.
+    Stats {
+        /// The corpus file (`-` for stdin).
+        file: PathBuf,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse::<Profile>().map_err(|e| e.to_string())
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    match a.command {
+        Sub::Gen { seed, count, profile, out } => {
+            let reqs = generate(profile, seed, count);
+            match out.filter(|p| p.as_os_str() != "-") {
+                Some(path) => {
+                    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    let mut w = BufWriter::new(f);
+                    write_corpus(&mut w, &reqs).and_then(|()| w.flush())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {} {profile} requests (seed {seed}) to {}", reqs.len(), path.display());
+                }
+                None => {
+                    let mut w = BufWriter::new(std::io::stdout().lock());
+                    write_corpus(&mut w, &reqs).and_then(|()| w.flush()).context("writing stdout")?;
+                }
+            }
+        }
+        Sub::Stats { file, json } => {
+            let s = if file.as_os_str() == "-" {
+                corpus_stats(std::io::stdin().lock())
+            } else {
+                let f = File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+                corpus_stats(BufReader::new(f))
+            };
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                print!("{s}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
