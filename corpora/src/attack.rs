@@ -15,7 +15,9 @@
 
 use crate::GeneratedRequest;
 use crate::dice::Dice;
-use crate::http::{Part, form_encode, multipart_body, pct_encode, pct_encode_all, set_content_length, xml_escape};
+use crate::http::{
+    Part, form_encode, multipart_body, pct_encode, pct_encode_all, set_content_length, xml_escape,
+};
 use crate::words::*;
 use waf_engine::request::Request;
 
@@ -288,7 +290,13 @@ fn pick_variant(d: &mut Dice, family: &str, location: &str) -> Variant {
 
 fn random_case(d: &mut Dice, s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphabetic() && d.chance(50) { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c.is_ascii_alphabetic() && d.chance(50) {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -343,7 +351,11 @@ struct Draft {
 
 /// A plain request from an attack tool or a browser: the frame a payload goes into.
 fn base(d: &mut Dice, method: &str, uri: String) -> Draft {
-    let ua = if d.chance(60) { d.pick(CHROME_UA) } else { d.pick(&["python-requests/2.31.0", "curl/8.4.0", "Go-http-client/1.1"]) };
+    let ua = if d.chance(60) {
+        d.pick(CHROME_UA)
+    } else {
+        d.pick(&["python-requests/2.31.0", "curl/8.4.0", "Go-http-client/1.1"])
+    };
     let mut headers = vec![
         ("Host".to_string(), "shop.example.com".to_string()),
         ("User-Agent".to_string(), ua.to_string()),
@@ -364,7 +376,12 @@ fn with_body(mut draft: Draft, content_type: &str, body: Vec<u8>) -> Draft {
     draft
 }
 
-fn finish(d: &mut Dice, kind: String, encoding: Option<&str>, mut draft: Draft) -> GeneratedRequest {
+fn finish(
+    d: &mut Dice,
+    kind: String,
+    encoding: Option<&str>,
+    mut draft: Draft,
+) -> GeneratedRequest {
     // A deliberate Content-Length (the smuggling case) is kept; any other is set here.
     if !draft.headers.iter().any(|(n, _)| n == "Content-Length") {
         set_content_length(&mut draft.headers, &draft.method, draft.body.len());
@@ -451,7 +468,12 @@ fn payload_request(d: &mut Dice, family: &'static str, location: &'static str) -
             } else {
                 vec![
                     Part::field("description", "profile picture"),
-                    Part::file("upload", &value_text, "application/octet-stream", b"GIF89a\x01\x00\x01\x00".to_vec()),
+                    Part::file(
+                        "upload",
+                        &value_text,
+                        "application/octet-stream",
+                        b"GIF89a\x01\x00\x01\x00".to_vec(),
+                    ),
                 ]
             };
             let draft = base(d, "POST", "/upload".into());
@@ -479,7 +501,20 @@ fn payload_request(d: &mut Dice, family: &'static str, location: &'static str) -
 fn structural_request(d: &mut Dice, family: &'static str) -> GeneratedRequest {
     let (location, draft) = match family {
         "method" => {
-            let m = d.pick(&["TRACE", "TRACK", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "DEBUG", "CONNECT", "PURGE"]);
+            let m = d.pick(&[
+                "TRACE",
+                "TRACK",
+                "PROPFIND",
+                "PROPPATCH",
+                "MKCOL",
+                "COPY",
+                "MOVE",
+                "LOCK",
+                "UNLOCK",
+                "DEBUG",
+                "CONNECT",
+                "PURGE",
+            ]);
             ("method", base(d, m, "/".into()))
         }
         "scanner" => scanner(d),
@@ -500,7 +535,10 @@ fn scanner(d: &mut Dice) -> (&'static str, Draft) {
         1 => {
             let mut draft = base(d, "GET", "/index.html".into());
             let (n, v) = d.pick(&[
-                ("Acunetix-Product", "WVS/11.0 (Acunetix Web Vulnerability Scanner - Free Edition)"),
+                (
+                    "Acunetix-Product",
+                    "WVS/11.0 (Acunetix Web Vulnerability Scanner - Free Edition)",
+                ),
                 ("X-Scanner", "Netsparker"),
                 ("Acunetix-Scanning-agreement", "Third Party Scanning PROHIBITED"),
             ]);
@@ -558,12 +596,25 @@ fn protocol(d: &mut Dice) -> (&'static str, Draft) {
             "header"
         }
         7 => {
-            let h = d.pick(&[("Proxy", "http://203.0.113.9:8080"), ("Content-Range", "bytes 0-10/20"), ("Lock-Token", "<opaquelocktoken:1>"), ("Accept-Charset", "utf-7")]);
+            let h = d.pick(&[
+                ("Proxy", "http://203.0.113.9:8080"),
+                ("Content-Range", "bytes 0-10/20"),
+                ("Lock-Token", "<opaquelocktoken:1>"),
+                ("Accept-Charset", "utf-7"),
+            ]);
             set(&mut draft, h.0, h.1);
             "header"
         }
         8 => {
-            draft = with_body(draft, d.pick(&["text/x-shellscript", "application/x-custom", "application/json; charset=utf-7"]), b"{\"a\":1}".to_vec());
+            draft = with_body(
+                draft,
+                d.pick(&[
+                    "text/x-shellscript",
+                    "application/x-custom",
+                    "application/json; charset=utf-7",
+                ]),
+                b"{\"a\":1}".to_vec(),
+            );
             "header"
         }
         9 => {
@@ -584,7 +635,10 @@ fn protocol(d: &mut Dice) -> (&'static str, Draft) {
             "header"
         }
         11 => {
-            draft.uri = format!("/search?q={}", d.pick(&["%GGtest", "abc%2", "%u0027%u003c", "%uff1cscript%uff1e"]));
+            draft.uri = format!(
+                "/search?q={}",
+                d.pick(&["%GGtest", "abc%2", "%u0027%u003c", "%uff1cscript%uff1e"])
+            );
             "query"
         }
         12 => {
@@ -592,16 +646,27 @@ fn protocol(d: &mut Dice) -> (&'static str, Draft) {
             "query"
         }
         13 => {
-            draft.uri = d.pick(&["/backup/site.sql", "/db/users.bak", "/app/web.config", "/index.php~", "/.env", "/wp-config.php.old"]).to_string();
+            draft.uri = d
+                .pick(&[
+                    "/backup/site.sql",
+                    "/db/users.bak",
+                    "/app/web.config",
+                    "/index.php~",
+                    "/.env",
+                    "/wp-config.php.old",
+                ])
+                .to_string();
             "path"
         }
         14 => {
-            draft = with_body(draft, "application/x-www-form-urlencoded", b"name=%zzbad&x=%".to_vec());
+            draft =
+                with_body(draft, "application/x-www-form-urlencoded", b"name=%zzbad&x=%".to_vec());
             "urlencoded"
         }
         _ => {
             // Transfer-Encoding on a GET, which has no body to frame.
-            draft.uri = format!("/search?{}", form_encode(&[("q".to_string(), d.pick(NOUNS).to_string())]));
+            draft.uri =
+                format!("/search?{}", form_encode(&[("q".to_string(), d.pick(NOUNS).to_string())]));
             set(&mut draft, "Transfer-Encoding", "chunked");
             "header"
         }
@@ -618,11 +683,16 @@ fn multipart(d: &mut Dice) -> (&'static str, Draft) {
             ("multipart-field", multipart_body(&boundary, &parts))
         }
         1 => {
-            field.content_type = Some(d.pick(&["text/plain; charset=utf-7", "text/plain; charset=ibm500"]).to_string());
+            field.content_type = Some(
+                d.pick(&["text/plain; charset=utf-7", "text/plain; charset=ibm500"]).to_string(),
+            );
             ("multipart-header", multipart_body(&boundary, &[field]))
         }
         2 => {
-            field.extra_headers.push(format!("Content-Transfer-Encoding: {}", d.pick(&["base64", "quoted-printable"])));
+            field.extra_headers.push(format!(
+                "Content-Transfer-Encoding: {}",
+                d.pick(&["base64", "quoted-printable"])
+            ));
             ("multipart-header", multipart_body(&boundary, &[field]))
         }
         _ => {
@@ -654,7 +724,10 @@ mod tests {
         }
         for f in PAYLOAD_FAMILIES {
             for l in LOCATIONS {
-                assert!(reqs.iter().any(|r| r.family() == Some(f) && r.location() == Some(l)), "{f}/{l}");
+                assert!(
+                    reqs.iter().any(|r| r.family() == Some(f) && r.location() == Some(l)),
+                    "{f}/{l}"
+                );
             }
         }
     }

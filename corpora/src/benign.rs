@@ -113,11 +113,19 @@ fn pick_client(d: &mut Dice, what: What) -> Client {
         &[(45, Client::App), (20, Client::Curl), (25, Client::Chrome), (10, Client::Firefox)];
     match what {
         What::Static | What::Page | What::Search => {
-            if d.chance(6) { Client::Curl } else { d.weighted(browsers) }
+            if d.chance(6) {
+                Client::Curl
+            } else {
+                d.weighted(browsers)
+            }
         }
         What::Form | What::Upload | What::Preflight => d.weighted(browsers),
         What::Xml => {
-            if d.chance(50) { Client::Curl } else { Client::App }
+            if d.chance(50) {
+                Client::Curl
+            } else {
+                Client::App
+            }
         }
         What::ApiRead | What::ApiAction | What::RestWrite | What::RestDelete => d.weighted(api),
     }
@@ -207,9 +215,22 @@ fn body_size(d: &mut Dice) -> usize {
 fn tracking_params(d: &mut Dice, q: &mut Vec<(String, String)>) {
     match d.below(6) {
         0 => {
-            q.push(("utm_source".into(), d.pick(&["newsletter", "google", "facebook", "partner"]).to_string()));
-            q.push(("utm_medium".into(), d.pick(&["email", "cpc", "social", "referral"]).to_string()));
-            q.push(("utm_campaign".into(), format!("{}_{}", d.pick(CATEGORIES), d.pick(&["spring", "summer", "sale", "launch"]))));
+            q.push((
+                "utm_source".into(),
+                d.pick(&["newsletter", "google", "facebook", "partner"]).to_string(),
+            ));
+            q.push((
+                "utm_medium".into(),
+                d.pick(&["email", "cpc", "social", "referral"]).to_string(),
+            ));
+            q.push((
+                "utm_campaign".into(),
+                format!(
+                    "{}_{}",
+                    d.pick(CATEGORIES),
+                    d.pick(&["spring", "summer", "sale", "launch"])
+                ),
+            ));
         }
         1 => q.push(("gclid".into(), d.alnum(32))),
         2 => q.push(("fbclid".into(), d.alnum(40))),
@@ -301,7 +322,11 @@ fn headers(
         Client::Chrome => {
             push(&mut h, "Host", host);
             push(&mut h, "Connection", "keep-alive");
-            push(&mut h, "sec-ch-ua", "\"Not_A Brand\";v=\"8\", \"Chromium\";v=\"120\", \"Google Chrome\";v=\"120\"");
+            push(
+                &mut h,
+                "sec-ch-ua",
+                "\"Not_A Brand\";v=\"8\", \"Chromium\";v=\"120\", \"Google Chrome\";v=\"120\"",
+            );
             push(&mut h, "sec-ch-ua-mobile", "?0");
             push(&mut h, "sec-ch-ua-platform", d.pick(&["\"Windows\"", "\"macOS\"", "\"Linux\""]));
             if navigate {
@@ -373,7 +398,11 @@ fn headers(
             push(&mut h, "Host", host);
             let ua = d.pick(CURL_UA);
             push(&mut h, "User-Agent", ua);
-            push(&mut h, "Accept", if matches!(dest, Dest::Fetch) { "application/json" } else { "*/*" });
+            push(
+                &mut h,
+                "Accept",
+                if matches!(dest, Dest::Fetch) { "application/json" } else { "*/*" },
+            );
             if let Some(ct) = &content_type {
                 push(&mut h, "Content-Type", ct);
             }
@@ -423,15 +452,25 @@ fn shop_referer(d: &mut Dice) -> Option<String> {
 fn static_asset(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let h = d.hex(8);
     let (uri, dest) = match d.below(6) {
-        0 => (format!("/static/js/{}.{h}.js", d.pick(&["app", "vendor", "runtime", "checkout"])), Dest::Script),
+        0 => (
+            format!("/static/js/{}.{h}.js", d.pick(&["app", "vendor", "runtime", "checkout"])),
+            Dest::Script,
+        ),
         1 => (format!("/static/css/{}.{h}.css", d.pick(&["main", "theme", "print"])), Dest::Style),
         2 | 3 => {
             let w = d.pick(&[200usize, 400, 800, 1200]);
             let ext = d.pick(&["webp", "jpg", "png", "avif"]);
             (format!("/img/products/{}-{w}w.{ext}", product_id(d)), Dest::Image)
         }
-        4 => (format!("/fonts/{}.woff2", d.pick(&["inter-var", "roboto-regular", "lora-italic"])), Dest::Font),
-        _ => (d.pick(&["/favicon.ico", "/img/logo.svg", "/apple-touch-icon.png", "/robots.txt"]).to_string(), Dest::Image),
+        4 => (
+            format!("/fonts/{}.woff2", d.pick(&["inter-var", "roboto-regular", "lora-italic"])),
+            Dest::Font,
+        ),
+        _ => (
+            d.pick(&["/favicon.ico", "/img/logo.svg", "/apple-touch-icon.png", "/robots.txt"])
+                .to_string(),
+            Dest::Image,
+        ),
     };
     let method = if d.chance(4) { "HEAD" } else { "GET" };
     let referer = Some(format!("https://{SHOP}/"));
@@ -448,15 +487,33 @@ fn page(d: &mut Dice, client: Client) -> (&'static str, Draft) {
             let c = d.pick(CATEGORIES);
             if d.chance(60) {
                 q.push(("page".into(), d.between(2, 20).to_string()));
-                q.push(("sort".into(), d.pick(&["price_asc", "price_desc", "newest", "rating"]).to_string()));
+                q.push((
+                    "sort".into(),
+                    d.pick(&["price_asc", "price_desc", "newest", "rating"]).to_string(),
+                ));
             }
             if d.chance(30) {
                 q.push(("per_page".into(), d.pick(&["24", "48", "96"]).to_string()));
             }
             format!("/category/{c}")
         }
-        4 => format!("/blog/{}/{}-{}-guide", d.between(2019, 2024), d.pick(ADJECTIVES), d.pick(NOUNS)),
-        5 => d.pick(&["/about", "/help/shipping", "/help/returns", "/contact", "/account", "/cart", "/checkout"]).to_string(),
+        4 => format!(
+            "/blog/{}/{}-{}-guide",
+            d.between(2019, 2024),
+            d.pick(ADJECTIVES),
+            d.pick(NOUNS)
+        ),
+        5 => d
+            .pick(&[
+                "/about",
+                "/help/shipping",
+                "/help/returns",
+                "/contact",
+                "/account",
+                "/cart",
+                "/checkout",
+            ])
+            .to_string(),
         _ => format!("/stores/{}", d.pick(CITIES).to_lowercase()),
     };
     tracking_params(d, &mut q);
@@ -627,7 +684,10 @@ fn form(d: &mut Dice, client: Client) -> (&'static str, Draft) {
                 ("csrf_token".into(), d.hex(40)),
             ],
         ),
-        1 => ("/newsletter/subscribe", vec![("email".into(), email), ("topics[]".into(), d.pick(CATEGORIES).to_string())]),
+        1 => (
+            "/newsletter/subscribe",
+            vec![("email".into(), email), ("topics[]".into(), d.pick(CATEGORIES).to_string())],
+        ),
         2 => {
             let target = body_size(d);
             (
@@ -645,7 +705,10 @@ fn form(d: &mut Dice, client: Client) -> (&'static str, Draft) {
             "/checkout/address",
             vec![
                 ("full_name".into(), format!("{} {}", capitalise(&f), capitalise(&l))),
-                ("street".into(), format!("{} {} Road", d.between(1, 300), capitalise(d.pick(NOUNS)))),
+                (
+                    "street".into(),
+                    format!("{} {} Road", d.between(1, 300), capitalise(d.pick(NOUNS))),
+                ),
                 ("city".into(), d.pick(CITIES).to_string()),
                 ("zip".into(), d.between(10000, 99999).to_string()),
                 ("phone".into(), format!("+49{}", d.between(1_500_000_000, 1_799_999_999))),
@@ -655,14 +718,22 @@ fn form(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     };
     let body = form_encode(&pairs).into_bytes();
     let referer = Some(format!("https://{SHOP}{path}"));
-    let headers =
-        headers(d, client, SHOP, Dest::Document, referer, Some("application/x-www-form-urlencoded".into()));
+    let headers = headers(
+        d,
+        client,
+        SHOP,
+        Dest::Document,
+        referer,
+        Some("application/x-www-form-urlencoded".into()),
+    );
     ("form", Draft { method: "POST", host: SHOP, uri: path.into(), headers, body })
 }
 
 fn upload(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let boundary = match client {
-        Client::Firefox => format!("---------------------------{}", d.between(100_000_000, 999_999_999)),
+        Client::Firefox => {
+            format!("---------------------------{}", d.between(100_000_000, 999_999_999))
+        }
         _ => format!("----WebKitFormBoundary{}", d.alnum(16)),
     };
     let size = body_size(d);
@@ -671,9 +742,19 @@ fn upload(d: &mut Dice, client: Client) -> (&'static str, Draft) {
         let mut img = b"\x89PNG\r\n\x1a\n".to_vec();
         img.extend(d.bytes(size));
         let name = format!("IMG_{}.png", d.between(1000, 9999));
-        ("/account/avatar", vec![Part::field("csrf_token", &d.hex(40)), Part::file("avatar", &name, "image/png", img)])
+        (
+            "/account/avatar",
+            vec![
+                Part::field("csrf_token", &d.hex(40)),
+                Part::file("avatar", &name, "image/png", img),
+            ],
+        )
     } else {
-        let name = format!("{}-{}.txt", d.pick(&["receipt", "notes", "invoice", "order"]), d.between(1, 999));
+        let name = format!(
+            "{}-{}.txt",
+            d.pick(&["receipt", "notes", "invoice", "order"]),
+            d.between(1, 999)
+        );
         let text = prose(d, size).into_bytes();
         (
             "/support/attachments",
@@ -732,7 +813,10 @@ fn preflight(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let mut h = headers(d, client, API, Dest::Fetch, Some(format!("https://{SHOP}/")), None);
     h.retain(|(n, _)| n != "Cookie");
     h.push(("Origin".into(), format!("https://{SHOP}")));
-    h.push(("Access-Control-Request-Method".into(), d.pick(&["POST", "PUT", "PATCH", "DELETE"]).to_string()));
+    h.push((
+        "Access-Control-Request-Method".into(),
+        d.pick(&["POST", "PUT", "PATCH", "DELETE"]).to_string(),
+    ));
     h.push(("Access-Control-Request-Headers".into(), "content-type,authorization".into()));
     ("preflight", Draft { method: "OPTIONS", host: API, uri: path, headers: h, body: Vec::new() })
 }

@@ -57,13 +57,20 @@ pub(crate) fn generate(d: &mut Dice, index: usize) -> GeneratedRequest {
     let mut keep_length = false;
     let mut r = match case {
         "bad-percent" => {
-            let bad = d.pick(&["%", "%%", "%4", "%zz", "%%41", "%u12", "%uZZZZ", "%e0%80", "%c0%af%"]);
+            let bad =
+                d.pick(&["%", "%%", "%4", "%zz", "%%41", "%u12", "%uZZZZ", "%e0%80", "%c0%af%"]);
             let uri = format!("/search?q={bad}&p{bad}=1{bad}").into_bytes();
             req("GET", uri, vec![host(), ua], Vec::new())
         }
         "invalid-utf8-uri" => {
             let mut uri = b"/products/".to_vec();
-            uri.extend(d.pick(&[&b"\xff\xfe"[..], b"\xc3\x28", b"\xe2\x82", b"\xf0\x28\x8c\xbc", b"\xc0\xaf"]));
+            uri.extend(d.pick(&[
+                &b"\xff\xfe"[..],
+                b"\xc3\x28",
+                b"\xe2\x82",
+                b"\xf0\x28\x8c\xbc",
+                b"\xc0\xaf",
+            ]));
             uri.extend(b"?q=");
             uri.extend(d.bytes(8).iter().map(|b| b | 0x80));
             req("GET", uri, vec![host(), ua], Vec::new())
@@ -78,17 +85,36 @@ pub(crate) fn generate(d: &mut Dice, index: usize) -> GeneratedRequest {
         "broken-multipart" => {
             let (ct, body): (&str, &[u8]) = d.pick(&[
                 // Declared boundary never used.
-                ("multipart/form-data; boundary=AAA", &b"--BBB\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--BBB--\r\n"[..]),
+                (
+                    "multipart/form-data; boundary=AAA",
+                    &b"--BBB\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--BBB--\r\n"
+                        [..],
+                ),
                 // No closing delimiter.
-                ("multipart/form-data; boundary=AAA", b"--AAA\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"),
+                (
+                    "multipart/form-data; boundary=AAA",
+                    b"--AAA\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n",
+                ),
                 // No boundary parameter at all.
-                ("multipart/form-data", b"--AAA\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--AAA--\r\n"),
+                (
+                    "multipart/form-data",
+                    b"--AAA\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--AAA--\r\n",
+                ),
                 // Empty and quoted-unbalanced boundaries.
                 ("multipart/form-data; boundary=", b"--\r\n\r\n--\r\n"),
-                ("multipart/form-data; boundary=\"AAA", b"--AAA\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--AAA--\r\n"),
+                (
+                    "multipart/form-data; boundary=\"AAA",
+                    b"--AAA\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--AAA--\r\n",
+                ),
                 // Part headers without a blank line, LF-only lines, an unterminated header.
-                ("multipart/form-data; boundary=AAA", b"--AAA\nContent-Disposition: form-data; name=\"a\"\n1\n--AAA--"),
-                ("multipart/form-data; boundary=AAA", b"--AAA\r\nContent-Disposition: form-data; name=\"a"),
+                (
+                    "multipart/form-data; boundary=AAA",
+                    b"--AAA\nContent-Disposition: form-data; name=\"a\"\n1\n--AAA--",
+                ),
+                (
+                    "multipart/form-data; boundary=AAA",
+                    b"--AAA\r\nContent-Disposition: form-data; name=\"a",
+                ),
             ]);
             let ct = h("Content-Type", ct);
             req("POST", b"/upload".to_vec(), vec![host(), ua, ct], body.to_vec())
@@ -103,13 +129,19 @@ pub(crate) fn generate(d: &mut Dice, index: usize) -> GeneratedRequest {
             req("POST", b"/api/v2/events".to_vec(), vec![host(), ua, ct], body.into_bytes())
         }
         "deep-xml" => {
-            let body = format!("<?xml version=\"1.0\"?>{}x{}", "<a>".repeat(DEEP), "</a>".repeat(DEEP));
+            let body =
+                format!("<?xml version=\"1.0\"?>{}x{}", "<a>".repeat(DEEP), "</a>".repeat(DEEP));
             let ct = h("Content-Type", "application/xml");
             req("POST", b"/api/v1/import".to_vec(), vec![host(), ua, ct], body.into_bytes())
         }
         "many-args-query" => {
             let q: Vec<String> = (0..MANY_ARGS).map(|i| format!("a{i}={i}")).collect();
-            req("GET", format!("/search?{}", q.join("&")).into_bytes(), vec![host(), ua], Vec::new())
+            req(
+                "GET",
+                format!("/search?{}", q.join("&")).into_bytes(),
+                vec![host(), ua],
+                Vec::new(),
+            )
         }
         "many-args-body" => {
             let name = d.pick(&["x", "x[]"]);
@@ -130,18 +162,44 @@ pub(crate) fn generate(d: &mut Dice, index: usize) -> GeneratedRequest {
             req("POST", b"/upload".to_vec(), vec![host(), ua, ct], body)
         }
         "control-header" => {
-            let name = d.pick(&["X-Foo\u{1}Bar", "X\u{0}Nul", "Bad Name", "", ":authority", "X-Tab\tName", "X-Del\u{7f}"]);
+            let name = d.pick(&[
+                "X-Foo\u{1}Bar",
+                "X\u{0}Nul",
+                "Bad Name",
+                "",
+                ":authority",
+                "X-Tab\tName",
+                "X-Del\u{7f}",
+            ]);
             let value = d.pick(&["a\u{0}b", "line1\r\nline2", "\u{1b}[31mred", "ok"]);
             req("GET", b"/".to_vec(), vec![host(), ua, h(name, value)], Vec::new())
         }
         "bad-version" => {
             let mut r = req("GET", b"/".to_vec(), vec![host(), ua], Vec::new());
-            r.version = d.pick(&["HTTP/0.9", "HTTP/9.9", "JUNK", "", "HTTP/1.1\r\nX: y", "http/1.1", "HTTP/1"]).to_string();
+            r.version = d
+                .pick(&[
+                    "HTTP/0.9",
+                    "HTTP/9.9",
+                    "JUNK",
+                    "",
+                    "HTTP/1.1\r\nX: y",
+                    "http/1.1",
+                    "HTTP/1",
+                ])
+                .to_string();
             r
         }
         "empty-method" => req("", b"/".to_vec(), vec![host(), ua], Vec::new()),
         "bad-method" => {
-            let m = d.pick(&["G ET", "get", "GET\r\n", "\u{0}", "X-METHOD-WITH-A-VERY-LONG-NAME-THAT-GOES-ON-AND-ON"]).to_string();
+            let m = d
+                .pick(&[
+                    "G ET",
+                    "get",
+                    "GET\r\n",
+                    "\u{0}",
+                    "X-METHOD-WITH-A-VERY-LONG-NAME-THAT-GOES-ON-AND-ON",
+                ])
+                .to_string();
             req(&m, b"/".to_vec(), vec![host(), ua], Vec::new())
         }
         "long-uri" => {
@@ -161,14 +219,31 @@ pub(crate) fn generate(d: &mut Dice, index: usize) -> GeneratedRequest {
             keep_length = true;
             let cl = d.pick(&["-1", "abc", "99999999999999999999", "10, 20", "", "4"]);
             let ct = h("Content-Type", "application/x-www-form-urlencoded");
-            req("POST", b"/contact".to_vec(), vec![host(), ua, ct, h("Content-Length", cl)], b"a=1&b=2&c=3".to_vec())
+            req(
+                "POST",
+                b"/contact".to_vec(),
+                vec![host(), ua, ct, h("Content-Length", cl)],
+                b"a=1&b=2&c=3".to_vec(),
+            )
         }
         "nul-bytes" => {
             let ct = h("Content-Type", "application/json");
-            req("POST", b"/api/v2/events\0.json?q=a\0b".to_vec(), vec![host(), ua, ct], b"{\"a\":\"x\0y\",\"b\0\":1}".to_vec())
+            req(
+                "POST",
+                b"/api/v2/events\0.json?q=a\0b".to_vec(),
+                vec![host(), ua, ct],
+                b"{\"a\":\"x\0y\",\"b\0\":1}".to_vec(),
+            )
         }
         _ => {
-            let body = d.pick(&["{\"a\":", "[1,2,", "{\"a\":\"unterminated", "{\"a\":1}}", "\u{feff}{}", "nul"]);
+            let body = d.pick(&[
+                "{\"a\":",
+                "[1,2,",
+                "{\"a\":\"unterminated",
+                "{\"a\":1}}",
+                "\u{feff}{}",
+                "nul",
+            ]);
             let ct = h("Content-Type", "application/json");
             req("POST", b"/api/v2/events".to_vec(), vec![host(), ua, ct], body.as_bytes().to_vec())
         }

@@ -134,7 +134,11 @@ pub(crate) fn multipart_body(boundary: &str, parts: &[Part]) -> Vec<u8> {
 /// Replaces any `Content-Length` with the body's length, written last. A bodiless GET,
 /// HEAD, DELETE or OPTIONS gets none (CRS 920170 flags a non-zero one on GET/HEAD); POST,
 /// PUT and PATCH always get one, because CRS 920180 flags a POST without it.
-pub(crate) fn set_content_length(headers: &mut Vec<(String, String)>, method: &str, body_len: usize) {
+pub(crate) fn set_content_length(
+    headers: &mut Vec<(String, String)>,
+    method: &str,
+    body_len: usize,
+) {
     headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
     if body_len == 0 && !matches!(method, "POST" | "PUT" | "PATCH") {
         return;
@@ -168,7 +172,9 @@ mod tests {
             &[Part::field("a", "1"), Part::file("f", "x\"y.txt", "text/plain", b"hi".to_vec())],
         );
         let text = String::from_utf8(body).unwrap();
-        assert!(text.starts_with("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"));
+        assert!(
+            text.starts_with("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n")
+        );
         assert!(text.contains("filename=\"x\\\"y.txt\""));
         assert!(text.ends_with("--XyZ--\r\n"));
     }
@@ -186,8 +192,12 @@ mod tests {
 
     #[test]
     fn form_and_xml_escape() {
-        let pairs = vec![("q".to_string(), "a b&c".to_string()), ("p[1]".to_string(), "2".to_string())];
+        let pairs =
+            vec![("q".to_string(), "a b&c".to_string()), ("p[1]".to_string(), "2".to_string())];
         assert_eq!(form_encode(&pairs), "q=a+b%26c&p[1]=2");
-        assert_eq!(xml_escape("<a href=\"x\">&</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            xml_escape("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
     }
 }

@@ -47,7 +47,8 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub const ALL: [Profile; 4] = [Profile::Benign, Profile::Attack, Profile::Mixed, Profile::Hostile];
+    pub const ALL: [Profile; 4] =
+        [Profile::Benign, Profile::Attack, Profile::Mixed, Profile::Hostile];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -143,7 +143,11 @@ pub fn corpus_stats(mut reader: impl BufRead) -> CorpusStats {
     s
 }
 
-fn write_counts(f: &mut fmt::Formatter<'_>, title: &str, m: &BTreeMap<String, usize>) -> fmt::Result {
+fn write_counts(
+    f: &mut fmt::Formatter<'_>,
+    title: &str,
+    m: &BTreeMap<String, usize>,
+) -> fmt::Result {
     writeln!(f, "{title}:")?;
     let mut v: Vec<_> = m.iter().collect();
     // Most frequent first; ties in name order so the report is stable.

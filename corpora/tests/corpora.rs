@@ -28,8 +28,8 @@ fn load(file: &str) -> Vec<(String, Request)> {
     text.lines()
         .enumerate()
         .map(|(i, line)| {
-            let req = Request::from_json_line(line)
-                .unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1));
+            let req =
+                Request::from_json_line(line).unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1));
             let kinded: CorpusLine = serde_json::from_str(line).unwrap();
             (kinded.kind, req)
         })
@@ -56,7 +56,8 @@ fn manifest_matches_the_committed_files() {
     let manifest = std::fs::read_to_string(dir().join("MANIFEST")).unwrap();
     let mut listed = BTreeSet::new();
     for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
-        let (sum, file) = line.split_once("  ").unwrap_or_else(|| panic!("bad MANIFEST line {line:?}"));
+        let (sum, file) =
+            line.split_once("  ").unwrap_or_else(|| panic!("bad MANIFEST line {line:?}"));
         let bytes = std::fs::read(dir().join(file)).unwrap();
         let got = format!("{:x}", Sha256::digest(&bytes));
         assert_eq!(got, sum, "{file} does not match MANIFEST");
@@ -123,7 +124,9 @@ fn content_length_matches_body_bytes() {
     for s in STANDARD_CORPORA {
         for (_, r) in load(s.file) {
             content_length_ok(&r).unwrap();
-            if matches!(r.method.as_str(), "GET" | "HEAD") && r.header("Transfer-Encoding").is_none() {
+            if matches!(r.method.as_str(), "GET" | "HEAD")
+                && r.header("Transfer-Encoding").is_none()
+            {
                 // Only the attack corpus sends a GET with a body (920170 on purpose).
                 assert!(r.body.is_empty() || s.profile != Profile::Benign, "{}", r.id);
             }
@@ -164,20 +167,27 @@ fn attack_corpus_covers_every_family_and_location() {
     for (kind, _) in &reqs {
         let mut parts = kind.split('/').skip(1);
         let (Some(f), Some(l)) = (parts.next(), parts.next()) else { panic!("kind {kind}") };
-        let family = FAMILIES.iter().find(|x| **x == f).unwrap_or_else(|| panic!("unknown family {f}"));
+        let family =
+            FAMILIES.iter().find(|x| **x == f).unwrap_or_else(|| panic!("unknown family {f}"));
         seen.entry(family).or_default().insert(l.to_string());
     }
     for f in FAMILIES {
         assert!(seen.contains_key(f), "family {f} missing");
     }
-    for f in FAMILIES.iter().filter(|f| !["method", "scanner", "protocol", "multipart"].contains(f)) {
+    for f in FAMILIES.iter().filter(|f| !["method", "scanner", "protocol", "multipart"].contains(f))
+    {
         for l in LOCATIONS {
             assert!(seen[f].contains(*l), "{f} never placed in {l}");
         }
     }
     // Encoding variants are present, not only plain payloads.
     let text = std::fs::read_to_string(dir().join("attack.jsonl")).unwrap();
-    for v in ["\"encoding\":\"pct\"", "\"encoding\":\"case\"", "\"encoding\":\"comment\"", "\"encoding\":\"double-pct\""] {
+    for v in [
+        "\"encoding\":\"pct\"",
+        "\"encoding\":\"case\"",
+        "\"encoding\":\"comment\"",
+        "\"encoding\":\"double-pct\"",
+    ] {
         assert!(text.contains(v), "{v} missing");
     }
 }
@@ -194,7 +204,13 @@ fn benign_corpus_has_the_promised_variety() {
         .filter_map(|(_, r)| r.header("Content-Type"))
         .map(|c| c.split(';').next().unwrap_or("").to_string())
         .collect();
-    for ct in ["application/json", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml", "text/xml"] {
+    for ct in [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/xml",
+        "text/xml",
+    ] {
         assert!(cts.contains(ct), "{ct} missing");
     }
     let sizes: Vec<usize> = reqs.iter().map(|(_, r)| r.body.len()).collect();
@@ -206,7 +222,19 @@ fn benign_corpus_has_the_promised_variety() {
     let uas: BTreeSet<&str> = reqs
         .iter()
         .filter_map(|(_, r)| r.header("User-Agent"))
-        .map(|u| if u.contains("Firefox") { "firefox" } else if u.contains("Chrome") { "chrome" } else if u.contains("Safari") { "safari" } else if u.starts_with("curl") { "curl" } else { "app" })
+        .map(|u| {
+            if u.contains("Firefox") {
+                "firefox"
+            } else if u.contains("Chrome") {
+                "chrome"
+            } else if u.contains("Safari") {
+                "safari"
+            } else if u.starts_with("curl") {
+                "curl"
+            } else {
+                "app"
+            }
+        })
         .collect();
     assert_eq!(uas.len(), 5, "{uas:?}");
     assert!(reqs.iter().any(|(_, r)| r.header("Cookie").is_some_and(|c| c.contains("_ga="))));

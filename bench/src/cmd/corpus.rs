@@ -52,15 +52,23 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let reqs = generate(profile, seed, count);
             match out.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
-                    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    let f = File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
                     let mut w = BufWriter::new(f);
-                    write_corpus(&mut w, &reqs).and_then(|()| w.flush())
+                    write_corpus(&mut w, &reqs)
+                        .and_then(|()| w.flush())
                         .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {} {profile} requests (seed {seed}) to {}", reqs.len(), path.display());
+                    eprintln!(
+                        "wrote {} {profile} requests (seed {seed}) to {}",
+                        reqs.len(),
+                        path.display()
+                    );
                 }
                 None => {
                     let mut w = BufWriter::new(std::io::stdout().lock());
-                    write_corpus(&mut w, &reqs).and_then(|()| w.flush()).context("writing stdout")?;
+                    write_corpus(&mut w, &reqs)
+                        .and_then(|()| w.flush())
+                        .context("writing stdout")?;
                 }
             }
         }
