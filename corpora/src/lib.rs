@@ -140,37 +140,65 @@ pub const STANDARD_CORPORA: &[StandardCorpus] = &[
 ];
 
 /// Generates `count` requests of `profile` from `seed`. Ids are `<profile>-<n>`, counted
-/// from 1 with six digits.
+/// from 1 with six digits. The first `n` of a longer run are the same as a run of `n`.
 pub fn generate(profile: Profile, seed: u64, count: usize) -> Vec<GeneratedRequest> {
-    let mut dice = dice::Dice::new(seed);
-    let mut attacks = attack::AttackGen::new();
-    let mut out = Vec::with_capacity(count);
-    // Mixed: the slot of this block's attack, drawn at the start of each block of ten.
-    let mut attack_slot = 0;
-    for i in 0..count {
-        let mut g = match profile {
-            Profile::Benign => benign::generate(&mut dice),
-            Profile::Attack => attacks.next(&mut dice),
-            Profile::Hostile => hostile::generate(&mut dice, i),
+    Generator::new(profile, seed).take(count).collect()
+}
+
+/// The endless stream behind [`generate`], for writing large corpora without holding
+/// them in memory (the hostile profile reaches megabytes per request).
+pub struct Generator {
+    profile: Profile,
+    dice: dice::Dice,
+    attacks: attack::AttackGen,
+    index: usize,
+    /// Mixed: the slot of this block's attack, drawn at the start of each block of ten.
+    attack_slot: usize,
+}
+
+impl Generator {
+    pub fn new(profile: Profile, seed: u64) -> Generator {
+        Generator {
+            profile,
+            dice: dice::Dice::new(seed),
+            attacks: attack::AttackGen::new(),
+            index: 0,
+            attack_slot: 0,
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = GeneratedRequest;
+
+    fn next(&mut self) -> Option<GeneratedRequest> {
+        let (i, d) = (self.index, &mut self.dice);
+        let mut g = match self.profile {
+            Profile::Benign => benign::generate(d),
+            Profile::Attack => self.attacks.next(d),
+            Profile::Hostile => hostile::generate(d, i),
             Profile::Mixed => {
                 if i % 10 == 0 {
-                    attack_slot = dice.below(10);
+                    self.attack_slot = d.below(10);
                 }
-                if i % 10 == attack_slot {
-                    attacks.next_random(&mut dice)
+                if i % 10 == self.attack_slot {
+                    self.attacks.next_random(d)
                 } else {
-                    benign::generate(&mut dice)
+                    benign::generate(d)
                 }
             }
         };
-        g.request.id = format!("{}-{:06}", profile.name(), i + 1);
-        out.push(g);
+        g.request.id = format!("{}-{:06}", self.profile.name(), i + 1);
+        self.index += 1;
+        Some(g)
     }
-    out
 }
 
 /// Writes requests as JSON Lines (one per line, `\n` after each).
-pub fn write_corpus(w: &mut impl std::io::Write, reqs: &[GeneratedRequest]) -> std::io::Result<()> {
+pub fn write_corpus<'a>(
+    w: &mut impl std::io::Write,
+    reqs: impl IntoIterator<Item = &'a GeneratedRequest>,
+) -> std::io::Result<()> {
     for r in reqs {
         w.write_all(r.to_json_line().as_bytes())?;
         w.write_all(b"\n")?;

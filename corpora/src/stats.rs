@@ -122,7 +122,8 @@ pub fn corpus_stats(mut reader: impl BufRead) -> CorpusStats {
             }
         };
         s.requests += 1;
-        *s.methods.entry(r.method.clone()).or_default() += 1;
+        let method = if r.method.is_empty() { "(empty)".to_string() } else { r.method.clone() };
+        *s.methods.entry(method).or_default() += 1;
         let kind = kind.unwrap_or_else(|| "(none)".into());
         let group = kind.split('/').take(2).collect::<Vec<_>>().join("/");
         *s.kind_groups.entry(group).or_default() += 1;

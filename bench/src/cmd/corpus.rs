@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waf_corpora::{Profile, generate, stats::corpus_stats, write_corpus};
+use waf_corpora::{Generator, Profile, stats::corpus_stats};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,26 +49,28 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 pub fn run(a: Args) -> Result<ExitCode> {
     match a.command {
         Sub::Gen { seed, count, profile, out } => {
-            let reqs = generate(profile, seed, count);
+            // Streamed: a hostile corpus can be gigabytes, so nothing is held in memory.
+            let write = |w: &mut dyn Write| -> std::io::Result<()> {
+                for g in Generator::new(profile, seed).take(count) {
+                    w.write_all(g.to_json_line().as_bytes())?;
+                    w.write_all(b"\n")?;
+                }
+                w.flush()
+            };
             match out.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let f = File::create(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
                     let mut w = BufWriter::new(f);
-                    write_corpus(&mut w, &reqs)
-                        .and_then(|()| w.flush())
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    write(&mut w).with_context(|| format!("writing {}", path.display()))?;
                     eprintln!(
-                        "wrote {} {profile} requests (seed {seed}) to {}",
-                        reqs.len(),
+                        "wrote {count} {profile} requests (seed {seed}) to {}",
                         path.display()
                     );
                 }
                 None => {
                     let mut w = BufWriter::new(std::io::stdout().lock());
-                    write_corpus(&mut w, &reqs)
-                        .and_then(|()| w.flush())
-                        .context("writing stdout")?;
+                    quiet_on_broken_pipe(write(&mut w))?;
                 }
             }
         }
@@ -79,12 +81,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 let f = File::open(&file).with_context(|| format!("opening {}", file.display()))?;
                 corpus_stats(BufReader::new(f))
             };
-            if json {
-                println!("{}", serde_json::to_string(&s)?);
-            } else {
-                print!("{s}");
-            }
+            let text = if json { serde_json::to_string(&s)? + "\n" } else { s.to_string() };
+            let mut out = std::io::stdout().lock();
+            quiet_on_broken_pipe(out.write_all(text.as_bytes()).and_then(|()| out.flush()))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A reader that stops early (`| head`) is not an error: stop writing and exit 0.
+fn quiet_on_broken_pipe(r: std::io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing stdout"),
+    }
 }
