@@ -16,7 +16,8 @@
 use crate::GeneratedRequest;
 use crate::dice::Dice;
 use crate::http::{
-    Part, form_encode, multipart_body, pct_encode, pct_encode_all, set_content_length, xml_escape,
+    Json, Part, form_encode, multipart_body, pct_encode, pct_encode_all, set_content_length,
+    xml_escape,
 };
 use crate::words::*;
 use waf_engine::request::Request;
@@ -481,9 +482,13 @@ fn payload_request(d: &mut Dice, family: &'static str, location: &'static str) -
             with_body(draft, &ct, multipart_body(&boundary, &parts))
         }
         "json" => {
-            let doc = serde_json::json!({"id": d.between(1, 9999), name: value_text, "lang": "en"});
+            let doc = Json::Obj(vec![
+                ("id", Json::from(d.between(1, 9999))),
+                (name, Json::from(value_text)),
+                ("lang", Json::from("en")),
+            ]);
             let draft = base(d, "POST", "/api/v2/feedback".into());
-            with_body(draft, "application/json", serde_json::to_vec(&doc).unwrap_or_default())
+            with_body(draft, "application/json", doc.to_text().into_bytes())
         }
         _ => {
             let doc = format!(

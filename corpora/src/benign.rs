@@ -16,7 +16,7 @@
 
 use crate::GeneratedRequest;
 use crate::dice::Dice;
-use crate::http::{Part, form_encode, multipart_body, set_content_length, xml_escape};
+use crate::http::{Json, Part, form_encode, multipart_body, obj, set_content_length, xml_escape};
 use crate::words::*;
 use waf_engine::request::Request;
 
@@ -81,7 +81,6 @@ const BODY_SIZES: &[(usize, (usize, usize))] = &[
 /// Builds the request under construction.
 struct Draft {
     method: &'static str,
-    host: &'static str,
     uri: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -135,7 +134,6 @@ fn finish(d: &mut Dice, kind: &str, mut draft: Draft) -> GeneratedRequest {
     set_content_length(&mut draft.headers, draft.method, draft.body.len());
     let (client_ip, client_port) = crate::client_addr(d);
     let version = if d.chance(12) { "HTTP/1.0" } else { "HTTP/1.1" };
-    let _ = draft.host;
     GeneratedRequest {
         kind: format!("benign/{kind}"),
         encoding: None,
@@ -475,7 +473,7 @@ fn static_asset(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let method = if d.chance(4) { "HEAD" } else { "GET" };
     let referer = Some(format!("https://{SHOP}/"));
     let headers = headers(d, client, STATIC, dest, referer, None);
-    ("static", Draft { method, host: STATIC, uri, headers, body: Vec::new() })
+    ("static", Draft { method, uri, headers, body: Vec::new() })
 }
 
 fn page(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -521,7 +519,7 @@ fn page(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let method = if d.chance(3) { "HEAD" } else { "GET" };
     let referer = shop_referer(d);
     let headers = headers(d, client, SHOP, Dest::Document, referer, None);
-    ("page", Draft { method, host: SHOP, uri, headers, body: Vec::new() })
+    ("page", Draft { method, uri, headers, body: Vec::new() })
 }
 
 fn search(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -544,7 +542,7 @@ fn search(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let uri = format!("/search{}", query_string(&q));
     let referer = Some(format!("https://{SHOP}/"));
     let headers = headers(d, client, SHOP, Dest::Document, referer, None);
-    ("search", Draft { method: "GET", host: SHOP, uri, headers, body: Vec::new() })
+    ("search", Draft { method: "GET", uri, headers, body: Vec::new() })
 }
 
 fn api_read(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -578,7 +576,7 @@ fn api_read(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let uri = format!("{path}{}", query_string(&q));
     let referer = client.is_browser().then(|| format!("https://{SHOP}/"));
     let headers = headers(d, client, API, Dest::Fetch, referer, None);
-    ("api-read", Draft { method: "GET", host: API, uri, headers, body: Vec::new() })
+    ("api-read", Draft { method: "GET", uri, headers, body: Vec::new() })
 }
 
 fn api_action(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -589,59 +587,60 @@ fn api_action(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     };
     let referer = client.is_browser().then(|| format!("https://{SHOP}/cart"));
     let headers = headers(d, client, API, Dest::Fetch, referer, None);
-    ("api-action", Draft { method: "POST", host: API, uri, headers, body: Vec::new() })
+    ("api-action", Draft { method: "POST", uri, headers, body: Vec::new() })
 }
 
 /// A JSON document for the API, grown to about `target` bytes with review text.
-fn json_doc(d: &mut Dice, target: usize) -> (String, serde_json::Value) {
-    use serde_json::json;
+fn json_doc(d: &mut Dice, target: usize) -> (String, Json) {
     match d.below(4) {
-        0 => (
-            format!("/api/v2/carts/{}/items", uuid(d)),
-            json!({
-                "product_id": product_id(d),
-                "quantity": d.between(1, 5),
-                "options": {"color": d.pick(ADJECTIVES), "size": d.pick(&["S", "M", "L", "XL"])},
-                "gift_note": prose(d, target.saturating_sub(120)),
-            }),
-        ),
+        0 => {
+            let uri = format!("/api/v2/carts/{}/items", uuid(d));
+            let doc = obj! {
+                "product_id" => product_id(d),
+                "quantity" => d.between(1, 5),
+                "options" => obj! {"color" => d.pick(ADJECTIVES), "size" => d.pick(&["S", "M", "L", "XL"])},
+                "gift_note" => prose(d, target.saturating_sub(120)),
+            };
+            (uri, doc)
+        }
         1 => {
             let (f, l) = person(d);
-            (
-                format!("/api/v2/users/{}/addresses", d.between(1, 500_000)),
-                json!({
-                    "first_name": capitalise(&f),
-                    "last_name": capitalise(&l),
-                    "street": format!("{} {} Street", d.between(1, 200), capitalise(d.pick(NOUNS))),
-                    "city": d.pick(CITIES),
-                    "postal_code": format!("{}", d.between(10000, 99999)),
-                    "country": d.pick(&["DE", "FR", "ES", "IT", "PT", "AT", "NL"]),
-                    "default": d.chance(50),
-                    "delivery_instructions": prose(d, target.saturating_sub(220)),
-                }),
-            )
+            let uri = format!("/api/v2/users/{}/addresses", d.between(1, 500_000));
+            let doc = obj! {
+                "first_name" => capitalise(&f),
+                "last_name" => capitalise(&l),
+                "street" => format!("{} {} Street", d.between(1, 200), capitalise(d.pick(NOUNS))),
+                "city" => d.pick(CITIES),
+                "postal_code" => format!("{}", d.between(10000, 99999)),
+                "country" => d.pick(&["DE", "FR", "ES", "IT", "PT", "AT", "NL"]),
+                "default" => d.chance(50),
+                "delivery_instructions" => prose(d, target.saturating_sub(220)),
+            };
+            (uri, doc)
         }
-        2 => (
-            format!("/api/v2/products/{}/reviews", product_id(d)),
-            json!({
-                "rating": d.between(3, 5),
-                "title": capitalise(&format!("{} {}", d.pick(ADJECTIVES), d.pick(NOUNS))),
-                "text": prose(d, target.saturating_sub(80)),
-                "recommend": true,
-            }),
-        ),
+        2 => {
+            let uri = format!("/api/v2/products/{}/reviews", product_id(d));
+            let doc = obj! {
+                "rating" => d.between(3, 5),
+                "title" => capitalise(&format!("{} {}", d.pick(ADJECTIVES), d.pick(NOUNS))),
+                "text" => prose(d, target.saturating_sub(80)),
+                "recommend" => true,
+            };
+            (uri, doc)
+        }
         _ => {
             let n = (target / 140).clamp(1, 40);
-            let events: Vec<serde_json::Value> = (0..n)
+            let session = d.hex(32);
+            let events: Vec<Json> = (0..n)
                 .map(|i| {
-                    json!({
-                        "type": d.pick(&["page_view", "add_to_cart", "scroll", "click"]),
-                        "path": format!("/products/{}-{}", slug(d), product_id(d)),
-                        "ts": 1_700_000_000_000u64 + (i as u64) * 1000 + d.below(999) as u64,
-                    })
+                    obj! {
+                        "type" => d.pick(&["page_view", "add_to_cart", "scroll", "click"]),
+                        "path" => format!("/products/{}-{}", slug(d), product_id(d)),
+                        "ts" => 1_700_000_000_000u64 + (i as u64) * 1000 + d.below(999) as u64,
+                    }
                 })
                 .collect();
-            ("/api/v2/events".to_string(), json!({"session": d.hex(32), "events": events}))
+            ("/api/v2/events".to_string(), obj! {"session" => session, "events" => events})
         }
     }
 }
@@ -651,12 +650,12 @@ fn rest_write(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let (uri, doc) = json_doc(d, target);
     // Creating is POST; replacing and updating are PUT and PATCH.
     let method = d.weighted(&[(65, "POST"), (22, "PUT"), (13, "PATCH")]);
-    let body = serde_json::to_vec(&doc).unwrap_or_default();
+    let body = doc.to_text().into_bytes();
     let ct = if d.chance(50) { "application/json" } else { "application/json; charset=utf-8" };
     let referer = client.is_browser().then(|| format!("https://{SHOP}/account"));
     let headers = headers(d, client, API, Dest::Fetch, referer, Some(ct.into()));
     let kind = if method == "POST" { "json-api" } else { "rest-update" };
-    (kind, Draft { method, host: API, uri, headers, body })
+    (kind, Draft { method, uri, headers, body })
 }
 
 fn rest_delete(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -667,7 +666,7 @@ fn rest_delete(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     };
     let referer = client.is_browser().then(|| format!("https://{SHOP}/account"));
     let headers = headers(d, client, API, Dest::Fetch, referer, None);
-    ("rest-delete", Draft { method: "DELETE", host: API, uri, headers, body: Vec::new() })
+    ("rest-delete", Draft { method: "DELETE", uri, headers, body: Vec::new() })
 }
 
 fn form(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -726,7 +725,7 @@ fn form(d: &mut Dice, client: Client) -> (&'static str, Draft) {
         referer,
         Some("application/x-www-form-urlencoded".into()),
     );
-    ("form", Draft { method: "POST", host: SHOP, uri: path.into(), headers, body })
+    ("form", Draft { method: "POST", uri: path.into(), headers, body })
 }
 
 fn upload(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -769,7 +768,7 @@ fn upload(d: &mut Dice, client: Client) -> (&'static str, Draft) {
     let ct = format!("multipart/form-data; boundary={boundary}");
     let referer = Some(format!("https://{SHOP}{path}"));
     let headers = headers(d, client, SHOP, Dest::Document, referer, Some(ct));
-    ("upload", Draft { method: "POST", host: SHOP, uri: path.into(), headers, body })
+    ("upload", Draft { method: "POST", uri: path.into(), headers, body })
 }
 
 fn xml(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -801,7 +800,7 @@ fn xml(d: &mut Dice, client: Client) -> (&'static str, Draft) {
         ("/api/v1/orders.xml", "application/xml", doc)
     };
     let headers = headers(d, client, API, Dest::Fetch, None, Some(ct.into()));
-    ("xml", Draft { method: "POST", host: API, uri: path.into(), headers, body: doc.into_bytes() })
+    ("xml", Draft { method: "POST", uri: path.into(), headers, body: doc.into_bytes() })
 }
 
 fn preflight(d: &mut Dice, client: Client) -> (&'static str, Draft) {
@@ -818,7 +817,7 @@ fn preflight(d: &mut Dice, client: Client) -> (&'static str, Draft) {
         d.pick(&["POST", "PUT", "PATCH", "DELETE"]).to_string(),
     ));
     h.push(("Access-Control-Request-Headers".into(), "content-type,authorization".into()));
-    ("preflight", Draft { method: "OPTIONS", host: API, uri: path, headers: h, body: Vec::new() })
+    ("preflight", Draft { method: "OPTIONS", uri: path, headers: h, body: Vec::new() })
 }
 
 #[cfg(test)]

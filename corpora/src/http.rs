@@ -43,6 +43,100 @@ pub(crate) fn form_encode(pairs: &[(String, String)]) -> String {
     out
 }
 
+/// A JSON value whose object keys keep the order they were written in. Bodies are built
+/// with this instead of `serde_json::Value`, whose key order (sorted, or insertion order
+/// when any crate in the build enables serde_json's `preserve_order`) would make the
+/// committed corpora depend on feature unification.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Json {
+    Str(String),
+    Int(u64),
+    Bool(bool),
+    Arr(Vec<Json>),
+    Obj(Vec<(&'static str, Json)>),
+}
+
+impl Json {
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            // serde_json's string escaping is the JSON standard's; it cannot fail on a str.
+            Json::Str(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+            Json::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Arr(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            Json::Obj(fields) => {
+                out.push('{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    Json::Str((*k).to_string()).write(out);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+impl From<&str> for Json {
+    fn from(s: &str) -> Json {
+        Json::Str(s.to_string())
+    }
+}
+impl From<String> for Json {
+    fn from(s: String) -> Json {
+        Json::Str(s)
+    }
+}
+impl From<usize> for Json {
+    fn from(n: usize) -> Json {
+        Json::Int(n as u64)
+    }
+}
+impl From<u64> for Json {
+    fn from(n: u64) -> Json {
+        Json::Int(n)
+    }
+}
+impl From<bool> for Json {
+    fn from(b: bool) -> Json {
+        Json::Bool(b)
+    }
+}
+impl From<Vec<Json>> for Json {
+    fn from(v: Vec<Json>) -> Json {
+        Json::Arr(v)
+    }
+}
+
+/// `obj!{"key" => value, ...}`: a [`Json::Obj`] with its keys in this order. Values are
+/// evaluated in order too, so the dice are rolled in the order the fields are read.
+macro_rules! obj {
+    ($($k:literal => $v:expr),* $(,)?) => {
+        $crate::http::Json::Obj(vec![$(($k, $crate::http::Json::from($v))),*])
+    };
+}
+pub(crate) use obj;
+
 /// Escapes text for an XML element or a double-quoted attribute.
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -188,6 +282,14 @@ mod tests {
         assert_eq!(h, vec![("Content-Length".to_string(), "0".to_string())]);
         set_content_length(&mut h, "DELETE", 12);
         assert_eq!(h, vec![("Content-Length".to_string(), "12".to_string())]);
+    }
+
+    #[test]
+    fn json_keeps_key_order_and_escapes() {
+        let j = obj! {"z" => 1usize, "a" => "q\"\n<", "n" => obj!{"t" => true}, "l" => vec![Json::Int(2)]};
+        assert_eq!(j.to_text(), r#"{"z":1,"a":"q\"\n<","n":{"t":true},"l":[2]}"#);
+        let v: serde_json::Value = serde_json::from_str(&j.to_text()).unwrap();
+        assert_eq!(v["a"], "q\"\n<");
     }
 
     #[test]
