@@ -96,3 +96,33 @@ fn quiet_on_broken_pipe(r: std::io::Result<()>) -> Result<()> {
         r => r.context("writing stdout"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_writes_what_the_library_generates() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("c.jsonl");
+        for profile in [Profile::Mixed, Profile::Hostile] {
+            let cmd = Sub::Gen { seed: 9, count: 25, profile, out: Some(out.clone()) };
+            assert_eq!(run(Args { command: cmd }).unwrap(), ExitCode::SUCCESS);
+            let mut want = Vec::new();
+            waf_corpora::write_corpus(&mut want, &waf_corpora::generate(profile, 9, 25)).unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), want, "{profile}");
+        }
+        let stats = Sub::Stats { file: out, json: true };
+        assert_eq!(run(Args { command: stats }).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn missing_files_are_errors_and_broken_pipes_are_not() {
+        let cmd = Sub::Stats { file: "/nonexistent/c.jsonl".into(), json: false };
+        assert!(run(Args { command: cmd }).is_err());
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(quiet_on_broken_pipe(Err(pipe)).is_ok());
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(quiet_on_broken_pipe(Err(other)).is_err());
+    }
+}
