@@ -26,6 +26,10 @@ enum Command {
     CrsConfig(cmd::crs_config::Args),
     /// Generate seeded request corpora (`gen`) and describe corpus files (`stats`).
     Corpus(cmd::corpus::Args),
+    /// Run a corpus through an engine; one JSON decision per request on stdout.
+    Eval(cmd::eval::Args),
+    /// Run go-ftw YAML regression tests in-process against an engine.
+    Ftw(cmd::ftw::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
         Command::Corpus(a) => cmd::corpus::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Ftw(a) => cmd::ftw::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 
 pub mod crs;
 pub mod ir;
+pub mod operator;
 pub mod request;
 
 pub use ir::{IR_VERSION, RuleSet};

@@ -2,3 +2,5 @@
 
 pub mod corpus;
 pub mod crs_config;
+pub mod eval;
+pub mod ftw;
