@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Generate seeded request corpora (`gen`) and describe corpus files (`stats`).
+    Corpus(cmd::corpus::Args),
     /// Run a corpus through an engine; one JSON decision per request on stdout.
     Eval(cmd::eval::Args),
     /// Run go-ftw YAML regression tests in-process against an engine.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Corpus(a) => cmd::corpus::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Ftw(a) => cmd::ftw::run(a),
         Command::Check(a) => cmd::check::run(a),

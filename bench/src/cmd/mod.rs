@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod corpus;
 pub mod crs_config;
 pub mod eval;
 pub mod ftw;
