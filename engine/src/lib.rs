@@ -11,6 +11,7 @@
 pub mod crs;
 pub mod ir;
 pub mod request;
+pub mod txn;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};
