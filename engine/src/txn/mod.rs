@@ -390,6 +390,8 @@ impl RequestData {
             req.id.clone()
         };
         d.set(UniqueId, id);
+        // Set by the Transaction constructor.
+        d.set(UrlencodedError, "0");
 
         let p = uri::parse_request_line(req.method.as_bytes(), &req.uri, &req.version);
         d.set(RequestMethod, uri::c_str(req.method.as_bytes()));
@@ -461,6 +463,13 @@ impl RequestData {
         self.body_access_override = Some(on);
     }
 
+    /// Whether phase 2 rules run at all: v3 returns from `processRequestBody` before
+    /// evaluating phase 2 when request body access is off (after running the body
+    /// processor, so ARGS_POST is still filled for later phases).
+    pub fn request_body_phase_runs(&self) -> bool {
+        self.body_access_override.unwrap_or(self.cfg.request_body_access)
+    }
+
     /// The body limit outcome, once [`Self::process_body`] ran.
     pub fn body_limit(&self) -> Option<limits::BodyLimit> {
         self.body_limit
@@ -486,7 +495,9 @@ impl RequestData {
             ArgOrigin::Json => {}
         }
         self.args.push(key, value);
-        let s = self.combined_size.to_string();
+        // v3 keeps the size in a double and prints it with std::to_string: "60.000000"
+        // (observed with libmodsecurity3 3.0.9).
+        let s = format!("{:.6}", self.combined_size as f64);
         self.set(Variable::ArgsCombinedSize, s);
         true
     }
@@ -722,18 +733,20 @@ impl RequestData {
                     }
                 }
                 Some(SelectorKind::Regex(_)) => {}
-                // v3's XML_NoDictElement: a fixed placeholder, document or not.
+                // v3's XML_NoDictElement: a fixed placeholder, document or not, under an
+                // empty name (observed with libmodsecurity3 3.0.9).
                 None => out.push(VarValue {
-                    name: Cow::Borrowed("XML"),
+                    name: Cow::Borrowed(""),
                     value: Cow::Borrowed(b"[XML document tree]"),
                 }),
             }
             return true;
         }
         if is_request_scalar(var) {
-            if let Some(v) = self.scalar(var) {
-                out.push(VarValue { name: Cow::Borrowed(var.name()), value: Cow::Borrowed(v) });
-            }
+            // All of these are v3 `AnchoredVariable`s, which always yield one value: the
+            // empty string until something sets them.
+            let v = self.scalar(var).unwrap_or(b"");
+            out.push(VarValue { name: Cow::Borrowed(var.name()), value: Cow::Borrowed(v) });
             return true;
         }
         false
