@@ -38,6 +38,13 @@ impl JsonError {
 
 const CANCELLED: &str = "client cancelled parse via callback return value";
 
+/// Argument names repeat every open container's name, so `[[[...[1,1,1,...]]]]` makes
+/// output quadratic in the input. v3 has no guard; we stop (as a cancelled parse) once names
+/// and values exceed this many bytes per input byte, plus [`OUTPUT_BUDGET_BASE`]. Real
+/// bodies stay far below it (an 8 KB CRS-style body produces well under 2x).
+pub const OUTPUT_BUDGET_PER_BYTE: usize = 64;
+pub const OUTPUT_BUDGET_BASE: usize = 1 << 20;
+
 struct Container {
     name: Vec<u8>,
     array: Option<usize>,
@@ -136,6 +143,8 @@ pub fn parse_json(
     let mut namer = Namer { stack: Vec::new(), key: Vec::new(), max_depth, depth_exceeded: false };
     let mut expect = Expect::Value { array_first: false };
     let mut i = 0;
+    let mut budget =
+        body.len().saturating_mul(OUTPUT_BUDGET_PER_BYTE).saturating_add(OUTPUT_BUDGET_BASE);
     let lex = |text| JsonError { lexical: true, text, depth_exceeded: false };
     let parse = |text| JsonError { lexical: false, text, depth_exceeded: false };
     loop {
@@ -232,6 +241,11 @@ pub fn parse_json(
                     })?;
                     i = next;
                     let name = namer.name_for_value();
+                    let size = name.len() + value.len();
+                    if size > budget {
+                        return Err(parse(CANCELLED));
+                    }
+                    budget -= size;
                     if !add(name, value) {
                         return Err(parse(CANCELLED));
                     }
