@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn decoders_table() {
         // (input, uri_decode, urldecode_nonstrict, invalid)
-        let cases: &[(&[u8], &[u8], &[u8], bool)] = &[
+        type Case = (&'static [u8], &'static [u8], &'static [u8], bool);
+        let cases: &[Case] = &[
             (b"a%20b", b"a b", b"a b", false),
             (b"a+b", b"a+b", b"a b", false),
             (b"%", b"%", b"%", true),

@@ -69,7 +69,8 @@ mod tests {
         let s = |v: &[(&str, &str)]| {
             v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>()
         };
-        let cases: &[(&[u8], u8, Vec<(String, String)>, bool)] = &[
+        type Case = (&'static [u8], u8, Vec<(String, String)>, bool);
+        let cases: &[Case] = &[
             (b"a=1&b=2", b'&', s(&[("a", "1"), ("b", "2")]), false),
             (b"", b'&', s(&[]), false),
             (b"a", b'&', s(&[("a", "")]), false),

@@ -150,7 +150,7 @@ impl XmlDoc {
                                 if *descendant { vec![c] } else { c.children().collect() };
                             for k in kids {
                                 let ok = k.is_element()
-                                    && (*descendant && k != *n || !*descendant)
+                                    && !(*descendant && k == *n)
                                     && name.as_deref().is_none_or(|nm| k.tag_name().name() == nm);
                                 if ok && seen.insert(k.id()) {
                                     next.push(k);
