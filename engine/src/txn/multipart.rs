@@ -847,3 +847,178 @@ pub fn process_multipart(content_type: &[u8], body: &[u8]) -> MultipartOutcome {
     };
     m.complete(init_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(o: &MultipartOutcome, v: Variable) -> String {
+        o.vars
+            .iter()
+            .rev()
+            .find(|(x, _)| *x == v)
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Content-Type parsing; results observed with libmodsecurity3 3.0.9 on the body
+    /// `--b\n C-D: form-data; name="a"\n\nv\n--b--\n`.
+    #[test]
+    fn content_type_table() {
+        let body = b"--b\nContent-Disposition: form-data; name=\"a\"\n\nv\n--b--\n";
+        // (content type, error, parts, BOUNDARY_WHITESPACE, MISSING_SEMICOLON, BOUNDARY_QUOTED)
+        let cases: &[(&str, Option<&str>, usize, &str, &str, &str)] = &[
+            ("multipart/form-data; boundary=b", None, 1, "0", "0", "0"),
+            ("multipart/form-data; boundary=b; charset=utf-8", None, 1, "0", "0", "0"),
+            ("multipart/form-data; boundary=\"b\"", None, 1, "0", "0", "1"),
+            ("multipart/form-data; boundary =b", None, 1, "1", "0", "0"),
+            ("multipart/form-data boundary=b", None, 1, "0", "1", "0"),
+            // An empty quoted boundary is refused without an error message.
+            ("multipart/form-data; boundary=\"\"", None, 0, "0", "0", "0"),
+            (
+                "Multipart/Form-Data; BOUNDARY=b",
+                Some("Invalid boundary in C-T (case sensitivity)."),
+                0,
+                "0",
+                "0",
+                "0",
+            ),
+            (
+                "multipart/form-data; boundary=b\"",
+                Some("Invalid boundary in C-T (quote)."),
+                0,
+                "0",
+                "0",
+                "0",
+            ),
+            (
+                "multipart/form-data; x; boundary=b",
+                Some("Invalid boundary in C-T (malformed)."),
+                0,
+                "0",
+                "0",
+                "0",
+            ),
+            (
+                "multipart/form-data; boundary=a<b",
+                Some("Invalid boundary in C-T (characters)."),
+                0,
+                "0",
+                "0",
+                "0",
+            ),
+            (
+                "multipart/form-data; boundary=a; boundary=b",
+                Some("Multiple boundary parameters in C-T."),
+                0,
+                "0",
+                "0",
+                "0",
+            ),
+            ("text/plain; boundary=b", Some("Invalid MIME type."), 0, "0", "0", "0"),
+            ("", Some("Content-Type header not available."), 0, "0", "0", "0"),
+        ];
+        for (ct, err, parts, ws, semi, quoted) in cases {
+            let o = process_multipart(ct.as_bytes(), body);
+            assert_eq!(
+                o.error.as_deref().map(|e| e.trim_start_matches("Multipart: ")),
+                *err,
+                "{ct}"
+            );
+            assert_eq!(o.parts.len(), *parts, "{ct}");
+            assert_eq!(flag(&o, Variable::MultipartBoundaryWhitespace), *ws, "{ct}");
+            assert_eq!(flag(&o, Variable::MultipartMissingSemicolon), *semi, "{ct}");
+            assert_eq!(flag(&o, Variable::MultipartBoundaryQuoted), *quoted, "{ct}");
+            if err.is_some() {
+                assert_eq!(flag(&o, Variable::MultipartStrictError), "1", "{ct}");
+            }
+        }
+    }
+
+    #[test]
+    fn content_disposition_table() {
+        // (C-D value, field name, file name, INVALID_QUOTING, error code in the message)
+        let cases: &[(&str, &str, Option<&str>, &str, Option<i32>)] = &[
+            ("form-data; name=\"a\"", "a", None, "0", None),
+            ("form-data; name=a", "a", None, "0", None),
+            ("form-data; name='a'", "a", None, "1", None),
+            ("form-data; name=\"a'b\"", "a'b", None, "0", None),
+            ("form-data; name=\"a\\\"b\"", "a\"b", None, "0", None),
+            ("form-data; name=\"a\"; filename=\"x.txt\"", "a", Some("x.txt"), "0", None),
+            ("form-data; name=\"a\"; filename*=utf-8''x%20y", "a", None, "0", Some(-21)),
+            ("form-data; name=\"a\" x", "a", None, "0", Some(-12)),
+            ("form-data; name=\"a\"x", "a", None, "1", Some(-12)),
+            ("form-data; name=\"a\"; foo=1", "a", None, "0", Some(-11)),
+            ("form-data; name=\"a\"; name=\"b\"", "a", None, "0", Some(-14)),
+            ("attachment; name=\"a\"", "", None, "0", Some(-1)),
+            ("form-data x", "", None, "0", Some(-2)),
+        ];
+        for (cd, name, file, quoting, code) in cases {
+            let body = format!("--b\r\nContent-Disposition: {cd}\r\n\r\nv\r\n--b--\r\n");
+            let o = process_multipart(b"multipart/form-data; boundary=b", body.as_bytes());
+            assert_eq!(flag(&o, Variable::MultipartInvalidQuoting), *quoting, "{cd}");
+            match code {
+                None => {
+                    assert_eq!(o.error, None, "{cd}");
+                    assert_eq!(o.parts.len(), 1, "{cd}");
+                    assert_eq!(o.parts[0].name, name.as_bytes(), "{cd}");
+                    match (&o.parts[0].kind, file) {
+                        (PartKind::File { filename, size }, Some(f)) => {
+                            assert_eq!(filename, f.as_bytes());
+                            assert_eq!(*size, 1);
+                        }
+                        (PartKind::Field { value }, None) => assert_eq!(value, b"v"),
+                        other => panic!("{cd}: {other:?}"),
+                    }
+                }
+                Some(c) => {
+                    let mut m = Multipart::default();
+                    let mut part = PartBuild::default();
+                    assert_eq!(m.parse_content_disposition(&mut part, cd.as_bytes()), *c, "{cd}");
+                    // The C-D error does not stop parsing: the part stays in its headers, the
+                    // closing boundary is read as a header line and, as observed with
+                    // libmodsecurity3 3.0.9, the message ends up "Final boundary missing".
+                    assert_eq!(
+                        o.error.as_deref(),
+                        Some("Multipart: Final boundary missing."),
+                        "{cd}"
+                    );
+                    assert_eq!(flag(&o, Variable::MultipartInvalidPart), "1", "{cd}");
+                    assert!(o.parts.is_empty() && o.part_headers.is_empty(), "{cd}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_folding_and_lines() {
+        let body = b"--b\r\nContent-Disposition: form-data;\r\n\tname=\"a\"\r\nX: 1\r\n\r\nl1\nl2\r\n--b--\r\n";
+        let o = process_multipart(b"multipart/form-data; boundary=b", body);
+        assert_eq!(o.error, None);
+        assert_eq!(flag(&o, Variable::MultipartHeaderFolding), "1");
+        assert_eq!(flag(&o, Variable::MultipartInvalidHeaderFolding), "0");
+        assert_eq!(flag(&o, Variable::MultipartLfLine), "0");
+        assert_eq!(
+            o.part_headers,
+            vec![
+                (b"a".to_vec(), b"Content-Disposition: form-data; name=\"a\"".to_vec()),
+                (b"a".to_vec(), b"X: 1\r\n".to_vec())
+            ]
+        );
+        // v3 quirk: line breaks inside a field are dropped.
+        assert_eq!(o.parts[0].kind, PartKind::Field { value: b"l1l2".to_vec() });
+        // Folding with a non-SP/HTAB white space byte is flagged.
+        let body =
+            b"--b\r\nContent-Disposition: form-data;\r\n\x0bname=\"a\"\r\n\r\nv\r\n--b--\r\n";
+        let o = process_multipart(b"multipart/form-data; boundary=b", body);
+        assert_eq!(flag(&o, Variable::MultipartInvalidHeaderFolding), "1");
+        assert_eq!(flag(&o, Variable::MultipartStrictError), "1");
+        // The final boundary without a line ending still completes the body.
+        let o = process_multipart(
+            b"multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--b--",
+        );
+        assert_eq!(o.error, None);
+        assert_eq!(o.parts.len(), 1);
+    }
+}
