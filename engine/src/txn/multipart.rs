@@ -867,7 +867,9 @@ mod tests {
     fn content_type_table() {
         let body = b"--b\nContent-Disposition: form-data; name=\"a\"\n\nv\n--b--\n";
         // (content type, error, parts, BOUNDARY_WHITESPACE, MISSING_SEMICOLON, BOUNDARY_QUOTED)
-        let cases: &[(&str, Option<&str>, usize, &str, &str, &str)] = &[
+        type Case =
+            (&'static str, Option<&'static str>, usize, &'static str, &'static str, &'static str);
+        let cases: &[Case] = &[
             ("multipart/form-data; boundary=b", None, 1, "0", "0", "0"),
             ("multipart/form-data; boundary=b; charset=utf-8", None, 1, "0", "0", "0"),
             ("multipart/form-data; boundary=\"b\"", None, 1, "0", "0", "1"),
@@ -938,7 +940,8 @@ mod tests {
     #[test]
     fn content_disposition_table() {
         // (C-D value, field name, file name, INVALID_QUOTING, error code in the message)
-        let cases: &[(&str, &str, Option<&str>, &str, Option<i32>)] = &[
+        type Case = (&'static str, &'static str, Option<&'static str>, &'static str, Option<i32>);
+        let cases: &[Case] = &[
             ("form-data; name=\"a\"", "a", None, "0", None),
             ("form-data; name=a", "a", None, "0", None),
             ("form-data; name='a'", "a", None, "1", None),
