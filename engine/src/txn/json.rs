@@ -18,11 +18,16 @@
 
 /// What stopped the parser; [`JsonError::message`] renders it the way yajl's
 /// `yajl_get_error(.., 0, ..)` does (`parse error: ...\n`), with v3's depth suffix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} at byte {offset}", self.message().trim_end())]
+#[non_exhaustive]
 pub struct JsonError {
+    /// yajl's two classes: a lexical error (bad token) or a parse error (bad structure).
     pub lexical: bool,
     pub text: &'static str,
     pub depth_exceeded: bool,
+    /// Byte offset of the token that failed.
+    pub offset: usize,
 }
 
 impl JsonError {
@@ -140,17 +145,28 @@ pub fn parse_json(
     max_depth: u64,
     add: &mut dyn FnMut(Vec<u8>, Vec<u8>) -> bool,
 ) -> Result<(), JsonError> {
+    let mut pos = 0;
+    parse_inner(body, max_depth, add, &mut pos).map_err(|e| JsonError { offset: pos, ..e })
+}
+
+fn parse_inner(
+    body: &[u8],
+    max_depth: u64,
+    add: &mut dyn FnMut(Vec<u8>, Vec<u8>) -> bool,
+    pos: &mut usize,
+) -> Result<(), JsonError> {
     let mut namer = Namer { stack: Vec::new(), key: Vec::new(), max_depth, depth_exceeded: false };
     let mut expect = Expect::Value { array_first: false };
     let mut i = 0;
     let mut budget =
         body.len().saturating_mul(OUTPUT_BUDGET_PER_BYTE).saturating_add(OUTPUT_BUDGET_BASE);
-    let lex = |text| JsonError { lexical: true, text, depth_exceeded: false };
-    let parse = |text| JsonError { lexical: false, text, depth_exceeded: false };
+    let lex = |text| JsonError { lexical: true, text, depth_exceeded: false, offset: 0 };
+    let parse = |text| JsonError { lexical: false, text, depth_exceeded: false, offset: 0 };
     loop {
         while i < body.len() && is_ws(body[i]) {
             i += 1;
         }
+        *pos = i;
         if i >= body.len() {
             return if expect == Expect::Done { Ok(()) } else { Err(parse("premature EOF")) };
         }
@@ -221,6 +237,7 @@ pub fn parse_json(
                             lexical: false,
                             text: CANCELLED,
                             depth_exceeded: true,
+                            offset: 0,
                         });
                     }
                     expect = if c == b'[' {
@@ -511,6 +528,7 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.message(), "lexical error: invalid bytes in UTF8 string.\n");
+        assert_eq!(e.to_string(), "lexical error: invalid bytes in UTF8 string. at byte 1");
         assert_eq!(out, 0);
     }
 
