@@ -15,6 +15,7 @@ pub mod operator;
 pub mod request;
 pub mod seclang;
 pub mod transform;
+pub mod txn;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};
