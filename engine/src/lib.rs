@@ -8,6 +8,7 @@
 //! | [`ir`] | the common IR, serde JSON |
 //! | [`request`] | the server-independent request and the decision an engine returns |
 
+pub mod cfrule;
 pub mod crs;
 pub mod ir;
 pub mod request;
