@@ -10,6 +10,7 @@
 
 pub mod cfrule;
 pub mod crs;
+pub mod default_rules;
 pub mod ir;
 pub mod request;
 
