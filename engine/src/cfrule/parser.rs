@@ -17,6 +17,12 @@ use std::net::IpAddr;
 /// The TX variable `score N` adds to.
 pub const SCORE_VARIABLE: &str = "anomaly_score";
 
+/// The words that start an action.
+const ACTION_WORDS: &[&str] = &[
+    "deny", "block", "pass", "allow", "allow-request", "allow-phase", "log", "nolog", "score",
+    "phase",
+];
+
 type PResult<T> = Result<T, (ParseErrorKind, usize)>;
 
 /// One clause as written: `TARGETS[|t...] OP VALUE`.
@@ -263,8 +269,15 @@ impl<'a> Parser<'a> {
             let (p, w) = self.word_after_trivia();
             return Err((ParseErrorKind::Expected { expected: "a variable", found: describe(w) }, p));
         }
-        let variable = Variable::from_name(name)
-            .ok_or_else(|| (ParseErrorKind::UnknownVariable(name.to_string()), npos))?;
+        let Some(variable) = Variable::from_name(name) else {
+            // A dangling `and`/`or` before the actions is the likeliest cause.
+            let kind = if ACTION_WORDS.contains(&name) && !count {
+                ParseErrorKind::Expected { expected: "a condition", found: format!("action `{name}`") }
+            } else {
+                ParseErrorKind::UnknownVariable(name.to_string())
+            };
+            return Err((kind, npos));
+        };
         let mut selector = None;
         if self.cur.peek() == Some(':') {
             if !variable.is_collection() {
