@@ -240,3 +240,32 @@ fn default_cfrule_rules_parse_and_cover_the_language() {
     assert!(ops.iter().any(|o| matches!(o.kind, OperatorKind::Pm(_))));
     assert!(set.directives.iter().all(|d| matches!(d, Directive::Rule(_))));
 }
+
+/// Parse and print throughput on 20,000 copies of the default rules (ids renumbered).
+/// Run: `cargo test --release -p waf-engine --test cfrule_parse -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement; run on demand in release mode"]
+fn throughput() {
+    let mut src = String::new();
+    let copies = 2_000;
+    for i in 0..copies {
+        src.push_str(&default_rules::CFRULE.replace("rule 1000", &format!("rule {}", 1_000_000 + i * 100)));
+    }
+    let t = std::time::Instant::now();
+    let set = parse(&src, "big.rules").unwrap();
+    let parse_time = t.elapsed();
+    let n = set.rules().count();
+    let t = std::time::Instant::now();
+    let printed = waf_engine::cfrule::print(&set).unwrap();
+    let print_time = t.elapsed();
+    assert_eq!(n, copies * 11);
+    println!(
+        "{n} rules, {} KiB: parse {:?} ({:.0} rules/s, {:.1} MiB/s), print {:?} ({} KiB)",
+        src.len() / 1024,
+        parse_time,
+        n as f64 / parse_time.as_secs_f64(),
+        src.len() as f64 / parse_time.as_secs_f64() / 1048576.0,
+        print_time,
+        printed.len() / 1024
+    );
+}

@@ -54,7 +54,16 @@ struct Actions {
 
 /// Parses a whole file of Cloudflare-style rules.
 pub fn parse(text: &str, file_name: &str) -> Result<RuleSet, ParseError> {
-    let mut p = Parser { cur: Cursor::new(text), src: text, file: file_name, line_of_id: HashMap::new() };
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect::<Vec<_>>();
+    let mut p = Parser {
+        cur: Cursor::new(text),
+        src: text,
+        file: file_name,
+        line_starts,
+        line_of_id: HashMap::new(),
+    };
     let mut set = RuleSet::default();
     loop {
         p.cur.skip_trivia();
@@ -74,9 +83,10 @@ pub fn parse(text: &str, file_name: &str) -> Result<RuleSet, ParseError> {
     }
 }
 
-fn line_of(src: &str, pos: usize) -> u32 {
-    let pos = pos.min(src.len());
-    let n = src.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
+/// The 1-based line of byte `pos`, by binary search over the line starts (a linear count
+/// per clause made large files quadratic).
+fn line_of(line_starts: &[usize], pos: usize) -> u32 {
+    let n = line_starts.partition_point(|&s| s <= pos).max(1);
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -88,6 +98,7 @@ struct Parser<'a> {
     cur: Cursor<'a>,
     src: &'a str,
     file: &'a str,
+    line_starts: Vec<usize>,
     line_of_id: HashMap<u64, u32>,
 }
 
@@ -115,7 +126,7 @@ impl<'a> Parser<'a> {
             _ => return Err((ParseErrorKind::BadId(id_text.to_string()), id_pos)),
         };
         *id_out = Some(id);
-        let line = line_of(self.src, id_pos);
+        let line = line_of(&self.line_starts, id_pos);
         if let Some(&first_line) = self.line_of_id.get(&id) {
             return Err((ParseErrorKind::DuplicateId { id, first_line }, id_pos));
         }
@@ -126,7 +137,8 @@ impl<'a> Parser<'a> {
 
         let expr = self.or_expr(0)?;
         let actions = self.actions()?;
-        let loc = |pos: usize| Loc { file: self.file.to_string(), line: line_of(self.src, pos) };
+        let loc =
+            |pos: usize| Loc { file: self.file.to_string(), line: line_of(&self.line_starts, pos) };
         Ok(lower(id, &msg, expr, &actions, &loc, start))
     }
 
@@ -576,10 +588,15 @@ pub(crate) fn is_address(s: &str) -> bool {
     }
 }
 
-/// Checks a regex with the `regex` crate; patterns it refuses but fancy-regex accepts
-/// (lookaround, backreferences) are allowed, as the backends run them through fancy-regex.
+/// Checks a regex's syntax with the `regex` crate's parser; patterns it refuses but
+/// fancy-regex accepts (lookaround, backreferences) are allowed, as the backends run them
+/// through fancy-regex. Only the syntax is checked: building the matcher here made parsing
+/// ~10x slower, and the backends compile (and size-limit) every pattern anyway.
 pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
-    let err = match regex::RegexBuilder::new(pattern).size_limit(1 << 23).build() {
+    // Parsing to the AST catches the syntax errors; translating `\w` or `\d` into Unicode
+    // classes (which the full parse does) cost more than all the rest of rule parsing.
+    let mut ast_parser = regex_syntax::ast::parse::ParserBuilder::new().build();
+    let err = match ast_parser.parse(pattern) {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
@@ -589,7 +606,7 @@ pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
     if paren_depth(pattern) <= 200 && fancy_regex::Regex::new(pattern).is_ok() {
         return Ok(());
     }
-    Err(compact_regex_error(&err))
+    Err(compact_regex_error(&err.to_string()))
 }
 
 fn paren_depth(p: &str) -> usize {
@@ -611,8 +628,7 @@ fn paren_depth(p: &str) -> usize {
 
 /// The `regex` crate's syntax errors span several lines (pattern, caret, message); keep the
 /// message only, since our own error display already points at the pattern.
-fn compact_regex_error(e: &regex::Error) -> String {
-    let text = e.to_string();
+fn compact_regex_error(text: &str) -> String {
     text.lines()
         .find_map(|l| l.trim().strip_prefix("error: "))
         .map(str::to_string)
