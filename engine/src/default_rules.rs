@@ -102,7 +102,10 @@ mod tests {
             assert_eq!(name, SECLANG_NAME);
             assert!(text.contains("SecMarker DEFAULT-BLOCKING-EVALUATION"));
             let marker = Directive::Marker(Marker { name: MERGE_MARKER.into(), loc: None });
-            Ok::<_, String>(RuleSet { directives: vec![rule(300_000), marker], ..RuleSet::default() })
+            Ok::<_, String>(RuleSet {
+                directives: vec![rule(300_000), marker],
+                ..RuleSet::default()
+            })
         })
         .unwrap();
         let ids = ids(&merged);

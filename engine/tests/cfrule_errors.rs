@@ -9,7 +9,12 @@ fn cases() -> Vec<(&'static str, ParseErrorKind, u32, u32)> {
     vec![
         ("rule 1 m\n  FOO is a\n  deny", UnknownVariable("FOO".into()), 2, 3),
         ("rule 1 m\n  ARGS equals a\n  deny", UnknownOperator("equals".into()), 2, 8),
-        ("rule 1 m\n  ARGS|lowercas contains a\n  deny", UnknownTransformation("lowercas".into()), 2, 8),
+        (
+            "rule 1 m\n  ARGS|lowercas contains a\n  deny",
+            UnknownTransformation("lowercas".into()),
+            2,
+            8,
+        ),
         ("rule 1 m\n  ARGS|none contains a\n  deny", NoneTransformation, 2, 8),
         ("rule 1 m\n  ARGS is a\n  reject", UnknownAction("reject".into()), 3, 3),
         ("rule 1 m\n  ARGS is a)\n  deny", UnmatchedCloseParen, 2, 12),
@@ -25,28 +30,77 @@ fn cases() -> Vec<(&'static str, ParseErrorKind, u32, u32)> {
         ("rule Attack\n  ARGS is a\n  deny", MissingId, 1, 6),
         ("rule 0 m\n  ARGS is a\n  deny", BadId("0".into()), 1, 6),
         ("rule 12x m\n  ARGS is a\n  deny", BadId("12x".into()), 1, 6),
-        ("rule 5 a\n ARGS is a\n deny\nrule 5 b\n ARGS is b\n deny", DuplicateId { id: 5, first_line: 1 }, 4, 6),
+        (
+            "rule 5 a\n ARGS is a\n deny\nrule 5 b\n ARGS is b\n deny",
+            DuplicateId { id: 5, first_line: 1 },
+            4,
+            6,
+        ),
         ("rule 1 m\n  REQUEST_URI:x is a\n  deny", NotACollection("REQUEST_URI".into()), 2, 3),
         ("rule 1 m\n  &ARGS gt ten\n  deny", BadNumber("ten".into()), 2, 12),
         ("rule 1 m\n  REMOTE_ADDR in { 10.0.0.0/33 }\n  deny", BadIp("10.0.0.0/33".into()), 2, 20),
         ("rule 1 m\n  ARGS is a\n  deny 999", BadStatus("999".into()), 3, 8),
         ("rule 1 m\n  ARGS is a\n  deny phase 9", BadPhase("9".into()), 3, 14),
-        ("rule 1 m\n  ARGS is a\n  deny allow", ConflictingActions("deny".into(), "allow".into()), 3, 8),
-        ("rule 1 m\n  ARGS is a\n  log nolog deny", ConflictingActions("log".into(), "nolog".into()), 3, 7),
+        (
+            "rule 1 m\n  ARGS is a\n  deny allow",
+            ConflictingActions("deny".into(), "allow".into()),
+            3,
+            8,
+        ),
+        (
+            "rule 1 m\n  ARGS is a\n  log nolog deny",
+            ConflictingActions("log".into(), "nolog".into()),
+            3,
+            7,
+        ),
         ("rule 1 m\n  ARGS is a\n  score 1 score 2", DuplicateAction("score".into()), 3, 11),
         ("rule 1 m\n  ARGS is a\n", MissingAction, 3, 1),
-        ("rule 1 m\n  ARGS is a\n  REQUEST_URI is b\n  deny",
-         Expected { expected: "`and` or `or` between clauses", found: "`REQUEST_URI`".into() }, 3, 3),
-        ("rule 1 m\n  ARGS is\n", Expected { expected: "a value", found: "end of input".into() }, 3, 1),
-        ("rule 1 m\n  ARGS matches\n  deny",
-         Expected { expected: "a regex on the same line as `matches`", found: "end of line".into() }, 2, 15),
-        ("rule 1 m\n  ARGS is a and\n  deny",
-         Expected { expected: "a condition", found: "action `deny`".into() }, 3, 3),
-        ("rule 1 m\n  ARGS is a and REQUEST_URI\n",
-         Expected { expected: "an operator", found: "end of input".into() }, 3, 1),
+        (
+            "rule 1 m\n  ARGS is a\n  REQUEST_URI is b\n  deny",
+            Expected { expected: "`and` or `or` between clauses", found: "`REQUEST_URI`".into() },
+            3,
+            3,
+        ),
+        (
+            "rule 1 m\n  ARGS is\n",
+            Expected { expected: "a value", found: "end of input".into() },
+            3,
+            1,
+        ),
+        (
+            "rule 1 m\n  ARGS matches\n  deny",
+            Expected {
+                expected: "a regex on the same line as `matches`",
+                found: "end of line".into(),
+            },
+            2,
+            15,
+        ),
+        (
+            "rule 1 m\n  ARGS is a and\n  deny",
+            Expected { expected: "a condition", found: "action `deny`".into() },
+            3,
+            3,
+        ),
+        (
+            "rule 1 m\n  ARGS is a and REQUEST_URI\n",
+            Expected { expected: "an operator", found: "end of input".into() },
+            3,
+            1,
+        ),
         ("deny\n", Expected { expected: "`rule`", found: "`deny`".into() }, 1, 1),
-        ("rule 1 m\n  ARGS:\n", Expected { expected: "a key after `:`", found: "end of input".into() }, 2, 8),
-        ("rule 1 m\n  ARGS is a and\n", Expected { expected: "a condition", found: "end of input".into() }, 3, 1),
+        (
+            "rule 1 m\n  ARGS:\n",
+            Expected { expected: "a key after `:`", found: "end of input".into() },
+            2,
+            8,
+        ),
+        (
+            "rule 1 m\n  ARGS is a and\n",
+            Expected { expected: "a condition", found: "end of input".into() },
+            3,
+            1,
+        ),
     ]
 }
 
@@ -95,6 +149,10 @@ fn deep_nesting_is_refused_not_overflowed() {
         assert_eq!(e.line, 2);
     }
     // Exactly at the limit is fine.
-    let src = format!("rule 1 m\n{}ARGS is a{}\n deny", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+    let src = format!(
+        "rule 1 m\n{}ARGS is a{}\n deny",
+        "(".repeat(MAX_DEPTH - 1),
+        ")".repeat(MAX_DEPTH - 1)
+    );
     parse(&src, "ok.rules").unwrap();
 }

@@ -19,8 +19,13 @@ fn stripped(mut set: RuleSet) -> RuleSet {
 fn assert_round_trip(src: &str) -> String {
     let first = parse(src, "a.rules").unwrap_or_else(|e| panic!("{e}\n{src}"));
     let printed = print(&first).unwrap_or_else(|e| panic!("{e}\n{src}"));
-    let second = parse(&printed, "b.rules").unwrap_or_else(|e| panic!("{e}\n--- printed:\n{printed}"));
-    assert_eq!(stripped(first), stripped(second.clone()), "--- source:\n{src}\n--- printed:\n{printed}");
+    let second =
+        parse(&printed, "b.rules").unwrap_or_else(|e| panic!("{e}\n--- printed:\n{printed}"));
+    assert_eq!(
+        stripped(first),
+        stripped(second.clone()),
+        "--- source:\n{src}\n--- printed:\n{printed}"
+    );
     assert_eq!(print(&second).unwrap(), printed, "printing is a fixed point");
     printed
 }
@@ -82,21 +87,37 @@ fn inexpressible_ir_is_refused_by_name() {
     let args = || vec![Target::whole(Variable::Args)];
     let lit = |s: &str| MacroString::literal(s);
     let cases: Vec<(RuleSet, &str)> = vec![
-        (rule_with(args(), OperatorKind::DetectSqli, vec![Action::Block]), "rule 942100: operator @detectSQLi has no equivalent"),
+        (
+            rule_with(args(), OperatorKind::DetectSqli, vec![Action::Block]),
+            "rule 942100: operator @detectSQLi has no equivalent",
+        ),
         (
             rule_with(
-                vec![Target::whole(Variable::Args), Target { exclude: true, ..Target::key(Variable::Args, "q") }],
+                vec![
+                    Target::whole(Variable::Args),
+                    Target { exclude: true, ..Target::key(Variable::Args, "q") },
+                ],
                 OperatorKind::Rx(lit("x")),
                 vec![Action::Block],
             ),
             "rule 942100: target exclusion `!ARGS:q` has no equivalent",
         ),
-        (rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::SkipAfter("END".into())]), "action `skip_after`"),
         (
-            rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Ctl(Ctl::RuleRemoveById(vec![]))]),
+            rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::SkipAfter("END".into())]),
+            "action `skip_after`",
+        ),
+        (
+            rule_with(
+                args(),
+                OperatorKind::Rx(lit("x")),
+                vec![Action::Ctl(Ctl::RuleRemoveById(vec![]))],
+            ),
             "action `ctl`",
         ),
-        (rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Tag(lit("t"))]), "action `tag`"),
+        (
+            rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Tag(lit("t"))]),
+            "action `tag`",
+        ),
         (
             rule_with(
                 args(),
@@ -107,8 +128,14 @@ fn inexpressible_ir_is_refused_by_name() {
             ),
             "macro expansion `%{TX.x}`",
         ),
-        (rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Status(500), Action::Block]), "`status` without `deny`"),
-        (rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Chain]), "`chain` on the last link"),
+        (
+            rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Status(500), Action::Block]),
+            "`status` without `deny`",
+        ),
+        (
+            rule_with(args(), OperatorKind::Rx(lit("x")), vec![Action::Chain]),
+            "`chain` on the last link",
+        ),
         (
             RuleSet {
                 directives: vec![Directive::Marker(Marker { name: "END".into(), loc: None })],
@@ -141,19 +168,29 @@ fn inexpressible_ir_is_refused_by_name() {
                 let mut s = rule_with(vec![], OperatorKind::Rx(lit("x")), vec![Action::Deny]);
                 if let Directive::Rule(r) = &mut s.directives[0] {
                     r.operator = None;
-                    r.condition = Some(Condition::Not(Box::new(Condition::Clause(waf_engine::ir::Clause {
-                        targets: args(),
-                        transformations: vec![],
-                        operator: Operator { negated: false, kind: OperatorKind::Contains(lit("a")) },
-                    }))));
+                    r.condition =
+                        Some(Condition::Not(Box::new(Condition::Clause(waf_engine::ir::Clause {
+                            targets: args(),
+                            transformations: vec![],
+                            operator: Operator {
+                                negated: false,
+                                kind: OperatorKind::Contains(lit("a")),
+                            },
+                        }))));
                 }
                 s
             },
             "a boolean `not` over a single clause",
         ),
         (
-            rule_with(vec![Target { selector: Some(Selector::Regex("a/b".into())), ..Target::whole(Variable::Args) }],
-                OperatorKind::Rx(lit("x")), vec![Action::Deny]),
+            rule_with(
+                vec![Target {
+                    selector: Some(Selector::Regex("a/b".into())),
+                    ..Target::whole(Variable::Args)
+                }],
+                OperatorKind::Rx(lit("x")),
+                vec![Action::Deny],
+            ),
             "regex selector `a/b`",
         ),
     ];
@@ -170,14 +207,20 @@ fn deep_conditions_from_json_are_refused() {
     let mut c = Condition::Clause(waf_engine::ir::Clause {
         targets: vec![Target::whole(Variable::Args)],
         transformations: vec![],
-        operator: Operator { negated: false, kind: OperatorKind::Contains(MacroString::literal("a")) },
+        operator: Operator {
+            negated: false,
+            kind: OperatorKind::Contains(MacroString::literal("a")),
+        },
     });
     // Linear nesting (each level adds one group), deeper than the printer's cap.
     for i in 0..200 {
         let leaf = Condition::Clause(waf_engine::ir::Clause {
             targets: vec![Target::whole(Variable::Args)],
             transformations: vec![],
-            operator: Operator { negated: false, kind: OperatorKind::Contains(MacroString::literal("b")) },
+            operator: Operator {
+                negated: false,
+                kind: OperatorKind::Contains(MacroString::literal("b")),
+            },
         });
         c = if i % 2 == 0 { Condition::Any(vec![c, leaf]) } else { Condition::All(vec![c, leaf]) };
     }
@@ -204,8 +247,17 @@ fn quote(s: &str) -> String {
 
 fn target() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "ARGS", "ARGS_NAMES", "REQUEST_URI", "REQUEST_HEADERS:User-Agent", "REQUEST_HEADERS:\"X y\"",
-        "ARGS:/^a\\d/", "&ARGS", "TX:score", "RESPONSE_STATUS", "REQUEST_BODY", "request_method",
+        "ARGS",
+        "ARGS_NAMES",
+        "REQUEST_URI",
+        "REQUEST_HEADERS:User-Agent",
+        "REQUEST_HEADERS:\"X y\"",
+        "ARGS:/^a\\d/",
+        "&ARGS",
+        "TX:score",
+        "RESPONSE_STATUS",
+        "REQUEST_BODY",
+        "request_method",
     ])
     .prop_map(str::to_string)
 }
@@ -214,7 +266,14 @@ fn targets() -> impl Strategy<Value = String> {
     (
         prop::collection::vec(target(), 1..3),
         prop::collection::vec(
-            prop::sample::select(vec!["lowercase", "urlDecodeUni", "htmlEntityDecode", "trim", "normalisePath", "LENGTH"]),
+            prop::sample::select(vec![
+                "lowercase",
+                "urlDecodeUni",
+                "htmlEntityDecode",
+                "trim",
+                "normalisePath",
+                "LENGTH",
+            ]),
             0..3,
         ),
     )
@@ -241,23 +300,39 @@ fn ipv4() -> impl Strategy<Value = String> {
 
 fn clause() -> impl Strategy<Value = String> {
     let op = prop_oneof![
-        (prop::sample::select(vec!["is", "is-not", "has-prefix", "has-suffix", "contains", "contains-word"]), value())
+        (
+            prop::sample::select(vec![
+                "is",
+                "is-not",
+                "has-prefix",
+                "has-suffix",
+                "contains",
+                "contains-word"
+            ]),
+            value()
+        )
             .prop_map(|(o, v)| format!("{o} {v}")),
-        (prop::sample::select(vec!["eq", "gt", "ge", "lt", "le"]), -1000i64..1000).prop_map(|(o, n)| format!("{o} {n}")),
+        (prop::sample::select(vec!["eq", "gt", "ge", "lt", "le"]), -1000i64..1000)
+            .prop_map(|(o, n)| format!("{o} {n}")),
         "[ -~]{0,8}".prop_map(|s| format!("matches {}", quote(&regex::escape(&s)))),
-        prop::sample::select(vec!["^a+$", "(?i)sel\\s+ect", "[0-9]{2,}", "(?<!x)y"]).prop_map(|r| format!("matches {}", quote(r))),
+        prop::sample::select(vec!["^a+$", "(?i)sel\\s+ect", "[0-9]{2,}", "(?<!x)y"])
+            .prop_map(|r| format!("matches {}", quote(r))),
         prop::collection::vec(value(), 1..4).prop_map(|v| format!("in {{ {} }}", v.join(" "))),
         prop::collection::vec(ipv4(), 1..4).prop_map(|v| format!("in {{ {} }}", v.join(" "))),
-        prop::collection::vec(value(), 1..4).prop_map(|v| format!("contains-any {{ {} }}", v.join(" "))),
+        prop::collection::vec(value(), 1..4)
+            .prop_map(|v| format!("contains-any {{ {} }}", v.join(" "))),
     ];
-    (any::<bool>(), targets(), op).prop_map(|(not, t, o)| format!("{}{t} {o}", if not { "not " } else { "" }))
+    (any::<bool>(), targets(), op)
+        .prop_map(|(not, t, o)| format!("{}{t} {o}", if not { "not " } else { "" }))
 }
 
 fn expr() -> impl Strategy<Value = String> {
     clause().prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("({})", v.join("\n and "))),
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("({})", v.join(" or\n "))),
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("({})", v.join("\n and "))),
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("({})", v.join(" or\n "))),
             inner.prop_map(|e| format!("not {e}")),
         ]
     })
@@ -265,13 +340,23 @@ fn expr() -> impl Strategy<Value = String> {
 
 fn actions() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["deny", "deny 404", "block", "pass", "allow", "allow-request", "allow-phase", ""]),
+        prop::sample::select(vec![
+            "deny",
+            "deny 404",
+            "block",
+            "pass",
+            "allow",
+            "allow-request",
+            "allow-phase",
+            "",
+        ]),
         prop::sample::select(vec!["", "log", "nolog"]),
         prop::option::of(0u32..20),
         prop::option::of(1u8..=5),
     )
         .prop_map(|(d, l, s, p)| {
-            let mut v: Vec<String> = [d, l].iter().filter(|x| !x.is_empty()).map(|x| x.to_string()).collect();
+            let mut v: Vec<String> =
+                [d, l].iter().filter(|x| !x.is_empty()).map(|x| x.to_string()).collect();
             if let Some(s) = s {
                 v.push(format!("score {s}"));
             }
@@ -286,22 +371,58 @@ fn actions() -> impl Strategy<Value = String> {
 }
 
 fn rules() -> impl Strategy<Value = String> {
-    prop::collection::vec(("[A-Za-z]([A-Za-z0-9 #]{0,15}[a-z])?", expr(), actions()), 1..4).prop_map(|rs| {
-        rs.iter()
-            .enumerate()
-            .map(|(i, (m, e, a))| format!("rule {} {m}\n  {e}\n  {a}\n", i + 1))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+    prop::collection::vec(("[A-Za-z]([A-Za-z0-9 #]{0,15}[a-z])?", expr(), actions()), 1..4)
+        .prop_map(|rs| {
+            rs.iter()
+                .enumerate()
+                .map(|(i, (m, e, a))| format!("rule {} {m}\n  {e}\n  {a}\n", i + 1))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
 }
 
 /// Words of the language, to build hostile input that gets past the first token.
 fn hostile() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop::sample::select(vec![
-            "rule", "1", "42", "m", "ARGS", "&ARGS", "ARGS:/x/", "ARGS:", ":", "/", "is", "in", "matches",
-            "(", ")", "{", "}", "\"", "\\", "not", "and", "or", "deny", "404", "log", "score", "phase",
-            "|lowercase", "|", ",", "#", "\n", "10.0.0.1/8", "::", "é", "\t", "\r\n", "",
+            "rule",
+            "1",
+            "42",
+            "m",
+            "ARGS",
+            "&ARGS",
+            "ARGS:/x/",
+            "ARGS:",
+            ":",
+            "/",
+            "is",
+            "in",
+            "matches",
+            "(",
+            ")",
+            "{",
+            "}",
+            "\"",
+            "\\",
+            "not",
+            "and",
+            "or",
+            "deny",
+            "404",
+            "log",
+            "score",
+            "phase",
+            "|lowercase",
+            "|",
+            ",",
+            "#",
+            "\n",
+            "10.0.0.1/8",
+            "::",
+            "é",
+            "\t",
+            "\r\n",
+            "",
         ]),
         0..40,
     )

@@ -59,9 +59,7 @@ pub enum ParseErrorKind {
     Expected { expected: &'static str, found: String },
     #[error("invalid integer `{0}`")]
     BadNumber(String),
-    #[error(
-        "invalid IP address or network `{0}` (quote the entries to compare them as strings)"
-    )]
+    #[error("invalid IP address or network `{0}` (quote the entries to compare them as strings)")]
     BadIp(String),
     #[error("invalid status `{0}`: expected 100-599")]
     BadStatus(String),

@@ -8,8 +8,8 @@
 use super::error::{MAX_DEPTH, ParseError, ParseErrorKind};
 use super::lexer::Cursor;
 use crate::ir::{
-    Action, AllowScope, Clause, Condition, Directive, Loc, MacroString, Operator,
-    OperatorKind, Rule, RuleSet, Selector, SetVar, SetVarOp, Target, Transformation, Variable,
+    Action, AllowScope, Clause, Condition, Directive, Loc, MacroString, Operator, OperatorKind,
+    Rule, RuleSet, Selector, SetVar, SetVarOp, Target, Transformation, Variable,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,7 +19,15 @@ pub const SCORE_VARIABLE: &str = "anomaly_score";
 
 /// The words that start an action.
 const ACTION_WORDS: &[&str] = &[
-    "deny", "block", "pass", "allow", "allow-request", "allow-phase", "log", "nolog", "score",
+    "deny",
+    "block",
+    "pass",
+    "allow",
+    "allow-request",
+    "allow-phase",
+    "log",
+    "nolog",
+    "score",
     "phase",
 ];
 
@@ -54,9 +62,8 @@ struct Actions {
 
 /// Parses a whole file of Cloudflare-style rules.
 pub fn parse(text: &str, file_name: &str) -> Result<RuleSet, ParseError> {
-    let line_starts = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect::<Vec<_>>();
+    let line_starts =
+        std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect::<Vec<_>>();
     let mut p = Parser {
         cur: Cursor::new(text),
         src: text,
@@ -279,12 +286,18 @@ impl<'a> Parser<'a> {
         let (npos, name) = self.cur.ident();
         if name.is_empty() {
             let (p, w) = self.word_after_trivia();
-            return Err((ParseErrorKind::Expected { expected: "a variable", found: describe(w) }, p));
+            return Err((
+                ParseErrorKind::Expected { expected: "a variable", found: describe(w) },
+                p,
+            ));
         }
         let Some(variable) = Variable::from_name(name) else {
             // A dangling `and`/`or` before the actions is the likeliest cause.
             let kind = if ACTION_WORDS.contains(&name) && !count {
-                ParseErrorKind::Expected { expected: "a condition", found: format!("action `{name}`") }
+                ParseErrorKind::Expected {
+                    expected: "a condition",
+                    found: format!("action `{name}`"),
+                }
             } else {
                 ParseErrorKind::UnknownVariable(name.to_string())
             };

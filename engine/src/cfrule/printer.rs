@@ -19,7 +19,10 @@ pub fn print(set: &RuleSet) -> Result<String, PrintError> {
     let mut out = String::new();
     for (i, d) in set.directives.iter().enumerate() {
         let Directive::Rule(rule) = d else {
-            return Err(PrintError { rule: None, kind: PrintErrorKind::Directive(directive_name(d)) });
+            return Err(PrintError {
+                rule: None,
+                kind: PrintErrorKind::Directive(directive_name(d)),
+            });
         };
         if i > 0 {
             out.push('\n');
@@ -198,7 +201,9 @@ fn print_rule(rule: &Rule, out: &mut String) -> Result<(), PrintErrorKind> {
                 match a {
                     Action::T(t) => effective(&mut ts, *t),
                     Action::Chain => chained = true,
-                    other => return Err(unsupported(format!("{} on a chain link", action_name(other)))),
+                    other => {
+                        return Err(unsupported(format!("{} on a chain link", action_name(other))));
+                    }
                 }
             }
             w.newline();
@@ -473,7 +478,9 @@ fn target_text(t: &Target) -> Result<String, PrintErrorKind> {
         }
         Some(Selector::Regex(r)) => {
             if !slash_regex_ok(r) {
-                return Err(unsupported(format!("regex selector `{r}` (unescaped `/` or line break)")));
+                return Err(unsupported(format!(
+                    "regex selector `{r}` (unescaped `/` or line break)"
+                )));
             }
             let _ = write!(s, ":/{r}/");
         }
