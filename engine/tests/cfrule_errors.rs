@@ -1,7 +1,7 @@
 //! Malformed Cloudflare-style rules: each must fail with the right kind, at the right line
 //! and column, and display as `file:line:col: error: ...` with the source line and a caret.
 
-use waf_engine::cfrule::{MAX_DEPTH, ParseErrorKind, parse};
+use waf_engine::cfrule::{MAX_DEPTH, MAX_REGEX_LEN, ParseErrorKind, parse};
 
 /// (source, expected kind, line, column).
 fn cases() -> Vec<(&'static str, ParseErrorKind, u32, u32)> {
@@ -155,4 +155,22 @@ fn deep_nesting_is_refused_not_overflowed() {
         ")".repeat(MAX_DEPTH - 1)
     );
     parse(&src, "ok.rules").unwrap();
+}
+
+#[test]
+fn hostile_regexes_are_refused_quickly() {
+    let n = MAX_REGEX_LEN / 3 - 1;
+    for pattern in [
+        "[".repeat(n),
+        "(?=".repeat(n),
+        "\\".repeat(n | 1),
+        "[[:".repeat(n),
+        "a".repeat(MAX_REGEX_LEN + 1),
+    ] {
+        let src = format!("rule 1 m\n ARGS matches {pattern}\n deny");
+        let e = parse(&src, "re.rules").unwrap_err();
+        assert!(matches!(e.kind, ParseErrorKind::BadRegex(_)), "{}", e.kind);
+        let src = format!("rule 1 m\n ARGS:/{}/ is a\n deny", pattern.replace('/', ""));
+        assert!(parse(&src, "re.rules").is_err());
+    }
 }

@@ -32,5 +32,5 @@ mod parser;
 mod printer;
 
 pub use error::{MAX_DEPTH, ParseError, ParseErrorKind, PrintError, PrintErrorKind};
-pub use parser::{SCORE_VARIABLE, parse};
+pub use parser::{MAX_REGEX_LEN, SCORE_VARIABLE, parse};
 pub use printer::print;

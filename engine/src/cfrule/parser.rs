@@ -17,6 +17,10 @@ use std::net::IpAddr;
 /// The TX variable `score N` adds to.
 pub const SCORE_VARIABLE: &str = "anomaly_score";
 
+/// The longest regex accepted. CRS 3.3.4's largest is 6.4 KB; hostile 100 KB patterns took
+/// ~0.1 s each to refuse.
+pub const MAX_REGEX_LEN: usize = 64 * 1024;
+
 /// The words that start an action.
 const ACTION_WORDS: &[&str] = &[
     "deny",
@@ -606,6 +610,9 @@ pub(crate) fn is_address(s: &str) -> bool {
 /// through fancy-regex. Only the syntax is checked: building the matcher here made parsing
 /// ~10x slower, and the backends compile (and size-limit) every pattern anyway.
 pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
+    if pattern.len() > MAX_REGEX_LEN {
+        return Err(format!("longer than {MAX_REGEX_LEN} bytes"));
+    }
     // Parsing to the AST catches the syntax errors; translating `\w` or `\d` into Unicode
     // classes (which the full parse does) cost more than all the rest of rule parsing.
     let mut ast_parser = regex_syntax::ast::parse::ParserBuilder::new().build();
@@ -616,10 +623,23 @@ pub(crate) fn check_regex(pattern: &str) -> Result<(), String> {
     // fancy-regex parses groups recursively: only try it on patterns whose nesting the
     // `regex` crate's own limit (250) would also accept, so hostile input cannot overflow
     // the stack.
-    if paren_depth(pattern) <= 200 && fancy_regex::Regex::new(pattern).is_ok() {
+    if uses_fancy_syntax(pattern)
+        && paren_depth(pattern) <= 200
+        && fancy_regex::Regex::new(pattern).is_ok()
+    {
         return Ok(());
     }
     Err(compact_regex_error(&err.to_string()))
+}
+
+/// Lookaround, atomic groups, backreferences or possessive quantifiers: the syntax only
+/// fancy-regex knows. Other patterns the `regex` parser refuses are simply wrong, and
+/// handing them to fancy-regex too only cost time (~0.3 s for a hostile 100 KB pattern).
+fn uses_fancy_syntax(p: &str) -> bool {
+    ["(?=", "(?!", "(?<=", "(?<!", "(?>", "\\k<", "++", "*+", "?+", "}+"]
+        .iter()
+        .any(|m| p.contains(m))
+        || p.as_bytes().windows(2).any(|w| w[0] == b'\\' && (b'1'..=b'9').contains(&w[1]))
 }
 
 fn paren_depth(p: &str) -> usize {
@@ -849,6 +869,10 @@ mod tests {
         assert!(check_regex(r"^\d+$").is_ok());
         assert!(check_regex(r"(?<=a)b").is_ok(), "lookbehind through fancy-regex");
         assert!(check_regex(r"(a)\1").is_ok(), "backreference through fancy-regex");
+        assert!(check_regex(r"(?>ab)c").is_ok(), "atomic group through fancy-regex");
+        assert!(check_regex(r"a++b").is_ok(), "possessive quantifier through fancy-regex");
+        assert!(check_regex(r"(?=a").is_err());
+        assert!(!uses_fancy_syntax(r"a+b(c)"));
         let e = check_regex("a(b").unwrap_err();
         assert!(e.contains("unclosed group"), "{e}");
         assert!(check_regex(&"(".repeat(100_000)).is_err());
