@@ -24,12 +24,18 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Run a corpus through an engine; one JSON decision per request on stdout.
+    Eval(cmd::eval::Args),
+    /// Run go-ftw YAML regression tests in-process against an engine.
+    Ftw(cmd::ftw::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Ftw(a) => cmd::ftw::run(a),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ pub mod cfrule;
 pub mod crs;
 pub mod default_rules;
 pub mod ir;
+pub mod operator;
 pub mod request;
 
 pub use ir::{IR_VERSION, RuleSet};

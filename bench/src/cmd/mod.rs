@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod crs_config;
+pub mod eval;
+pub mod ftw;

@@ -1,0 +1,2 @@
+pub mod ipmatch;
+pub mod pm;
