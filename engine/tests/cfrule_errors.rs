@@ -24,6 +24,7 @@ fn cases() -> Vec<(&'static str, ParseErrorKind, u32, u32)> {
         ("rule 1 m\n  ARGS:/abc is a\n  deny", UnterminatedSelector, 2, 8),
         ("rule 1 m\n  ARGS in { a b\n", UnterminatedList, 2, 11),
         ("rule 1 m\n  ARGS in { }\n  deny", EmptyList, 2, 11),
+        ("rule 1 m\n  ARGS contains-any { a \"b c\" }\n  deny", SpaceInPhrase("b c".into()), 2, 25),
         ("rule 1 m\n  ARGS matches a(b\n  deny", BadRegex("unclosed group".into()), 2, 16),
         ("rule 1 m\n  ARGS:/a(/ is x\n  deny", BadRegex("unclosed group".into()), 2, 9),
         ("rule\n  ARGS is a\n  deny", MissingId, 1, 5),

@@ -195,10 +195,10 @@ fn parse_table() {
                 OperatorKind::InList(vec!["1.1".into(), "2.2".into()])
             );
         }),
-        ("contains-any is pm", "rule 1 m\n ARGS contains-any { a \"b c\" }\n deny", |r| {
+        ("contains-any is pm", "rule 1 m\n ARGS contains-any { a \"b{c}\" }\n deny", |r| {
             assert_eq!(
                 r.operator.as_ref().unwrap().kind,
-                OperatorKind::Pm(vec!["a".into(), "b c".into()])
+                OperatorKind::Pm(vec!["a".into(), "b{c}".into()])
             );
         }),
         (

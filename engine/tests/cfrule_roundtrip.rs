@@ -48,7 +48,7 @@ fn hand_written_rules_round_trip() {
         "rule 4 m\n (ARGS matches ^x\n or ARGS is y) and not (REQUEST_URI is a or REQUEST_URI is b)\n deny",
         "rule 5 m\n REMOTE_ADDR in { 10.0.0.0/8 ::1 } and ARGS in { \"1.1\" x \"a b\" }\n allow",
         "rule 6 m\n REQUEST_HEADERS:\"X A\",ARGS:/^p\\/q$/,&ARGS|urlDecodeUni|trim gt 3\n allow-phase nolog",
-        "rule 7 m\n ARGS contains-any { a \"b c\" \"\\\"q\\\"\" }\n allow-request log",
+        "rule 7 m\n ARGS contains-any { a \"b(c)\" \"\\\"q\\\"\" }\n allow-request log",
         "rule 8 Response check\n RESPONSE_STATUS ge 500\n pass log phase 5",
         "rule 9 m\n REQUEST_URI is \"#hash\" and ARGS is \"\" and ARGS is \"f(x)\" and ARGS is a\\b\n deny nolog",
         "rule 10 m\n not not (ARGS is a or ARGS is b)\n deny",
@@ -319,7 +319,7 @@ fn clause() -> impl Strategy<Value = String> {
             .prop_map(|r| format!("matches {}", quote(r))),
         prop::collection::vec(value(), 1..4).prop_map(|v| format!("in {{ {} }}", v.join(" "))),
         prop::collection::vec(ipv4(), 1..4).prop_map(|v| format!("in {{ {} }}", v.join(" "))),
-        prop::collection::vec(value(), 1..4)
+        prop::collection::vec("[!-~]{1,10}".prop_map(|v| quote(&v)), 1..4)
             .prop_map(|v| format!("contains-any {{ {} }}", v.join(" "))),
     ];
     (any::<bool>(), targets(), op)

@@ -44,6 +44,10 @@ pub enum ParseErrorKind {
     #[error("empty list: `{{ }}` would never match")]
     EmptyList,
     #[error(
+        "phrase `{0}` contains white space: `contains-any` phrases are single words, as ModSecurity's @pm splits its argument on white space"
+    )]
+    SpaceInPhrase(String),
+    #[error(
         "invalid regex: {0} (Rust `regex` syntax; lookaround and backreferences are accepted through fancy-regex)"
     )]
     BadRegex(String),

@@ -266,6 +266,13 @@ impl<'a> Parser<'a> {
             "matches" => OperatorKind::Rx(MacroString::literal(self.regex(op_pos)?)),
             "contains-any" => {
                 let list = self.list(op_pos)?;
+                // libmodsecurity3 (src/operators/pm.cc) splits the @pm argument on white
+                // space with no quoting, so a multi-word phrase could not reach the peer.
+                if let Some((pos, s, _)) =
+                    list.iter().find(|(_, s, _)| s.contains(char::is_whitespace))
+                {
+                    return Err((ParseErrorKind::SpaceInPhrase(s.clone()), *pos));
+                }
                 OperatorKind::Pm(list.into_iter().map(|(_, s, _)| s).collect())
             }
             "in" => in_list(self.list(op_pos)?)?,

@@ -422,7 +422,12 @@ fn clause(
             }
             return Ok(());
         }
-        OperatorKind::Pm(list) => ("contains-any", list_text(list, false)?),
+        OperatorKind::Pm(list) => {
+            if let Some(p) = list.iter().find(|p| p.is_empty() || p.contains(char::is_whitespace)) {
+                return Err(unsupported(format!("@pm phrase `{p}` with white space")));
+            }
+            ("contains-any", list_text(list, false)?)
+        }
         OperatorKind::InList(list) => ("in", list_text(list, true)?),
         OperatorKind::IpMatch(list) => {
             if let Some(bad) = list.iter().find(|a| !is_address(a)) {
