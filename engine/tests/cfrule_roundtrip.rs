@@ -459,3 +459,12 @@ proptest! {
         check_any(&src);
     }
 }
+
+#[test]
+fn or_and_not_groups_print_with_connectives_leading() {
+    let src = "rule 100010 POST with neither Content-Type nor Transfer-Encoding\n   REQUEST_METHOD is POST and\n   not (&REQUEST_HEADERS:Content-Type gt 0 or &REQUEST_HEADERS:Transfer-Encoding gt 0)\n   block score 3\n";
+    assert_eq!(
+        assert_round_trip(src),
+        "rule 100010 POST with neither Content-Type nor Transfer-Encoding\n    REQUEST_METHOD is POST\n    and not (&REQUEST_HEADERS:Content-Type gt 0\n    or &REQUEST_HEADERS:Transfer-Encoding gt 0)\n    block score 3\n"
+    );
+}
