@@ -8,7 +8,9 @@
 //! | [`ir`] | the common IR, serde JSON |
 //! | [`request`] | the server-independent request and the decision an engine returns |
 
+pub mod cfrule;
 pub mod crs;
+pub mod default_rules;
 pub mod ir;
 pub mod load;
 pub mod operator;
