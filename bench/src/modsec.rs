@@ -168,7 +168,7 @@ pub fn library_path() -> String {
 
 /// The SecLang text the peer loads for a rules spec: `crs` is the project's `crs` rule set
 /// (base configuration, paranoia, CRS files: the list every engine loads), a `.conf` file is
-/// included by absolute path. Other formats need the SecLang printer, which is not here yet.
+/// included by absolute path; anything else is loaded by our front-ends and printed as SecLang.
 pub fn seclang_for_spec(spec: &str, paranoia: Option<u8>) -> Result<String, PeerError> {
     let err = |message: String| PeerError::Spec { spec: spec.into(), message };
     if spec == "crs" {
@@ -185,11 +185,17 @@ pub fn seclang_for_spec(spec: &str, paranoia: Option<u8>) -> Result<String, Peer
             }
             Ok(format!("Include \"{abs}\"\n"))
         }
-        _ => Err(err(
-            "the ModSecurity peer loads `crs` or a SecLang `.conf` file; other rule formats \
-             need the SecLang printer (waf_engine::seclang::print), not available yet"
-                .into(),
-        )),
+        // `default`, `.rules`, `.json`: load with our front-ends, print as SecLang. Rules
+        // SecLang cannot express (Cloudflare-style `or`) are refused with the printer's error.
+        _ => {
+            let set = waf_engine::load::load_rules(&waf_engine::load::RuleSpec::from_args(
+                &[spec],
+                paranoia,
+                None,
+            ))
+            .map_err(|e| err(e.to_string()))?;
+            waf_engine::seclang::print(&set).map_err(|e| err(e.to_string()))
+        }
     }
 }
 

@@ -57,7 +57,7 @@ fn a_broken_file_exits_2_with_every_error_positioned() {
 
     let (code, _, err) = wafbench(&["convert", "--to", "cfrule", path]);
     assert_eq!(code, 2);
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("unknown action `blok`"), "{err}");
     let (code, _, err) = wafbench(&["check", "/nonexistent/x.conf"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/x.conf"), "{err}");

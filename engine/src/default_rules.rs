@@ -38,6 +38,11 @@ pub fn default_rule_set_with<E>(
     Ok(merge(seclang, cfrule_rule_set()))
 }
 
+/// Both halves merged, parsed with the SecLang front-end.
+pub fn default_rule_set() -> Result<RuleSet, crate::seclang::ParseErrors> {
+    default_rule_set_with(crate::seclang::parse_str)
+}
+
 /// Inserts `extra`'s directives in front of the [`MERGE_MARKER`] of `base`, or at its end
 /// when the marker is absent.
 pub fn merge(mut base: RuleSet, extra: RuleSet) -> RuleSet {

@@ -1,5 +1,6 @@
 //! Loading a rule set from what a user names on the command line: paths (files or
-//! directories) or the word `crs`.
+//! directories), the word `crs`, or the word `default` (the embedded default rule set,
+//! [`crate::default_rules`], both languages).
 //!
 //! `crs` is the composition described in [`crate::crs`]: the base configuration, the
 //! paranoia `SecAction` when a level is given, then the CRS files in load order. A path's
@@ -50,12 +51,18 @@ impl fmt::Display for Language {
 pub enum Input {
     /// The OWASP Core Rule Set behind the base configuration.
     Crs,
+    /// The embedded default rule set (SecLang and Cloudflare-style halves).
+    Default,
     Path(PathBuf),
 }
 
 impl From<&str> for Input {
     fn from(s: &str) -> Self {
-        if s == "crs" { Input::Crs } else { Input::Path(PathBuf::from(s)) }
+        match s {
+            "crs" => Input::Crs,
+            "default" => Input::Default,
+            _ => Input::Path(PathBuf::from(s)),
+        }
     }
 }
 
@@ -93,8 +100,8 @@ pub enum LoadError {
     Json { path: String, source: serde_json::Error },
     #[error("{path}: IR version {found} is not supported (this build reads version {IR_VERSION})")]
     Version { path: String, found: u32 },
-    #[error("{path}: the Cloudflare-style front-end is not available in this build")]
-    CfRuleUnavailable { path: String },
+    #[error("{0}")]
+    CfRule(#[from] crate::cfrule::ParseError),
     #[error("{path}: unknown rule language (use .conf, .json or .rules, or --from)")]
     UnknownLanguage { path: String },
     #[error("paranoia level {0} is out of range (1-4)")]
@@ -114,6 +121,7 @@ pub fn load_rules(spec: &RuleSpec) -> Result<RuleSet, LoadError> {
         }
     }
     let mut parser = Parser::new();
+    let mut default_cfrule = false;
     for input in &spec.inputs {
         match input {
             Input::Crs => {
@@ -130,6 +138,14 @@ pub fn load_rules(spec: &RuleSpec) -> Result<RuleSet, LoadError> {
                     parser.parse_file(&f);
                 }
             }
+            Input::Default => {
+                parser.parse_text(
+                    crate::default_rules::SECLANG,
+                    crate::default_rules::SECLANG_NAME,
+                    None,
+                );
+                default_cfrule = true;
+            }
             Input::Path(p) if p.is_dir() => {
                 for f in conf_files(p)? {
                     load_path(&mut parser, &f, spec.from)?;
@@ -138,7 +154,12 @@ pub fn load_rules(spec: &RuleSpec) -> Result<RuleSet, LoadError> {
             Input::Path(p) => load_path(&mut parser, p, spec.from)?,
         }
     }
-    parser.finish().map_err(LoadError::Parse)
+    let set = parser.finish().map_err(LoadError::Parse)?;
+    Ok(if default_cfrule {
+        crate::default_rules::merge(set, crate::default_rules::cfrule_rule_set())
+    } else {
+        set
+    })
 }
 
 fn conf_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
@@ -178,7 +199,12 @@ fn load_path(parser: &mut Parser, p: &Path, from: Option<Language>) -> Result<()
             parser.extend(read_ir(&text, &path)?.directives);
             Ok(())
         }
-        Some(Language::CfRule) => Err(LoadError::CfRuleUnavailable { path }),
+        Some(Language::CfRule) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| LoadError::Io { path: path.clone(), source })?;
+            parser.extend(crate::cfrule::parse(&text, &path)?.directives);
+            Ok(())
+        }
         None => Err(LoadError::UnknownLanguage { path }),
     }
 }
@@ -252,11 +278,22 @@ mod tests {
     }
 
     #[test]
-    fn cfrule_is_not_available_yet_and_errors_are_clear() {
+    fn cfrule_files_load_and_errors_are_clear() {
         let d = tempfile::tempdir().unwrap();
         let r = write(d.path(), "x.rules", "whatever");
         let e = load_rules(&RuleSpec::from_args(&[r.to_str().unwrap()], None, None)).unwrap_err();
-        assert!(e.to_string().contains("Cloudflare-style front-end is not available"), "{e}");
+        assert!(matches!(e, LoadError::CfRule(_)), "{e}");
+        assert!(e.to_string().contains("x.rules:1:1: error"), "{e}");
+        let ok = write(
+            d.path(),
+            "ok.rules",
+            "rule 100000 DataStore Attack\n  REQUEST_METHOD is GET\n    deny\n",
+        );
+        let set = load_rules(&RuleSpec::from_args(&[ok.to_str().unwrap()], None, None)).unwrap();
+        assert_eq!(set.rules().next().and_then(|r| r.id()), Some(100000));
+        let def = load_rules(&RuleSpec::from_args(&["default"], None, None)).unwrap();
+        assert!(def.rules().any(|r| r.id() == Some(100000)));
+        assert!(def.rules().any(|r| r.id().is_some_and(|i| (300000..301000).contains(&i))));
         let e = load_rules(&RuleSpec::from_args(&["/nonexistent/x.conf"], None, None)).unwrap_err();
         assert!(matches!(e, LoadError::Io { .. }), "{e}");
         assert!(matches!(

@@ -25,10 +25,6 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let spec = RuleSpec::from_args(&a.inputs, a.paranoia, a.from);
-    // Refuse an output we cannot write before the (slow) load.
-    if a.to == Language::CfRule {
-        anyhow::bail!("--to cfrule: the Cloudflare-style printer is not available yet");
-    }
     let Some(set) = super::check::load(&spec)? else { return Ok(ExitCode::from(2)) };
     let text = match a.to {
         Language::Json => {
@@ -38,7 +34,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         Language::SecLang => waf_engine::seclang::print(&set).context("printing SecLang")?,
         Language::CfRule => {
-            anyhow::bail!("--to cfrule: the Cloudflare-style printer is not available yet")
+            waf_engine::cfrule::print(&set).context("printing the Cloudflare-style language")?
         }
     };
     let mut out = std::io::stdout().lock();
