@@ -5,6 +5,11 @@
 //! operator string after each `SecRule` targets is taken verbatim (libmodsecurity3 hands the
 //! quoted text to PCRE as is; `\"` and `\\` mean the same to PCRE either way).
 //! The only patterns allowed on the backtracking fallback are the PCRE-only ones.
+//!
+//! A second test runs every pattern through PCRE2 itself (libpcre2-8.so.0, loaded with
+//! dlopen, compiled with `PCRE2_DOTALL | PCRE2_MULTILINE` as libmodsecurity3 does) and through
+//! our engines on the CRS regression corpus values, and requires the same verdict and the same
+//! capture groups.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -124,4 +129,231 @@ fn every_crs_rx_pattern_compiles_on_the_expected_engine() {
     assert!(failures.is_empty(), "patterns that do not compile:\n{}", failures.join("\n"));
     let expected: BTreeSet<u64> = PCRE_ONLY.iter().copied().collect();
     assert_eq!(fallback_ids, expected, "only the PCRE-only rules may use the fallback");
+}
+
+mod pcre2 {
+    //! The few PCRE2 entry points the differential test needs.
+    use std::ffi::c_void;
+
+    pub const DOTALL: u32 = 0x0000_0020;
+    pub const MULTILINE: u32 = 0x0000_0400;
+    pub const UNSET: usize = usize::MAX;
+
+    type Compile =
+        unsafe extern "C" fn(*const u8, usize, u32, *mut i32, *mut usize, *mut c_void) -> *mut c_void;
+    type MatchDataCreate = unsafe extern "C" fn(*mut c_void, *mut c_void) -> *mut c_void;
+    type Match =
+        unsafe extern "C" fn(*mut c_void, *const u8, usize, usize, u32, *mut c_void, *mut c_void) -> i32;
+    type Ovector = unsafe extern "C" fn(*mut c_void) -> *mut usize;
+    type Free = unsafe extern "C" fn(*mut c_void);
+
+    pub struct Pcre2 {
+        compile: Compile,
+        md_create: MatchDataCreate,
+        exec: Match,
+        ovector: Ovector,
+        md_free: Free,
+        code_free: Free,
+        _lib: libloading::Library,
+    }
+
+    pub struct Code<'a> {
+        lib: &'a Pcre2,
+        code: *mut c_void,
+        md: *mut c_void,
+    }
+
+    impl Pcre2 {
+        pub fn load() -> Option<Pcre2> {
+            // SAFETY: libpcre2-8 has no initialisers with side effects; the signatures are
+            // the documented PCRE2 8-bit API (pcre2.h).
+            unsafe {
+                let lib = libloading::Library::new("libpcre2-8.so.0").ok()?;
+                Some(Pcre2 {
+                    compile: *lib.get(b"pcre2_compile_8\0").ok()?,
+                    md_create: *lib.get(b"pcre2_match_data_create_from_pattern_8\0").ok()?,
+                    exec: *lib.get(b"pcre2_match_8\0").ok()?,
+                    ovector: *lib.get(b"pcre2_get_ovector_pointer_8\0").ok()?,
+                    md_free: *lib.get(b"pcre2_match_data_free_8\0").ok()?,
+                    code_free: *lib.get(b"pcre2_code_free_8\0").ok()?,
+                    _lib: lib,
+                })
+            }
+        }
+
+        pub fn compile(&self, pattern: &str) -> Option<Code<'_>> {
+            let (mut err, mut off) = (0i32, 0usize);
+            // SAFETY: pattern pointer/length are valid; null contexts select the defaults.
+            unsafe {
+                let code = (self.compile)(
+                    pattern.as_ptr(),
+                    pattern.len(),
+                    DOTALL | MULTILINE,
+                    &mut err,
+                    &mut off,
+                    std::ptr::null_mut(),
+                );
+                if code.is_null() {
+                    return None;
+                }
+                let md = (self.md_create)(code, std::ptr::null_mut());
+                Some(Code { lib: self, code, md })
+            }
+        }
+    }
+
+    impl Code<'_> {
+        /// None: PCRE2 error (e.g. match limit); Some(None): no match; Some(Some(groups)).
+        pub fn exec(&self, subject: &[u8]) -> Option<Option<Vec<Option<Vec<u8>>>>> {
+            // SAFETY: code and match data come from this library; subject pointer/length valid.
+            unsafe {
+                let rc = (self.lib.exec)(
+                    self.code,
+                    subject.as_ptr(),
+                    subject.len(),
+                    0,
+                    0,
+                    self.md,
+                    std::ptr::null_mut(),
+                );
+                if rc == -1 {
+                    return Some(None);
+                }
+                if rc <= 0 {
+                    return None;
+                }
+                let ov = (self.lib.ovector)(self.md);
+                let groups = (0..rc as usize)
+                    .map(|i| {
+                        let (s, e) = (*ov.add(2 * i), *ov.add(2 * i + 1));
+                        (s != UNSET && e <= subject.len() && s <= e).then(|| subject[s..e].to_vec())
+                    })
+                    .collect();
+                Some(Some(groups))
+            }
+        }
+    }
+
+    impl Drop for Code<'_> {
+        fn drop(&mut self) {
+            // SAFETY: freed once, with the library's own free functions.
+            unsafe {
+                (self.lib.md_free)(self.md);
+                (self.lib.code_free)(self.code);
+            }
+        }
+    }
+}
+
+/// Values a CRS rule sees in the regression corpus: decoded argument names and values,
+/// header values, URIs, bodies, and lower-cased copies (many CRS rules use t:lowercase).
+fn corpus_values() -> Vec<Vec<u8>> {
+    let Ok(text) = std::fs::read_to_string("/work/shared/crs-tests/crs-3.3.4-regression.jsonl")
+    else {
+        return Vec::new();
+    };
+    let decode = |s: &str| -> Vec<u8> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |k: usize| b.get(k).and_then(|c| (*c as char).to_digit(16));
+            match (b[i], hex(i + 1), hex(i + 2)) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (b'+', _, _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (c, _, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        out
+    };
+    let mut seen = BTreeSet::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let uri = v["uri"].as_str().unwrap_or_default();
+        let body = v["body"].as_str().unwrap_or_default();
+        let mut vals = vec![uri.as_bytes().to_vec(), body.as_bytes().to_vec()];
+        let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        for part in query.split('&').chain(body.split('&')) {
+            let (n, val) = part.split_once('=').unwrap_or((part, ""));
+            vals.push(decode(n));
+            vals.push(decode(val));
+        }
+        for h in v["headers"].as_array().into_iter().flatten() {
+            if let Some(s) = h.get(1).and_then(|x| x.as_str()) {
+                vals.push(s.as_bytes().to_vec());
+            }
+        }
+        for val in vals {
+            seen.insert(val.to_ascii_lowercase());
+            seen.insert(val);
+        }
+    }
+    seen.into_iter().filter(|v| v.len() <= 4096).collect()
+}
+
+#[test]
+fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
+    let dir = Path::new(RULES_DIR);
+    let Some(pcre) = pcre2::Pcre2::load() else {
+        eprintln!("NOTICE: libpcre2-8.so.0 not loadable; test skipped");
+        return;
+    };
+    if !dir.is_dir() {
+        eprintln!("NOTICE: {RULES_DIR} absent; test skipped");
+        return;
+    }
+    let values = corpus_values();
+    assert!(values.len() > 1000, "only {} corpus values", values.len());
+    let (mut runs, mut pcre_errors, mut limit_hits, mut hits) = (0usize, 0usize, 0usize, 0usize);
+    let mut diffs = Vec::new();
+    for f in extract(dir) {
+        let ours = RxMatcher::new(&f.pattern).expect("compiles (checked by the other test)");
+        let Some(theirs) = pcre.compile(&f.pattern) else {
+            panic!("PCRE2 refuses {} {}", f.rule_id, f.pattern);
+        };
+        for v in &values {
+            runs += 1;
+            let Some(want) = theirs.exec(v) else {
+                pcre_errors += 1;
+                continue;
+            };
+            let mut caps = Vec::new();
+            let got = match ours.matches(v, Some(&mut caps)) {
+                Ok(true) => Some(caps),
+                Ok(false) => None,
+                Err(_) => {
+                    limit_hits += 1;
+                    continue;
+                }
+            };
+            hits += usize::from(want.is_some());
+            // PCRE2 unset groups are None; ours are empty: compare as ModSecurity stores them.
+            let want = want.map(|g| g.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>());
+            if want != got && diffs.len() < 20 {
+                diffs.push(format!(
+                    "{} {}: input {:?}\n  pcre2 {:?}\n  ours  {:?}",
+                    f.file,
+                    f.rule_id,
+                    String::from_utf8_lossy(v),
+                    want.map(|g| g.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
+                    got.map(|g| g.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{runs} pattern x value runs over {} values: {hits} matches, {pcre_errors} PCRE2 errors, {limit_hits} fallback limit hits, {} differences",
+        values.len(),
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "differences from PCRE2:\n{}", diffs.join("\n"));
 }

@@ -16,9 +16,12 @@
 //!   ASCII classes are spelled out so Unicode never widens them.
 //!
 //! Known residual differences (documented, not fixed): under `(?i)` the fallback engine also
-//! folds Latin-1 letters (bytes 0xC0-0xDE with 0xE0-0xFE), which PCRE's C locale does not;
-//! `(?m)^` in Rust also matches after a trailing `\n` at the very end of the subject, where
-//! PCRE2 does not (only visible with patterns such as `^$`).
+//! folds Latin-1 letters (bytes 0xC0-0xDE with 0xE0-0xFE), which PCRE's C locale does not.
+//!
+//! One multiline difference is repaired at match time: Rust's `(?m)^` also matches after a
+//! newline that ends the subject, PCRE2's does not (CRS's `^$` on `"foo\n"`). Patterns with
+//! `^` keep an exact variant on the backtracking engine, used only for subjects ending in
+//! `\n`; the PCRE2 differential test in `engine/tests/operator_crs_rx.rs` caught this.
 
 use super::MatchLimitExceeded;
 use std::fmt::Write as _;
@@ -72,6 +75,10 @@ pub struct Translation {
     /// The pattern uses lookaround, backreferences, atomic groups or possessive quantifiers:
     /// only a backtracking engine can run it.
     pub backtracking: bool,
+    /// The pattern has a `^`. In PCRE2's multiline mode `^` does not match after a newline
+    /// that ends the subject; Rust's `(?m)^` does. The Latin-1 dialect writes the exact PCRE
+    /// assertion (lookaround), and [`RxMatcher`] uses that variant for subjects ending in `\n`.
+    pub has_caret: bool,
 }
 
 const WORD: &str = "0-9A-Za-z_";
@@ -97,13 +104,30 @@ pub fn translate_pcre(pattern: &str, dialect: Dialect) -> Result<Translation, Rx
         dialect,
         groups: 0,
         depth: 0,
+        has_caret: false,
+        // `(?-m)` would turn `^` into `\A`; patterns that touch the m flag keep the plain `^`.
+        exact_caret: dialect == Dialect::Latin1 && !touches_multiline_flag(pattern.as_bytes()),
     };
     t.out.push_str("(?sm)");
     t.run()?;
-    Ok(Translation { text: t.out, backtracking: t.backtracking })
+    Ok(Translation { text: t.out, backtracking: t.backtracking, has_caret: t.has_caret })
+}
+
+/// Whether an inline flag group such as `(?m)`, `(?-m)` or `(?im:` appears.
+fn touches_multiline_flag(p: &[u8]) -> bool {
+    p.windows(2).enumerate().filter(|(_, w)| w == b"(?").any(|(i, _)| {
+        let flags: Vec<u8> = p[i + 2..]
+            .iter()
+            .copied()
+            .take_while(|b| b.is_ascii_alphabetic() || *b == b'-')
+            .collect();
+        flags.contains(&b'm') && matches!(p.get(i + 2 + flags.len()), Some(b')' | b':'))
+    })
 }
 
 struct Translator<'a> {
+    has_caret: bool,
+    exact_caret: bool,
     p: &'a [u8],
     i: usize,
     out: String,
@@ -163,7 +187,16 @@ impl Translator<'_> {
                     self.out.push_str(r"\}");
                     self.i += 1;
                 }
-                b'.' | b'^' | b'$' | b'|' => {
+                b'^' => {
+                    self.has_caret = true;
+                    if self.exact_caret {
+                        self.out.push_str(r"(?:\A|(?<=\n)(?!\z))");
+                    } else {
+                        self.out.push('^');
+                    }
+                    self.i += 1;
+                }
+                b'.' | b'$' | b'|' => {
                     self.out.push(c as char);
                     self.i += 1;
                 }
@@ -711,10 +744,6 @@ fn to_latin1(input: &[u8]) -> String {
     input.iter().map(|&b| char::from(b)).collect()
 }
 
-fn from_latin1(s: &str) -> Vec<u8> {
-    // Every char came from `to_latin1`, so it is below U+0100.
-    s.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect()
-}
 
 enum Engine {
     Linear(regex::bytes::Regex),
@@ -724,6 +753,9 @@ enum Engine {
 /// A compiled `@rx` pattern.
 pub struct RxMatcher {
     engine: Engine,
+    /// For linear patterns with `^`: the exact-PCRE variant on the backtracking engine, used
+    /// only for subjects that end in `\n` (the one case where Rust's `(?m)^` differs).
+    eol_variant: Option<Engine>,
     pattern: String,
     translated: String,
 }
@@ -737,33 +769,110 @@ impl std::fmt::Debug for RxMatcher {
     }
 }
 
+fn build_fancy(pattern: &str) -> Result<(Engine, String), RxError> {
+    let t = translate_pcre(pattern, Dialect::Latin1)?;
+    let re = fancy_regex::RegexBuilder::new(&t.text)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .delegate_size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| RxError { offset: None, message: e.to_string() })?;
+    Ok((Engine::Backtracking(Box::new(re)), t.text))
+}
+
+/// Byte offset in the Latin-1 text of input byte `k`: one extra byte per earlier byte >= 0x80.
+fn latin1_pos(input: &[u8], k: usize) -> usize {
+    k + input[..k].iter().filter(|&&b| b >= 0x80).count()
+}
+
+/// Input byte offset of a Latin-1 text offset.
+fn input_pos(text: &str, pos: usize) -> usize {
+    text[..pos].chars().count()
+}
+
+type Groups = Vec<Option<std::ops::Range<usize>>>;
+
+impl Engine {
+    /// All groups of the leftmost match at or after `start`, up to the last that took part.
+    fn groups_at(&self, input: &[u8], start: usize) -> Result<Option<Groups>, MatchLimitExceeded> {
+        if start > input.len() {
+            return Ok(None);
+        }
+        match self {
+            Engine::Linear(re) => {
+                let mut locs = re.capture_locations();
+                if re.captures_read_at(&mut locs, input, start).is_none() {
+                    return Ok(None);
+                }
+                let last = (0..locs.len()).rev().find(|&g| locs.get(g).is_some()).unwrap_or(0);
+                Ok(Some((0..=last).map(|g| locs.get(g).map(|(s, e)| s..e)).collect()))
+            }
+            Engine::Backtracking(re) => {
+                let text = to_latin1(input);
+                let Some(caps) = re
+                    .captures_from_pos(&text, latin1_pos(input, start))
+                    .map_err(|_| MatchLimitExceeded)?
+                else {
+                    return Ok(None);
+                };
+                let last = (0..caps.len()).rev().find(|&g| caps.get(g).is_some()).unwrap_or(0);
+                Ok(Some(
+                    (0..=last)
+                        .map(|g| {
+                            caps.get(g).map(|m| input_pos(&text, m.start())..input_pos(&text, m.end()))
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    fn is_match(&self, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
+        match self {
+            Engine::Linear(re) => Ok(re.is_match(input)),
+            Engine::Backtracking(re) => re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded),
+        }
+    }
+
+    fn find_at(
+        &self,
+        input: &[u8],
+        start: usize,
+    ) -> Result<Option<std::ops::Range<usize>>, MatchLimitExceeded> {
+        match self {
+            Engine::Linear(re) if start <= input.len() => Ok(re.find_at(input, start).map(|m| m.range())),
+            _ => Ok(self.groups_at(input, start)?.and_then(|g| g.into_iter().next().flatten())),
+        }
+    }
+}
+
 impl RxMatcher {
     /// Compiles a PCRE pattern, on the linear engine whenever it can express it.
     pub fn new(pattern: &str) -> Result<RxMatcher, RxError> {
         let t = translate_pcre(pattern, Dialect::Bytes)?;
-        if !t.backtracking {
-            let re = regex::bytes::RegexBuilder::new(&t.text)
-                .unicode(false)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .map_err(|e| RxError { offset: None, message: e.to_string() })?;
-            return Ok(RxMatcher {
-                engine: Engine::Linear(re),
-                pattern: pattern.to_string(),
-                translated: t.text,
-            });
+        if t.backtracking {
+            let (engine, translated) = build_fancy(pattern)?;
+            return Ok(RxMatcher { engine, eol_variant: None, pattern: pattern.to_string(), translated });
         }
-        let t = translate_pcre(pattern, Dialect::Latin1)?;
-        let re = fancy_regex::RegexBuilder::new(&t.text)
-            .backtrack_limit(BACKTRACK_LIMIT)
-            .delegate_size_limit(SIZE_LIMIT)
+        let re = regex::bytes::RegexBuilder::new(&t.text)
+            .unicode(false)
+            .size_limit(SIZE_LIMIT)
             .build()
             .map_err(|e| RxError { offset: None, message: e.to_string() })?;
+        let eol_variant = if t.has_caret { Some(build_fancy(pattern)?.0) } else { None };
         Ok(RxMatcher {
-            engine: Engine::Backtracking(Box::new(re)),
+            engine: Engine::Linear(re),
+            eol_variant,
             pattern: pattern.to_string(),
             translated: t.text,
         })
+    }
+
+    /// The engine for this subject (see `eol_variant`).
+    fn engine_for(&self, input: &[u8]) -> &Engine {
+        match (&self.eol_variant, input.last()) {
+            (Some(v), Some(b'\n')) => v,
+            _ => &self.engine,
+        }
     }
 
     /// The pattern as written in the rule.
@@ -791,44 +900,19 @@ impl RxMatcher {
     /// One search from the start, as `Regex::searchOneMatch` does. With `captures`, on a
     /// match the vector is replaced by groups 0..=n, n being the last group that took part
     /// (PCRE2 returns that many pairs); groups before n that did not take part are empty
-    /// (ModSecurity skips them and leaves the old TX value).
+    /// (ModSecurity skips them and leaves the old TX value). v3 stores every group, not only
+    /// TX.0-TX.9.
     pub fn matches(
         &self,
         input: &[u8],
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> Result<bool, MatchLimitExceeded> {
-        match &self.engine {
-            Engine::Linear(re) => {
-                let Some(out) = captures else { return Ok(re.is_match(input)) };
-                let mut locs = re.capture_locations();
-                if re.captures_read(&mut locs, input).is_none() {
-                    return Ok(false);
-                }
-                let last = (0..locs.len()).rev().find(|&g| locs.get(g).is_some()).unwrap_or(0);
-                out.clear();
-                out.extend((0..=last).map(|g| match locs.get(g) {
-                    Some((s, e)) => input[s..e].to_vec(),
-                    None => Vec::new(),
-                }));
-                Ok(true)
-            }
-            Engine::Backtracking(re) => {
-                let text = to_latin1(input);
-                let Some(out) = captures else {
-                    return re.is_match(&text).map_err(|_| MatchLimitExceeded);
-                };
-                let Some(caps) = re.captures(&text).map_err(|_| MatchLimitExceeded)? else {
-                    return Ok(false);
-                };
-                let last = (0..caps.len()).rev().find(|&g| caps.get(g).is_some()).unwrap_or(0);
-                out.clear();
-                out.extend((0..=last).map(|g| match caps.get(g) {
-                    Some(m) => from_latin1(m.as_str()),
-                    None => Vec::new(),
-                }));
-                Ok(true)
-            }
-        }
+        let engine = self.engine_for(input);
+        let Some(out) = captures else { return engine.is_match(input) };
+        let Some(groups) = engine.groups_at(input, 0)? else { return Ok(false) };
+        out.clear();
+        out.extend(groups.into_iter().map(|g| g.map(|r| input[r].to_vec()).unwrap_or_default()));
+        Ok(true)
     }
 
     /// The leftmost match starting at or after byte `start`, with the whole subject as
@@ -838,23 +922,7 @@ impl RxMatcher {
         input: &[u8],
         start: usize,
     ) -> Result<Option<std::ops::Range<usize>>, MatchLimitExceeded> {
-        if start > input.len() {
-            return Ok(None);
-        }
-        match &self.engine {
-            Engine::Linear(re) => Ok(re.find_at(input, start).map(|m| m.range())),
-            Engine::Backtracking(re) => {
-                let text = to_latin1(input);
-                // Byte offset in `text` of input byte k: k plus one per earlier byte >= 0x80.
-                let text_pos = |k: usize| k + input[..k].iter().filter(|&&b| b >= 0x80).count();
-                let found =
-                    re.find_from_pos(&text, text_pos(start)).map_err(|_| MatchLimitExceeded)?;
-                Ok(found.map(|m| {
-                    let to_input = |pos: usize| text[..pos].chars().count();
-                    to_input(m.start())..to_input(m.end())
-                }))
-            }
-        }
+        self.engine_for(input).find_at(input, start)
     }
 
     /// Every match from `start` on with all its groups, in the order `Regex::searchAll` of
@@ -862,9 +930,10 @@ impl RxMatcher {
     /// to the front of its list, continues after the last group pushed, and stops at an empty
     /// group or a group that did not take part.
     pub fn search_all(&self, input: &[u8]) -> Result<Vec<Vec<u8>>, MatchLimitExceeded> {
+        let engine = self.engine_for(input);
         let mut found: Vec<Vec<u8>> = Vec::new();
         let mut offset = 0usize;
-        'search: while let Some(groups) = self.groups_at(input, offset)? {
+        'search: while let Some(groups) = engine.groups_at(input, offset)? {
             let before = offset;
             for g in groups {
                 // A group that did not take part ends the search (ModSecurity sees an
@@ -884,43 +953,6 @@ impl RxMatcher {
         }
         found.reverse();
         Ok(found)
-    }
-
-    /// All groups of the leftmost match at or after `start`, up to the last that took part.
-    fn groups_at(
-        &self,
-        input: &[u8],
-        start: usize,
-    ) -> Result<Option<Vec<Option<std::ops::Range<usize>>>>, MatchLimitExceeded> {
-        if start > input.len() {
-            return Ok(None);
-        }
-        match &self.engine {
-            Engine::Linear(re) => {
-                let mut locs = re.capture_locations();
-                if re.captures_read_at(&mut locs, input, start).is_none() {
-                    return Ok(None);
-                }
-                let last = (0..locs.len()).rev().find(|&g| locs.get(g).is_some()).unwrap_or(0);
-                Ok(Some((0..=last).map(|g| locs.get(g).map(|(s, e)| s..e)).collect()))
-            }
-            Engine::Backtracking(re) => {
-                let text = to_latin1(input);
-                let text_pos = |k: usize| k + input[..k].iter().filter(|&&b| b >= 0x80).count();
-                let to_input = |pos: usize| text[..pos].chars().count();
-                let Some(caps) =
-                    re.captures_from_pos(&text, text_pos(start)).map_err(|_| MatchLimitExceeded)?
-                else {
-                    return Ok(None);
-                };
-                let last = (0..caps.len()).rev().find(|&g| caps.get(g).is_some()).unwrap_or(0);
-                Ok(Some(
-                    (0..=last)
-                        .map(|g| caps.get(g).map(|m| to_input(m.start())..to_input(m.end())))
-                        .collect(),
-                ))
-            }
-        }
     }
 }
 
@@ -991,6 +1023,12 @@ mod tests {
             (r"\bx\b", b"\xe9x\xe9", true),
             // Empty pattern is `.*`.
             (r"", b"anything", true),
+            // PCRE2 multiline `^` does not match after the subject's final newline.
+            (r"^$", b"foo\n", false),
+            (r"^$", b"\n", true),
+            (r"^$", b"a\n\nb", true),
+            (r"^b", b"a\nb\n", true),
+            (r"(?-m)^b", b"a\nb\n", false),
             (r"\x00", b"a\0b", true),
         ];
         for (p, input, want) in cases {
