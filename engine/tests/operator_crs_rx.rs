@@ -139,11 +139,24 @@ mod pcre2 {
     pub const MULTILINE: u32 = 0x0000_0400;
     pub const UNSET: usize = usize::MAX;
 
-    type Compile =
-        unsafe extern "C" fn(*const u8, usize, u32, *mut i32, *mut usize, *mut c_void) -> *mut c_void;
+    type Compile = unsafe extern "C" fn(
+        *const u8,
+        usize,
+        u32,
+        *mut i32,
+        *mut usize,
+        *mut c_void,
+    ) -> *mut c_void;
     type MatchDataCreate = unsafe extern "C" fn(*mut c_void, *mut c_void) -> *mut c_void;
-    type Match =
-        unsafe extern "C" fn(*mut c_void, *const u8, usize, usize, u32, *mut c_void, *mut c_void) -> i32;
+    type Match = unsafe extern "C" fn(
+        *mut c_void,
+        *const u8,
+        usize,
+        usize,
+        u32,
+        *mut c_void,
+        *mut c_void,
+    ) -> i32;
     type Ovector = unsafe extern "C" fn(*mut c_void) -> *mut usize;
     type Free = unsafe extern "C" fn(*mut c_void);
 
@@ -337,15 +350,22 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
             };
             hits += usize::from(want.is_some());
             // PCRE2 unset groups are None; ours are empty: compare as ModSecurity stores them.
-            let want = want.map(|g| g.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>());
+            let want =
+                want.map(|g| g.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>());
             if want != got && diffs.len() < 20 {
                 diffs.push(format!(
                     "{} {}: input {:?}\n  pcre2 {:?}\n  ours  {:?}",
                     f.file,
                     f.rule_id,
                     String::from_utf8_lossy(v),
-                    want.map(|g| g.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
-                    got.map(|g| g.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
+                    want.map(|g| g
+                        .iter()
+                        .map(|x| String::from_utf8_lossy(x).into_owned())
+                        .collect::<Vec<_>>()),
+                    got.map(|g| g
+                        .iter()
+                        .map(|x| String::from_utf8_lossy(x).into_owned())
+                        .collect::<Vec<_>>()),
                 ));
             }
         }

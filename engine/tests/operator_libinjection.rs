@@ -31,15 +31,13 @@ fn url_decode(s: &[u8]) -> Vec<u8> {
     while i < s.len() {
         match s[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -80,10 +78,45 @@ fn seed_inputs() -> Vec<Vec<u8>> {
 }
 
 const TOKENS: &[&[u8]] = &[
-    b"'", b"\"", b"`", b"(", b")", b";", b"--", b"#", b"/*", b"*/", b"/*!", b"=", b" ", b"1",
-    b" OR ", b" AND ", b" UNION SELECT ", b" FROM ", b"@@version", b"0x41", b"char(", b"||",
-    b"<script>", b"</script>", b"<img src=x ", b"onerror=", b"javascript:", b"<", b">", b"&#",
-    b"\\", b"\0", b"\xff", b"\n", b"%27", b"1e1", b"sleep(5)", b"<svg/onload=", b"style=",
+    b"'",
+    b"\"",
+    b"`",
+    b"(",
+    b")",
+    b";",
+    b"--",
+    b"#",
+    b"/*",
+    b"*/",
+    b"/*!",
+    b"=",
+    b" ",
+    b"1",
+    b" OR ",
+    b" AND ",
+    b" UNION SELECT ",
+    b" FROM ",
+    b"@@version",
+    b"0x41",
+    b"char(",
+    b"||",
+    b"<script>",
+    b"</script>",
+    b"<img src=x ",
+    b"onerror=",
+    b"javascript:",
+    b"<",
+    b">",
+    b"&#",
+    b"\\",
+    b"\0",
+    b"\xff",
+    b"\n",
+    b"%27",
+    b"1e1",
+    b"sleep(5)",
+    b"<svg/onload=",
+    b"style=",
 ];
 
 fn mutate(rng: &mut ChaCha8Rng, seeds: &[Vec<u8>]) -> Vec<u8> {

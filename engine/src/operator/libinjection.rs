@@ -21,7 +21,8 @@
 use std::sync::OnceLock;
 
 /// Where libmodsecurity3 lives on Debian/Ubuntu x86-64; the soname is tried next.
-const LIBMODSECURITY: &[&str] = &["/usr/lib/x86_64-linux-gnu/libmodsecurity.so.3", "libmodsecurity.so.3"];
+const LIBMODSECURITY: &[&str] =
+    &["/usr/lib/x86_64-linux-gnu/libmodsecurity.so.3", "libmodsecurity.so.3"];
 
 type SqliFn = unsafe extern "C" fn(*const u8, usize, *mut u8) -> i32;
 type XssFn = unsafe extern "C" fn(*const u8, usize) -> i32;
@@ -60,7 +61,9 @@ fn backend() -> &'static Backend {
     BACKEND.get_or_init(|| match std::env::var("WAF_LIBINJECTION").as_deref() {
         Ok("rust") => Backend::Rust,
         Ok("c") => load_c().unwrap_or_else(|| {
-            eprintln!("WAF_LIBINJECTION=c but libmodsecurity.so.3 cannot be loaded; using libinjectionrs");
+            eprintln!(
+                "WAF_LIBINJECTION=c but libmodsecurity.so.3 cannot be loaded; using libinjectionrs"
+            );
             Backend::Rust
         }),
         _ => load_c().unwrap_or(Backend::Rust),

@@ -153,7 +153,8 @@ impl CompiledOperator {
                 needs_expansion: false,
             })
         };
-        let bad = |e: String| OperatorError { operator: name, kind: OperatorErrorKind::BadArgument(e) };
+        let bad =
+            |e: String| OperatorError { operator: name, kind: OperatorErrorKind::BadArgument(e) };
         Ok(match kind {
             OperatorKind::Rx(m) => match m.as_literal() {
                 Some("") => CompiledOperator { arg: Some(String::new()), ..simple(Op::RxEmpty) },
@@ -168,14 +169,16 @@ impl CompiledOperator {
                     needs_expansion: true,
                 },
             },
-            OperatorKind::Pm(phrases) => simple(Op::Pm(pm::PhraseMatcher::new(phrases).map_err(bad)?)),
+            OperatorKind::Pm(phrases) => {
+                simple(Op::Pm(pm::PhraseMatcher::new(phrases).map_err(bad)?))
+            }
             OperatorKind::PmFromFile(f) => CompiledOperator {
                 arg: Some(f.path.clone()),
                 ..simple(Op::Pm(pm::PhraseMatcher::new(&f.entries).map_err(bad)?))
             },
-            OperatorKind::IpMatch(items) => {
-                simple(Op::Ip(ipmatch::IpSet::parse(items.iter().map(String::as_str)).map_err(bad)?))
-            }
+            OperatorKind::IpMatch(items) => simple(Op::Ip(
+                ipmatch::IpSet::parse(items.iter().map(String::as_str)).map_err(bad)?,
+            )),
             OperatorKind::IpMatchFromFile(f) => CompiledOperator {
                 arg: Some(f.path.clone()),
                 ..simple(Op::Ip(
@@ -196,7 +199,9 @@ impl CompiledOperator {
             OperatorKind::Within(m) => with_string(StrOp::Within, m),
             OperatorKind::DetectSqli => simple(Op::Sqli),
             OperatorKind::DetectXss => simple(Op::Xss),
-            OperatorKind::ValidateByteRange(r) => simple(Op::ByteRange(validate::ByteRanges::new(r))),
+            OperatorKind::ValidateByteRange(r) => {
+                simple(Op::ByteRange(validate::ByteRanges::new(r)))
+            }
             OperatorKind::ValidateUrlEncoding => simple(Op::UrlEncoding),
             OperatorKind::ValidateUtf8Encoding => simple(Op::Utf8Encoding),
             OperatorKind::VerifyCc(p) => with_regex(Op::VerifyCc, p)?,
@@ -418,7 +423,10 @@ mod tests {
             (OperatorKind::Pm(vec!["foo".into(), "bar".into()]), b"xBARx", true),
             (OperatorKind::Pm(vec!["foo".into()]), b"fo", false),
             (
-                OperatorKind::PmFromFile(DataFile { path: "x.data".into(), entries: vec!["evil".into()] }),
+                OperatorKind::PmFromFile(DataFile {
+                    path: "x.data".into(),
+                    entries: vec!["evil".into()],
+                }),
                 b"so EVIL",
                 true,
             ),
@@ -471,8 +479,8 @@ mod tests {
         }
         let err = CompiledOperator::compile(&OperatorKind::Rx(lit("(abc"))).unwrap_err();
         assert!(matches!(err.kind, OperatorErrorKind::Regex { .. }), "{err}");
-        let err =
-            CompiledOperator::compile(&OperatorKind::IpMatch(vec!["not-an-ip".into()])).unwrap_err();
+        let err = CompiledOperator::compile(&OperatorKind::IpMatch(vec!["not-an-ip".into()]))
+            .unwrap_err();
         assert!(matches!(err.kind, OperatorErrorKind::BadArgument(_)), "{err}");
     }
 

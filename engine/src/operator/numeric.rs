@@ -17,7 +17,8 @@ pub enum NumOp {
 
 /// Leading white space as C's `isspace` in the "C" locale.
 fn skip_c_space(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')).count();
+    let n =
+        s.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')).count();
     &s[n..]
 }
 
@@ -39,7 +40,10 @@ pub fn c_atoll(s: &[u8]) -> i64 {
     let mut v: i64 = 0;
     for &d in digits {
         let d = i64::from(d - b'0');
-        v = match v.checked_mul(10).and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) }) {
+        v = match v
+            .checked_mul(10)
+            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+        {
             Some(v) => v,
             None => return if neg { i64::MIN } else { i64::MAX },
         };
@@ -124,7 +128,11 @@ mod tests {
             (NumOp::Lt, b"1", b"1", false),
         ];
         for (op, input, arg, want) in cases {
-            assert_eq!(compare(*op, parse(*op, input), parse(*op, arg)), *want, "{op:?} {input:?} {arg:?}");
+            assert_eq!(
+                compare(*op, parse(*op, input), parse(*op, arg)),
+                *want,
+                "{op:?} {input:?} {arg:?}"
+            );
         }
     }
 }

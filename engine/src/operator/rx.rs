@@ -275,16 +275,10 @@ impl Translator<'_> {
             (Dialect::Bytes, false) => self.out.push_str(r"\b"),
             (Dialect::Bytes, true) => self.out.push_str(r"\B"),
             (Dialect::Latin1, false) => {
-                let _ = write!(
-                    self.out,
-                    "(?:(?<=[{WORD}])(?![{WORD}])|(?<![{WORD}])(?=[{WORD}]))"
-                );
+                let _ = write!(self.out, "(?:(?<=[{WORD}])(?![{WORD}])|(?<![{WORD}])(?=[{WORD}]))");
             }
             (Dialect::Latin1, true) => {
-                let _ = write!(
-                    self.out,
-                    "(?:(?<=[{WORD}])(?=[{WORD}])|(?<![{WORD}])(?![{WORD}]))"
-                );
+                let _ = write!(self.out, "(?:(?<=[{WORD}])(?=[{WORD}])|(?<![{WORD}])(?![{WORD}]))");
             }
         }
     }
@@ -316,7 +310,8 @@ impl Translator<'_> {
                     self.i += close + 1;
                     return byte_or_err(v, start).map(Some);
                 }
-                let n = self.p[self.i..].iter().take(2).take_while(|b| b.is_ascii_hexdigit()).count();
+                let n =
+                    self.p[self.i..].iter().take(2).take_while(|b| b.is_ascii_hexdigit()).count();
                 let v = parse_radix(&self.p[self.i..self.i + n], 16).unwrap_or(0);
                 self.i += n;
                 return byte_or_err(v, start).map(Some);
@@ -427,9 +422,8 @@ impl Translator<'_> {
                 }
             }
             b'g' => {
-                let (num, len) = self
-                    .group_reference()
-                    .ok_or_else(|| err(start, r"unsupported \g form"))?;
+                let (num, len) =
+                    self.group_reference().ok_or_else(|| err(start, r"unsupported \g form"))?;
                 self.i += len;
                 self.backtracking = true;
                 let _ = write!(self.out, r"\{num}");
@@ -665,8 +659,8 @@ impl Translator<'_> {
                     _ => (false, name),
                 };
                 const POSIX: &[&[u8]] = &[
-                    b"alnum", b"alpha", b"ascii", b"blank", b"cntrl", b"digit", b"graph",
-                    b"lower", b"print", b"punct", b"space", b"upper", b"word", b"xdigit",
+                    b"alnum", b"alpha", b"ascii", b"blank", b"cntrl", b"digit", b"graph", b"lower",
+                    b"print", b"punct", b"space", b"upper", b"word", b"xdigit",
                 ];
                 if !POSIX.contains(&bare) {
                     return Err(err(self.i, "unknown POSIX class name"));
@@ -744,7 +738,6 @@ fn to_latin1(input: &[u8]) -> String {
     input.iter().map(|&b| char::from(b)).collect()
 }
 
-
 enum Engine {
     Linear(regex::bytes::Regex),
     Backtracking(Box<fancy_regex::Regex>),
@@ -818,7 +811,8 @@ impl Engine {
                 Ok(Some(
                     (0..=last)
                         .map(|g| {
-                            caps.get(g).map(|m| input_pos(&text, m.start())..input_pos(&text, m.end()))
+                            caps.get(g)
+                                .map(|m| input_pos(&text, m.start())..input_pos(&text, m.end()))
                         })
                         .collect(),
                 ))
@@ -829,7 +823,9 @@ impl Engine {
     fn is_match(&self, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
         match self {
             Engine::Linear(re) => Ok(re.is_match(input)),
-            Engine::Backtracking(re) => re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded),
+            Engine::Backtracking(re) => {
+                re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded)
+            }
         }
     }
 
@@ -839,7 +835,9 @@ impl Engine {
         start: usize,
     ) -> Result<Option<std::ops::Range<usize>>, MatchLimitExceeded> {
         match self {
-            Engine::Linear(re) if start <= input.len() => Ok(re.find_at(input, start).map(|m| m.range())),
+            Engine::Linear(re) if start <= input.len() => {
+                Ok(re.find_at(input, start).map(|m| m.range()))
+            }
             _ => Ok(self.groups_at(input, start)?.and_then(|g| g.into_iter().next().flatten())),
         }
     }
@@ -851,7 +849,12 @@ impl RxMatcher {
         let t = translate_pcre(pattern, Dialect::Bytes)?;
         if t.backtracking {
             let (engine, translated) = build_fancy(pattern)?;
-            return Ok(RxMatcher { engine, eol_variant: None, pattern: pattern.to_string(), translated });
+            return Ok(RxMatcher {
+                engine,
+                eol_variant: None,
+                pattern: pattern.to_string(),
+                translated,
+            });
         }
         let re = regex::bytes::RegexBuilder::new(&t.text)
             .unicode(false)
@@ -865,6 +868,13 @@ impl RxMatcher {
             pattern: pattern.to_string(),
             translated: t.text,
         })
+    }
+
+    /// Compiles on the backtracking engine even when the linear one could run the pattern
+    /// (to compare the two engines, and for benchmarks).
+    pub fn new_backtracking(pattern: &str) -> Result<RxMatcher, RxError> {
+        let (engine, translated) = build_fancy(pattern)?;
+        Ok(RxMatcher { engine, eol_variant: None, pattern: pattern.to_string(), translated })
     }
 
     /// The engine for this subject (see `eol_variant`).
@@ -1063,7 +1073,8 @@ mod tests {
 
     #[test]
     fn refused_patterns() {
-        for p in [r"(", r"[abc", r"\", r"\p{L}", r"\K", r"(?x)a b", r"(*UTF)a", r"[z-a]", r"\x{100}"]
+        for p in
+            [r"(", r"[abc", r"\", r"\p{L}", r"\K", r"(?x)a b", r"(*UTF)a", r"[z-a]", r"\x{100}"]
         {
             assert!(RxMatcher::new(p).is_err(), "{p} should be refused");
         }

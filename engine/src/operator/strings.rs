@@ -83,8 +83,9 @@ mod tests {
     #[test]
     fn table() {
         type F = fn(&[u8], &[u8]) -> bool;
+        type Case<'a> = (&'a str, F, &'a [u8], &'a [u8], bool);
         // (name, operator, input, argument, expected)
-        let cases: &[(&str, F, &[u8], &[u8], bool)] = &[
+        let cases: &[Case<'_>] = &[
             ("streq", str_eq, b"abc", b"abc", true),
             ("streq case", str_eq, b"abc", b"ABC", false),
             ("streq empty", str_eq, b"", b"", true),

@@ -147,10 +147,15 @@ mod tests {
                 luhn(&input[m.clone()]).then(|| input[m].to_vec())
             })
         };
-        for input in [&b"x 4111111111111112 y"[..], b"12345678901234567890", b"4111111111111111", b"a1b"] {
+        for input in
+            [&b"x 4111111111111112 y"[..], b"12345678901234567890", b"4111111111111111", b"a1b"]
+        {
             assert_eq!(verify_cc(&re, input).unwrap(), every_offset(input), "{input:?}");
         }
-        assert_eq!(verify_cc(&re, b"card 4111111111111111.").unwrap(), Some(b"4111111111111111".to_vec()));
+        assert_eq!(
+            verify_cc(&re, b"card 4111111111111111.").unwrap(),
+            Some(b"4111111111111111".to_vec())
+        );
         assert_eq!(verify_cc(&re, b"no digits").unwrap(), None);
         assert_eq!(verify_cc(&re, b"").unwrap(), None);
     }
@@ -172,6 +177,9 @@ mod tests {
         assert_eq!(verify_ssn(&re, b"ssn: 666-05-1120").unwrap(), None);
         assert_eq!(verify_ssn(&re, b"").unwrap(), None);
         let re = RxMatcher::new(r"\d{3}\.\d{3}\.\d{3}-\d{2}").unwrap();
-        assert_eq!(verify_cpf(&re, b"cpf 111.444.777-35").unwrap(), Some(b"111.444.777-35".to_vec()));
+        assert_eq!(
+            verify_cpf(&re, b"cpf 111.444.777-35").unwrap(),
+            Some(b"111.444.777-35".to_vec())
+        );
     }
 }
