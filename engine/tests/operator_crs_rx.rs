@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use waf_engine::operator::RxMatcher;
 
 const RULES_DIR: &str = "/usr/share/modsecurity-crs/rules";
@@ -159,10 +160,13 @@ mod pcre2 {
     ) -> i32;
     type Ovector = unsafe extern "C" fn(*mut c_void) -> *mut usize;
     type Free = unsafe extern "C" fn(*mut c_void);
+    type JitCompile = unsafe extern "C" fn(*mut c_void, u32) -> i32;
+    const JIT_COMPLETE: u32 = 1;
 
     pub struct Pcre2 {
         compile: Compile,
         md_create: MatchDataCreate,
+        jit: JitCompile,
         exec: Match,
         ovector: Ovector,
         md_free: Free,
@@ -185,6 +189,7 @@ mod pcre2 {
                 Some(Pcre2 {
                     compile: *lib.get(b"pcre2_compile_8\0").ok()?,
                     md_create: *lib.get(b"pcre2_match_data_create_from_pattern_8\0").ok()?,
+                    jit: *lib.get(b"pcre2_jit_compile_8\0").ok()?,
                     exec: *lib.get(b"pcre2_match_8\0").ok()?,
                     ovector: *lib.get(b"pcre2_get_ovector_pointer_8\0").ok()?,
                     md_free: *lib.get(b"pcre2_match_data_free_8\0").ok()?,
@@ -209,6 +214,8 @@ mod pcre2 {
                 if code.is_null() {
                     return None;
                 }
+                // As libmodsecurity3 does; pcre2_match then runs the JIT code.
+                (self.jit)(code, JIT_COMPLETE);
                 let md = (self.md_create)(code, std::ptr::null_mut());
                 Some(Code { lib: self, code, md })
             }
@@ -216,6 +223,22 @@ mod pcre2 {
     }
 
     impl Code<'_> {
+        /// Match or not, without reading groups (the timing loop).
+        pub fn is_match(&self, subject: &[u8]) -> bool {
+            // SAFETY: as in `exec`.
+            unsafe {
+                (self.lib.exec)(
+                    self.code,
+                    subject.as_ptr(),
+                    subject.len(),
+                    0,
+                    0,
+                    self.md,
+                    std::ptr::null_mut(),
+                ) > 0
+            }
+        }
+
         /// None: PCRE2 error (e.g. match limit); Some(None): no match; Some(Some(groups)).
         pub fn exec(&self, subject: &[u8]) -> Option<Option<Vec<Option<Vec<u8>>>>> {
             // SAFETY: code and match data come from this library; subject pointer/length valid.
@@ -328,11 +351,25 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
     assert!(values.len() > 1000, "only {} corpus values", values.len());
     let (mut runs, mut pcre_errors, mut limit_hits, mut hits) = (0usize, 0usize, 0usize, 0usize);
     let mut diffs = Vec::new();
+    let mut n_diffs = 0usize;
+    let mut slowest = Vec::new();
+    let (mut ours_time, mut pcre_time) = (Duration::ZERO, Duration::ZERO);
     for f in extract(dir) {
         let ours = RxMatcher::new(&f.pattern).expect("compiles (checked by the other test)");
         let Some(theirs) = pcre.compile(&f.pattern) else {
             panic!("PCRE2 refuses {} {}", f.rule_id, f.pattern);
         };
+        // Timing (printed, not asserted): every value through each engine, verdict only.
+        let t = Instant::now();
+        let ours_hits = values.iter().filter(|v| ours.matches(v, None).unwrap_or(false)).count();
+        let ours_t = t.elapsed();
+        ours_time += ours_t;
+        let t = Instant::now();
+        let pcre_hits = values.iter().filter(|v| theirs.is_match(v)).count();
+        let pcre_t = t.elapsed();
+        pcre_time += pcre_t;
+        slowest.push((ours_t, pcre_t, f.rule_id, ours.engine_name()));
+        std::hint::black_box((ours_hits, pcre_hits));
         for v in &values {
             runs += 1;
             let Some(want) = theirs.exec(v) else {
@@ -352,6 +389,7 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
             // PCRE2 unset groups are None; ours are empty: compare as ModSecurity stores them.
             let want =
                 want.map(|g| g.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>());
+            n_diffs += usize::from(want != got);
             if want != got && diffs.len() < 20 {
                 diffs.push(format!(
                     "{} {}: input {:?}\n  pcre2 {:?}\n  ours  {:?}",
@@ -371,9 +409,18 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
         }
     }
     eprintln!(
-        "{runs} pattern x value runs over {} values: {hits} matches, {pcre_errors} PCRE2 errors, {limit_hits} fallback limit hits, {} differences",
+        "{runs} pattern x value runs over {} values: {hits} matches, {pcre_errors} PCRE2 errors, {limit_hits} fallback limit hits, {n_diffs} differences",
         values.len(),
-        diffs.len()
     );
+    eprintln!(
+        "verdict-only time: ours {:.0} ns/run, PCRE2 JIT {:.0} ns/run (ratio {:.2})",
+        ours_time.as_nanos() as f64 / runs as f64,
+        pcre_time.as_nanos() as f64 / runs as f64,
+        ours_time.as_secs_f64() / pcre_time.as_secs_f64()
+    );
+    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    for (o, p, id, engine) in slowest.iter().take(8) {
+        eprintln!("  slowest: rule {id} on {engine}: ours {o:?}, PCRE2 {p:?} for all values");
+    }
     assert!(diffs.is_empty(), "differences from PCRE2:\n{}", diffs.join("\n"));
 }

@@ -416,6 +416,12 @@ mod tests {
     }
 
     #[test]
+    fn compiled_operators_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<CompiledOperator>();
+    }
+
+    #[test]
     fn dispatch_table() {
         let cases: Vec<(OperatorKind, &[u8], bool)> = vec![
             (OperatorKind::Rx(lit("^GET$")), b"GET", true),

@@ -65,6 +65,11 @@ pub enum Dialect {
     Bytes,
     /// `fancy-regex` on Latin-1 mapped text: `\xHH` is the code point U+00HH.
     Latin1,
+    /// A linear-engine *superset* of a backtracking pattern, used as a prefilter: lookaround
+    /// and `\Z` are dropped, backreferences become `(?s:.*)`, atomic groups and possessive
+    /// quantifiers become ordinary ones. Each change only adds matches, so when the relaxed
+    /// pattern does not match, the real one cannot.
+    Relaxed,
 }
 
 /// The result of translating a PCRE pattern.
@@ -105,6 +110,7 @@ pub fn translate_pcre(pattern: &str, dialect: Dialect) -> Result<Translation, Rx
         groups: 0,
         depth: 0,
         has_caret: false,
+        open: Vec::new(),
         // `(?-m)` would turn `^` into `\A`; patterns that touch the m flag keep the plain `^`.
         exact_caret: dialect == Dialect::Latin1 && !touches_multiline_flag(pattern.as_bytes()),
     };
@@ -127,6 +133,9 @@ fn touches_multiline_flag(p: &[u8]) -> bool {
 
 struct Translator<'a> {
     has_caret: bool,
+    /// One entry per open group: where its text starts in `out` when the Relaxed dialect
+    /// drops it (a lookaround), else None.
+    open: Vec<Option<usize>>,
     exact_caret: bool,
     p: &'a [u8],
     i: usize,
@@ -161,7 +170,15 @@ impl Translator<'_> {
                 b'(' => self.group()?,
                 b')' => {
                     self.depth = self.depth.saturating_sub(1);
-                    self.out.push(')');
+                    match self.open.pop().flatten() {
+                        Some(start) => {
+                            // Relaxed: the lookaround asserts nothing; an empty group keeps
+                            // any quantifier after it well-formed.
+                            self.out.truncate(start);
+                            self.out.push_str("(?:)");
+                        }
+                        None => self.out.push(')'),
+                    }
                     self.i += 1;
                 }
                 b'*' | b'+' | b'?' => {
@@ -218,7 +235,9 @@ impl Translator<'_> {
             }
             Some(b'+') => {
                 self.backtracking = true;
-                self.out.push('+');
+                if self.dialect != Dialect::Relaxed {
+                    self.out.push('+');
+                }
                 self.i += 1;
             }
             _ => {}
@@ -272,8 +291,8 @@ impl Translator<'_> {
     /// lookaround (that pattern runs on the backtracking engine anyway).
     fn word_boundary(&mut self, negated: bool) {
         match (self.dialect, negated) {
-            (Dialect::Bytes, false) => self.out.push_str(r"\b"),
-            (Dialect::Bytes, true) => self.out.push_str(r"\B"),
+            (Dialect::Bytes | Dialect::Relaxed, false) => self.out.push_str(r"\b"),
+            (Dialect::Bytes | Dialect::Relaxed, true) => self.out.push_str(r"\B"),
             (Dialect::Latin1, false) => {
                 let _ = write!(self.out, "(?:(?<=[{WORD}])(?![{WORD}])|(?<![{WORD}])(?=[{WORD}]))");
             }
@@ -388,7 +407,11 @@ impl Translator<'_> {
             b'z' => self.out.push_str(r"\z"),
             b'Z' => {
                 self.backtracking = true;
-                self.out.push_str(r"(?=\n?\z)");
+                if self.dialect == Dialect::Relaxed {
+                    self.out.push_str("(?:)");
+                } else {
+                    self.out.push_str(r"(?=\n?\z)");
+                }
             }
             b'Q' => {
                 while self.i < self.p.len() {
@@ -413,8 +436,7 @@ impl Translator<'_> {
                     .unwrap_or(usize::MAX);
                 if num < 10 || e >= b'8' || num <= self.groups {
                     self.i = digits_start + n;
-                    self.backtracking = true;
-                    let _ = write!(self.out, r"\{num}");
+                    self.backreference(&num.to_string());
                 } else {
                     self.i = digits_start + 1;
                     let b = self.octal_digits(u32::from(e - b'0'), 2)?;
@@ -425,8 +447,7 @@ impl Translator<'_> {
                 let (num, len) =
                     self.group_reference().ok_or_else(|| err(start, r"unsupported \g form"))?;
                 self.i += len;
-                self.backtracking = true;
-                let _ = write!(self.out, r"\{num}");
+                self.backreference(&num.to_string());
             }
             b'k' => {
                 let (open, close) = match self.peek(0) {
@@ -437,8 +458,7 @@ impl Translator<'_> {
                 };
                 let _ = open;
                 let name = self.name_until(close, start)?;
-                self.backtracking = true;
-                let _ = write!(self.out, r"\k<{name}>");
+                self.backreference(&format!("k<{name}>"));
             }
             c if c.is_ascii_alphanumeric() => {
                 // PCRE2 refuses unknown letter escapes (\K, \X, \C, \p, \u ...); so do we,
@@ -448,6 +468,16 @@ impl Translator<'_> {
             c => self.literal(c),
         }
         Ok(())
+    }
+
+    /// A back reference, `\{what}` (`\3`, `\k<name>`).
+    fn backreference(&mut self, what: &str) {
+        self.backtracking = true;
+        if self.dialect == Dialect::Relaxed {
+            self.out.push_str("(?s:.*)");
+        } else {
+            let _ = write!(self.out, r"\{what}");
+        }
     }
 
     /// `\gN`, `\g{N}`, `\g{-N}` (relative). Cursor after `g`. Returns (group, consumed).
@@ -498,19 +528,25 @@ impl Translator<'_> {
             (Some(b'*'), _, _) => Err(err(start, "PCRE verbs (*...) are not supported")),
             (Some(b'?'), Some(b':'), _) => {
                 self.i += 2;
+                self.open.push(None);
                 self.out.push_str("(?:");
                 Ok(())
             }
-            (Some(b'?'), Some(c @ (b'=' | b'!' | b'>')), _) => {
+            (Some(b'?'), Some(b'>'), _) => {
                 self.i += 2;
                 self.backtracking = true;
-                let _ = write!(self.out, "(?{}", c as char);
+                self.open.push(None);
+                self.out.push_str(if self.dialect == Dialect::Relaxed { "(?:" } else { "(?>" });
+                Ok(())
+            }
+            (Some(b'?'), Some(c @ (b'=' | b'!')), _) => {
+                self.i += 2;
+                self.lookaround(&format!("(?{}", c as char));
                 Ok(())
             }
             (Some(b'?'), Some(b'<'), Some(c @ (b'=' | b'!'))) => {
                 self.i += 3;
-                self.backtracking = true;
-                let _ = write!(self.out, "(?<{}", c as char);
+                self.lookaround(&format!("(?<{}", c as char));
                 Ok(())
             }
             (Some(b'?'), Some(b'#'), _) => {
@@ -528,6 +564,7 @@ impl Translator<'_> {
                 let close = if self.peek(0) == Some(b'<') { b'>' } else { b'\'' };
                 let name = self.name_until(close, start)?;
                 self.groups += 1;
+                self.open.push(None);
                 let _ = write!(self.out, "(?P<{name}>");
                 Ok(())
             }
@@ -535,6 +572,7 @@ impl Translator<'_> {
                 self.i += 2;
                 let name = self.name_until(b'>', start)?;
                 self.groups += 1;
+                self.open.push(None);
                 let _ = write!(self.out, "(?P<{name}>");
                 Ok(())
             }
@@ -542,17 +580,27 @@ impl Translator<'_> {
                 self.i += 2;
                 let name = self.name_until(b')', start)?;
                 self.depth -= 1;
-                self.backtracking = true;
-                let _ = write!(self.out, r"(?:\k<{name}>)");
+                self.out.push_str("(?:");
+                self.backreference(&format!("k<{name}>"));
+                self.out.push(')');
                 Ok(())
             }
             (Some(b'?'), _, _) => self.inline_flags(start),
             _ => {
                 self.groups += 1;
+                self.open.push(None);
                 self.out.push('(');
                 Ok(())
             }
         }
+    }
+
+    /// Opens a lookaround group (dropped by the Relaxed dialect when it closes).
+    fn lookaround(&mut self, opening: &str) {
+        self.backtracking = true;
+        let start = self.out.len();
+        self.open.push((self.dialect == Dialect::Relaxed).then_some(start));
+        self.out.push_str(opening);
     }
 
     /// `(?imsU-imsU)` or `(?imsU-imsU:`; the cursor is on `?`.
@@ -576,6 +624,7 @@ impl Translator<'_> {
             self.depth -= 1;
             self.out.push(')');
         } else {
+            self.open.push(None);
             self.out.push(':');
         }
         self.i += n + 2;
@@ -740,7 +789,9 @@ fn to_latin1(input: &[u8]) -> String {
 
 enum Engine {
     Linear(regex::bytes::Regex),
-    Backtracking(Box<fancy_regex::Regex>),
+    /// The backtracking engine, with a linear superset prefilter ([`Dialect::Relaxed`]) when
+    /// one compiles: most inputs are rejected at linear speed, without the Latin-1 copy.
+    Backtracking(Box<fancy_regex::Regex>, Option<regex::bytes::Regex>),
 }
 
 /// A compiled `@rx` pattern.
@@ -769,7 +820,10 @@ fn build_fancy(pattern: &str) -> Result<(Engine, String), RxError> {
         .delegate_size_limit(SIZE_LIMIT)
         .build()
         .map_err(|e| RxError { offset: None, message: e.to_string() })?;
-    Ok((Engine::Backtracking(Box::new(re)), t.text))
+    let prefilter = translate_pcre(pattern, Dialect::Relaxed).ok().and_then(|r| {
+        regex::bytes::RegexBuilder::new(&r.text).unicode(false).size_limit(SIZE_LIMIT).build().ok()
+    });
+    Ok((Engine::Backtracking(Box::new(re), prefilter), t.text))
 }
 
 /// Byte offset in the Latin-1 text of input byte `k`: one extra byte per earlier byte >= 0x80.
@@ -799,7 +853,10 @@ impl Engine {
                 let last = (0..locs.len()).rev().find(|&g| locs.get(g).is_some()).unwrap_or(0);
                 Ok(Some((0..=last).map(|g| locs.get(g).map(|(s, e)| s..e)).collect()))
             }
-            Engine::Backtracking(re) => {
+            Engine::Backtracking(re, prefilter) => {
+                if prefilter.as_ref().is_some_and(|p| p.find_at(input, start).is_none()) {
+                    return Ok(None);
+                }
                 let text = to_latin1(input);
                 let Some(caps) = re
                     .captures_from_pos(&text, latin1_pos(input, start))
@@ -823,7 +880,10 @@ impl Engine {
     fn is_match(&self, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
         match self {
             Engine::Linear(re) => Ok(re.is_match(input)),
-            Engine::Backtracking(re) => {
+            Engine::Backtracking(re, prefilter) => {
+                if prefilter.as_ref().is_some_and(|p| !p.is_match(input)) {
+                    return Ok(false);
+                }
                 re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded)
             }
         }
@@ -899,12 +959,12 @@ impl RxMatcher {
     pub fn engine_name(&self) -> &'static str {
         match self.engine {
             Engine::Linear(_) => "regex",
-            Engine::Backtracking(_) => "fancy-regex",
+            Engine::Backtracking(..) => "fancy-regex",
         }
     }
 
     pub fn is_backtracking(&self) -> bool {
-        matches!(self.engine, Engine::Backtracking(_))
+        matches!(self.engine, Engine::Backtracking(..))
     }
 
     /// One search from the start, as `Regex::searchOneMatch` does. With `captures`, on a
@@ -1072,6 +1132,23 @@ mod tests {
     }
 
     #[test]
+    fn relaxed_dialect_is_a_linear_superset() {
+        let cases: &[(&str, &str)] = &[
+            (r"(?<!a)b", r"(?sm)(?:)b"),
+            (r"<\?(?!xml)", r"(?sm)<\?(?:)"),
+            (r"(a)\1", r"(?sm)(a)(?s:.*)"),
+            (r"a*+b", r"(?sm)a*b"),
+            (r"(?>a(?=b))c", r"(?sm)(?:a(?:))c"),
+            (r"a\Z", r"(?sm)a(?:)"),
+        ];
+        for (p, want) in cases {
+            let t = translate_pcre(p, Dialect::Relaxed).unwrap();
+            assert_eq!(t.text, *want, "{p}");
+            assert!(regex::bytes::Regex::new(&t.text).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
     fn refused_patterns() {
         for p in
             [r"(", r"[abc", r"\", r"\p{L}", r"\K", r"(?x)a b", r"(*UTF)a", r"[z-a]", r"\x{100}"]
@@ -1113,9 +1190,19 @@ mod tests {
 
     #[test]
     fn backtrack_limit_is_an_error_not_a_hang() {
-        let re = RxMatcher::new(r"(?<!q)(a+)+$").unwrap();
+        // The relaxed prefilter `(a+)+b` matches, so the backtracking engine runs and
+        // explodes on the lookahead failing at the end.
+        let re = RxMatcher::new(r"(?:(a+)+b(?!c))").unwrap();
+        assert!(re.is_backtracking());
         let mut input = vec![b'a'; 40];
-        input.push(b'!');
+        input.extend_from_slice(b"bc");
+        let t = std::time::Instant::now();
         assert_eq!(re.matches(&input, None), Err(MatchLimitExceeded));
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        // The prefilter alone answers when even the superset cannot match.
+        let re = RxMatcher::new(r"(?<!q)(a+)+$").unwrap();
+        input.truncate(40);
+        input.push(b'!');
+        assert_eq!(re.matches(&input, None), Ok(false));
     }
 }
