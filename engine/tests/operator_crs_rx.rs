@@ -418,7 +418,7 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
         pcre_time.as_nanos() as f64 / runs as f64,
         ours_time.as_secs_f64() / pcre_time.as_secs_f64()
     );
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (o, p, id, engine) in slowest.iter().take(8) {
         eprintln!("  slowest: rule {id} on {engine}: ours {o:?}, PCRE2 {p:?} for all values");
     }
