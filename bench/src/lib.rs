@@ -12,7 +12,7 @@ pub mod modsec;
 use waf_engine::Engine;
 
 /// Engine names `build_engine` accepts.
-pub const ENGINE_NAMES: &[&str] = &["modsec"];
+pub const ENGINE_NAMES: &[&str] = &["native", "modsec"];
 
 /// Why no engine could be built.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,22 @@ pub enum BuildEngineError {
     UnknownEngine { name: String },
     #[error(transparent)]
     Peer(#[from] modsec::PeerError),
+    #[error(transparent)]
+    Load(#[from] waf_engine::load::LoadError),
+    #[error(transparent)]
+    Compile(#[from] waf_engine::eval::EvalError),
+}
+
+/// Loads a rule set the way every engine does: `crs`, `default` or a path.
+pub fn load_rule_set(
+    rules_spec: &str,
+    paranoia: Option<u8>,
+) -> Result<waf_engine::RuleSet, waf_engine::load::LoadError> {
+    waf_engine::load::load_rules(&waf_engine::load::RuleSpec::from_args(
+        &[rules_spec],
+        paranoia,
+        None,
+    ))
 }
 
 /// Builds the engine called `name` for the rules `rules_spec` (`crs` or a path) at
@@ -33,6 +49,10 @@ pub fn build_engine(
     paranoia: Option<u8>,
 ) -> Result<Box<dyn Engine>, BuildEngineError> {
     match name {
+        "native" => {
+            let set = load_rule_set(rules_spec, paranoia)?;
+            Ok(Box::new(waf_engine::eval::NativeEngine::new(&set)?))
+        }
         "modsec" => Ok(Box::new(modsec::ModSecPeer::from_spec(rules_spec, paranoia)?)),
         _ => Err(BuildEngineError::UnknownEngine { name: name.into() }),
     }

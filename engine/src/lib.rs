@@ -11,6 +11,7 @@
 pub mod cfrule;
 pub mod crs;
 pub mod default_rules;
+pub mod eval;
 pub mod ir;
 pub mod load;
 pub mod operator;

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
     paranoia: Option<u8>,
     /// Engine to run (see `wafbench::ENGINE_NAMES`).
-    #[arg(long, default_value = "modsec")]
+    #[arg(long, default_value = "native")]
     engine: String,
     /// Corpus file in JSON Lines; `-` reads stdin.
     #[arg(long)]

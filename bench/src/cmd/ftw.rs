@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
     paranoia: u8,
     /// Engine to run (see `wafbench::ENGINE_NAMES`).
-    #[arg(long, default_value = "modsec")]
+    #[arg(long, default_value = "native")]
     engine: String,
     /// Rules: `crs` or a path.
     #[arg(long, default_value = "crs")]

@@ -1,0 +1,846 @@
+//! One transaction through the compiled rule set: phases, rules, chains, actions.
+//!
+//! Follows libmodsecurity 3.0.9 (`RulesSet::evaluate`, `RuleWithOperator::evaluate`,
+//! `RuleWithActions::executeActions*`, `performLogging`), including the quirks that decide
+//! which rules reach the error log:
+//! - `setvar` runs once per matching value, as soon as that link matched, even when a later
+//!   link of the chain fails (`executeActionsIndependentOfChainedRuleResult`).
+//! - `log`/`nolog`/`auditlog`/`noauditlog` run after a full match, default actions first; the
+//!   last one decides, so `nolog,auditlog` logs and `log,noauditlog` does not.
+//! - `multiMatch` rules log on every matching value, before `nolog` could run.
+//! - A `SecAction` logs only with a `msg` or `block`.
+//! - `block` runs the phase's default disruptive action directly (no engine-mode check).
+//! - After an interruption the phase stops; phases 3-4 are skipped, as a connector does, and
+//!   the logging phase runs.
+//! - Phase 2 rules do not run at all when request body access is off.
+
+use super::compile::{
+    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, Item, Selection,
+    is_collection_var,
+};
+use crate::ir::{
+    Action, AllowScope, Ctl, EngineMode, IdRange, MacroPart, MacroString, Selector, SetVarOp,
+    Transformation, Variable,
+};
+use crate::request::{Decision, Request};
+use crate::transform;
+use crate::txn::{BodyProcessor, RequestData, VarValue};
+use std::borrow::Cow;
+
+/// A case-insensitively keyed collection (TX, IP, ...), in insertion order.
+#[derive(Debug, Default, Clone)]
+pub struct Collection {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Collection {
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice())
+    }
+    /// v3 `storeOrUpdateFirst`.
+    pub fn set(&mut self, key: &str, value: Vec<u8>) {
+        match self.entries.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            Some(e) => e.1 = value,
+            None => self.entries.push((key.to_string(), value)),
+        }
+    }
+    pub fn remove(&mut self, key: &str) {
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
+/// v3's `stoi` as used by `setvar` and the numeric operators: optional leading white space,
+/// a sign, digits; anything else (or overflow) gives 0.
+pub fn stoi(b: &[u8]) -> i64 {
+    let s = std::str::from_utf8(b).unwrap_or("");
+    let t = s.trim_start();
+    let end = t
+        .char_indices()
+        .take_while(|&(i, c)| c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+')))
+        .map(|(i, c)| i + c.len_utf8())
+        .last()
+        .unwrap_or(0);
+    t[..end].parse::<i32>().map(i64::from).unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct Intervention {
+    disruptive: bool,
+    status: u16,
+}
+
+/// The per-rule message v3 builds while a rule runs; only what decides logging is kept.
+#[derive(Debug)]
+struct RuleMsg {
+    save: bool,
+    disruptive: bool,
+    root_id: Option<u64>,
+}
+
+/// Per-request state.
+pub struct Transaction<'r> {
+    rs: &'r CompiledRuleSet,
+    pub data: RequestData,
+    pub tx: Collection,
+    ip: Collection,
+    global: Collection,
+    session: Collection,
+    user: Collection,
+    resource: Collection,
+    env: Collection,
+    matched_var: Option<(String, Vec<u8>)>,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    engine: EngineMode,
+    remove_ids: Vec<IdRange>,
+    remove_tags: Vec<String>,
+    remove_target_by_id: Vec<(IdRange, String)>,
+    remove_target_by_tag: Vec<(String, String)>,
+    skip_next: u32,
+    marker: Option<String>,
+    allow: Option<AllowScope>,
+    it: Intervention,
+    final_status: Option<u16>,
+    matched_ids: Vec<u64>,
+    highest_severity: u8,
+    current_rule: Option<u64>,
+    phase: u8,
+    response_status: u16,
+    /// Scratch buffers reused across rules.
+    values: Vec<(String, Vec<u8>)>,
+    captures: Vec<Vec<u8>>,
+    /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
+    pub profile: Option<Vec<RuleStat>>,
+}
+
+/// Per-rule counters collected when profiling.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RuleStat {
+    pub evaluated: u64,
+    pub matched: u64,
+    pub nanos: u64,
+}
+
+impl<'r> Transaction<'r> {
+    pub fn new(rs: &'r CompiledRuleSet, req: &Request) -> Transaction<'r> {
+        Transaction {
+            rs,
+            data: RequestData::new(req, &rs.config.txn),
+            tx: Collection::default(),
+            ip: Collection::default(),
+            global: Collection::default(),
+            session: Collection::default(),
+            user: Collection::default(),
+            resource: Collection::default(),
+            env: Collection::default(),
+            matched_var: None,
+            matched_vars: Vec::new(),
+            engine: rs.config.rule_engine,
+            remove_ids: Vec::new(),
+            remove_tags: Vec::new(),
+            remove_target_by_id: Vec::new(),
+            remove_target_by_tag: Vec::new(),
+            skip_next: 0,
+            marker: None,
+            allow: None,
+            it: Intervention { disruptive: false, status: 200 },
+            final_status: None,
+            matched_ids: Vec::new(),
+            highest_severity: 255,
+            current_rule: None,
+            phase: 1,
+            response_status: 200,
+            values: Vec::new(),
+            captures: Vec::new(),
+            profile: None,
+        }
+    }
+
+    /// Runs every phase and returns the decision.
+    pub fn run(mut self, req: &Request) -> Decision {
+        self.run_phases(req);
+        self.decision(req)
+    }
+
+    pub(crate) fn run_phases(&mut self, req: &Request) {
+        if self.engine == EngineMode::Off {
+            return;
+        }
+        let mut interrupted = false;
+        // Phase 1: request headers.
+        self.eval_phase(1);
+        if self.take_intervention() {
+            interrupted = true;
+        }
+        // Phase 2: request body.
+        if !interrupted && self.engine != EngineMode::Off {
+            self.data.process_body(req, None);
+            match self.data.body_limit_intervention() {
+                // v3 `appendRequestBody`: a body over SecRequestBodyLimit with action Reject
+                // is refused before phase 2 runs (only with the rule engine On).
+                Some(status) if self.engine == EngineMode::On => {
+                    self.it = Intervention { disruptive: true, status };
+                    self.take_intervention();
+                    interrupted = true;
+                }
+                _ => {
+                    if self.data.request_body_phase_runs() {
+                        self.eval_phase(2);
+                    }
+                    if self.take_intervention() {
+                        interrupted = true;
+                    }
+                }
+            }
+        }
+        // Phases 3 and 4: an empty `200` response without headers. A connector skips them
+        // once the request was interrupted.
+        if !interrupted && self.engine != EngineMode::Off {
+            self.eval_phase(3);
+            if self.take_intervention() {
+                interrupted = true;
+            }
+        }
+        if !interrupted && self.engine != EngineMode::Off && self.rs.config.txn.response_body_access
+        {
+            // v3 skips phase 4 when the response content type is not one to inspect; our
+            // synthetic response has none, so phase 4 runs only without SecResponseBodyMimeType.
+            if self.rs.config.txn.response_body_mime_types.is_empty() {
+                self.eval_phase(4);
+                self.take_intervention();
+            }
+        }
+        if self.engine != EngineMode::Off {
+            self.eval_phase(5);
+        }
+        let _ = interrupted;
+    }
+
+    /// Records an interruption once; `msc_intervention` resets it after reading it.
+    fn take_intervention(&mut self) -> bool {
+        if self.it.disruptive {
+            self.final_status = Some(self.it.status);
+            self.it = Intervention { disruptive: false, status: 200 };
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn decision(&self, req: &Request) -> Decision {
+        let status = self.final_status.unwrap_or(200);
+        Decision {
+            id: req.id.clone(),
+            status,
+            disruptive: self.final_status.is_some(),
+            matched_ids: self.matched_ids.iter().map(|i| i.to_string()).collect(),
+            anomaly_score: self.tx.get("anomaly_score").map(stoi).unwrap_or(0),
+        }
+    }
+}
+
+impl<'r> Transaction<'r> {
+    /// `RulesSet::evaluate` for one phase.
+    fn eval_phase(&mut self, phase: u8) {
+        let rs = self.rs;
+        self.phase = phase;
+        match self.allow {
+            Some(AllowScope::All) if phase != 5 => return,
+            Some(AllowScope::Request) if phase <= 2 => return,
+            _ => {}
+        }
+        self.allow = None;
+        for item in &rs.phases[phase as usize - 1] {
+            match item {
+                Item::Marker(name) => {
+                    if self.marker.as_deref() == Some(name.as_str()) {
+                        self.marker = None;
+                    }
+                }
+                Item::Rule(rule) => {
+                    if self.marker.is_some() {
+                        continue;
+                    }
+                    if self.skip_next > 0 {
+                        self.skip_next -= 1;
+                        continue;
+                    }
+                    if self.allow.is_some() {
+                        continue;
+                    }
+                    if self.is_removed(rule) {
+                        continue;
+                    }
+                    let started = self.profile.as_ref().map(|_| std::time::Instant::now());
+                    let matched = self.eval_rule(rule);
+                    if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
+                        let s = &mut p[rule.index];
+                        s.evaluated += 1;
+                        s.matched += u64::from(matched);
+                        s.nanos += t0.elapsed().as_nanos() as u64;
+                    }
+                    if self.it.disruptive {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_removed(&self, rule: &CRule) -> bool {
+        let rs = self.rs;
+        if let Some(id) = rule.id() {
+            if rs.removed_ids.iter().any(|r| r.contains(id)) {
+                return true;
+            }
+            if self.remove_ids.iter().any(|r| r.contains(id)) {
+                return true;
+            }
+        }
+        if rs.removed_msgs.iter().any(|m| rule.contains_msg(m)) {
+            return true;
+        }
+        if rs.removed_tags.iter().any(|t| rule.contains_tag(t)) {
+            return true;
+        }
+        self.remove_tags.iter().any(|t| rule.contains_tag(t))
+    }
+
+    /// One rule (all links of its chain). Returns whether it fully matched.
+    fn eval_rule(&mut self, rule: &CRule) -> bool {
+        self.current_rule = rule.id();
+        let mut msg = RuleMsg { save: true, disruptive: false, root_id: rule.id() };
+        if let Some(cond) = &rule.condition {
+            // Cloudflare-style boolean rule (no ModSecurity equivalent): the whole condition
+            // decides, then the rule acts once, like a chain whose last link matched.
+            if !self.eval_condition(cond) {
+                self.matched_var = None;
+                self.matched_vars.clear();
+                return false;
+            }
+            self.run_setvars(&rule.actions);
+            self.after_full_match(&rule.actions, &mut msg);
+            if msg.save {
+                self.log(&msg);
+            }
+            return true;
+        }
+        if rule.operator.is_none() {
+            // RuleUnconditional::evaluate
+            self.run_setvars(&rule.actions);
+            self.after_full_match(&rule.actions, &mut msg);
+            let has_msg = rule.actions.msg.is_some();
+            if (rule.actions.contains_block || (msg.save && has_msg)) && !rule.actions.multi_match {
+                self.log(&msg);
+            }
+            return true;
+        }
+        let matched = self.eval_link(rule, rule, &mut msg);
+        if matched && msg.save && !rule.actions.multi_match {
+            self.log(&msg);
+        }
+        matched
+    }
+
+    fn log(&mut self, msg: &RuleMsg) {
+        if let Some(id) = msg.root_id {
+            if !self.matched_ids.contains(&id) {
+                self.matched_ids.push(id);
+            }
+        }
+    }
+
+    /// `RuleWithOperator::evaluate` for one link.
+    fn eval_link(&mut self, root: &CRule, link: &CRule, msg: &mut RuleMsg) -> bool {
+        let Some((negated, op, _)) = &link.operator else {
+            return true;
+        };
+        let rule_id = root.id();
+        let mut global = false;
+
+        // Targets: the rule's, plus SecRuleUpdateTarget additions; minus exclusions.
+        let updates: Vec<(bool, &CTarget)> = self
+            .rs
+            .target_updates
+            .iter()
+            .filter(|u| match &u.selection {
+                Selection::Ids(ids) => rule_id.is_some_and(|id| ids.iter().any(|r| r.contains(id))),
+                Selection::Tag(t) => root.contains_tag(t),
+                Selection::Msg(m) => root.contains_msg(m),
+            })
+            .map(|u| (u.exclude, u.target.as_ref()))
+            .collect();
+        let exclusions: Vec<&CTarget> = link
+            .exclusions
+            .iter()
+            .chain(updates.iter().filter(|(ex, _)| *ex).map(|(_, t)| *t))
+            .collect();
+        let targets: Vec<&CTarget> = link
+            .targets
+            .iter()
+            .chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t))
+            .collect();
+
+        let expanded_arg = if op.needs_expansion() {
+            match &link.operator {
+                Some((_, _, o)) => operator_macro(&o.kind).map(|m| self.expand(m)),
+                None => None,
+            }
+        } else {
+            None
+        };
+
+        let mut values = std::mem::take(&mut self.values);
+        for t in targets {
+            if exclusions.iter().any(|e| e.full_name == t.full_name) {
+                continue;
+            }
+            if self.target_removed(rule_id, root, &t.full_name) {
+                continue;
+            }
+            values.clear();
+            self.collect_values(t, &mut values);
+            for (name, value) in values.iter() {
+                if exclusions.iter().any(|e| excludes(e, name)) {
+                    continue;
+                }
+                if self.target_removed(rule_id, root, name) {
+                    continue;
+                }
+                let variants = self.transform(link, value);
+                for v in variants.iter() {
+                    let want_captures = link.actions.capture;
+                    self.captures.clear();
+                    let caps = if want_captures { Some(&mut self.captures) } else { None };
+                    let r = op.matches(v, expanded_arg.as_deref(), caps);
+                    let hit = match r {
+                        Ok(m) => m != *negated,
+                        // v3.0.9 treats a match-limit error as "no match" (then negation
+                        // applies) and does not set MSC_PCRE_LIMITS_EXCEEDED.
+                        Err(_) => *negated,
+                    };
+                    if !hit {
+                        continue;
+                    }
+                    if want_captures && !*negated {
+                        for (i, c) in self.captures.iter().take(10).enumerate() {
+                            self.tx.set(&i.to_string(), c.clone());
+                        }
+                    }
+                    self.matched_var = Some((name.clone(), v.to_vec()));
+                    self.matched_vars.push((name.clone(), v.to_vec()));
+                    self.run_setvars(&link.actions);
+                    if link.actions.multi_match && msg.save {
+                        self.log(msg);
+                    }
+                    global = true;
+                }
+            }
+        }
+        self.values = values;
+
+        if !global {
+            self.matched_var = None;
+            self.matched_vars.clear();
+            return false;
+        }
+        if link.actions.chained {
+            match &link.chain {
+                Some(child) => {
+                    if !self.eval_link(root, child, msg) {
+                        return false;
+                    }
+                }
+                None => return false,
+            }
+        }
+        self.after_full_match(&link.actions, msg);
+        true
+    }
+
+    fn eval_condition(&mut self, c: &CCondition) -> bool {
+        match c {
+            CCondition::All(v) => v.iter().all(|c| self.eval_condition(c)),
+            CCondition::Any(v) => v.iter().any(|c| self.eval_condition(c)),
+            CCondition::Not(c) => !self.eval_condition(c),
+            CCondition::Clause(cl) => self.eval_clause(cl),
+        }
+    }
+
+    /// A clause matches when its operator (negation applied per value, as `!@op` does)
+    /// matches any value of its targets after the clause's transformations.
+    fn eval_clause(&mut self, cl: &CClause) -> bool {
+        let expanded_arg = if cl.op.needs_expansion() {
+            operator_macro(&cl.operator.kind).map(|m| self.expand(m))
+        } else {
+            None
+        };
+        let mut values = Vec::new();
+        for t in &cl.targets {
+            values.clear();
+            self.collect_values(t, &mut values);
+            for (name, value) in &values {
+                if cl.exclusions.iter().any(|e| excludes(e, name)) {
+                    continue;
+                }
+                let v = transform::apply_chain(&cl.transformations, value);
+                let hit = match cl.op.matches(&v, expanded_arg.as_deref(), None) {
+                    Ok(m) => m != cl.negated,
+                    Err(_) => cl.negated,
+                };
+                if hit {
+                    self.matched_var = Some((name.clone(), v.to_vec()));
+                    self.matched_vars.push((name.clone(), v.to_vec()));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn target_removed(&self, rule_id: Option<u64>, root: &CRule, name: &str) -> bool {
+        if let Some(id) = rule_id {
+            if self.remove_target_by_id.iter().any(|(r, n)| r.contains(id) && n == name) {
+                return true;
+            }
+        }
+        self.remove_target_by_tag.iter().any(|(t, n)| n == name && root.contains_tag(t))
+    }
+
+    /// The values a rule sees after its transformations (several with `multiMatch`).
+    fn transform<'v>(&self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
+        let a = &link.actions;
+        let defaults = &self.rs.defaults[a.phase as usize - 1].transformations;
+        let chain = effective_chain(defaults, &a.transformations, a.has_none);
+        if !a.multi_match {
+            return vec![transform::apply_chain(&chain, value)];
+        }
+        let mut out: Vec<Cow<'v, [u8]>> = vec![Cow::Borrowed(value)];
+        let mut cur: Cow<'v, [u8]> = Cow::Borrowed(value);
+        for t in chain {
+            let next = match transform::apply(t, &cur) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(o) => Some(o),
+            };
+            if let Some(o) = next {
+                if o.as_slice() != cur.as_ref() {
+                    out.push(Cow::Owned(o.clone()));
+                    cur = Cow::Owned(o);
+                }
+            }
+        }
+        out
+    }
+
+    fn run_setvars(&mut self, a: &CActions) {
+        for sv in &a.setvars {
+            let key = String::from_utf8_lossy(&self.expand(&sv.key)).into_owned();
+            let coll = sv.collection.to_ascii_lowercase();
+            let value = match sv.op {
+                SetVarOp::Set => self.expand(&sv.value),
+                SetVarOp::Create => b"1".to_vec(),
+                SetVarOp::Delete => {
+                    if let Some(c) = self.collection_mut(&coll) {
+                        c.remove(&key);
+                    }
+                    continue;
+                }
+                SetVarOp::Add | SetVarOp::Sub => {
+                    let pre = stoi(&self.expand(&sv.value));
+                    let cur =
+                        self.collection(&coll).and_then(|c| c.get(&key)).map(stoi).unwrap_or(0);
+                    let n = if sv.op == SetVarOp::Add { cur + pre } else { cur - pre };
+                    n.to_string().into_bytes()
+                }
+            };
+            if let Some(c) = self.collection_mut(&coll) {
+                c.set(&key, value);
+            }
+        }
+    }
+
+    /// `executeActionsAfterFullMatch`.
+    fn after_full_match(&mut self, a: &CActions, msg: &mut RuleMsg) {
+        let defaults = &self.rs.defaults[a.phase as usize - 1];
+        for d in &defaults.runtime {
+            self.exec_action(d, a, msg);
+        }
+        if let Some(s) = a.severity {
+            self.highest_severity = self.highest_severity.min(s as u8);
+        }
+        for r in &a.runtime {
+            self.exec_action(r, a, msg);
+        }
+        if let Some(d) = &a.disruptive {
+            if self.engine == EngineMode::On {
+                self.exec_disruptive(d, msg);
+            }
+        }
+    }
+
+    fn exec_action(&mut self, action: &Action, a: &CActions, msg: &mut RuleMsg) {
+        match action {
+            Action::Log | Action::AuditLog => msg.save = true,
+            Action::NoLog | Action::NoAuditLog => msg.save = false,
+            Action::Status(s) => self.it.status = *s,
+            Action::Skip(n) => self.skip_next = *n,
+            Action::SkipAfter(m) => self.marker = Some(m.clone()),
+            Action::Ctl(c) => self.exec_ctl(c),
+            Action::Block => {
+                // Block::evaluate: the phase's default disruptive action, evaluated directly.
+                if let Some(d) = self.rs.defaults[a.phase as usize - 1].disruptive.clone() {
+                    self.exec_disruptive(&d, msg);
+                }
+            }
+            Action::SetEnv { name, value } => {
+                let n = String::from_utf8_lossy(&self.expand(name)).into_owned();
+                let v = self.expand(value);
+                self.env.set(&n, v);
+            }
+            // Persistent collections are per transaction here (see the module docs of
+            // `eval`); initcol/expirevar/deprecatevar/setuid/setsid/setrsc need no work.
+            _ => {}
+        }
+    }
+
+    fn exec_disruptive(&mut self, d: &Action, msg: &mut RuleMsg) {
+        match d {
+            Action::Deny | Action::Drop => {
+                if self.it.status == 200 {
+                    self.it.status = 403;
+                }
+                self.it.disruptive = true;
+                msg.disruptive = true;
+                self.log(msg);
+            }
+            Action::Redirect(_) | Action::Proxy(_) => {
+                if !(301..=307).contains(&self.it.status) {
+                    self.it.status = 302;
+                }
+                self.it.disruptive = true;
+                msg.disruptive = true;
+                self.log(msg);
+            }
+            Action::Allow(scope) => self.allow = Some(*scope),
+            _ => {}
+        }
+    }
+
+    fn exec_ctl(&mut self, c: &Ctl) {
+        match c {
+            Ctl::RuleEngine(m) => self.engine = *m,
+            Ctl::RequestBodyAccess(b) => self.data.set_request_body_access(*b),
+            Ctl::RequestBodyProcessor(p) => {
+                if let Some(p) = BodyProcessor::from_name(p) {
+                    self.data.set_body_processor(p);
+                }
+            }
+            Ctl::RuleRemoveById(ids) => self.remove_ids.extend(ids.iter().copied()),
+            Ctl::RuleRemoveByTag(t) => self.remove_tags.push(t.clone()),
+            Ctl::RuleRemoveTargetById { ids, target } => {
+                for r in ids {
+                    self.remove_target_by_id.push((*r, target.to_string()));
+                }
+            }
+            Ctl::RuleRemoveTargetByTag { tag, target } => {
+                self.remove_target_by_tag.push((tag.clone(), target.to_string()))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// v3 `executeTransformations`: the phase's default transformations first unless the rule
+/// has `t:none`; the rule's own ones after its last `t:none`.
+fn effective_chain(
+    defaults: &[Transformation],
+    own: &[Transformation],
+    has_none: bool,
+) -> Vec<Transformation> {
+    let mut out = Vec::with_capacity(defaults.len() + own.len());
+    if !has_none {
+        out.extend(defaults.iter().copied().filter(|t| *t != Transformation::None));
+    }
+    let start = own.iter().rposition(|t| *t == Transformation::None).map_or(0, |i| i + 1);
+    out.extend(own[start..].iter().copied());
+    out
+}
+
+/// v3 `Variables::contains(VariableValue)`: a regex exclusion matches on the key alone,
+/// whatever the collection; a literal one compares `COLLECTION:key` exactly.
+fn excludes(e: &CTarget, name: &str) -> bool {
+    match (&e.key_regex, &e.target.selector) {
+        (Some(re), _) => {
+            let key = name.split_once(':').map_or("", |(_, k)| k);
+            re.is_match(key)
+        }
+        (None, Some(Selector::Key(_))) => e.full_name == name,
+        (None, _) => false,
+    }
+}
+
+fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
+    use crate::ir::OperatorKind as K;
+    match k {
+        K::Rx(m)
+        | K::Eq(m)
+        | K::Ge(m)
+        | K::Gt(m)
+        | K::Le(m)
+        | K::Lt(m)
+        | K::StrEq(m)
+        | K::StrMatch(m)
+        | K::BeginsWith(m)
+        | K::EndsWith(m)
+        | K::Contains(m)
+        | K::ContainsWord(m)
+        | K::Within(m) => Some(m),
+        _ => None,
+    }
+}
+
+impl<'r> Transaction<'r> {
+    fn collection(&self, name: &str) -> Option<&Collection> {
+        Some(match name {
+            "tx" => &self.tx,
+            "ip" => &self.ip,
+            "global" => &self.global,
+            "session" => &self.session,
+            "user" => &self.user,
+            "resource" => &self.resource,
+            _ => return None,
+        })
+    }
+    fn collection_mut(&mut self, name: &str) -> Option<&mut Collection> {
+        Some(match name {
+            "tx" => &mut self.tx,
+            "ip" => &mut self.ip,
+            "global" => &mut self.global,
+            "session" => &mut self.session,
+            "user" => &mut self.user,
+            "resource" => &mut self.resource,
+            _ => return None,
+        })
+    }
+
+    /// All values of one target, as (MATCHED_VAR_NAME, value) pairs.
+    fn collect_values(&self, t: &CTarget, out: &mut Vec<(String, Vec<u8>)>) {
+        let var = t.target.variable;
+        let mut tmp: Vec<(String, Vec<u8>)> = Vec::new();
+        if is_collection_var(var) {
+            let coll = self.collection(&var.name().to_ascii_lowercase());
+            if let Some(c) = coll {
+                for (k, v) in c.iter() {
+                    let keep = match (&t.target.selector, &t.key_regex) {
+                        (None, _) => true,
+                        (Some(Selector::Key(key)), _) => k.eq_ignore_ascii_case(key),
+                        (Some(Selector::Regex(_)), Some(re)) => re.is_match(k),
+                        (Some(Selector::Regex(_)), None) => false,
+                    };
+                    if keep {
+                        tmp.push((format!("{}:{}", var.name(), k), v.to_vec()));
+                    }
+                }
+            }
+        } else if let Some(v) = self.scalar_var(var, t) {
+            tmp.extend(v);
+        } else {
+            let mut vv: Vec<VarValue<'_>> = Vec::new();
+            self.data.collect(var, t.selector.as_ref(), &mut vv);
+            tmp.extend(vv.into_iter().map(|v| (v.name.into_owned(), v.value.into_owned())));
+        }
+        if t.target.count {
+            out.push((var.name().to_string(), tmp.len().to_string().into_bytes()));
+        } else {
+            out.extend(tmp);
+        }
+    }
+
+    /// Variables the evaluator owns (matched data, rule meta-data, response, environment).
+    fn scalar_var(&self, var: Variable, t: &CTarget) -> Option<Vec<(String, Vec<u8>)>> {
+        let one = |v: Vec<u8>| Some(vec![(var.name().to_string(), v)]);
+        let key = match &t.target.selector {
+            Some(Selector::Key(k)) => Some(k.as_str()),
+            _ => None,
+        };
+        match var {
+            Variable::MatchedVar => {
+                self.matched_var.as_ref().map(|(_, v)| vec![(var.name().to_string(), v.clone())])
+            }
+            Variable::MatchedVarName => self
+                .matched_var
+                .as_ref()
+                .map(|(n, _)| vec![(var.name().to_string(), n.clone().into_bytes())]),
+            Variable::MatchedVars => Some(
+                self.matched_vars
+                    .iter()
+                    .filter(|(n, _)| key.is_none_or(|k| n.eq_ignore_ascii_case(k)))
+                    .map(|(n, v)| (format!("MATCHED_VARS:{n}"), v.clone()))
+                    .collect(),
+            ),
+            Variable::MatchedVarsNames => Some(
+                self.matched_vars
+                    .iter()
+                    .map(|(n, _)| (format!("MATCHED_VARS_NAMES:{n}"), n.clone().into_bytes()))
+                    .collect(),
+            ),
+            Variable::Rule => {
+                let k = key.unwrap_or("id").to_ascii_lowercase();
+                match k.as_str() {
+                    "id" => self
+                        .current_rule
+                        .map(|i| vec![("RULE:id".into(), i.to_string().into_bytes())]),
+                    _ => Some(Vec::new()),
+                }
+            }
+            Variable::HighestSeverity => one(self.highest_severity.to_string().into_bytes()),
+            Variable::Env => Some(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| key.is_none_or(|x| k.eq_ignore_ascii_case(x)))
+                    .map(|(k, v)| (format!("ENV:{k}"), v.to_vec()))
+                    .collect(),
+            ),
+            Variable::ResponseStatus if self.phase >= 3 => {
+                one(self.response_status.to_string().into_bytes())
+            }
+            Variable::ResponseProtocol if self.phase >= 3 => one(b"HTTP/1.1".to_vec()),
+            Variable::Duration => one(b"0".to_vec()),
+            _ => None,
+        }
+    }
+
+    /// Macro expansion (`RunTimeString::evaluate`): the first value of each variable, or
+    /// nothing when it has none.
+    pub(crate) fn expand(&self, m: &MacroString) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &m.parts {
+            match p {
+                MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                MacroPart::Var { var, key } => {
+                    let t = CTarget {
+                        target: crate::ir::Target {
+                            variable: *var,
+                            selector: key.clone().map(Selector::Key),
+                            exclude: false,
+                            count: false,
+                        },
+                        selector: key.as_ref().and_then(|k| {
+                            crate::txn::CompiledSelector::new(&Selector::Key(k.clone())).ok()
+                        }),
+                        full_name: String::new(),
+                        key_regex: None,
+                    };
+                    let mut v = Vec::new();
+                    self.collect_values(&t, &mut v);
+                    if let Some((_, first)) = v.into_iter().next() {
+                        out.extend_from_slice(&first);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
