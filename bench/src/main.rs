@@ -24,12 +24,27 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Generate seeded request corpora (`gen`) and describe corpus files (`stats`).
+    Corpus(cmd::corpus::Args),
+    /// Run a corpus through an engine; one JSON decision per request on stdout.
+    Eval(cmd::eval::Args),
+    /// Run go-ftw YAML regression tests in-process against an engine.
+    Ftw(cmd::ftw::Args),
+    /// Load a rule set and print what it holds, or every error with its position.
+    Check(cmd::check::Args),
+    /// Convert a rule set to JSON IR or SecLang.
+    Convert(cmd::convert::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Corpus(a) => cmd::corpus::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Ftw(a) => cmd::ftw::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     };
     match result {
         Ok(code) => code,

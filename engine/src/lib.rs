@@ -8,10 +8,16 @@
 //! | [`ir`] | the common IR, serde JSON |
 //! | [`request`] | the server-independent request and the decision an engine returns |
 
+pub mod cfrule;
 pub mod crs;
+pub mod default_rules;
 pub mod ir;
+pub mod load;
 pub mod operator;
 pub mod request;
+pub mod seclang;
+pub mod transform;
+pub mod txn;
 
 pub use ir::{IR_VERSION, RuleSet};
 pub use request::{Decision, Engine, Request};

@@ -213,6 +213,16 @@ pub struct Decision {
     pub anomaly_score: i64,
 }
 
+/// Anything that turns a request into a decision: the native evaluator, the Lua backends and
+/// the ModSecurity peer all implement it, so harnesses (eval, ftw, latency) treat them alike.
+pub trait Engine {
+    /// Short name used on the command line and in reports (`native`, `lua`, `lua-ffi`, `modsec`).
+    fn name(&self) -> &str;
+    /// Runs every request phase (1-2, then 3-5 against an empty `200` response) and returns
+    /// the decision.
+    fn decide(&mut self, req: &Request) -> Decision;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,14 +251,4 @@ mod tests {
         assert_eq!(errs[1].line, 4);
         assert!(errs[1].to_string().contains("uri"), "{}", errs[1]);
     }
-}
-
-/// Anything that turns a request into a decision: the native evaluator, the Lua backends and
-/// the ModSecurity peer all implement it, so harnesses (eval, ftw, latency) treat them alike.
-pub trait Engine {
-    /// Short name used on the command line and in reports (`native`, `lua`, `lua-ffi`, `modsec`).
-    fn name(&self) -> &str;
-    /// Runs every request phase (1-2, then 3-5 against an empty `200` response) and returns
-    /// the decision.
-    fn decide(&mut self, req: &Request) -> Decision;
 }

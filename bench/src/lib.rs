@@ -1,0 +1,39 @@
+//! wafbench as a library: the pieces the `wafbench` binary, its tests and the benches share.
+//!
+//! | item | what |
+//! |---|---|
+//! | [`modsec`] | the ModSecurity peer: libmodsecurity3 through `dlopen`, an [`Engine`] |
+//! | [`ftw`] | go-ftw YAML test files: parse, build each stage's request as FTW sends it, judge |
+//! | [`build_engine`] | the one place an engine is built from its command-line name |
+
+pub mod ftw;
+pub mod modsec;
+
+use waf_engine::Engine;
+
+/// Engine names `build_engine` accepts.
+pub const ENGINE_NAMES: &[&str] = &["modsec"];
+
+/// Why no engine could be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildEngineError {
+    #[error("unknown engine `{name}` (available: {})", ENGINE_NAMES.join(", "))]
+    UnknownEngine { name: String },
+    #[error(transparent)]
+    Peer(#[from] modsec::PeerError),
+}
+
+/// Builds the engine called `name` for the rules `rules_spec` (`crs` or a path) at
+/// `paranoia` (for `crs`; `None` keeps CRS's own default). Every subcommand that runs an
+/// engine goes through here, so a new backend is added in this one match.
+pub fn build_engine(
+    name: &str,
+    rules_spec: &str,
+    paranoia: Option<u8>,
+) -> Result<Box<dyn Engine>, BuildEngineError> {
+    match name {
+        "modsec" => Ok(Box::new(modsec::ModSecPeer::from_spec(rules_spec, paranoia)?)),
+        _ => Err(BuildEngineError::UnknownEngine { name: name.into() }),
+    }
+}

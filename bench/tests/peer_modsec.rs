@@ -1,0 +1,125 @@
+//! The ModSecurity peer against libmodsecurity3 itself: small inline rule sets whose decisions
+//! are known, and the missing-library path. Needs libmodsecurity3 (installed by .ci/run).
+
+use waf_engine::{Engine, Request};
+use wafbench::modsec::{LIB_ENV, ModSecPeer, PeerError};
+
+const RULES: &str = r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+SecDefaultAction "phase:1,log,auditlog,pass"
+SecDefaultAction "phase:2,log,auditlog,pass"
+SecAction "id:10,phase:1,nolog,pass,setvar:tx.anomaly_score=0"
+SecRule ARGS:q "@contains evil" "id:100,phase:2,deny,status:403,log,msg:'evil arg',setvar:tx.anomaly_score=+5"
+SecRule ARGS:w "@contains warn" "id:101,phase:2,pass,log,msg:'warn arg',setvar:tx.anomaly_score=+3"
+SecRule ARGS:s "@contains silent" "id:102,phase:2,pass,nolog,setvar:tx.anomaly_score=+7"
+SecRule ARGS:c "@contains one" "id:103,phase:2,pass,log,msg:'chain',chain"
+  SecRule ARGS:d "@contains two" "id:104,setvar:tx.anomaly_score=+2"
+SecRule REQUEST_HEADERS:X-Block "@streq yes" "id:105,phase:1,deny,status:418,log,msg:'header'"
+SecRule ARGS:q "@contains evil" "id:106,phase:2,pass,log,msg:'after the deny'"
+"#;
+
+fn req(uri: &str) -> Request {
+    Request {
+        id: uri.into(),
+        uri: uri.as_bytes().to_vec(),
+        headers: vec![("Host".into(), "localhost".into())],
+        ..Request::default()
+    }
+}
+
+fn peer() -> ModSecPeer {
+    ModSecPeer::from_seclang(RULES).expect("libmodsecurity3 loads the inline rules")
+}
+
+#[test]
+fn deny_on_a_matching_arg_gives_403_and_its_id() {
+    let mut p = peer();
+    let d = p.decide(&req("/?q=very+evil&w=warn"));
+    assert_eq!(d.status, 403);
+    assert!(d.disruptive);
+    // The deny stops phase 2 at rule 100: 101 and 106 never run. 100's message reaches the
+    // connector through the intervention, not the log callback.
+    assert_eq!(d.matched_ids, ["100"]);
+    assert_eq!(d.anomaly_score, 5);
+}
+
+#[test]
+fn pass_rules_log_in_order_and_nolog_is_not_listed() {
+    let mut p = peer();
+    let d = p.decide(&req("/?w=warn&s=silent"));
+    assert_eq!(d.status, 200);
+    assert!(!d.disruptive);
+    assert_eq!(d.matched_ids, ["101"]);
+    assert_eq!(d.anomaly_score, 10, "nolog rules still count");
+}
+
+#[test]
+fn a_chain_is_counted_under_its_first_id() {
+    let mut p = peer();
+    let d = p.decide(&req("/?c=one&d=two"));
+    assert_eq!(d.matched_ids, ["103"]);
+    assert_eq!(d.anomaly_score, 2);
+    let d = p.decide(&req("/?c=one&d=three"));
+    assert!(d.matched_ids.is_empty(), "{:?}", d.matched_ids);
+}
+
+#[test]
+fn phase_1_disruption_stops_before_the_body_phase() {
+    let mut p = peer();
+    let mut r = req("/?q=evil");
+    r.headers.push(("X-Block".into(), "yes".into()));
+    let d = p.decide(&r);
+    assert_eq!((d.status, d.disruptive), (418, true));
+    assert_eq!(d.matched_ids, ["105"]);
+}
+
+#[test]
+fn post_bodies_are_inspected_and_requests_are_independent() {
+    let mut p = peer();
+    let mut r = req("/");
+    r.method = "POST".into();
+    r.headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+    r.headers.push(("Content-Length".into(), "6".into()));
+    r.body = b"q=evil".to_vec();
+    assert_eq!(p.decide(&r).status, 403);
+    let clean = p.decide(&req("/?q=fine"));
+    assert_eq!((clean.status, clean.matched_ids.len(), clean.anomaly_score), (200, 0, 0));
+}
+
+#[test]
+fn run_reports_the_log_lines_a_connector_would_write() {
+    let mut p = peer();
+    let o = p.run(&req("/?q=evil")).unwrap();
+    assert_eq!(o.log_lines.len(), 1, "{:?}", o.log_lines);
+    assert!(o.log_lines[0].contains("Access denied with code 403"), "{}", o.log_lines[0]);
+}
+
+#[test]
+fn a_peer_can_move_to_another_thread() {
+    let mut p = peer();
+    let d = std::thread::spawn(move || p.decide(&req("/?q=evil"))).join().unwrap();
+    assert_eq!(d.status, 403);
+}
+
+#[test]
+fn bad_rules_report_the_parser_error() {
+    let e = ModSecPeer::from_seclang("SecNoSuchDirective On").err().unwrap();
+    assert!(matches!(e, PeerError::Rules { .. }), "{e}");
+    assert!(!e.to_string().is_empty());
+}
+
+#[test]
+fn missing_library_says_how_to_install() {
+    // Only this test sets the variable; the binary is run in a child so the process
+    // environment of the other tests is untouched.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wafbench"))
+        .args(["eval", "--rules", "crs", "--engine", "modsec", "--corpus", "-"])
+        .env(LIB_ENV, "/nonexistent/libmodsecurity.so.3")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("libmodsecurity3 not found: apt-get install libmodsecurity3"), "{err}");
+}

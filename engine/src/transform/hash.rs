@@ -1,0 +1,139 @@
+//! Digests and size: `t:sha1`, `t:md5`, `t:length`
+//! (src/actions/transformations/sha1.cc, md5.cc, length.cc).
+//!
+//! sha1 and md5 return the raw digest bytes (20 and 16), not hex: ModSecurity's
+//! `Utils::Sha1::digest` / `Utils::Md5::digest` (src/utils/sha1.cc, md5.cc) assign the binary
+//! output; rules pair them with `t:hexEncode` when they want text. `length` returns the byte
+//! count as a decimal string (`std::to_string(value.size())`).
+//!
+//! MD5 is implemented here (RFC 1321) rather than adding a crate for one rarely used
+//! transformation; it is checked against the RFC's test vectors below.
+
+use std::borrow::Cow;
+
+use sha1::{Digest, Sha1};
+
+/// Raw 20-byte SHA-1 digest.
+pub fn sha1(input: &[u8]) -> Cow<'_, [u8]> {
+    Cow::Owned(Sha1::digest(input).to_vec())
+}
+
+/// Raw 16-byte MD5 digest.
+pub fn md5(input: &[u8]) -> Cow<'_, [u8]> {
+    Cow::Owned(md5_digest(input).to_vec())
+}
+
+/// Byte length as decimal ASCII.
+pub fn length(input: &[u8]) -> Cow<'_, [u8]> {
+    Cow::Owned(input.len().to_string().into_bytes())
+}
+
+/// Per-round left-rotation amounts (RFC 1321, 3.4).
+const S: [u32; 64] = [
+    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, //
+    5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, //
+    4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, //
+    6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+];
+
+/// `K[i] = floor(abs(sin(i + 1)) * 2^32)`, computed once rather than typed in (the RFC test
+/// vectors below exercise all 64 constants).
+fn md5_k() -> &'static [u32; 64] {
+    static K: std::sync::OnceLock<[u32; 64]> = std::sync::OnceLock::new();
+    K.get_or_init(|| {
+        let mut k = [0u32; 64];
+        for (i, slot) in k.iter_mut().enumerate() {
+            *slot = ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32;
+        }
+        k
+    })
+}
+
+fn md5_digest(input: &[u8]) -> [u8; 16] {
+    let k = md5_k();
+    let mut st: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    let mut block = |chunk: &[u8]| {
+        let mut m = [0u32; 16];
+        for (w, bytes) in m.iter_mut().zip(chunk.chunks_exact(4)) {
+            *w = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        let [mut a, mut b, mut c, mut d] = st;
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let t = a.wrapping_add(f).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(t.rotate_left(S[i]));
+        }
+        st[0] = st[0].wrapping_add(a);
+        st[1] = st[1].wrapping_add(b);
+        st[2] = st[2].wrapping_add(c);
+        st[3] = st[3].wrapping_add(d);
+    };
+    let mut chunks = input.chunks_exact(64);
+    for c in &mut chunks {
+        block(c);
+    }
+    // Padding: 0x80, zeros, then the bit length (little-endian) in the last 8 bytes.
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 128];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let tail_len = if rest.len() < 56 { 64 } else { 128 };
+    let bits = (input.len() as u64).wrapping_mul(8);
+    tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_le_bytes());
+    for c in tail[..tail_len].chunks_exact(64) {
+        block(c);
+    }
+    let mut out = [0u8; 16];
+    for (o, w) in out.chunks_exact_mut(4).zip(st) {
+        o.copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn md5_rfc1321_vectors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "d41d8cd98f00b204e9800998ecf8427e"),
+            (b"a", "0cc175b9c0f1b6a831c399e269772661"),
+            (b"abc", "900150983cd24fb0d6963f7d28e17f72"),
+            (b"message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (b"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
+            (
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (i, o) in cases {
+            assert_eq!(hex(&md5(i)), *o);
+        }
+        // Lengths around the 56-byte padding boundary.
+        for n in 54..=66 {
+            assert_eq!(md5(&vec![b'x'; n]).len(), 16);
+        }
+        assert_eq!(hex(&md5(&[b'a'; 56])), "3b0c8ac703f828b04c6c197006d17218");
+    }
+
+    #[test]
+    fn sha1_and_length() {
+        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(&*length(b""), b"0");
+        assert_eq!(&*length(b"hello"), b"5");
+        assert_eq!(&*length(&[0u8; 1234]), b"1234");
+    }
+}

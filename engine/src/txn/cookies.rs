@@ -1,0 +1,79 @@
+//! `Cookie` header parsing into REQUEST_COOKIES / REQUEST_COOKIES_NAMES.
+//!
+//! Data flow: each `Cookie` header value -> split on `;` -> `name=value` on the first `=`.
+//! ModSecurity v3.0.9 (`Transaction::addRequestHeader`, src/transaction.cc) has a single
+//! cookie parser: `SecCookieFormat` is accepted but ignored, and there is no v2-style
+//! `$Version` handling or unquoting: `$Version=1` is an ordinary cookie and quotes stay in
+//! the value.
+
+use super::urlencoded::split_fields;
+
+/// v3 uses C `isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`.
+pub fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Parses one `Cookie` header value into (name, value) pairs, in order.
+pub fn parse_cookies(value: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut fields: Vec<&[u8]> = split_fields(value, b';').collect();
+    // Optional white space after the last cookie-pair is dropped; nothing else is trimmed
+    // on the right, so `a=1 ; b=2` keeps the space in `1 `.
+    if let Some(last) = fields.last_mut() {
+        while let Some((&c, rest)) = last.split_last() {
+            if !is_c_space(c) {
+                break;
+            }
+            *last = rest;
+        }
+    }
+    let mut out = Vec::new();
+    for f in fields {
+        if f.is_empty() {
+            continue;
+        }
+        let (mut k, v) = match memchr::memchr(b'=', f) {
+            Some(i) => (&f[..i], &f[i + 1..]),
+            None => (f, &f[f.len()..]),
+        };
+        // Left-trim the name only (the v2 way, kept by v3).
+        while let Some((&c, rest)) = k.split_first() {
+            if !is_c_space(c) {
+                break;
+            }
+            k = rest;
+        }
+        if k.is_empty() {
+            continue;
+        }
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        type Want = &'static [(&'static str, &'static str)];
+        let cases: &[(&str, Want)] = &[
+            ("a=1; b=2", &[("a", "1"), ("b", "2")]),
+            ("a=1;b=2  ", &[("a", "1"), ("b", "2")]),
+            ("a=1 ; b=2", &[("a", "1 "), ("b", "2")]),
+            (";;foo=bar", &[("foo", "bar")]),
+            ("  =bar; x", &[("x", "")]),
+            ("foo=bar=baz", &[("foo", "bar=baz")]),
+            ("$Version=1; a=\"q\"", &[("$Version", "1"), ("a", "\"q\"")]),
+            ("a =1", &[("a ", "1")]),
+            ("", &[]),
+            ("   ", &[]),
+        ];
+        for (input, want) in cases {
+            let got = parse_cookies(input.as_bytes());
+            let want: Vec<(Vec<u8>, Vec<u8>)> =
+                want.iter().map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec())).collect();
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+}
