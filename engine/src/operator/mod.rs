@@ -39,6 +39,7 @@ pub mod verify;
 use crate::ir::{MacroString, OperatorKind};
 use numeric::NumOp;
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 pub use rx::RxMatcher;
 
@@ -85,8 +86,8 @@ enum StrOp {
 
 #[derive(Debug)]
 enum Op {
-    /// `None`: the pattern holds macros and is compiled per call. `Some(None)` would be
-    /// pointless, so a literal empty pattern is [`Op::RxEmpty`].
+    /// `None`: the pattern holds macros and is compiled per call (the last expansion is kept:
+    /// it is usually the same every time). A literal empty pattern is [`Op::RxEmpty`].
     Rx(Option<RxMatcher>),
     /// Literal empty `@rx`: v3 answers true before running PCRE, setting no capture.
     RxEmpty,
@@ -112,6 +113,8 @@ enum Op {
 #[derive(Debug)]
 pub struct CompiledOperator {
     op: Op,
+    /// `@rx` with macros: the last expanded pattern and its compiled form.
+    last_expansion: Mutex<Option<(Vec<u8>, Arc<RxMatcher>)>>,
     name: &'static str,
     /// The argument as written, for reports.
     arg: Option<String>,
@@ -131,14 +134,22 @@ impl CompiledOperator {
     /// macros (`MacroString::has_macros`) are compiled per call from the expanded text.
     pub fn compile(kind: &OperatorKind) -> Result<CompiledOperator, OperatorError> {
         let name = operator_name(kind);
-        let simple = |op: Op| CompiledOperator { op, name, arg: None, needs_expansion: false };
+        let simple = |op: Op| CompiledOperator {
+            op,
+            last_expansion: Mutex::new(None),
+            name,
+            arg: None,
+            needs_expansion: false,
+        };
         let with_string = |op: StrOp, m: &MacroString| CompiledOperator {
+            last_expansion: Mutex::new(None),
             op: Op::Str(op, m.as_literal().map(|s| s.as_bytes().to_vec()).unwrap_or_default()),
             name,
             arg: Some(m.to_string()),
             needs_expansion: m.has_macros(),
         };
         let with_number = |op: NumOp, m: &MacroString| CompiledOperator {
+            last_expansion: Mutex::new(None),
             op: Op::Num(op, m.as_literal().map(|s| numeric::parse(op, s.as_bytes()))),
             name,
             arg: Some(m.to_string()),
@@ -147,6 +158,7 @@ impl CompiledOperator {
         let with_regex = |make: fn(RxMatcher) -> Op, pattern: &str| {
             let re = RxMatcher::new(pattern).map_err(|e| regex_err(name, pattern, e))?;
             Ok::<_, OperatorError>(CompiledOperator {
+                last_expansion: Mutex::new(None),
                 op: make(re),
                 name,
                 arg: Some(pattern.to_string()),
@@ -163,6 +175,7 @@ impl CompiledOperator {
                     CompiledOperator { arg: Some(p.to_string()), ..simple(Op::Rx(Some(re))) }
                 }
                 None => CompiledOperator {
+                    last_expansion: Mutex::new(None),
                     op: Op::Rx(None),
                     name,
                     arg: Some(m.to_string()),
@@ -258,16 +271,32 @@ impl CompiledOperator {
         Ok(match &self.op {
             Op::Rx(Some(re)) => return re.matches(input, captures),
             Op::Rx(None) => {
-                let Ok(pattern) = std::str::from_utf8(dynamic()) else {
-                    // Macro values are text in the IR; a non-UTF-8 expansion cannot come from
-                    // it, and v3 would hand PCRE bytes it may refuse. No match.
-                    return Ok(false);
+                let expanded = dynamic();
+                let cached = match self.last_expansion.lock() {
+                    Ok(last) => last
+                        .as_ref()
+                        .filter(|(p, _)| p.as_slice() == expanded)
+                        .map(|(_, re)| Arc::clone(re)),
+                    Err(_) => None,
                 };
-                // v3 (rx.cc): a pattern that does not compile makes the operator fail quietly.
-                match RxMatcher::new(pattern) {
-                    Ok(re) => return re.matches(input, captures),
-                    Err(_) => false,
-                }
+                let re = match cached {
+                    Some(re) => re,
+                    None => {
+                        let Ok(pattern) = std::str::from_utf8(expanded) else {
+                            // Macro values are text in the IR; a non-UTF-8 expansion cannot
+                            // come from it, and v3 would hand PCRE bytes it may refuse.
+                            return Ok(false);
+                        };
+                        // v3 (rx.cc): a pattern that does not compile fails quietly.
+                        let Ok(re) = RxMatcher::new(pattern) else { return Ok(false) };
+                        let re = Arc::new(re);
+                        if let Ok(mut last) = self.last_expansion.lock() {
+                            *last = Some((expanded.to_vec(), Arc::clone(&re)));
+                        }
+                        re
+                    }
+                };
+                return re.matches(input, captures);
             }
             Op::RxEmpty => true,
             Op::Pm(m) => match m.find_capture(input) {
@@ -505,6 +534,10 @@ mod tests {
         assert!(!op.matches(b"PUT", Some(b"^GET$"), None).unwrap());
         // A bad expanded pattern fails quietly, as in v3.
         assert!(!op.matches(b"x", Some(b"(x"), None).unwrap());
+        // The one-entry cache follows the expansion.
+        assert!(op.matches(b"PUT", Some(b"^PUT$"), None).unwrap());
+        assert!(!op.matches(b"GET", Some(b"^PUT$"), None).unwrap());
+        assert!(op.matches(b"GET", Some(b"^GET$"), None).unwrap());
         let op = CompiledOperator::compile(&OperatorKind::Within(m.clone())).unwrap();
         assert!(op.matches(b"GET", Some(b"GET POST"), None).unwrap());
         let op = CompiledOperator::compile(&OperatorKind::Ge(m)).unwrap();

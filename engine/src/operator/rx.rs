@@ -798,8 +798,10 @@ enum Engine {
 pub struct RxMatcher {
     engine: Engine,
     /// For linear patterns with `^`: the exact-PCRE variant on the backtracking engine, used
-    /// only for subjects that end in `\n` (the one case where Rust's `(?m)^` differs).
-    eol_variant: Option<Engine>,
+    /// only for subjects that end in `\n` (the one case where Rust's `(?m)^` differs). Built
+    /// on first use: most subjects never need it.
+    needs_eol_variant: bool,
+    eol_variant: std::sync::OnceLock<Option<Engine>>,
     pattern: String,
     translated: String,
 }
@@ -911,7 +913,8 @@ impl RxMatcher {
             let (engine, translated) = build_fancy(pattern)?;
             return Ok(RxMatcher {
                 engine,
-                eol_variant: None,
+                needs_eol_variant: false,
+                eol_variant: std::sync::OnceLock::new(),
                 pattern: pattern.to_string(),
                 translated,
             });
@@ -921,10 +924,10 @@ impl RxMatcher {
             .size_limit(SIZE_LIMIT)
             .build()
             .map_err(|e| RxError { offset: None, message: e.to_string() })?;
-        let eol_variant = if t.has_caret { Some(build_fancy(pattern)?.0) } else { None };
         Ok(RxMatcher {
             engine: Engine::Linear(re),
-            eol_variant,
+            needs_eol_variant: t.has_caret,
+            eol_variant: std::sync::OnceLock::new(),
             pattern: pattern.to_string(),
             translated: t.text,
         })
@@ -934,15 +937,26 @@ impl RxMatcher {
     /// (to compare the two engines, and for benchmarks).
     pub fn new_backtracking(pattern: &str) -> Result<RxMatcher, RxError> {
         let (engine, translated) = build_fancy(pattern)?;
-        Ok(RxMatcher { engine, eol_variant: None, pattern: pattern.to_string(), translated })
+        Ok(RxMatcher {
+            engine,
+            needs_eol_variant: false,
+            eol_variant: std::sync::OnceLock::new(),
+            pattern: pattern.to_string(),
+            translated,
+        })
     }
 
     /// The engine for this subject (see `eol_variant`).
     fn engine_for(&self, input: &[u8]) -> &Engine {
-        match (&self.eol_variant, input.last()) {
-            (Some(v), Some(b'\n')) => v,
-            _ => &self.engine,
+        if !self.needs_eol_variant || input.last() != Some(&b'\n') {
+            return &self.engine;
         }
+        // A pattern the linear engine took but the backtracking one refuses (size limits)
+        // keeps the linear engine.
+        self.eol_variant
+            .get_or_init(|| build_fancy(&self.pattern).ok().map(|(e, _)| e))
+            .as_ref()
+            .unwrap_or(&self.engine)
     }
 
     /// The pattern as written in the rule.
