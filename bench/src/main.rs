@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 mod cmd;
 
+/// Counts heap bytes for `wafbench microbench`'s memory figures; off (one relaxed load per
+/// allocation) until that subcommand builds its first structure.
+#[global_allocator]
+static ALLOC: wafbench::microbench::alloc::CountingAlloc =
+    wafbench::microbench::alloc::CountingAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "wafbench",
@@ -24,12 +30,15 @@ struct Cli {
 enum Command {
     /// Print the SecLang text the rule set `crs` is loaded from (base config, paranoia, CRS files).
     CrsConfig(cmd::crs_config::Args),
+    /// Microbenchmarks: FFI call paths, @ipMatch structures, @pm engines -> reports/microbench.*
+    Microbench(cmd::microbench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CrsConfig(a) => cmd::crs_config::run(a),
+        Command::Microbench(a) => cmd::microbench::run(a),
     };
     match result {
         Ok(code) => code,

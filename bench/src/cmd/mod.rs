@@ -1,3 +1,4 @@
 //! One module per subcommand.
 
 pub mod crs_config;
+pub mod microbench;
