@@ -71,23 +71,25 @@ pub struct Prefixes {
 }
 
 impl Prefixes {
-    /// `n` prefixes with a blocklist-like length mix. IPv4: 30% /32, 35% /24, 25% /16-/23,
-    /// 5% /8-/15, 5% /25-/31. IPv6: 20% /128, 35% /64, 25% /48, 15% /32-/47, 5% /16-/31.
+    /// `n` prefixes with a blocklist-like length mix (per mille). IPv4: 350 /32, 400 /24,
+    /// 149 /16-/23, 1 /8-/15, 100 /25-/31. IPv6: 200 /128, 350 /64, 250 /48, 199 /32-/47,
+    /// 1 /16-/31. Short prefixes stay rare: at 1M prefixes a 5% share of /8-/15 would cover
+    /// the whole IPv4 space and turn every lookup into a hit on one merged range.
     pub fn generate(fam: Family, n: usize, seed: u64) -> Prefixes {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let list = (0..n)
             .map(|_| {
-                let r: u32 = rng.gen_range(0..100);
+                let r: u32 = rng.gen_range(0..1000);
                 let len: u8 = match (fam, r) {
-                    (Family::V4, 0..30) => 32,
-                    (Family::V4, 30..65) => 24,
-                    (Family::V4, 65..90) => rng.gen_range(16..=23),
-                    (Family::V4, 90..95) => rng.gen_range(8..=15),
+                    (Family::V4, 0..350) => 32,
+                    (Family::V4, 350..750) => 24,
+                    (Family::V4, 750..899) => rng.gen_range(16..=23),
+                    (Family::V4, 899..900) => rng.gen_range(8..=15),
                     (Family::V4, _) => rng.gen_range(25..=31),
-                    (Family::V6, 0..20) => 128,
-                    (Family::V6, 20..55) => 64,
-                    (Family::V6, 55..80) => 48,
-                    (Family::V6, 80..95) => rng.gen_range(32..=47),
+                    (Family::V6, 0..200) => 128,
+                    (Family::V6, 200..550) => 64,
+                    (Family::V6, 550..800) => 48,
+                    (Family::V6, 800..999) => rng.gen_range(32..=47),
                     (Family::V6, _) => rng.gen_range(16..=31),
                 };
                 let v: u128 = match fam {
