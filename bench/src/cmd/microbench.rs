@@ -82,7 +82,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let report = Report {
         stamp: Stamp {
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            git_rev: shell("git", &["rev-parse", "--short", "HEAD"]),
+            git_rev: git_rev(),
             cpu: cpu_model(),
             date: shell("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
             scale: if a.quick { "quick" } else { "full" },
@@ -114,6 +114,17 @@ fn shell(cmd: &str, args: &[&str]) -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The short revision, with `+dirty` when the work tree has uncommitted changes (the
+/// figures then come from code no revision holds).
+fn git_rev() -> String {
+    let rev = shell("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if dirty { format!("{rev}+dirty") } else { rev }
 }
 
 fn cpu_model() -> String {
