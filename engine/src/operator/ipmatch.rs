@@ -3,8 +3,11 @@
 //!
 //! Data flow: `IpSet::parse(lines)` -> each entry becomes an inclusive integer range (u32 for
 //! IPv4, u128 for IPv6) -> ranges are sorted and merged -> `contains` is one binary search over
-//! the range starts. A WAF's lists are small and static, so a sorted range set beats a trie on
-//! build time and memory and is competitive on lookups (see `reports/microbench.md`).
+//! the range starts (narrowed by a bucket index). A WAF's lists are static, and a sorted range
+//! set beat every trie measured by `wafbench microbench` on this 2-core VM: at 1k IPv4
+//! prefixes 88-92 M lookups/s vs 45-61 (iptrie LC-trie), 8-20 (ip_network_table), 6-7
+//! (prefix-trie); at 1M IPv6 prefixes 11-56 vs 8-11, 2-19, 1-6; it also builds fastest and
+//! holds the fewest bytes.
 //!
 //! ModSecurity parsing rules reproduced here (`src/utils/ip_tree.cc`, `src/utils/msc_tree.cc`;
 //! each was checked against libmodsecurity3 3.0.9):
