@@ -5,8 +5,10 @@
 //! | [`modsec`] | the ModSecurity peer: libmodsecurity3 through `dlopen`, an [`Engine`] |
 //! | [`ftw`] | go-ftw YAML test files: parse, build each stage's request as FTW sends it, judge |
 //! | [`build_engine`] | the one place an engine is built from its command-line name |
+//! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
 pub mod ftw;
+pub mod microbench;
 pub mod modsec;
 
 use waf_engine::Engine;

@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 mod cmd;
 
+/// Counts heap bytes for `wafbench microbench`'s memory figures; off (one relaxed load per
+/// allocation) until that subcommand builds its first structure.
+#[global_allocator]
+static ALLOC: wafbench::microbench::alloc::CountingAlloc =
+    wafbench::microbench::alloc::CountingAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "wafbench",
@@ -34,6 +40,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Convert a rule set to JSON IR or SecLang.
     Convert(cmd::convert::Args),
+    /// Microbenchmarks: FFI call paths, @ipMatch structures, @pm engines -> reports/microbench.*
+    Microbench(cmd::microbench::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,7 @@ fn main() -> ExitCode {
         Command::Ftw(a) => cmd::ftw::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Convert(a) => cmd::convert::run(a),
+        Command::Microbench(a) => cmd::microbench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -6,3 +6,4 @@ pub mod corpus;
 pub mod crs_config;
 pub mod eval;
 pub mod ftw;
+pub mod microbench;
