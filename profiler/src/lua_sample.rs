@@ -1,0 +1,162 @@
+//! Sampling profiler for generated Lua with the JIT on: LuaJIT's own `jit.profile`.
+//!
+//! Flow: [`sample`] starts `jit.profile` in line mode with a Lua callback that records, per
+//! sample, the VM state (N compiled, I interpreted, C in C code, G garbage collector, J JIT
+//! compiler) and the stack (`profile.dumpstack`, root first, `chunk:line` frames) into a Lua
+//! table; after the caller's closure returns, the profiler stops, reads the table and maps
+//! every frame of the profiled chunk to `rule_<id>` through a [`LineMap`] (frames outside any
+//! rule keep `chunk:line`). Result: [`Folded`] stacks `vm_N;rule_100;rule_200 count`.
+//!
+//! `jit.profile` arms SIGPROF, as pprof-rs does: both take [`crate::SIGPROF_LOCK`]. LuaJIT
+//! allows one profiled VM per process at a time.
+
+use crate::{Folded, LineMap, ProfileError, SIGPROF_LOCK};
+use mlua::Lua;
+use serde::Serialize;
+
+/// A sampling profile.
+#[derive(Debug, Clone)]
+pub struct SampleProfile {
+    pub folded: Folded,
+    pub samples: u64,
+    pub interval_ms: u32,
+    /// Samples per VM state letter (`N`, `I`, `C`, `G`, `J`).
+    pub vm_states: Vec<(String, u64)>,
+}
+
+/// Summary for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleSummary {
+    pub samples: u64,
+    pub interval_ms: u32,
+    pub vm_states: Vec<(String, u64)>,
+}
+
+impl SampleProfile {
+    pub fn summary(&self) -> SampleSummary {
+        SampleSummary {
+            samples: self.samples,
+            interval_ms: self.interval_ms,
+            vm_states: self.vm_states.clone(),
+        }
+    }
+}
+
+/// Deepest stack recorded per sample.
+const MAX_DEPTH: u32 = 64;
+
+const START: &str = r#"
+local interval = ...
+local profile = require("jit.profile")
+local dumpstack = profile.dumpstack
+local stacks = {}
+__wafprof_stacks = stacks
+profile.start("li" .. interval, function(thread, samples, vmstate)
+  local key = vmstate .. "\t" .. dumpstack(thread, "pl;", -64)
+  stacks[key] = (stacks[key] or 0) + samples
+end)
+"#;
+
+const STOP: &str = r#"
+require("jit.profile").stop()
+local s = __wafprof_stacks
+__wafprof_stacks = nil
+return s
+"#;
+
+/// Samples `run` every `interval_ms` (LuaJIT's minimum is 1 ms) and folds the stacks of the
+/// chunk `chunk_name` (as given to `Chunk::set_name`) into rules with `map`.
+pub fn sample<R>(
+    lua: &Lua,
+    chunk_name: &str,
+    interval_ms: u32,
+    map: &dyn LineMap,
+    run: impl FnOnce(&Lua) -> mlua::Result<R>,
+) -> Result<(R, SampleProfile), ProfileError> {
+    let has_profile: bool = lua
+        .load("return pcall(require, 'jit.profile')")
+        .set_name("=wafprof_sample")
+        .eval()
+        .unwrap_or(false);
+    if !has_profile {
+        return Err(ProfileError::Unavailable(
+            "jit.profile is not available in this Lua state (needs LuaJIT with `package`)".into(),
+        ));
+    }
+    let interval_ms = interval_ms.max(1);
+    let _guard = SIGPROF_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    lua.load(START).set_name("=wafprof_sample").call::<()>(interval_ms)?;
+    let result = run(lua);
+    let stacks: mlua::Table = lua.load(STOP).set_name("=wafprof_sample").call(())?;
+    let value = result?;
+    let short = chunk_name.trim_start_matches(['=', '@']);
+    let mut folded = Folded::new();
+    let mut samples = 0u64;
+    let mut states: std::collections::BTreeMap<String, u64> = Default::default();
+    for pair in stacks.pairs::<String, u64>() {
+        let (key, count) = pair?;
+        let (state, stack) = key.split_once('\t').unwrap_or(("?", key.as_str()));
+        samples += count;
+        *states.entry(state.to_string()).or_insert(0) += count;
+        let mut frames = vec![format!("vm_{state}")];
+        for frame in stack.split(';').filter(|f| !f.is_empty()).take(MAX_DEPTH as usize) {
+            let named = frame
+                .rsplit_once(':')
+                .filter(|(file, _)| *file == short)
+                .and_then(|(_, line)| line.parse::<u32>().ok())
+                .and_then(|line| map.rule_of(line))
+                .map(|r| format!("rule_{}", r.id));
+            let name = named.unwrap_or_else(|| frame.to_string());
+            // A rule spanning several frames (helper calls inside it) reads as one frame.
+            if frames.last() != Some(&name) {
+                frames.push(name);
+            }
+        }
+        folded.add(&frames, count);
+    }
+    Ok((
+        value,
+        SampleProfile { folded, samples, interval_ms, vm_states: states.into_iter().collect() },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lua_lines::tests::{CHUNK, map};
+
+    #[test]
+    fn samples_fold_into_rules() {
+        let lua = Lua::new();
+        let run: mlua::Function = lua.load(CHUNK).set_name("=rules").eval().unwrap();
+        let s = "a".repeat(400);
+        let (hits, p) = sample(&lua, "=rules", 1, &map(), |_| {
+            // Long enough for a few hundred 1 ms samples.
+            let t = std::time::Instant::now();
+            let mut hits = 0;
+            while t.elapsed() < std::time::Duration::from_millis(400) {
+                hits += run.call::<i64>((s.as_str(), 2000))?;
+            }
+            Ok(hits)
+        })
+        .unwrap();
+        assert!(hits > 0);
+        assert!(p.samples >= 20, "{} samples", p.samples);
+        let text = p.folded.to_text();
+        let in_rule = |id: &str| -> u64 {
+            p.folded.iter().filter(|(k, _)| k.contains(&format!("rule_{id}"))).map(|x| x.1).sum()
+        };
+        // Rule 200 loops over 400 bytes, rule 100 compares once: 200 dominates.
+        assert!(in_rule("200") > in_rule("100"), "{text}");
+        assert!(in_rule("200") * 2 > p.samples, "{text}");
+        assert!(text.lines().all(|l| l.starts_with("vm_")), "{text}");
+        assert!(p.vm_states.iter().map(|s| s.1).sum::<u64>() == p.samples);
+    }
+
+    #[test]
+    fn refuses_a_state_without_jit_profile() {
+        let lua = Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()).unwrap();
+        let r = sample(&lua, "=x", 1, &map(), |_| Ok(()));
+        assert!(matches!(r, Err(ProfileError::Unavailable(_))), "{r:?}");
+    }
+}
