@@ -5,11 +5,15 @@
 //! | [`modsec`] | the ModSecurity peer: libmodsecurity3 through `dlopen`, an [`Engine`] |
 //! | [`ftw`] | go-ftw YAML test files: parse, build each stage's request as FTW sends it, judge |
 //! | [`build_engine`] | the one place an engine is built from its command-line name |
+//! | [`report`], [`report_latency`], [`report_render`] | `wafbench report`/`profile`: engines timed side by side, profiles, flamegraphs, index.html |
 //! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
 pub mod ftw;
 pub mod microbench;
 pub mod modsec;
+pub mod report;
+pub mod report_latency;
+pub mod report_render;
 
 use waf_engine::Engine;
 

@@ -42,6 +42,12 @@ enum Command {
     Convert(cmd::convert::Args),
     /// Microbenchmarks: FFI call paths, @ipMatch structures, @pm engines -> reports/microbench.*
     Microbench(cmd::microbench::Args),
+    /// Per-rule profile and flamegraphs of an engine over a corpus -> DIR/rules.{txt,json}, flame-*.svg
+    Profile(cmd::profile::Args),
+    /// Differential flamegraph of two folded-stack files.
+    FlameDiff(cmd::flame_diff::Args),
+    /// The full report: engines, latency plot, per-rule cost, flamegraphs, microbenches -> index.html
+    Report(cmd::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,9 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Convert(a) => cmd::convert::run(a),
         Command::Microbench(a) => cmd::microbench::run(a),
+        Command::Profile(a) => cmd::profile::run(a),
+        Command::FlameDiff(a) => cmd::flame_diff::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(code) => code,

@@ -35,8 +35,10 @@ pub static SIGPROF_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
+    /// A Lua error, as text: `mlua::Error` is neither `Send` nor `Sync` without mlua's
+    /// `send` feature, and callers put these errors into `anyhow`.
     #[error("lua: {0}")]
-    Lua(#[from] mlua::Error),
+    Lua(String),
     #[error("{kind} at line {line}: {text}")]
     Folded { kind: FoldedErrorKind, line: usize, text: String },
     #[error("flamegraph: {0}")]
@@ -59,4 +61,10 @@ pub enum FoldedErrorKind {
     BadCount,
     #[error("empty stack")]
     EmptyStack,
+}
+
+impl From<mlua::Error> for ProfileError {
+    fn from(e: mlua::Error) -> Self {
+        ProfileError::Lua(e.to_string())
+    }
 }

@@ -5,5 +5,8 @@ pub mod convert;
 pub mod corpus;
 pub mod crs_config;
 pub mod eval;
+pub mod flame_diff;
 pub mod ftw;
 pub mod microbench;
+pub mod profile;
+pub mod report;

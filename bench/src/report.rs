@@ -1,0 +1,402 @@
+//! `wafbench report` and `wafbench profile` as a library: measure, profile, and write the
+//! report directory.
+//!
+//! Flow of [`run_report`]: load the corpus (and its SHA-256) -> build the engines (those that
+//! cannot be built here, e.g. `modsec` without libmodsecurity3, are listed as skipped) ->
+//! [`crate::report_latency::compare_engines`] -> [`write_native_profile`] (per-rule table,
+//! rule-level flamegraph from the per-rule times, then a separate pprof pass for the Rust
+//! stacks) -> quick microbenches -> [`crate::report_render`] writes `index.html`, `report.md`
+//! and `report.json`, each stamped with command, git revision, machine and date.
+//!
+//! Lua line and sampling profiles join when the Lua backend lands: [`Report::lines`] and a
+//! `flame-lua` entry in [`Report::flamegraphs`] are the places they go.
+
+use crate::microbench::{self, Budget, Measurement, Scale};
+use crate::report_latency::{LatencyComparison, compare_engines};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use waf_engine::eval::NativeEngine;
+use waf_engine::{Engine, Request};
+use waf_profiler::{Folded, LineProfile, RuleProfile};
+
+/// Why a report or profile could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("corpus {path}: {message}")]
+    Corpus { path: PathBuf, message: String },
+    #[error(transparent)]
+    Build(#[from] crate::BuildEngineError),
+    #[error(transparent)]
+    Profile(#[from] waf_profiler::ProfileError),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `bytes` to `dir/name`.
+pub fn write_file(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> Result<PathBuf, ReportError> {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).map_err(io_err(&p))?;
+    Ok(p)
+}
+
+/// `crs` when the Debian CRS package is installed, else the embedded `default` rule set.
+pub fn default_rules_spec() -> &'static str {
+    if waf_engine::crs::CrsLayout::locate().is_ok() { "crs" } else { "default" }
+}
+
+/// Paranoia level for `crs` when none is given.
+pub fn default_paranoia(rules: &str) -> Option<u8> {
+    (rules == "crs").then_some(1)
+}
+
+/// Reads a corpus; every bad line is an error naming its line (a report on a silently
+/// shortened corpus would mislead). `limit` keeps the first N requests.
+pub fn load_corpus(
+    path: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<Request>, String), ReportError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let sha = format!("{:x}", Sha256::digest(&bytes));
+    let (mut reqs, errors) =
+        waf_engine::request::read_corpus(&bytes[..], &path.display().to_string());
+    if let Some(e) = errors.first() {
+        return Err(ReportError::Corpus {
+            path: path.into(),
+            message: format!("{} bad line(s), first: {e}", errors.len()),
+        });
+    }
+    if reqs.is_empty() {
+        return Err(ReportError::Corpus { path: path.into(), message: "no requests".into() });
+    }
+    if let Some(n) = limit {
+        reqs.truncate(n.max(1));
+    }
+    Ok((reqs, sha))
+}
+
+/// Who, where, when and on what a report was produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stamp {
+    pub command: String,
+    pub git_rev: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub date: String,
+    pub rules: String,
+    pub paranoia: Option<u8>,
+    pub corpus: String,
+    pub corpus_sha256: String,
+    pub requests: usize,
+    pub quick: bool,
+}
+
+impl Stamp {
+    pub fn now(
+        command: String,
+        rules: &str,
+        paranoia: Option<u8>,
+        corpus: &Path,
+        sha: &str,
+        requests: usize,
+        quick: bool,
+    ) -> Stamp {
+        Stamp {
+            command,
+            git_rev: git_rev(),
+            cpu: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            date: shell("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+            rules: rules.into(),
+            paranoia,
+            corpus: corpus.display().to_string(),
+            corpus_sha256: sha.into(),
+            requests,
+            quick,
+        }
+    }
+}
+
+fn shell(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Short revision, `+dirty` when tracked files have uncommitted changes.
+pub fn git_rev() -> String {
+    let rev = shell("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if dirty { format!("{rev}+dirty") } else { rev }
+}
+
+/// `model name` from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A flamegraph written to the report directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flamegraph {
+    pub name: String,
+    pub title: String,
+    pub svg: String,
+    pub folded: String,
+    /// How the stacks were made.
+    pub method: String,
+    pub total: u64,
+    pub count_name: String,
+    /// The picture without JavaScript, for inlining into `index.html`.
+    #[serde(skip)]
+    pub inline_svg: String,
+}
+
+/// Writes `name.folded`, `name.svg` (interactive) and returns the entry with an inline copy.
+pub fn write_flamegraph(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    count_name: &str,
+    method: &str,
+    folded: &Folded,
+) -> Result<Flamegraph, ReportError> {
+    let svg = folded.flamegraph_svg(title, count_name)?;
+    let inline = waf_profiler::folded::svg_for_inline(&folded.flamegraph_svg_static(title, count_name)?);
+    write_file(dir, &format!("{name}.folded"), folded.to_text())?;
+    write_file(dir, &format!("{name}.svg"), svg)?;
+    Ok(Flamegraph {
+        name: name.into(),
+        title: title.into(),
+        svg: format!("{name}.svg"),
+        folded: format!("{name}.folded"),
+        method: method.into(),
+        total: folded.total(),
+        count_name: count_name.into(),
+        inline_svg: inline,
+    })
+}
+
+/// What [`write_native_profile`] produced.
+#[derive(Debug, Clone)]
+pub struct NativeProfile {
+    pub rules: RuleProfile,
+    pub flamegraphs: Vec<Flamegraph>,
+}
+
+pub const NATIVE_RULES_METHOD: &str = "synthetic stacks native;phase_N;rule_<id>;<operator> weighted by the \
+     per-rule nanoseconds of NativeEngine::evaluate_profiled (timer bias subtracted); pprof \
+     samples cannot tell which rule a Rust frame serves";
+pub const NATIVE_PPROF_METHOD: &str = "pprof-rs (SIGPROF, 999 Hz) over a separate unprofiled pass of the corpus \
+     through NativeEngine::evaluate: real Rust stacks, no rule ids";
+
+/// Per-rule profile of the native engine over `requests` into `dir`: `rules.txt`,
+/// `rules.json`, `flame-native.{svg,folded}` (rule frames) and, when `pprof` is set,
+/// `flame-native-pprof.{svg,folded}` from a second pass (the per-rule timers would otherwise
+/// show up in the sampled stacks).
+pub fn write_native_profile(
+    engine: &NativeEngine,
+    requests: &[Request],
+    dir: &Path,
+    top: Option<usize>,
+    pprof: bool,
+) -> Result<NativeProfile, ReportError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let rules = waf_profiler::rules::profile_native(engine, requests);
+    write_file(dir, "rules.txt", rules.to_text(top))?;
+    write_file(dir, "rules.json", serde_json::to_string_pretty(&rules)?)?;
+    let mut flamegraphs = Vec::new();
+    let folded = rules.folded();
+    if !folded.is_empty() {
+        flamegraphs.push(write_flamegraph(
+            dir,
+            "flame-native",
+            "native engine: time per rule",
+            "ns",
+            NATIVE_RULES_METHOD,
+            &folded,
+        )?);
+    }
+    if pprof {
+        // Enough repetitions for a few hundred samples even on a small corpus.
+        let (_, stacks) = waf_profiler::native_pprof::pprof_folded(999, || {
+            let t = std::time::Instant::now();
+            let mut n = 0usize;
+            while n < 3 || (t.elapsed() < std::time::Duration::from_millis(300) && n < 1000) {
+                for r in requests {
+                    std::hint::black_box(engine.evaluate(r));
+                }
+                n += 1;
+            }
+        })?;
+        if !stacks.is_empty() {
+            flamegraphs.push(write_flamegraph(
+                dir,
+                "flame-native-pprof",
+                "native engine: Rust stacks (pprof)",
+                "samples",
+                NATIVE_PPROF_METHOD,
+                &stacks,
+            )?);
+        }
+    }
+    Ok(NativeProfile { rules, flamegraphs })
+}
+
+/// What to report on.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub rules: String,
+    pub paranoia: Option<u8>,
+    pub corpus: PathBuf,
+    pub quick: bool,
+    pub limit: Option<usize>,
+    /// Engines to compare, the first being the baseline of the ratios.
+    pub engines: Vec<String>,
+    pub microbench: bool,
+    /// Rows of the per-rule table shown in HTML and Markdown (the JSON has all).
+    pub top: usize,
+    pub command: String,
+}
+
+/// An engine that was asked for but could not be built here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub engine: String,
+    pub reason: String,
+}
+
+/// Everything the report shows; `report.json` is this.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub stamp: Stamp,
+    pub latency: LatencyComparison,
+    pub skipped_engines: Vec<Skipped>,
+    pub rules: RuleProfile,
+    pub top: usize,
+    /// The Lua line profile, once the Lua backend exists.
+    pub lines: Option<LineProfile>,
+    pub lines_note: String,
+    pub flamegraphs: Vec<Flamegraph>,
+    pub microbench: Vec<Measurement>,
+    pub microbench_notes: Vec<String>,
+}
+
+/// Runs everything and writes the report directory; returns the report.
+pub fn run_report(cfg: &ReportConfig, dir: &Path) -> Result<Report, ReportError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let (requests, sha) = load_corpus(&cfg.corpus, cfg.limit)?;
+    eprintln!("report: {} requests from {}", requests.len(), cfg.corpus.display());
+    let set = crate::load_rule_set(&cfg.rules, cfg.paranoia).map_err(crate::BuildEngineError::from)?;
+    let native = NativeEngine::new(&set).map_err(crate::BuildEngineError::from)?;
+
+    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
+    let mut skipped = Vec::new();
+    for name in &cfg.engines {
+        if name == "native" {
+            engines.push(Box::new(native.clone()));
+            continue;
+        }
+        match crate::build_engine(name, &cfg.rules, cfg.paranoia) {
+            Ok(e) => engines.push(e),
+            Err(e) => {
+                eprintln!("report: engine {name} skipped: {e}");
+                skipped.push(Skipped { engine: name.clone(), reason: e.to_string() });
+            }
+        }
+    }
+    if engines.is_empty() {
+        return Err(ReportError::Unsupported("no engine could be built".into()));
+    }
+    let rounds = if cfg.quick { 1 } else { 3 };
+    eprintln!("report: latency, {} engine(s), {rounds} round(s)", engines.len());
+    let latency = compare_engines(&mut engines, &requests, rounds);
+    drop(engines);
+
+    eprintln!("report: per-rule profile and flamegraphs");
+    let prof = write_native_profile(&native, &requests, dir, Some(cfg.top), true)?;
+
+    let mut microbench = Vec::new();
+    let mut microbench_notes = Vec::new();
+    if cfg.microbench {
+        eprintln!("report: microbenches (quick)");
+        run_microbenches(&mut microbench, &mut microbench_notes);
+    } else {
+        microbench_notes.push("microbenches not run (--no-microbench)".into());
+    }
+
+    let report = Report {
+        stamp: Stamp::now(
+            cfg.command.clone(),
+            &cfg.rules,
+            cfg.paranoia,
+            &cfg.corpus,
+            &sha,
+            requests.len(),
+            cfg.quick,
+        ),
+        latency,
+        skipped_engines: skipped,
+        rules: prof.rules,
+        top: cfg.top,
+        lines: None,
+        lines_note: "engine lua not available in this build: the line profile (lulip table, \
+                     waf_profiler::lua_lines) and the jit.profile flamegraph join when the Lua \
+                     backend lands"
+            .into(),
+        flamegraphs: prof.flamegraphs,
+        microbench,
+        microbench_notes,
+    };
+    write_file(dir, "report.json", serde_json::to_string_pretty(&report)?)?;
+    write_file(dir, "report.md", crate::report_render::markdown(&report))?;
+    write_file(dir, "index.html", crate::report_render::html(&report))?;
+    Ok(report)
+}
+
+/// The three microbench suites in quick mode; a suite that cannot run here (no cdylib for
+/// the FFI suite) becomes a note instead of failing the report.
+fn run_microbenches(out: &mut Vec<Measurement>, notes: &mut Vec<String>) {
+    type Suite = fn() -> Result<Vec<microbench::Bench>, String>;
+    let suites: [(&str, Suite); 3] = [
+        ("ffi", microbench::ffi::suite),
+        ("ip", || microbench::ip::suite(Scale::Quick)),
+        ("pm", || microbench::pm::suite(Scale::Quick)),
+    ];
+    for (name, suite) in suites {
+        match suite() {
+            Ok(benches) => {
+                for mut b in benches {
+                    match microbench::measure(&mut b, Budget::quick()) {
+                        Ok(m) => out.push(m),
+                        Err(e) => notes.push(format!("{name}: {e}")),
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("suite {name} not run: {e}")),
+        }
+    }
+}
