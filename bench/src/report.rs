@@ -241,11 +241,13 @@ pub fn write_native_profile(
         )?);
     }
     if pprof {
-        // Enough repetitions for a few hundred samples even on a small corpus.
+        // At least one pass, then more for about a second: pprof asks for 999 Hz but the
+        // kernel's timer tick caps ITIMER_PROF (738 samples in ~3 s of CPU measured here,
+        // about 250 Hz), so a small corpus needs repeating to get a readable picture.
         let (_, stacks) = waf_profiler::native_pprof::pprof_folded(999, || {
             let t = std::time::Instant::now();
             let mut n = 0usize;
-            while n < 3 || (t.elapsed() < std::time::Duration::from_millis(300) && n < 1000) {
+            while n == 0 || (t.elapsed() < std::time::Duration::from_secs(1) && n < 1000) {
                 for r in requests {
                     std::hint::black_box(engine.evaluate(r));
                 }
