@@ -185,7 +185,8 @@ pub fn write_flamegraph(
     folded: &Folded,
 ) -> Result<Flamegraph, ReportError> {
     let svg = folded.flamegraph_svg(title, count_name)?;
-    let inline = waf_profiler::folded::svg_for_inline(&folded.flamegraph_svg_static(title, count_name)?);
+    let inline =
+        waf_profiler::folded::svg_for_inline(&folded.flamegraph_svg_static(title, count_name)?);
     write_file(dir, &format!("{name}.folded"), folded.to_text())?;
     write_file(dir, &format!("{name}.svg"), svg)?;
     Ok(Flamegraph {
@@ -312,7 +313,8 @@ pub fn run_report(cfg: &ReportConfig, dir: &Path) -> Result<Report, ReportError>
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let (requests, sha) = load_corpus(&cfg.corpus, cfg.limit)?;
     eprintln!("report: {} requests from {}", requests.len(), cfg.corpus.display());
-    let set = crate::load_rule_set(&cfg.rules, cfg.paranoia).map_err(crate::BuildEngineError::from)?;
+    let set =
+        crate::load_rule_set(&cfg.rules, cfg.paranoia).map_err(crate::BuildEngineError::from)?;
     let native = NativeEngine::new(&set).map_err(crate::BuildEngineError::from)?;
 
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();

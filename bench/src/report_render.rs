@@ -202,7 +202,10 @@ pub fn markdown(r: &Report) -> String {
         fmt_ns(p.rules_ns as f64),
         fmt_ns(p.wall_ns as f64)
     );
-    let _ = writeln!(o, "| rule | phase | operator | evaluated | matched | total | per eval | share | msg |");
+    let _ = writeln!(
+        o,
+        "| rule | phase | operator | evaluated | matched | total | per eval | share | msg |"
+    );
     let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---:|---:|---|");
     for row in p.rows.iter().take(r.top) {
         let _ = writeln!(
@@ -241,8 +244,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "| group | function | input | rate |\n|---|---|---|---:|");
         for m in &r.microbench {
             let (v, unit) = m.rate();
-            let _ =
-                writeln!(o, "| {} | {} | {} | {v:.3} {unit} |", m.group, m.function, m.input);
+            let _ = writeln!(o, "| {} | {} | {} | {v:.3} {unit} |", m.group, m.function, m.input);
         }
     }
     for n in &r.microbench_notes {
@@ -270,7 +272,8 @@ code, .mono { font-family: ui-monospace, 'SFMono-Regular', Menlo, Consolas, mono
 .warn { color: #8a4b00; }
 .flame { overflow-x: auto; border: 1px solid #e6e6e6; border-radius: 4px; margin: 6px 0 14px; }
 .flame svg { display: block; }
-td.msg { max-width: 420px; }
+td.msg { max-width: 380px; }
+td.loc { white-space: nowrap; font-size: 11.5px; color: #555; }
 nav a { margin-right: 14px; color: #0b5cad; text-decoration: none; }
 ";
 
@@ -316,7 +319,7 @@ pub fn html(r: &Report) -> String {
 
     let l = &r.latency;
     o.push_str("<section id=\"engines\"><h2>Engines</h2>\n");
-    let _ = write!(o, "<p class=\"note\">{}</p>\n", esc(&l.method));
+    let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&l.method));
     o.push_str("<table id=\"engines-table\"><thead><tr><th>engine</th><th class=\"n\">requests</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th><th class=\"n\">max</th><th class=\"n\">mean</th><th class=\"n\">p50 ratio</th><th class=\"n\">p99 ratio</th></tr></thead><tbody>\n");
     for name in &l.order {
         let Some(e) = l.engines.get(name) else { continue };
@@ -338,9 +341,9 @@ pub fn html(r: &Report) -> String {
         );
     }
     o.push_str("</tbody></table>\n");
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<p class=\"{}\">Decisions that differ from <b>{}</b>: {}.</p>\n",
+        "<p class=\"{}\">Decisions that differ from <b>{}</b>: {}.</p>",
         if l.disagreement_count > 0 { "warn" } else { "note" },
         esc(l.order.first().map_or("-", |s| s.as_str())),
         l.disagreement_count
@@ -361,9 +364,9 @@ pub fn html(r: &Report) -> String {
         o.push_str("</tbody></table>\n");
     }
     for sk in &r.skipped_engines {
-        let _ = write!(
+        let _ = writeln!(
             o,
-            "<p class=\"warn\">Engine <b>{}</b> skipped: {}</p>\n",
+            "<p class=\"warn\">Engine <b>{}</b> skipped: {}</p>",
             esc(&sk.engine),
             esc(&sk.reason)
         );
@@ -374,9 +377,9 @@ pub fn html(r: &Report) -> String {
 
     let p = &r.rules;
     o.push_str("<section id=\"rules\"><h2>Per-rule cost (native)</h2>\n");
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<p class=\"note\">Top {} of {} rules evaluated, by total time over {} requests. Timer: an empty <code>Instant</code> pair reads {:.0} ns, subtracted once per evaluation; a pair costs {:.0} ns of wall time. Time inside rules {} of {} wall ({:.1}%). Chains count under their first rule.</p>\n",
+        "<p class=\"note\">Top {} of {} rules evaluated, by total time over {} requests. Timer: an empty <code>Instant</code> pair reads {:.0} ns, subtracted once per evaluation; a pair costs {:.0} ns of wall time. Time inside rules {} of {} wall ({:.1}%). Chains count under their first rule.</p>",
         r.top.min(p.rows.len()),
         p.rows.len(),
         p.requests,
@@ -400,7 +403,7 @@ pub fn html(r: &Report) -> String {
                 ("n", esc(&fmt_ns(row.total_ns as f64))),
                 ("n", esc(&fmt_ns(row.ns_per_eval))),
                 ("n", format!("{:.2}%", 100.0 * row.share)),
-                ("mono", esc(loc.rsplit('/').next().unwrap_or(loc))),
+                ("mono loc", esc(loc.rsplit('/').next().unwrap_or(loc))),
                 ("msg", esc(&row.rule.msg)),
             ],
         );
@@ -410,9 +413,9 @@ pub fn html(r: &Report) -> String {
     o.push_str("<section id=\"lines\"><h2>Lua line profile</h2>\n");
     match &r.lines {
         Some(lp) => {
-            let _ = write!(
+            let _ = writeln!(
                 o,
-                "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>\n",
+                "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>",
                 if lp.jit_off { "off" } else { "absent" },
                 lp.hook.per_event_ns,
                 lp.hook.bias_ns,
@@ -434,7 +437,7 @@ pub fn html(r: &Report) -> String {
             o.push_str("</tbody></table>\n");
         }
         None => {
-            let _ = write!(o, "<p class=\"note\">{}</p>\n", esc(&r.lines_note));
+            let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&r.lines_note));
         }
     }
     o.push_str("</section>\n<section id=\"flamegraphs\"><h2>Flamegraphs</h2>\n");
@@ -454,7 +457,7 @@ pub fn html(r: &Report) -> String {
     o.push_str("</section>\n<section id=\"microbench\"><h2>Microbenchmarks (quick)</h2>\n");
     microbench_html(&mut o, &r.microbench);
     for n in &r.microbench_notes {
-        let _ = write!(o, "<p class=\"note\">{}</p>\n", esc(n));
+        let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(n));
     }
     o.push_str("</section>\n</main></body></html>\n");
     o
@@ -469,7 +472,11 @@ fn microbench_html(o: &mut String, ms: &[Measurement]) {
         }
     }
     for g in groups {
-        let _ = write!(o, "<h3>{}</h3>\n<table class=\"microbench\"><thead><tr><th>case</th><th>function</th><th>input</th><th class=\"n\">rate</th><th class=\"n\">min..max batch (ns/iter)</th></tr></thead><tbody>\n", esc(g));
+        let _ = write!(
+            o,
+            "<h3>{}</h3>\n<table class=\"microbench\"><thead><tr><th>case</th><th>function</th><th>input</th><th class=\"n\">rate</th><th class=\"n\">min..max batch (ns/iter)</th></tr></thead><tbody>\n",
+            esc(g)
+        );
         for m in ms.iter().filter(|m| m.group.split('/').next() == Some(g)) {
             let (v, unit) = m.rate();
             table_row(
@@ -505,7 +512,8 @@ mod tests {
 
     #[test]
     fn formats_durations() {
-        let cases = [(12.0, "12 ns"), (1234.0, "1.2 µs"), (2_500_000.0, "2.50 ms"), (3e9, "3.00 s")];
+        let cases =
+            [(12.0, "12 ns"), (1234.0, "1.2 µs"), (2_500_000.0, "2.50 ms"), (3e9, "3.00 s")];
         for (ns, want) in cases {
             assert_eq!(fmt_ns(ns), want);
         }

@@ -110,7 +110,11 @@ fn html_is_self_contained_and_has_tables() {
             .descendants()
             .filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody")))
             .map(|tr| {
-                tr.descendants().filter(|t| t.is_text()).filter_map(|t| t.text()).collect::<Vec<_>>().join("|")
+                tr.descendants()
+                    .filter(|t| t.is_text())
+                    .filter_map(|t| t.text())
+                    .collect::<Vec<_>>()
+                    .join("|")
             })
             .collect()
     };

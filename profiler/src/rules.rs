@@ -320,7 +320,8 @@ mod tests {
 
     #[test]
     fn folded_stacks_name_rules() {
-        let e = engine("SecRequestBodyAccess On\nSecRule ARGS \"@rx x\" \"id:942100,phase:2,pass\"\n");
+        let e =
+            engine("SecRequestBodyAccess On\nSecRule ARGS \"@rx x\" \"id:942100,phase:2,pass\"\n");
         let p = profile_native(&e, &vec![req("/?a=x"); 50]);
         let f = p.folded();
         // A rule that ran is in the stacks unless its time rounded to zero after the bias.

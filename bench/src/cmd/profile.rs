@@ -67,6 +67,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     for f in &p.flamegraphs {
         eprintln!("wrote {}", a.out.join(&f.svg).display());
     }
-    eprintln!("wrote {} and {}", a.out.join("rules.txt").display(), a.out.join("rules.json").display());
+    eprintln!(
+        "wrote {} and {}",
+        a.out.join("rules.txt").display(),
+        a.out.join("rules.json").display()
+    );
     Ok(ExitCode::SUCCESS)
 }
