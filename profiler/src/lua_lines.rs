@@ -250,7 +250,7 @@ pub fn lua_side_hook_cost(lua: &Lua) -> Result<Option<LuaHookCost>, ProfileError
     let f = lua.load(CALIBRATE).set_name("=wafprof_calibrate").into_function()?;
     let (empty, working, off): (mlua::Function, mlua::Function, mlua::Function) =
         lua.load(LUA_HOOKS).set_name("=wafprof_hooks").eval()?;
-    let mut cost = |install: &mlua::Function| -> Result<f64, ProfileError> {
+    let cost = |install: &mlua::Function| -> Result<f64, ProfileError> {
         let mut best = f64::MAX;
         for _ in 0..5 {
             let t = Instant::now();
