@@ -228,6 +228,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Hostile `.folded` input (flame-diff reads user files) gets a value or an error,
+        /// and whatever parses prints back to the same stacks.
+        #[test]
+        fn parse_never_panics(text in "[a-z;: 0-9\\-\n]{0,200}") {
+            if let Ok(f) = Folded::parse(&text) {
+                proptest::prop_assert_eq!(Folded::parse(&f.to_text()).unwrap(), f);
+            }
+        }
+
+        #[test]
+        fn added_frames_always_round_trip(frames in proptest::collection::vec(".{1,12}", 1..6), n in 1u64..1000) {
+            let mut f = Folded::new();
+            f.add(&frames, n);
+            let back = Folded::parse(&f.to_text()).unwrap();
+            proptest::prop_assert_eq!(back.total(), n);
+            proptest::prop_assert_eq!(back, f);
+        }
+    }
+
     #[test]
     fn frames_are_sanitised() {
         let mut f = Folded::new();

@@ -23,7 +23,17 @@ pub struct Args {
     title: String,
 }
 
+/// Largest folded file read (a profile of a whole CRS run is a few MiB).
+const MAX_FOLDED_BYTES: u64 = 256 << 20;
+
 fn read(p: &PathBuf) -> Result<Folded> {
+    let len = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len();
+    if len > MAX_FOLDED_BYTES {
+        anyhow::bail!(
+            "{}: {len} bytes, more than the {MAX_FOLDED_BYTES} a folded file may have",
+            p.display()
+        );
+    }
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     Folded::parse(&text).with_context(|| format!("parsing {}", p.display()))
 }
