@@ -4,22 +4,13 @@
 //! release mode on the 2-core VM, so the full suite is kept. Needs libmodsecurity3 and
 //! modsecurity-crs (installed by .ci/run).
 
-use std::path::PathBuf;
 use wafbench::ftw::{self, Verdict};
 
 #[test]
 fn crs_suite_through_the_peer_matches_the_reference() {
-    let dir = std::env::var_os("WAF_CRS_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/crs-tests/v3.3.4"));
     // The suite is upstream CRS data, not in the repository.
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: CRS 3.3.4 regression suite not found at {}; set WAF_CRS_TESTS",
-            dir.display()
-        );
-        return;
-    }
+    let Some(dir) = waf_engine::crs::regression_suite_for_test() else { return };
+    let dir = dir.join("v3.3.4");
     let files: Vec<_> = ftw::collect_files(&[dir])
         .unwrap()
         .iter()

@@ -7,24 +7,10 @@ use std::path::{Path, PathBuf};
 use waf_engine::Request;
 use wafbench::ftw;
 
-const SUITE: &str = "/work/shared/crs-tests/v3.3.4";
-const JSONL: &str = "/work/shared/crs-tests/crs-3.3.4-regression.jsonl";
-
-/// The suite is not in the repository (it is upstream CRS data): `WAF_CRS_TESTS` or the
-/// shared copy. Where neither exists the tests say so on stderr and check nothing.
+/// The suite is not in the repository (it is upstream CRS data): see
+/// `waf_engine::crs::regression_suite_dir` (`WAF_CRS_TESTS` or the shared copy).
 fn suite_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("WAF_CRS_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(SUITE));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: CRS 3.3.4 regression suite not found at {}; set WAF_CRS_TESTS",
-            dir.display()
-        );
-        None
-    }
+    waf_engine::crs::regression_suite_for_test().map(|d| d.join("v3.3.4"))
 }
 
 fn load_suite(dir: &Path) -> Vec<(String, ftw::FtwFile)> {
@@ -57,7 +43,7 @@ fn every_suite_file_parses_with_the_published_counts() {
 fn stage_requests_equal_the_converted_corpus() {
     let Some(dir) = suite_dir() else { return };
     let jsonl_path = dir.parent().map(|p| p.join("crs-3.3.4-regression.jsonl"));
-    let jsonl_path = jsonl_path.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(JSONL));
+    let jsonl_path = jsonl_path.expect("suite has a parent directory");
     let text = std::fs::read_to_string(Path::new(&jsonl_path)).expect("converted corpus");
     let mut want: HashMap<String, Request> = HashMap::new();
     for line in text.lines() {

@@ -8,12 +8,15 @@ use std::time::Instant;
 use waf_engine::{Engine, Request};
 use wafbench::modsec::ModSecPeer;
 
-const JSONL: &str = "/work/shared/crs-tests/crs-3.3.4-regression.jsonl";
+const JSONL: &str = "crs-3.3.4-regression.jsonl";
 
 #[test]
 #[ignore]
 fn peer_ms_per_request_crs_pl1() {
-    let path = std::env::var("WAF_PEER_CORPUS").unwrap_or_else(|_| JSONL.into());
+    let path = std::env::var("WAF_PEER_CORPUS").unwrap_or_else(|_| {
+        let dir = waf_engine::crs::regression_suite_dir().unwrap_or_default();
+        dir.join(JSONL).display().to_string()
+    });
     let text = std::fs::read_to_string(&path).unwrap();
     // Every 8th line: ~300 requests spread over all rule families.
     let reqs: Vec<Request> =

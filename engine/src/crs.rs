@@ -118,6 +118,32 @@ pub fn crs_config_text(layout: &CrsLayout, paranoia: Option<u8>) -> String {
     s
 }
 
+/// The CRS 3.3.4 regression suite (go-ftw YAML under `v3.3.4/` and
+/// `crs-3.3.4-regression.jsonl`): `WAF_CRS_TESTS` when set, else `../shared/crs-tests` beside
+/// the workspace, else `/work/shared/crs-tests`. `None` when none of them exists.
+pub fn regression_suite_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("WAF_CRS_TESTS").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crs-tests");
+    [beside, PathBuf::from("/work/shared/crs-tests")].into_iter().find(|p| p.is_dir())
+}
+
+/// The regression suite for a test: its directory, or `None` with a notice when it is absent
+/// outside CI. In CI (`CI` set) a missing suite is a failure, so a green run always ran it.
+pub fn regression_suite_for_test() -> Option<PathBuf> {
+    match regression_suite_dir() {
+        Some(d) if d.is_dir() => Some(d),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CRS regression suite not found: set WAF_CRS_TESTS (CI must run these tests)")
+        }
+        _ => {
+            eprintln!("SKIPPED: CRS regression suite not found; set WAF_CRS_TESTS");
+            None
+        }
+    }
+}
+
 fn existing(p: PathBuf) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }

@@ -284,8 +284,11 @@ mod pcre2 {
 /// Values a CRS rule sees in the regression corpus: decoded argument names and values,
 /// header values, URIs, bodies, and lower-cased copies (many CRS rules use t:lowercase).
 fn corpus_values() -> Vec<Vec<u8>> {
-    let Ok(text) = std::fs::read_to_string("/work/shared/crs-tests/crs-3.3.4-regression.jsonl")
-    else {
+    let Ok(text) = std::fs::read_to_string(
+        waf_engine::crs::regression_suite_dir()
+            .unwrap_or_default()
+            .join("crs-3.3.4-regression.jsonl"),
+    ) else {
         return Vec::new();
     };
     let decode = |s: &str| -> Vec<u8> {

@@ -18,7 +18,9 @@ use waf_engine::ir::OperatorKind;
 use waf_engine::operator::{CompiledOperator, libinjection};
 
 const LIB: &str = "/usr/lib/x86_64-linux-gnu/libmodsecurity.so.3";
-const CORPUS: &str = "/work/shared/crs-tests/crs-3.3.4-regression.jsonl";
+fn corpus() -> std::path::PathBuf {
+    waf_engine::crs::regression_suite_dir().unwrap_or_default().join("crs-3.3.4-regression.jsonl")
+}
 const TARGET: usize = 100_000;
 
 type SqliFn = unsafe extern "C" fn(*const u8, usize, *mut u8) -> i32;
@@ -46,7 +48,7 @@ fn url_decode(s: &[u8]) -> Vec<u8> {
 }
 
 fn seed_inputs() -> Vec<Vec<u8>> {
-    let Ok(text) = std::fs::read_to_string(CORPUS) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(corpus()) else { return Vec::new() };
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut add = |v: Vec<u8>| {

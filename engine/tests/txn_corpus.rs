@@ -12,7 +12,9 @@ use waf_engine::ir::{LimitAction, Selector, Variable};
 use waf_engine::request::read_corpus;
 use waf_engine::txn::{BodyProcessor, CompiledSelector, RequestData, TxnConfig, VarValue};
 
-const CORPUS: &str = "/work/shared/crs-tests/crs-3.3.4-regression.jsonl";
+fn corpus_path() -> Option<std::path::PathBuf> {
+    waf_engine::crs::regression_suite_for_test().map(|d| d.join("crs-3.3.4-regression.jsonl"))
+}
 
 /// Variables compared with the oracle.
 pub const VARS: &[Variable] = &[
@@ -95,9 +97,9 @@ fn ctl_processor(r: &Request) -> Option<BodyProcessor> {
     p
 }
 
-fn load() -> Vec<Request> {
-    let f = std::fs::File::open(CORPUS).expect("CRS regression corpus in /work/shared");
-    let (reqs, errs) = read_corpus(std::io::BufReader::new(f), CORPUS);
+fn load(path: &std::path::Path) -> Vec<Request> {
+    let f = std::fs::File::open(path).expect("CRS regression corpus");
+    let (reqs, errs) = read_corpus(std::io::BufReader::new(f), &path.display().to_string());
     assert!(errs.is_empty(), "{errs:?}");
     reqs
 }
@@ -110,11 +112,8 @@ fn view(r: &Request) -> RequestData {
 
 #[test]
 fn corpus_request_view() {
-    if !std::path::Path::new(CORPUS).exists() {
-        eprintln!("skipped: {CORPUS} missing");
-        return;
-    }
-    let reqs = load();
+    let Some(path) = corpus_path() else { return };
+    let reqs = load(&path);
     assert!(reqs.len() > 2000);
     // Building alone (what every request pays), then building plus reading every variable.
     let t = std::time::Instant::now();
@@ -167,7 +166,8 @@ fn v3_render(v: &[u8]) -> String {
 fn dump_for_oracle() {
     let Ok(path) = std::env::var("TXN_DUMP") else { return };
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for r in load() {
+    let Some(corpus) = corpus_path() else { return };
+    for r in load(&corpus) {
         let d = view(&r);
         let mut out = Vec::new();
         for v in VARS {

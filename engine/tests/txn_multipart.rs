@@ -96,3 +96,19 @@ fn multipart_matches_libmodsecurity3() {
         );
     }
 }
+
+/// An unterminated quoted `filename` (header injection attempt, corpus request
+/// attack-000651): v3 reads past the header's end and refuses it; the part is dropped and the
+/// body ends with a parsing error (observed with libmodsecurity3 3.0.9).
+#[test]
+fn unterminated_quoted_filename_is_a_body_error() {
+    let body = b"--XX\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"/\r\nX: y\"\r\n\r\ndata\r\n--XX--\r\n";
+    let lines = render("multipart/form-data; boundary=XX", body);
+    for want in [
+        "REQBODY_ERROR=1",
+        "REQBODY_ERROR_MSG=Multipart parsing error: Multipart: Final boundary missing.",
+        "MULTIPART_STRICT_ERROR=1",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "{want} not in {lines:?}");
+    }
+}

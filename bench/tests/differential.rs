@@ -1,0 +1,126 @@
+//! Differential test: one corpus, every engine, every disagreement a failure.
+//!
+//! Runs the native engine and the ModSecurity peer (libmodsecurity3 3.0.9) over every request
+//! of the committed corpora and the CRS 3.3.4 regression corpus, at paranoia 1 and 4, and
+//! requires the same `status`, `disruptive` and `matched_ids` for each request. Needs
+//! libmodsecurity3 and modsecurity-crs (installed by `.ci/run`); outside CI their absence
+//! skips the test with a notice.
+
+use std::path::PathBuf;
+use waf_engine::request::read_corpus;
+use waf_engine::{Decision, Request};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn corpus(path: &std::path::Path) -> Vec<Request> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (reqs, errs) = read_corpus(std::io::BufReader::new(f), &path.display().to_string());
+    assert!(errs.is_empty(), "{errs:?}");
+    reqs
+}
+
+fn peer_available() -> bool {
+    let crs = waf_engine::crs::CrsLayout::locate().is_ok();
+    let lib = wafbench::modsec::ModSecPeer::from_seclang("SecRuleEngine On\n").is_ok();
+    if crs && lib {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must have libmodsecurity3 and CRS");
+    eprintln!("SKIPPED: libmodsecurity3 or modsecurity-crs missing");
+    false
+}
+
+/// Requests on which libmodsecurity3 itself is not deterministic, so no engine can agree
+/// with it: a multipart `Content-Disposition` with an unterminated quoted `filename`, where
+/// v3.0.9's `Multipart::parse_content_disposition` steps over the string's NUL and parses
+/// whatever heap bytes follow (undefined behaviour). Seen both ways in this very test: the
+/// peer refused the body (400) in one process and accepted it in another. wafbench refuses
+/// it (see `txn::multipart`).
+const V3_UNDEFINED: &[&str] = &["attack-000095", "attack-000651", "attack-000929"];
+
+fn differences(a: &[Decision], b: &[Decision]) -> Vec<String> {
+    a.iter()
+        .zip(b)
+        .filter(|(x, _)| !V3_UNDEFINED.contains(&x.id.as_str()))
+        .filter(|(x, y)| {
+            (x.status, x.disruptive, &x.matched_ids) != (y.status, y.disruptive, &y.matched_ids)
+        })
+        .map(|(x, y)| format!("{}: native {x:?} / modsec {y:?}", x.id))
+        .collect()
+}
+
+fn check(paranoia: u8, files: &[PathBuf]) {
+    let mut native = wafbench::build_engine("native", "crs", Some(paranoia)).expect("native");
+    let mut peer = wafbench::build_engine("modsec", "crs", Some(paranoia)).expect("modsec");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for f in files {
+        let reqs = corpus(f);
+        total += reqs.len();
+        let a: Vec<Decision> = reqs.iter().map(|r| native.decide(r)).collect();
+        let b: Vec<Decision> = reqs.iter().map(|r| peer.decide(r)).collect();
+        failures.extend(differences(&a, &b).into_iter().map(|d| format!("{}: {d}", f.display())));
+    }
+    assert!(total > 5000, "only {total} requests");
+    assert!(
+        failures.is_empty(),
+        "PL{paranoia}: {} of {total} requests disagree:\n{}",
+        failures.len(),
+        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn files() -> Option<Vec<PathBuf>> {
+    let suite = waf_engine::crs::regression_suite_for_test()?;
+    let ws = workspace();
+    Some(vec![
+        ws.join("corpora/benign.jsonl"),
+        ws.join("corpora/attack.jsonl"),
+        ws.join("corpora/mixed.jsonl"),
+        suite.join("crs-3.3.4-regression.jsonl"),
+    ])
+}
+
+#[test]
+fn native_agrees_with_modsecurity_at_paranoia_1() {
+    if !peer_available() {
+        return;
+    }
+    let Some(files) = files() else { return };
+    check(1, &files);
+}
+
+#[test]
+fn native_agrees_with_modsecurity_at_paranoia_4() {
+    if !peer_available() {
+        return;
+    }
+    let Some(files) = files() else { return };
+    check(4, &files);
+}
+
+/// `wafbench ftw` with the native engine reaches at least the score it reached when this
+/// test was written (libmodsecurity3 3.0.9 itself: 2,343 of 2,393 scored stages, 97.91%).
+#[test]
+fn ftw_suite_through_the_native_engine() {
+    let Some(dir) = waf_engine::crs::regression_suite_for_test() else { return };
+    if waf_engine::crs::CrsLayout::locate().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have modsecurity-crs");
+        return;
+    }
+    use wafbench::ftw;
+    let dir = dir.join("v3.3.4");
+    let files: Vec<_> = ftw::collect_files(&[dir])
+        .unwrap()
+        .iter()
+        .map(|f| (f.display().to_string(), ftw::load_file(f).unwrap()))
+        .collect();
+    let stages = ftw::plan(&files);
+    let mut engine = wafbench::build_engine("native", "crs", Some(4)).unwrap();
+    let report = ftw::run(&stages, engine.as_mut());
+    let t = &report.totals;
+    let scored = t.passed + t.failed;
+    assert!(t.passed >= 2343, "native ftw score fell: {} of {scored}", t.passed);
+}
