@@ -269,6 +269,57 @@ pub fn write_native_profile(
     Ok(NativeProfile { rules, flamegraphs })
 }
 
+/// What [`write_lua_profiles`] produced.
+#[derive(Debug, Clone)]
+pub struct LuaProfiles {
+    pub lines: LineProfile,
+    pub by_rule: Vec<waf_profiler::lua_lines::RuleLines>,
+    pub flamegraph: Option<Flamegraph>,
+}
+
+pub const LUA_SAMPLE_METHOD: &str = "LuaJIT jit.profile (JIT on, 1 ms, line mode), stacks from \
+     profile.dumpstack with every frame of the generated chunk renamed rule_<id> through the \
+     backend's source map; the root frame is the VM state (vm_N compiled, vm_I interpreted, \
+     vm_C C code, vm_G GC, vm_J JIT compiler)";
+
+/// The Lua side of `profile` and `report`, for the Lua backend to call with its own state:
+/// pass 1 runs `run` under the line hook with the JIT off (`lines.txt`, `lines.json`, the
+/// per-rule sums in `lines-by-rule.json`); pass 2 runs it again under `jit.profile` with the
+/// JIT on (`flame-lua.{svg,folded}`). Two passes, never one: the hook needs the JIT off, the
+/// sampler wants it on, and only one SIGPROF user may run at a time.
+pub fn write_lua_profiles(
+    lua: &mlua::Lua,
+    chunk_name: &str,
+    source: &str,
+    map: &dyn waf_profiler::LineMap,
+    mut run: impl FnMut(&mlua::Lua) -> mlua::Result<()>,
+    dir: &Path,
+    top: Option<usize>,
+) -> Result<LuaProfiles, ReportError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let ((), mut lines) =
+        waf_profiler::lua_lines::profile_lines(lua, chunk_name, source, &mut run)?;
+    lines.attach_rules(map);
+    let by_rule = lines.by_rule(map);
+    write_file(dir, "lines.txt", lines.to_text(top))?;
+    write_file(dir, "lines.json", serde_json::to_string_pretty(&lines)?)?;
+    write_file(dir, "lines-by-rule.json", serde_json::to_string_pretty(&by_rule)?)?;
+    let ((), sampled) = waf_profiler::lua_sample::sample(lua, chunk_name, 1, map, &mut run)?;
+    let flamegraph = if sampled.folded.is_empty() {
+        None
+    } else {
+        Some(write_flamegraph(
+            dir,
+            "flame-lua",
+            "generated Lua: jit.profile samples by rule",
+            "samples",
+            LUA_SAMPLE_METHOD,
+            &sampled.folded,
+        )?)
+    };
+    Ok(LuaProfiles { lines, by_rule, flamegraph })
+}
+
 /// What to report on.
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
@@ -402,5 +453,67 @@ fn run_microbenches(out: &mut Vec<Measurement>, notes: &mut Vec<String>) {
             }
             Err(e) => notes.push(format!("suite {name} not run: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waf_profiler::{RangeLineMap, RuleRef};
+
+    /// A hand-written stand-in for the Lua backend's output: two rule functions and a
+    /// driver, with the line ranges its source map would give.
+    const CHUNK: &str = "\
+local function rule_920100(s)
+  return s:find('%.%.') ~= nil
+end
+local function rule_942100(s)
+  local n = 0
+  for i = 1, #s do
+    if s:byte(i) == 39 then n = n + 1 end
+  end
+  return n > 2
+end
+return function(s)
+  local a = rule_920100(s)
+  local b = rule_942100(s)
+  return a or b
+end";
+
+    #[test]
+    fn lua_profiles_write_lines_and_a_rule_flamegraph() {
+        let lua = mlua::Lua::new();
+        let f: mlua::Function = lua.load(CHUNK).set_name("=crs.lua").eval().unwrap();
+        let map = RangeLineMap::new(vec![
+            (1, 3, RuleRef { id: "920100".into() }),
+            (4, 10, RuleRef { id: "942100".into() }),
+        ]);
+        let input = "x".repeat(300) + "'''";
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_lua_profiles(
+            &lua,
+            "=crs.lua",
+            CHUNK,
+            &map,
+            |_| {
+                let t = std::time::Instant::now();
+                while t.elapsed() < std::time::Duration::from_millis(250) {
+                    assert!(f.call::<bool>(input.as_str())?);
+                }
+                Ok(())
+            },
+            dir.path(),
+            Some(10),
+        )
+        .unwrap();
+        assert_eq!(p.by_rule[0].rule, "942100", "{:?}", p.by_rule);
+        assert!(p.lines.rows[0].rule.as_deref() == Some("942100"));
+        let txt = std::fs::read_to_string(dir.path().join("lines.txt")).unwrap();
+        assert!(txt.contains("crs.lua:7 ") && txt.contains("JIT off"), "{txt}");
+        let fg = p.flamegraph.expect("samples were taken");
+        let svg = std::fs::read_to_string(dir.path().join(&fg.svg)).unwrap();
+        assert!(svg.contains("rule_942100"), "no rule frame in flame-lua.svg");
+        let folded = std::fs::read_to_string(dir.path().join(&fg.folded)).unwrap();
+        assert!(folded.lines().all(|l| l.starts_with("vm_")), "{folded}");
     }
 }

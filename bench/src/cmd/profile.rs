@@ -43,9 +43,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     match a.engine.as_str() {
         "native" => {}
-        // Wiring point for the Lua backend: build its Lua state and SourceMap here, then
-        // `waf_profiler::lua_lines::profile_lines` (--mode lines) or
-        // `waf_profiler::lua_sample::sample` (--mode sample) with the SourceMap as LineMap.
+        // Wiring point for the Lua backend: build its Lua state, chunk name, source text and
+        // SourceMap (implementing `waf_profiler::LineMap`) here, then call
+        // `wafbench::report::write_lua_profiles` (both passes), or for one `--mode`:
+        // `waf_profiler::lua_lines::profile_lines` (lines) / `lua_sample::sample` (sample).
         "lua" | "lua-ffi" => bail!("engine {} not available in this build", a.engine),
         other => bail!(
             "engine {other} cannot be profiled (available: native; lua, lua-ffi with the Lua backend)"
