@@ -3,4 +3,4 @@
 # integration tests, built with optimisations because several run whole rule sets and corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --release "$@"
+cargo test --workspace --release --no-fail-fast "$@"

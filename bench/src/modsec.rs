@@ -552,9 +552,12 @@ mod tests {
     }
 
     #[test]
-    fn other_rule_formats_are_refused_clearly() {
-        let e = seclang_for_spec("rules.json", None).unwrap_err().to_string();
-        assert!(e.contains("SecLang printer"), "{e}");
+    fn other_rule_formats_are_printed_as_seclang() {
+        let e = seclang_for_spec("/nonexistent/rules.json", None).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/rules.json"), "{e}");
+        let text = seclang_for_spec("default", None).unwrap();
+        assert!(text.contains("id:300"), "the SecLang half of the default rule set");
+        assert!(text.contains("id:100000"), "the Cloudflare-style half, printed as SecLang");
         let e = seclang_for_spec("/nonexistent/x.conf", None).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/x.conf"), "{e}");
     }
