@@ -5,9 +5,13 @@
 //! | [`modsec`] | the ModSecurity peer: libmodsecurity3 through `dlopen`, an [`Engine`] |
 //! | [`ftw`] | go-ftw YAML test files: parse, build each stage's request as FTW sends it, judge |
 //! | [`build_engine`] | the one place an engine is built from its command-line name |
+//! | [`latency`] | per-request decision latency of several engines, interleaved, in histograms |
+//! | [`gate`] | the p50 regression gate against a committed baseline |
 //! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
 pub mod ftw;
+pub mod gate;
+pub mod latency;
 pub mod microbench;
 pub mod modsec;
 

@@ -42,6 +42,10 @@ enum Command {
     Convert(cmd::convert::Args),
     /// Microbenchmarks: FFI call paths, @ipMatch structures, @pm engines -> reports/microbench.*
     Microbench(cmd::microbench::Args),
+    /// Per-request decision latency of several engines, interleaved, after a differential check.
+    Latency(cmd::latency::Args),
+    /// p50 regression gate against a committed baseline (exit 1 on regression).
+    Gate(cmd::gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Convert(a) => cmd::convert::run(a),
         Command::Microbench(a) => cmd::microbench::run(a),
+        Command::Latency(a) => cmd::latency::run(a),
+        Command::Gate(a) => cmd::gate::run(a),
     };
     match result {
         Ok(code) => code,

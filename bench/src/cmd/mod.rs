@@ -6,4 +6,6 @@ pub mod corpus;
 pub mod crs_config;
 pub mod eval;
 pub mod ftw;
+pub mod gate;
+pub mod latency;
 pub mod microbench;
