@@ -18,6 +18,7 @@
 //! measured decision time inside the timed region.
 
 pub mod calibration;
+pub mod inputs;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
