@@ -30,17 +30,18 @@ pub struct Args {
     /// Paranoia level for `crs`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
     paranoia: u8,
-    /// Engines to gate, comma-separated; `modsec` is added as the yardstick when available.
+    /// Engines to gate, comma-separated.
     #[arg(long, default_value = "native", value_delimiter = ',')]
     engines: Vec<String>,
-    /// Yardstick: `modsec` (when the baseline and this machine have it) or `calibration`.
-    #[arg(long, default_value = "modsec", value_parser = ["modsec", "calibration"])]
+    /// Yardstick: `calibration` (the fixed workload; always measured) or `modsec` (added to
+    /// the engines; noisier under load, see `wafbench::gate`).
+    #[arg(long, default_value = "calibration", value_parser = ["modsec", "calibration"])]
     reference: String,
     /// Repeated interleaved runs; the gate compares the median ratio.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
     /// Timed passes over the corpus per run.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     repeat: u32,
     /// Untimed passes before the runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
@@ -87,13 +88,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
     } else {
         let b = Baseline::load(&a.baseline)?;
         gate::check_workload(&b.workload, &workload)?;
+        let cpu = latency::Machine::current().cpu_model;
+        if b.machine.cpu_model != cpu {
+            eprintln!(
+                "wafbench gate: warning: baseline written on `{}`, this is `{cpu}`: ratios differ between CPU models",
+                b.machine.cpu_model
+            );
+        }
         Some(b)
     };
 
     let names: Vec<String> =
         a.engines.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let mut engines = build_engines(&names, &rules, paranoia)?;
-    if !names.iter().any(|n| n == "modsec") {
+    if a.reference == "modsec" && !names.iter().any(|n| n == "modsec") {
         // The yardstick. Without the library the calibration workload stands in.
         match wafbench::build_engine("modsec", &rules, paranoia) {
             Ok(e) => engines.push(e),
