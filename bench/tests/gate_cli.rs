@@ -1,10 +1,12 @@
 //! The real `wafbench gate` binary: a freshly written baseline passes five gate runs of the
-//! unchanged build in a row, the injected slowdown (`WAFBENCH_INJECT_SLOWDOWN=native:0.2`,
-//! 20% of native's own decision time busy-waited inside the timed region) makes it exit 1,
-//! and a baseline for different work or an unreadable one exits 2.
+//! unchanged build in a row at the CI threshold (25%); the injected slowdown
+//! (`WAFBENCH_INJECT_SLOWDOWN=native:F`: native busy-waits F times its own decision time
+//! inside the timed region) makes it exit 1: 20% against a 10% threshold, 50% against the
+//! CI threshold. A baseline for different work or an unreadable one exits 2.
 //!
-//! The measuring test runs the CI method (same rules, yardstick, filters and threshold as
-//! the CI command) on a smaller slice of the corpus so it takes about a minute.
+//! Why 25% in CI and not 10%: ten gate runs at load average 6-8 moved the median ratio by
+//! -8.3% to +9.6% against one baseline; 10% would flake. The measuring test runs the CI
+//! method (rules, yardstick, filters) on a smaller slice of the corpus (~1 minute).
 
 use std::process::Command;
 
@@ -40,7 +42,7 @@ fn unchanged_build_passes_five_times_and_a_20_percent_slowdown_fails() {
     assert_eq!(b["workload"]["requests"], 100);
 
     for run in 1..=5 {
-        let (code, out, err) = gate("100", &["--baseline", base, "--threshold", "10%"], &[]);
+        let (code, out, err) = gate("100", &["--baseline", base, "--threshold", "25%"], &[]);
         assert_eq!(code, 0, "unchanged build, run {run}:\n{out}{err}");
         assert!(out.contains("gate: pass"), "{out}");
     }
@@ -51,6 +53,12 @@ fn unchanged_build_passes_five_times_and_a_20_percent_slowdown_fails() {
     );
     assert_eq!(code, 1, "20% slowdown must trip a 10% gate:\n{out}{err}");
     assert!(out.contains("REGRESSED"), "{out}");
+    let (code, out, err) = gate(
+        "100",
+        &["--baseline", base, "--threshold", "25%"],
+        &[("WAFBENCH_INJECT_SLOWDOWN", "native:0.5")],
+    );
+    assert_eq!(code, 1, "50% slowdown must trip the CI gate (25%):\n{out}{err}");
 }
 
 #[test]
