@@ -6,9 +6,13 @@
 //! | [`ftw`] | go-ftw YAML test files: parse, build each stage's request as FTW sends it, judge |
 //! | [`build_engine`] | the one place an engine is built from its command-line name |
 //! | [`report`], [`report_latency`], [`report_render`] | `wafbench report`/`profile`: engines timed side by side, profiles, flamegraphs, index.html |
+//! | [`latency`] | per-request decision latency of several engines, interleaved, in histograms |
+//! | [`gate`] | the p50 regression gate against a committed baseline |
 //! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
 pub mod ftw;
+pub mod gate;
+pub mod latency;
 pub mod microbench;
 pub mod modsec;
 pub mod report;

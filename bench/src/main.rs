@@ -48,6 +48,10 @@ enum Command {
     FlameDiff(cmd::flame_diff::Args),
     /// The full report: engines, latency plot, per-rule cost, flamegraphs, microbenches -> index.html
     Report(cmd::report::Args),
+    /// Per-request decision latency of several engines, interleaved, after a differential check.
+    Latency(cmd::latency::Args),
+    /// p50 regression gate against a committed baseline (exit 1 on regression).
+    Gate(cmd::gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
         Command::Profile(a) => cmd::profile::run(a),
         Command::FlameDiff(a) => cmd::flame_diff::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Latency(a) => cmd::latency::run(a),
+        Command::Gate(a) => cmd::gate::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,8 @@ pub mod crs_config;
 pub mod eval;
 pub mod flame_diff;
 pub mod ftw;
+pub mod gate;
+pub mod latency;
 pub mod microbench;
 pub mod profile;
 pub mod report;

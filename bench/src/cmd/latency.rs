@@ -1,0 +1,151 @@
+//! `wafbench latency`: per-request decision latency of several engines on one corpus, after
+//! checking that they decide alike. Table (or `--json`) on stdout; bad corpus lines and
+//! progress (only on a terminal) on stderr. See `wafbench::latency` for the method.
+
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use waf_engine::{Engine, Request};
+use wafbench::latency::{self, Disagreements, LatencyReport, Options, Slowdown};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rules: `crs`, `default` (the embedded default rule set) or a path.
+    #[arg(long)]
+    rules: String,
+    /// Paranoia level (1-4) for `crs`; CRS's own default (1) when absent.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    paranoia: Option<u8>,
+    /// Corpus file in JSON Lines.
+    #[arg(long)]
+    corpus: String,
+    /// Engines to compare, comma-separated (see `wafbench::ENGINE_NAMES`).
+    #[arg(long, default_value = "native,modsec", value_delimiter = ',')]
+    engines: Vec<String>,
+    /// Timed passes over the corpus.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+    /// Untimed passes before timing.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    warmup: u32,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Stop at the first bad corpus line (exit 2).
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Reads a corpus file, reporting bad lines on stderr. Returns the requests, the number of
+/// bad lines and the SHA-256 of the bytes read; `None` when `strict` and a line was bad.
+pub fn read_corpus_file(
+    path: &str,
+    limit: Option<usize>,
+    strict: bool,
+    who: &str,
+) -> Result<Option<(Vec<Request>, usize, String)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading corpus {path}"))?;
+    // The first `limit` lines only (blank ones included), so the hash names exactly what ran.
+    let bytes = match limit {
+        Some(n) => {
+            let end = memchr::memchr_iter(b'\n', &bytes)
+                .nth(n.saturating_sub(1))
+                .map_or(bytes.len(), |i| i + 1);
+            bytes[..if n == 0 { 0 } else { end }].to_vec()
+        }
+        None => bytes,
+    };
+    let sha = latency::sha256_hex(&bytes);
+    let (reqs, errors) = waf_engine::request::read_corpus(&bytes[..], path);
+    for e in &errors {
+        eprintln!("wafbench {who}: {e}");
+        if strict {
+            return Ok(None);
+        }
+    }
+    if !errors.is_empty() {
+        eprintln!("wafbench {who}: {} bad corpus line(s) skipped", errors.len());
+    }
+    Ok(Some((reqs, errors.len(), sha)))
+}
+
+/// Builds the named engines; an unknown name or a missing peer is an error (exit 2).
+pub fn build_engines(
+    names: &[String],
+    rules: &str,
+    paranoia: Option<u8>,
+) -> Result<Vec<Box<dyn Engine>>> {
+    let mut out: Vec<Box<dyn Engine>> = Vec::new();
+    for name in names {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if out.iter().any(|e| e.name() == name) {
+            bail!("engine `{name}` listed twice");
+        }
+        let e = wafbench::build_engine(name, rules, paranoia)
+            .with_context(|| format!("building engine `{name}`"))?;
+        out.push(e);
+    }
+    if out.is_empty() {
+        bail!("no engine given (available: {})", wafbench::ENGINE_NAMES.join(", "));
+    }
+    Ok(out)
+}
+
+/// The command line as typed, for reports.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let Some((reqs, bad_lines, corpus_sha256)) =
+        read_corpus_file(&a.corpus, None, a.strict, "latency")?
+    else {
+        return Ok(ExitCode::from(2));
+    };
+    if reqs.is_empty() {
+        bail!("corpus {} holds no request", a.corpus);
+    }
+    let mut engines = build_engines(&a.engines, &a.rules, a.paranoia)?;
+    let date = latency::utc_now();
+    let machine = latency::Machine::current();
+    let list = latency::differential(&mut engines, &reqs);
+    if !list.is_empty() {
+        eprintln!("wafbench latency: {} disagreement(s): timings compare unequal work", list.len());
+    }
+    let opts = Options {
+        warmup: a.warmup,
+        repeat: a.repeat,
+        calibration: false,
+        slowdown: Slowdown::from_env()?,
+        progress: true,
+    };
+    let timings = latency::time_decisions(&mut engines, &reqs, &opts)?;
+    let stats: BTreeMap<_, _> = timings.iter().map(|t| (t.name.clone(), t.stats())).collect();
+    let report = LatencyReport {
+        ratios: latency::ratios_vs_modsec(&stats),
+        engines: stats,
+        engine_order: timings.iter().map(|t| t.name.clone()).collect(),
+        disagreements: Disagreements { count: list.len(), list },
+        requests: reqs.len(),
+        bad_lines,
+        warmup: a.warmup,
+        repeat: a.repeat,
+        rules: a.rules,
+        paranoia: a.paranoia,
+        corpus: a.corpus,
+        corpus_sha256,
+        git_rev: latency::git_rev(),
+        command: command_line(),
+        machine,
+        date,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

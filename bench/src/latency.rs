@@ -1,0 +1,674 @@
+//! The latency harness behind `wafbench latency` and `wafbench gate`: per-request decision
+//! latency of several engines on one corpus, measured side by side.
+//!
+//! Data flow: corpus -> [`differential`] (every engine decides every request once, untimed;
+//! decisions are compared with the reference engine, because timings are only comparable on
+//! equal work) -> [`time_decisions`] (warm-up passes, then timed passes; within a pass the
+//! engines take turns request by request, the order rotating per request, so that drift in
+//! CPU frequency or machine load hits every engine alike) -> one `hdrhistogram` per engine
+//! (nanoseconds) -> [`EngineStats`] -> [`LatencyReport`] (table or JSON).
+//!
+//! One timed sample is one `Engine::decide` call: the request view is built, every phase
+//! runs, the decision comes out. The clock is read once per request, not per rule: an
+//! `Instant` pair costs ~40-80 ns on these VMs, which per rule would swamp the native engine.
+//!
+//! [`calibration`] is a fixed CPU workload that can be timed in the same interleaved loop
+//! as one more participant; `wafbench gate` uses it (or the ModSecurity peer) as the yardstick.
+//! [`Slowdown`] is the gate's test knob: it makes one engine busy-wait a fraction of its own
+//! measured decision time inside the timed region.
+
+pub mod calibration;
+pub mod inputs;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+use waf_engine::{Decision, Engine, Request};
+
+/// Environment variable holding the test-only slowdown, `ENGINE:FRACTION` (e.g. `native:0.2`).
+pub const SLOWDOWN_ENV: &str = "WAFBENCH_INJECT_SLOWDOWN";
+
+/// Name under which the calibration workload appears in timings.
+pub const CALIBRATION: &str = "calibration";
+
+/// Largest sample the histograms hold: 60 s. Longer decisions are clamped (and counted in
+/// `max_ns` as 60 s); a WAF decision that slow is a finding in itself.
+const MAX_NS: u64 = 60_000_000_000;
+
+/// What went wrong in the harness (not in an engine: engines always return a decision).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LatencyError {
+    #[error("{SLOWDOWN_ENV}={value}: {reason} (expected ENGINE:FRACTION, e.g. native:0.2)")]
+    BadSlowdown { value: String, reason: String },
+    #[error("no engine to measure")]
+    NoEngines,
+    #[error("the corpus holds no request")]
+    EmptyCorpus,
+    #[error("engine `{name}` is listed twice")]
+    DuplicateEngine { name: String },
+    #[error("calibration workload returned a wrong answer: {0}")]
+    Calibration(String),
+    #[error("histogram: {0}")]
+    Histogram(String),
+}
+
+/// Makes one engine slower by busy-waiting `fraction` of each of its measured decision
+/// times, inside the timed region. Only for proving that the gate trips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slowdown {
+    pub engine: String,
+    pub fraction: f64,
+}
+
+impl Slowdown {
+    /// Parses `ENGINE:FRACTION`; the fraction is in (0, 10].
+    pub fn parse(value: &str) -> Result<Slowdown, LatencyError> {
+        let bad =
+            |reason: &str| LatencyError::BadSlowdown { value: value.into(), reason: reason.into() };
+        let (engine, frac) = value.split_once(':').ok_or_else(|| bad("no `:`"))?;
+        if engine.is_empty() {
+            return Err(bad("empty engine name"));
+        }
+        let fraction: f64 = frac.trim().parse().map_err(|_| bad("fraction is not a number"))?;
+        if !(fraction > 0.0 && fraction <= 10.0) {
+            return Err(bad("fraction must be in (0, 10]"));
+        }
+        Ok(Slowdown { engine: engine.into(), fraction })
+    }
+
+    /// The slowdown from [`SLOWDOWN_ENV`], if set and not empty.
+    pub fn from_env() -> Result<Option<Slowdown>, LatencyError> {
+        match std::env::var(SLOWDOWN_ENV) {
+            Ok(v) if !v.trim().is_empty() => Slowdown::parse(v.trim()).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Two engines decided one request differently.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disagreement {
+    pub request_id: String,
+    pub engine: String,
+    pub reference: String,
+    pub got: Decision,
+    pub want: Decision,
+}
+
+/// The engine others are compared with: `modsec` when present, else the first.
+pub fn reference_index(engines: &[Box<dyn Engine>]) -> Option<usize> {
+    engines.iter().position(|e| e.name() == "modsec").or(if engines.is_empty() {
+        None
+    } else {
+        Some(0)
+    })
+}
+
+/// Same work: status, disruptive flag and matched rule ids (the score is derived from them).
+fn same_decision(a: &Decision, b: &Decision) -> bool {
+    a.status == b.status && a.disruptive == b.disruptive && a.matched_ids == b.matched_ids
+}
+
+/// Runs every engine once over the corpus (untimed) and lists every request on which an
+/// engine's decision differs from the reference engine's ([`reference_index`]).
+pub fn differential(engines: &mut [Box<dyn Engine>], reqs: &[Request]) -> Vec<Disagreement> {
+    let Some(r) = reference_index(engines) else {
+        return Vec::new();
+    };
+    let ref_name = engines[r].name().to_string();
+    let mut out = Vec::new();
+    for req in reqs {
+        let want = engines[r].decide(req);
+        for (i, e) in engines.iter_mut().enumerate() {
+            if i == r {
+                continue;
+            }
+            let got = e.decide(req);
+            if !same_decision(&got, &want) {
+                out.push(Disagreement {
+                    request_id: req.id.clone(),
+                    engine: e.name().to_string(),
+                    reference: ref_name.clone(),
+                    got,
+                    want: want.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// How the timed loop runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Untimed passes over the corpus before timing (caches, lazily built regexes).
+    pub warmup: u32,
+    /// Timed passes over the corpus.
+    pub repeat: u32,
+    /// Time the calibration workload as one more participant.
+    pub calibration: bool,
+    pub slowdown: Option<Slowdown>,
+    /// Progress on stderr (only when stderr is a terminal; callers decide).
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { warmup: 1, repeat: 3, calibration: false, slowdown: None, progress: false }
+    }
+}
+
+/// One participant's samples.
+pub struct EngineTimings {
+    pub name: String,
+    pub hist: Histogram<u64>,
+    pub total_ns: u128,
+    /// Per request (corpus order), the smallest of its timed samples. Interference from the
+    /// rest of the machine (preemption, a neighbour's cache traffic) only ever adds time, so
+    /// the minimum over passes is the sample closest to the code's own cost; the gate uses it.
+    pub min_ns: Vec<u64>,
+}
+
+/// Per-engine latency summary (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EngineStats {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    pub mean_ns: f64,
+    /// Decisions per second of this engine's own time (1 / mean).
+    pub requests_per_s: f64,
+}
+
+impl EngineTimings {
+    pub fn stats(&self) -> EngineStats {
+        let h = &self.hist;
+        let count = h.len();
+        let mean_ns = if count == 0 { 0.0 } else { self.total_ns as f64 / count as f64 };
+        EngineStats {
+            count,
+            p50_ns: h.value_at_quantile(0.5),
+            p90_ns: h.value_at_quantile(0.9),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+            mean_ns,
+            requests_per_s: if mean_ns > 0.0 { 1e9 / mean_ns } else { 0.0 },
+        }
+    }
+
+    /// Median over requests of each request's fastest timed sample (0 when nothing was timed).
+    pub fn p50_of_min(&self) -> u64 {
+        let mut v = self.min_ns.clone();
+        if v.is_empty() {
+            return 0;
+        }
+        let mid = v.len() / 2;
+        *v.select_nth_unstable(mid).1
+    }
+}
+
+/// Times every engine's decisions (see the module doc). Returns one [`EngineTimings`] per
+/// engine in the given order, then the calibration workload when asked for.
+pub fn time_decisions(
+    engines: &mut [Box<dyn Engine>],
+    reqs: &[Request],
+    opts: &Options,
+) -> Result<Vec<EngineTimings>, LatencyError> {
+    if engines.is_empty() {
+        return Err(LatencyError::NoEngines);
+    }
+    if reqs.is_empty() {
+        return Err(LatencyError::EmptyCorpus);
+    }
+    for (i, e) in engines.iter().enumerate() {
+        if engines[..i].iter().any(|o| o.name() == e.name()) {
+            return Err(LatencyError::DuplicateEngine { name: e.name().into() });
+        }
+    }
+    let mut calib = if opts.calibration { Some(calibration::Workload::new()) } else { None };
+    if let Some(c) = &calib {
+        c.check().map_err(LatencyError::Calibration)?;
+    }
+    let n = engines.len() + usize::from(calib.is_some());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = engines.get(i).map_or(CALIBRATION.to_string(), |e| e.name().to_string());
+        let hist = Histogram::new_with_bounds(1, MAX_NS, 3)
+            .map_err(|e| LatencyError::Histogram(e.to_string()))?;
+        out.push(EngineTimings { name, hist, total_ns: 0, min_ns: vec![u64::MAX; reqs.len()] });
+    }
+    let slow: Vec<f64> = out
+        .iter()
+        .map(|t| match &opts.slowdown {
+            Some(s) if s.engine == t.name => s.fraction,
+            _ => 0.0,
+        })
+        .collect();
+    let passes = opts.warmup + opts.repeat;
+    let progress = opts.progress && std::io::stderr().is_terminal();
+    let mut turn = 0usize;
+    for pass in 0..passes {
+        let timed = pass >= opts.warmup;
+        for (ri, req) in reqs.iter().enumerate() {
+            if progress && ri % 64 == 0 {
+                let _ = write!(
+                    std::io::stderr(),
+                    "\r{} pass {}/{passes}: {ri}/{}   ",
+                    if timed { "timed" } else { "warm-up" },
+                    pass + 1,
+                    reqs.len()
+                );
+            }
+            // Rotate who goes first, so no engine always runs right after the heavy one
+            // (whose cache footprint the next one pays for).
+            turn = turn.wrapping_add(1);
+            for k in 0..n {
+                let p = (turn + k) % n;
+                let t0 = Instant::now();
+                if p < engines.len() {
+                    std::hint::black_box(engines[p].decide(std::hint::black_box(req)));
+                } else if let Some(c) = calib.as_mut() {
+                    std::hint::black_box(c.run());
+                }
+                let mut ns = t0.elapsed().as_nanos();
+                if slow[p] > 0.0 {
+                    let target = ns as f64 * (1.0 + slow[p]);
+                    while (t0.elapsed().as_nanos() as f64) < target {
+                        std::hint::spin_loop();
+                    }
+                    ns = t0.elapsed().as_nanos();
+                }
+                if timed {
+                    let t = &mut out[p];
+                    let v = u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS);
+                    t.total_ns += ns;
+                    t.hist.saturating_record(v);
+                    t.min_ns[ri] = t.min_ns[ri].min(v);
+                }
+            }
+        }
+    }
+    if progress {
+        let _ = writeln!(std::io::stderr(), "\r{:60}\r", "");
+    }
+    Ok(out)
+}
+
+/// An engine's p50 and p99 divided by the reference engine's (below 1: faster).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub p50_vs_modsec: f64,
+    pub p99_vs_modsec: f64,
+}
+
+/// Ratios of every engine to `modsec`, when `modsec` was measured.
+pub fn ratios_vs_modsec(stats: &BTreeMap<String, EngineStats>) -> BTreeMap<String, Ratio> {
+    let Some(m) = stats.get("modsec") else {
+        return BTreeMap::new();
+    };
+    stats
+        .iter()
+        .filter(|(name, _)| name.as_str() != "modsec")
+        .map(|(name, s)| {
+            let r = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
+            (
+                name.clone(),
+                Ratio {
+                    p50_vs_modsec: r(s.p50_ns, m.p50_ns),
+                    p99_vs_modsec: r(s.p99_ns, m.p99_ns),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Where and when a measurement was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    /// Load average over the last minute when the run started (noise indicator).
+    pub loadavg_1m: Option<f64>,
+}
+
+impl Machine {
+    pub fn current() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let loadavg_1m = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+        Machine { cpu_model, cores, loadavg_1m }
+    }
+}
+
+/// The short git revision of the working directory, `+dirty` with uncommitted changes to
+/// tracked files (the figures then come from code no revision holds), `unknown` outside git.
+pub fn git_rev() -> String {
+    let out = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match out(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => match out(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(s) if !s.is_empty() => format!("{rev}+dirty"),
+            _ => rev,
+        },
+        None => "unknown".into(),
+    }
+}
+
+/// Now as an RFC 3339 UTC timestamp (seconds).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Hex SHA-256 of the corpus bytes the run read.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The disagreement part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disagreements {
+    pub count: usize,
+    pub list: Vec<Disagreement>,
+}
+
+/// Everything `wafbench latency --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyReport {
+    pub engines: BTreeMap<String, EngineStats>,
+    /// Engine order as asked for (the JSON map is sorted by name).
+    pub engine_order: Vec<String>,
+    pub ratios: BTreeMap<String, Ratio>,
+    pub disagreements: Disagreements,
+    pub requests: usize,
+    pub bad_lines: usize,
+    pub warmup: u32,
+    pub repeat: u32,
+    pub rules: String,
+    pub paranoia: Option<u8>,
+    pub corpus: String,
+    pub corpus_sha256: String,
+    pub git_rev: String,
+    pub command: String,
+    pub machine: Machine,
+    pub date: String,
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+impl LatencyReport {
+    /// The human table: one row per engine, then the disagreements.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "rules {}{} | corpus {} ({} requests, sha256 {}) | warmup {} repeat {} | {} | {} ({} cores) | {}",
+            self.rules,
+            self.paranoia.map(|p| format!(" PL{p}")).unwrap_or_default(),
+            self.corpus,
+            self.requests,
+            &self.corpus_sha256[..self.corpus_sha256.len().min(12)],
+            self.warmup,
+            self.repeat,
+            self.git_rev,
+            self.machine.cpu_model,
+            self.machine.cores,
+            self.date,
+        );
+        let has_ratio = !self.ratios.is_empty();
+        let _ = write!(
+            s,
+            "| engine | count | p50 | p90 | p99 | p99.9 | max | mean | req/s |{}\n|---|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
+            if has_ratio { " p50 vs modsec | p99 vs modsec |" } else { "" },
+            if has_ratio { "---:|---:|" } else { "" }
+        );
+        for name in &self.engine_order {
+            let Some(e) = self.engines.get(name) else { continue };
+            let _ = write!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                e.count,
+                fmt_ns(e.p50_ns as f64),
+                fmt_ns(e.p90_ns as f64),
+                fmt_ns(e.p99_ns as f64),
+                fmt_ns(e.p999_ns as f64),
+                fmt_ns(e.max_ns as f64),
+                fmt_ns(e.mean_ns),
+                e.requests_per_s
+            );
+            if has_ratio {
+                match self.ratios.get(name) {
+                    Some(r) => {
+                        let _ = write!(
+                            s,
+                            " {} | {} |",
+                            fmt_ratio(r.p50_vs_modsec),
+                            fmt_ratio(r.p99_vs_modsec)
+                        );
+                    }
+                    None => s.push_str(" 1 | 1 |"),
+                }
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "disagreements: {}", self.disagreements.count);
+        for d in self.disagreements.list.iter().take(50) {
+            let _ = writeln!(
+                s,
+                "  {} {}: status {} disruptive {} ids {:?} | {}: status {} disruptive {} ids {:?}",
+                d.request_id,
+                d.engine,
+                d.got.status,
+                d.got.disruptive,
+                d.got.matched_ids,
+                d.reference,
+                d.want.status,
+                d.want.disruptive,
+                d.want.matched_ids
+            );
+        }
+        if self.disagreements.list.len() > 50 {
+            let _ = writeln!(s, "  ... {} more (see --json)", self.disagreements.list.len() - 50);
+        }
+        s
+    }
+}
+
+/// `0.031 (32.3x faster)` style.
+fn fmt_ratio(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        return "n/a".into();
+    }
+    if r < 1.0 { format!("{r:.4} ({:.1}x faster)", 1.0 / r) } else { format!("{r:.2}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowdown_parses_and_refuses() {
+        let table: &[(&str, Option<(&str, f64)>)] = &[
+            ("native:0.2", Some(("native", 0.2))),
+            ("lua-ffi:1", Some(("lua-ffi", 1.0))),
+            ("native", None),
+            (":0.2", None),
+            ("native:x", None),
+            ("native:0", None),
+            ("native:-1", None),
+            ("native:NaN", None),
+            ("native:11", None),
+        ];
+        for (input, want) in table {
+            let got = Slowdown::parse(input).ok().map(|s| (s.engine.clone(), s.fraction));
+            assert_eq!(got, want.map(|(e, f)| (e.to_string(), f)), "{input}");
+        }
+    }
+
+    #[test]
+    fn utc_dates_are_civil() {
+        let s = utc_now();
+        assert_eq!(s.len(), 20, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
+    }
+
+    /// An engine with a fixed cost and a fixed answer, to test the harness alone.
+    struct Fake {
+        name: &'static str,
+        spin_ns: u64,
+        status: u16,
+    }
+    impl Engine for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn decide(&mut self, req: &Request) -> Decision {
+            let t = Instant::now();
+            while (t.elapsed().as_nanos() as u64) < self.spin_ns {
+                std::hint::spin_loop();
+            }
+            Decision {
+                id: req.id.clone(),
+                status: self.status,
+                disruptive: self.status != 200,
+                matched_ids: Vec::new(),
+                anomaly_score: 0,
+            }
+        }
+    }
+
+    fn reqs(n: usize) -> Vec<Request> {
+        (0..n).map(|i| Request { id: format!("r{i}"), ..Request::default() }).collect()
+    }
+
+    #[test]
+    fn differential_lists_each_disagreeing_request() {
+        let mut engines: Vec<Box<dyn Engine>> = vec![
+            Box::new(Fake { name: "native", spin_ns: 0, status: 403 }),
+            Box::new(Fake { name: "modsec", spin_ns: 0, status: 200 }),
+        ];
+        let d = differential(&mut engines, &reqs(3));
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].engine, "native");
+        assert_eq!(d[0].reference, "modsec");
+        assert_eq!((d[0].got.status, d[0].want.status), (403, 200));
+        engines[0] = Box::new(Fake { name: "native", spin_ns: 0, status: 200 });
+        assert!(differential(&mut engines, &reqs(3)).is_empty());
+    }
+
+    #[test]
+    fn timings_count_every_timed_sample_and_order_engines() {
+        let mut engines: Vec<Box<dyn Engine>> = vec![
+            Box::new(Fake { name: "fast", spin_ns: 2_000, status: 200 }),
+            Box::new(Fake { name: "slow", spin_ns: 40_000, status: 200 }),
+        ];
+        let opts = Options { warmup: 1, repeat: 2, calibration: true, ..Options::default() };
+        let t = time_decisions(&mut engines, &reqs(20), &opts).unwrap();
+        let names: Vec<_> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["fast", "slow", CALIBRATION]);
+        let s: Vec<EngineStats> = t.iter().map(|t| t.stats()).collect();
+        assert!(s.iter().all(|s| s.count == 40));
+        assert!(s[0].p50_ns >= 2_000 && s[1].p50_ns >= 40_000);
+        assert!(s[1].p50_ns > 5 * s[0].p50_ns, "{s:?}");
+        assert!(s[1].p50_ns <= s[1].p99_ns && s[1].p99_ns <= s[1].max_ns);
+        assert_eq!(t[1].min_ns.len(), 20);
+        let m = t[1].p50_of_min();
+        assert!((40_000..=s[1].p50_ns).contains(&m), "{m}");
+    }
+
+    #[test]
+    fn slowdown_is_inside_the_timed_region() {
+        let mk = || -> Vec<Box<dyn Engine>> {
+            vec![Box::new(Fake { name: "native", spin_ns: 50_000, status: 200 })]
+        };
+        let plain = time_decisions(&mut mk(), &reqs(40), &Options::default()).unwrap();
+        let opts = Options { slowdown: Slowdown::parse("native:1").ok(), ..Options::default() };
+        let slowed = time_decisions(&mut mk(), &reqs(40), &opts).unwrap();
+        let (a, b) = (plain[0].stats().p50_ns, slowed[0].stats().p50_ns);
+        assert!(b as f64 >= 1.9 * 50_000.0 && b > a, "plain {a} slowed {b}");
+    }
+
+    #[test]
+    fn harness_refuses_empty_and_duplicate_input() {
+        let opts = Options::default();
+        assert!(matches!(time_decisions(&mut [], &reqs(1), &opts), Err(LatencyError::NoEngines)));
+        let mut one: Vec<Box<dyn Engine>> =
+            vec![Box::new(Fake { name: "a", spin_ns: 0, status: 200 })];
+        assert!(matches!(time_decisions(&mut one, &[], &opts), Err(LatencyError::EmptyCorpus)));
+        one.push(Box::new(Fake { name: "a", spin_ns: 0, status: 200 }));
+        assert!(matches!(
+            time_decisions(&mut one, &reqs(1), &opts),
+            Err(LatencyError::DuplicateEngine { .. })
+        ));
+    }
+
+    #[test]
+    fn ratios_need_modsec() {
+        let st = |p50: u64| EngineStats {
+            count: 1,
+            p50_ns: p50,
+            p90_ns: p50,
+            p99_ns: 2 * p50,
+            p999_ns: 2 * p50,
+            max_ns: 2 * p50,
+            mean_ns: p50 as f64,
+            requests_per_s: 1.0,
+        };
+        let mut m = BTreeMap::from([("native".to_string(), st(10))]);
+        assert!(ratios_vs_modsec(&m).is_empty());
+        m.insert("modsec".into(), st(1000));
+        let r = ratios_vs_modsec(&m);
+        assert_eq!(r.len(), 1);
+        assert!((r["native"].p50_vs_modsec - 0.01).abs() < 1e-12);
+        assert_eq!(fmt_ratio(0.01), "0.0100 (100.0x faster)");
+    }
+}
