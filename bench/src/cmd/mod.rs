@@ -7,3 +7,4 @@ pub mod crs_config;
 pub mod eval;
 pub mod ftw;
 pub mod microbench;
+pub mod lua_opts;
