@@ -119,6 +119,44 @@ pub struct Transaction<'r> {
     captures: Vec<Vec<u8>>,
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
     pub profile: Option<Vec<RuleStat>>,
+    /// Per-request cache of transformed values (off unless a backend turns it on).
+    pub(crate) transform_cache: Option<TransformCache>,
+}
+
+/// One transformation per request of each (value, transformation chain) pair: CRS applies
+/// the same chains (`t:urlDecodeUni,t:htmlEntityDecode,...`) to the same ARGS in dozens of
+/// rules. Keyed by a hash of chain and value, checked against both on a hit; bounded so a
+/// request with huge values cannot grow it without limit (past the bound, values are
+/// transformed without caching).
+#[derive(Debug, Default)]
+pub(crate) struct TransformCache {
+    map: std::collections::HashMap<u64, Vec<(Vec<Transformation>, Vec<u8>, Vec<u8>)>>,
+    bytes: usize,
+}
+
+impl TransformCache {
+    /// Cached bytes per request at most (input plus output).
+    const MAX_BYTES: usize = 8 << 20;
+
+    fn apply(&mut self, chain: &[Transformation], value: &[u8]) -> Vec<u8> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        chain.hash(&mut h);
+        value.hash(&mut h);
+        let key = h.finish();
+        if let Some(bucket) = self.map.get(&key) {
+            if let Some((_, _, out)) = bucket.iter().find(|(c, v, _)| c == chain && v == value) {
+                return out.clone();
+            }
+        }
+        let out = transform::apply_chain(chain, value).into_owned();
+        let size = value.len() + out.len();
+        if self.bytes + size <= Self::MAX_BYTES {
+            self.bytes += size;
+            self.map.entry(key).or_default().push((chain.to_vec(), value.to_vec(), out.clone()));
+        }
+        out
+    }
 }
 
 /// Per-rule counters collected when profiling.
@@ -161,6 +199,7 @@ impl<'r> Transaction<'r> {
             values: Vec::new(),
             captures: Vec::new(),
             profile: None,
+            transform_cache: None,
         }
     }
 
@@ -585,11 +624,16 @@ impl<'r> Transaction<'r> {
     }
 
     /// The values a rule sees after its transformations (several with `multiMatch`).
-    fn transform<'v>(&self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
+    fn transform<'v>(&mut self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
         let a = &link.actions;
         let defaults = &self.rs.defaults[a.phase as usize - 1].transformations;
         let chain = effective_chain(defaults, &a.transformations, a.has_none);
         if !a.multi_match {
+            if let Some(cache) = self.transform_cache.as_mut() {
+                if !chain.is_empty() {
+                    return vec![Cow::Owned(cache.apply(&chain, value))];
+                }
+            }
             return vec![transform::apply_chain(&chain, value)];
         }
         let mut out: Vec<Cow<'v, [u8]>> = vec![Cow::Borrowed(value)];

@@ -228,7 +228,7 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
     };
     let mut g = Gen { out: String::new(), line: 0, map: Vec::new(), passes, plan, phase: 1 };
     g.emit(0, "-- wafbench: rules compiled to Lua (generated; do not edit)");
-    g.emit(0, "local waf, ctxcheck = ...");
+    g.emit(0, "local waf = ...");
     if passes.enabled(Pass::HoistLocals) {
         for p in PRIMITIVES {
             g.emit(0, &format!("local w_{p} = waf.{p}"));

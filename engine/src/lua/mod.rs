@@ -58,10 +58,11 @@ pub struct LuaOptions {
 pub enum LuaError {
     #[error("compiling rules: {0}")]
     Compile(#[from] crate::eval::EvalError),
+    /// (Lua errors are kept as text: `mlua::Error` is not `Send`.)
     #[error("setting up the Lua state: {0}")]
-    Setup(mlua::Error),
+    Setup(String),
     #[error("loading the generated chunk {CHUNK_NAME}: {0}")]
-    Load(mlua::Error),
+    Load(String),
     #[error("phase {phase}: {source}")]
     Run { phase: u8, source: SandboxError },
     #[error("phase {phase}: the generated code made an invalid runtime call: {detail}")]
@@ -76,6 +77,7 @@ pub struct LuaEngine {
     sandbox: Sandbox,
     phases: Vec<Function>,
     backend: Backend,
+    transform_cache: bool,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -102,23 +104,25 @@ impl LuaEngine {
     ) -> Result<LuaEngine, LuaError> {
         let program = codegen::generate(compiled, &opts.passes);
         let sandbox =
-            Sandbox::new(opts.limits, opts.backend == Backend::Ffi).map_err(LuaError::Setup)?;
+            Sandbox::new(opts.limits, opts.backend == Backend::Ffi)
+                .map_err(|e| LuaError::Setup(e.to_string()))?;
         let lua = sandbox.lua();
         let waf = match opts.backend {
             Backend::Mlua => runtime::register_mlua(lua),
             Backend::Ffi => sandbox.take_ffi().and_then(|f| ffi::register_ffi(lua, f)),
         }
-        .map_err(LuaError::Setup)?;
+        .map_err(|e| LuaError::Setup(e.to_string()))?;
         let table: mlua::Table = lua
             .load(program.source.as_str())
             .set_name(CHUNK_NAME)
             .call(waf)
-            .map_err(LuaError::Load)?;
+            .map_err(|e| LuaError::Load(e.to_string()))?;
         let phases = (1..=5)
             .map(|i| table.get::<Function>(i))
             .collect::<mlua::Result<Vec<_>>>()
-            .map_err(LuaError::Load)?;
-        Ok(LuaEngine { program, sandbox, phases, backend: opts.backend })
+            .map_err(|e| LuaError::Load(e.to_string()))?;
+        let transform_cache = opts.passes.enabled(Pass::TransformCache);
+        Ok(LuaEngine { program, sandbox, phases, backend: opts.backend, transform_cache })
     }
 
     /// The generated program (source text, source map).
@@ -134,6 +138,9 @@ impl LuaEngine {
     pub fn evaluate(&mut self, req: &Request) -> Result<Decision, LuaError> {
         let plan = self.program.plan.clone();
         let mut t = Transaction::new(&plan.rs, req);
+        if self.transform_cache {
+            t.transform_cache = Some(Default::default());
+        }
         self.sandbox.arm();
         let mut failure: Option<LuaError> = None;
         let phases = &self.phases;

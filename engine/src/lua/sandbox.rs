@@ -51,6 +51,7 @@ impl Default for Limits {
 pub enum LimitKind {
     Instructions,
     Time,
+    Memory,
 }
 
 /// A marker the hook puts in its error, so callers can tell a limit from a Lua error.
@@ -177,8 +178,15 @@ impl Sandbox {
 pub enum SandboxError {
     #[error("Lua stopped: {kind:?} limit reached")]
     Limit { kind: LimitKind },
+    /// Any other Lua error, as text (`mlua::Error` is not `Send`, and callers report it).
     #[error("Lua error: {0}")]
-    Lua(#[from] mlua::Error),
+    Lua(String),
+}
+
+impl From<mlua::Error> for SandboxError {
+    fn from(e: mlua::Error) -> SandboxError {
+        classify(e)
+    }
 }
 
 /// Tells limit errors (raised by the hook, possibly wrapped by mlua) from other errors.
@@ -188,8 +196,10 @@ pub(crate) fn classify(e: mlua::Error) -> SandboxError {
         SandboxError::Limit { kind: LimitKind::Instructions }
     } else if text.contains(TIME_MSG) {
         SandboxError::Limit { kind: LimitKind::Time }
+    } else if matches!(e, mlua::Error::MemoryError(_)) {
+        SandboxError::Limit { kind: LimitKind::Memory }
     } else {
-        SandboxError::Lua(e)
+        SandboxError::Lua(text)
     }
 }
 
@@ -242,7 +252,7 @@ mod tests {
         let sb = Sandbox::new(limits, false).expect("state");
         let err = sb.exec_limited("user", "local t = {} for i = 1, 1e8 do t[i] = {i} end");
         assert!(
-            matches!(err, Err(SandboxError::Lua(mlua::Error::MemoryError(_)))),
+            matches!(err, Err(SandboxError::Limit { kind: LimitKind::Memory })),
             "{err:?}"
         );
     }
