@@ -46,7 +46,8 @@ fn benches(c: &mut Criterion) {
         ("lua-ffi-O0".into(), lua(Backend::Ffi, PassSet::level(0))),
     ];
     for p in Pass::ALL {
-        engines.push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::default().disable(*p))));
+        engines
+            .push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::default().disable(*p))));
     }
 
     let mut g = c.benchmark_group("engines");

@@ -38,7 +38,9 @@ impl std::str::FromStr for Output {
     fn from_str(s: &str) -> Result<Output, String> {
         match s {
             "lua" => Ok(Output::Lua),
-            other => other.parse::<Language>().map(Output::Lang).map_err(|e| format!("{e}, or lua")),
+            other => {
+                other.parse::<Language>().map(Output::Lang).map_err(|e| format!("{e}, or lua"))
+            }
         }
     }
 }
@@ -57,7 +59,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
             s.push('\n');
             s
         }
-        Output::Lang(Language::SecLang) => waf_engine::seclang::print(&set).context("printing SecLang")?,
+        Output::Lang(Language::SecLang) => {
+            waf_engine::seclang::print(&set).context("printing SecLang")?
+        }
         Output::Lang(Language::CfRule) => {
             waf_engine::cfrule::print(&set).context("printing the Cloudflare-style language")?
         }

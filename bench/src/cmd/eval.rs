@@ -29,12 +29,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mut engine = wafbench::build_engine_with(
-        &a.engine,
-        &a.rules,
-        a.paranoia,
-        &a.opt.engine_options(),
-    )?;
+    let mut engine =
+        wafbench::build_engine_with(&a.engine, &a.rules, a.paranoia, &a.opt.engine_options())?;
     let reader: Box<dyn BufRead> = if a.corpus == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {

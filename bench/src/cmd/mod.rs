@@ -6,5 +6,5 @@ pub mod corpus;
 pub mod crs_config;
 pub mod eval;
 pub mod ftw;
-pub mod microbench;
 pub mod lua_opts;
+pub mod microbench;

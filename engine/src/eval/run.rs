@@ -128,9 +128,12 @@ pub struct Transaction<'r> {
 /// rules. Keyed by a hash of chain and value, checked against both on a hit; bounded so a
 /// request with huge values cannot grow it without limit (past the bound, values are
 /// transformed without caching).
+/// (chain, input, output).
+type CachedTransform = (Vec<Transformation>, Vec<u8>, Vec<u8>);
+
 #[derive(Debug, Default)]
 pub(crate) struct TransformCache {
-    map: std::collections::HashMap<u64, Vec<(Vec<Transformation>, Vec<u8>, Vec<u8>)>>,
+    map: std::collections::HashMap<u64, Vec<CachedTransform>>,
     bytes: usize,
 }
 
@@ -794,11 +797,8 @@ pub(crate) fn link_targets<'a>(
         .iter()
         .chain(updates.iter().filter(|(ex, _)| *ex).map(|(_, t)| *t))
         .collect();
-    let targets: Vec<&CTarget> = link
-        .targets
-        .iter()
-        .chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t))
-        .collect();
+    let targets: Vec<&CTarget> =
+        link.targets.iter().chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t)).collect();
     (targets, exclusions)
 }
 

@@ -16,7 +16,6 @@ use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, Item};
 use crate::eval::run::link_targets;
 use crate::ir::Action;
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Name given to the chunk, so tracebacks and line profilers say where a line comes from.
@@ -170,6 +169,18 @@ pub(crate) const PRIMITIVES: &[&str] = &[
     "pre", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone", "marker",
 ];
 
+/// Where a mapped line belongs: the link's `CRule::index`, the chain's id, the link depth.
+#[derive(Clone, Copy)]
+struct At {
+    index: usize,
+    id: Option<u64>,
+    link: usize,
+}
+
+fn at(rule: &CRule, id: Option<u64>, link: usize) -> At {
+    At { index: rule.index, id, link }
+}
+
 struct Gen<'a> {
     out: String,
     line: u32,
@@ -193,9 +204,7 @@ impl Gen<'_> {
         &mut self,
         indent: usize,
         text: &str,
-        rule: &CRule,
-        root_id: Option<u64>,
-        link: usize,
+        at: At,
         kind: LineKind,
         detail: Option<String>,
     ) {
@@ -203,9 +212,9 @@ impl Gen<'_> {
         self.map.push(SourceMapEntry {
             line: self.line,
             phase: self.phase,
-            rule_id: root_id,
-            rule_index: rule.index,
-            link: u8::try_from(link).unwrap_or(u8::MAX),
+            rule_id: at.id,
+            rule_index: at.index,
+            link: u8::try_from(at.link).unwrap_or(u8::MAX),
             kind,
             detail,
         });
@@ -213,7 +222,11 @@ impl Gen<'_> {
 
     /// A primitive call: a local when constants are hoisted, a table field otherwise.
     fn f(&self, name: &str) -> String {
-        if self.passes.enabled(Pass::HoistLocals) { format!("w_{name}") } else { format!("waf.{name}") }
+        if self.passes.enabled(Pass::HoistLocals) {
+            format!("w_{name}")
+        } else {
+            format!("waf.{name}")
+        }
     }
 }
 
@@ -248,9 +261,8 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
             let names = skip_after_names(&rs, pi, r);
             let target = if jumps && names.len() == 1 {
                 let name = &names[0];
-                let later = items[pos + 1..]
-                    .iter()
-                    .any(|i| matches!(i, Item::Marker(m) if m == name));
+                let later =
+                    items[pos + 1..].iter().any(|i| matches!(i, Item::Marker(m) if m == name));
                 later.then(|| name.clone())
             } else {
                 None
@@ -350,13 +362,19 @@ fn gen_rule(g: &mut Gen<'_>, rule: &Arc<CRule>, jump: Option<String>, label: Opt
     let idtxt = id.map_or_else(|| "(no id)".to_string(), |i| i.to_string());
     g.emit(1, &format!("-- rule {idtxt}"));
     let pre = format!("if {}(ctx, {ri}) ~= 0 then", g.f("pre"));
-    g.emit_mapped(1, &pre, rule, id, 0, LineKind::RuleEntry, None);
+    g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
     let end_call;
     if let Some(cond) = &rule.condition {
         let mut path = Vec::new();
         let expr = gen_condition(g, ri, cond, &mut path);
         g.emit(2, "local m = 0");
-        g.emit_mapped(2, &format!("if {expr} then m = 1 end"), rule, id, 0, LineKind::Condition, None);
+        g.emit_mapped(
+            2,
+            &format!("if {expr} then m = 1 end"),
+            at(rule, id, 0),
+            LineKind::Condition,
+            None,
+        );
         end_call = format!("local f = {}(ctx, {ri}, m)", g.f("cdone"));
     } else if rule.operator.is_none() {
         end_call = format!("local f = {}(ctx, {ri})", g.f("uncond"));
@@ -366,7 +384,7 @@ fn gen_rule(g: &mut Gen<'_>, rule: &Arc<CRule>, jump: Option<String>, label: Opt
         gen_link(g, ri, rule, rule, 0, 2, &mut chain);
         end_call = format!("local f = {}(ctx, {ri}, m)", g.f("done"));
     }
-    g.emit_mapped(2, &end_call, rule, id, 0, LineKind::RuleEnd, None);
+    g.emit_mapped(2, &end_call, at(rule, id, 0), LineKind::RuleEnd, None);
     match label {
         Some(k) => {
             g.emit(2, "if f ~= 0 then");
@@ -418,29 +436,23 @@ fn gen_link<'r>(
     let trefs: Vec<TRef> = targets.iter().map(|t| to_ref(t)).collect();
     let erefs: Vec<TRef> = exclusions.iter().map(|t| to_ref(t)).collect();
     let needs_expansion = link.operator.as_ref().is_some_and(|(_, op, _)| op.needs_expansion());
-    let needs_begin =
-        !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
+    let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
     let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
-    g.plan.links.push(LinkPlan {
-        rule: ri,
-        depth,
-        targets: trefs,
-        exclusions: erefs,
-    });
+    g.plan.links.push(LinkPlan { rule: ri, depth, targets: trefs, exclusions: erefs });
     if depth > 0 {
         g.emit(indent, "h = 0");
     }
     if needs_begin {
         let s = format!("{}(ctx, {l})", g.f("lbegin"));
-        g.emit_mapped(indent, &s, link, id, depth, LineKind::LinkBegin, None);
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
     }
     let tfn = if needs_begin { g.f("tgt") } else { g.f("tgt0") };
     for (k, name) in names.into_iter().enumerate() {
         let s = format!("if {tfn}(ctx, {l}, {k}) ~= 0 then h = 1 end");
-        g.emit_mapped(indent, &s, link, id, depth, LineKind::Target, Some(name));
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, Some(name));
     }
     let s = format!("if {}(ctx, {l}, h) ~= 0 then", g.f("lend"));
-    g.emit_mapped(indent, &s, link, id, depth, LineKind::LinkEnd, None);
+    g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkEnd, None);
     chain.push((l, link));
     match (&link.chain, link.actions.chained) {
         (Some(child), true) => gen_link(g, ri, root, child, depth + 1, indent + 1, chain),
@@ -455,7 +467,7 @@ fn gen_link<'r>(
 fn emit_actions_and_match(g: &mut Gen<'_>, root: &CRule, chain: &[(usize, &CRule)], indent: usize) {
     for (depth, (l, link)) in chain.iter().enumerate().rev() {
         let s = format!("{}(ctx, {l})", g.f("after"));
-        g.emit_mapped(indent, &s, link, root.id(), depth, LineKind::Actions, None);
+        g.emit_mapped(indent, &s, at(link, root.id(), depth), LineKind::Actions, None);
     }
     g.emit(indent, "m = 1");
 }
@@ -488,18 +500,4 @@ fn gen_condition(g: &mut Gen<'_>, ri: usize, c: &CCondition, path: &mut Vec<usiz
             format!("(not {s})")
         }
     }
-}
-
-/// Renders the plan's handle tables as Lua comments (used by `convert --to lua`).
-pub fn describe(program: &LuaProgram) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "-- {} rules, {} links, {} clauses, {} markers",
-        program.plan.rules.len(),
-        program.plan.links.len(),
-        program.plan.clauses.len(),
-        program.plan.markers.len()
-    );
-    s
 }

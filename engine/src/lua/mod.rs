@@ -103,9 +103,8 @@ impl LuaEngine {
         opts: LuaOptions,
     ) -> Result<LuaEngine, LuaError> {
         let program = codegen::generate(compiled, &opts.passes);
-        let sandbox =
-            Sandbox::new(opts.limits, opts.backend == Backend::Ffi)
-                .map_err(|e| LuaError::Setup(e.to_string()))?;
+        let sandbox = Sandbox::new(opts.limits, opts.backend == Backend::Ffi)
+            .map_err(|e| LuaError::Setup(e.to_string()))?;
         let lua = sandbox.lua();
         let waf = match opts.backend {
             Backend::Mlua => runtime::register_mlua(lua),
@@ -165,8 +164,10 @@ impl LuaEngine {
             } else if let Some(detail) = ctx.fault.take() {
                 failure = Some(LuaError::Fault { phase, detail });
             } else if backend == Backend::Ffi && ffi::take_fault() {
-                failure =
-                    Some(LuaError::Fault { phase, detail: "call outside its phase or panic".into() });
+                failure = Some(LuaError::Fault {
+                    phase,
+                    detail: "call outside its phase or panic".into(),
+                });
             }
         });
         match failure {

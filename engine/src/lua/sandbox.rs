@@ -251,9 +251,6 @@ mod tests {
         let limits = Limits { memory_bytes: 8 << 20, ..Limits::default() };
         let sb = Sandbox::new(limits, false).expect("state");
         let err = sb.exec_limited("user", "local t = {} for i = 1, 1e8 do t[i] = {i} end");
-        assert!(
-            matches!(err, Err(SandboxError::Limit { kind: LimitKind::Memory })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Err(SandboxError::Limit { kind: LimitKind::Memory })), "{err:?}");
     }
 }

@@ -139,7 +139,11 @@ fn jumps_become_gotos_and_the_source_map_points_at_rules() {
         .iter()
         .find(|e| e.rule_id == Some(44) && e.kind == LineKind::RuleEntry)
         .expect("rule 44 mapped");
-    assert!(lines[entry.line as usize - 1].contains("w_pre(ctx"), "{}", lines[entry.line as usize - 1]);
+    assert!(
+        lines[entry.line as usize - 1].contains("w_pre(ctx"),
+        "{}",
+        lines[entry.line as usize - 1]
+    );
     assert_eq!(p.source_map.lookup(entry.line).map(|e| e.rule_id), Some(Some(44)));
     // Without the pass, no goto, and marker items call the runtime.
     let p0 = compile_to_lua(&set, &PassSet::level(0)).expect("compile");
@@ -149,7 +153,8 @@ fn jumps_become_gotos_and_the_source_map_points_at_rules() {
 
 #[test]
 fn a_forged_context_pointer_is_refused() {
-    let set = crate::seclang::parse_str(&format!("{HEAD}{}\n", CASES[0].1), "t.conf").expect("parse");
+    let set =
+        crate::seclang::parse_str(&format!("{HEAD}{}\n", CASES[0].1), "t.conf").expect("parse");
     for backend in [Backend::Mlua, Backend::Ffi] {
         let e = LuaEngine::new(&set, LuaOptions { backend, ..Default::default() }).expect("engine");
         // Calling a phase function from outside a request, with a made-up pointer.
