@@ -22,7 +22,7 @@ pub mod report_render;
 use waf_engine::Engine;
 
 /// Engine names `build_engine` accepts.
-pub const ENGINE_NAMES: &[&str] = &["native", "modsec"];
+pub const ENGINE_NAMES: &[&str] = &["native", "modsec", "lua", "lua-ffi"];
 
 /// Why no engine could be built.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,14 @@ pub enum BuildEngineError {
     Load(#[from] waf_engine::load::LoadError),
     #[error(transparent)]
     Compile(#[from] waf_engine::eval::EvalError),
+    #[error(transparent)]
+    Lua(#[from] waf_engine::lua::LuaError),
+}
+
+/// Options of the engines that take any (today the Lua compiler's passes and limits).
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub lua: waf_engine::lua::LuaOptions,
 }
 
 /// Loads a rule set the way every engine does: `crs`, `default` or a path.
@@ -58,7 +66,24 @@ pub fn build_engine(
     rules_spec: &str,
     paranoia: Option<u8>,
 ) -> Result<Box<dyn Engine>, BuildEngineError> {
+    build_engine_with(name, rules_spec, paranoia, &EngineOptions::default())
+}
+
+/// [`build_engine`] with explicit engine options (`--opt-level`, `--disable-pass`).
+pub fn build_engine_with(
+    name: &str,
+    rules_spec: &str,
+    paranoia: Option<u8>,
+    opts: &EngineOptions,
+) -> Result<Box<dyn Engine>, BuildEngineError> {
+    use waf_engine::lua::{Backend, LuaEngine, LuaOptions};
     match name {
+        "lua" | "lua-ffi" => {
+            let set = load_rule_set(rules_spec, paranoia)?;
+            let backend = if name == "lua" { Backend::Mlua } else { Backend::Ffi };
+            let o = LuaOptions { backend, ..opts.lua.clone() };
+            Ok(Box::new(LuaEngine::new(&set, o)?))
+        }
         "native" => {
             let set = load_rule_set(rules_spec, paranoia)?;
             Ok(Box::new(waf_engine::eval::NativeEngine::new(&set)?))

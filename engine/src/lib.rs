@@ -14,6 +14,7 @@ pub mod default_rules;
 pub mod eval;
 pub mod ir;
 pub mod load;
+pub mod lua;
 pub mod operator;
 pub mod request;
 pub mod seclang;

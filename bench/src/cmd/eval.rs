@@ -24,10 +24,13 @@ pub struct Args {
     /// Stop at the first bad corpus line (exit 2).
     #[arg(long)]
     strict: bool,
+    #[command(flatten)]
+    opt: super::lua_opts::OptArgs,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mut engine = wafbench::build_engine(&a.engine, &a.rules, a.paranoia)?;
+    let mut engine =
+        wafbench::build_engine_with(&a.engine, &a.rules, a.paranoia, &a.opt.engine_options())?;
     let reader: Box<dyn BufRead> = if a.corpus == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {

@@ -9,6 +9,7 @@ pub mod flame_diff;
 pub mod ftw;
 pub mod gate;
 pub mod latency;
+pub mod lua_opts;
 pub mod microbench;
 pub mod profile;
 pub mod report;

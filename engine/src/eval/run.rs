@@ -74,10 +74,16 @@ struct Intervention {
 
 /// The per-rule message v3 builds while a rule runs; only what decides logging is kept.
 #[derive(Debug)]
-struct RuleMsg {
-    save: bool,
-    disruptive: bool,
-    root_id: Option<u64>,
+pub(crate) struct RuleMsg {
+    pub(crate) save: bool,
+    pub(crate) disruptive: bool,
+    pub(crate) root_id: Option<u64>,
+}
+
+impl RuleMsg {
+    pub(crate) fn new(root_id: Option<u64>) -> RuleMsg {
+        RuleMsg { save: true, disruptive: false, root_id }
+    }
 }
 
 /// Per-request state.
@@ -113,6 +119,47 @@ pub struct Transaction<'r> {
     captures: Vec<Vec<u8>>,
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
     pub profile: Option<Vec<RuleStat>>,
+    /// Per-request cache of transformed values (off unless a backend turns it on).
+    pub(crate) transform_cache: Option<TransformCache>,
+}
+
+/// One transformation per request of each (value, transformation chain) pair: CRS applies
+/// the same chains (`t:urlDecodeUni,t:htmlEntityDecode,...`) to the same ARGS in dozens of
+/// rules. Keyed by a hash of chain and value, checked against both on a hit; bounded so a
+/// request with huge values cannot grow it without limit (past the bound, values are
+/// transformed without caching).
+/// (chain, input, output).
+type CachedTransform = (Vec<Transformation>, Vec<u8>, Vec<u8>);
+
+#[derive(Debug, Default)]
+pub(crate) struct TransformCache {
+    map: std::collections::HashMap<u64, Vec<CachedTransform>>,
+    bytes: usize,
+}
+
+impl TransformCache {
+    /// Cached bytes per request at most (input plus output).
+    const MAX_BYTES: usize = 8 << 20;
+
+    fn apply(&mut self, chain: &[Transformation], value: &[u8]) -> Vec<u8> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        chain.hash(&mut h);
+        value.hash(&mut h);
+        let key = h.finish();
+        if let Some(bucket) = self.map.get(&key) {
+            if let Some((_, _, out)) = bucket.iter().find(|(c, v, _)| c == chain && v == value) {
+                return out.clone();
+            }
+        }
+        let out = transform::apply_chain(chain, value).into_owned();
+        let size = value.len() + out.len();
+        if self.bytes + size <= Self::MAX_BYTES {
+            self.bytes += size;
+            self.map.entry(key).or_default().push((chain.to_vec(), value.to_vec(), out.clone()));
+        }
+        out
+    }
 }
 
 /// Per-rule counters collected when profiling.
@@ -155,6 +202,7 @@ impl<'r> Transaction<'r> {
             values: Vec::new(),
             captures: Vec::new(),
             profile: None,
+            transform_cache: None,
         }
     }
 
@@ -165,12 +213,23 @@ impl<'r> Transaction<'r> {
     }
 
     pub(crate) fn run_phases(&mut self, req: &Request) {
+        self.run_phases_with(req, &mut |t, phase| t.eval_phase(phase));
+    }
+
+    /// The phase sequence of a connector, with `eval_phase` supplied by the backend (the
+    /// native loop below, or a compiled Lua phase function): everything between phases
+    /// (body processing, interventions, which phases run) is shared.
+    pub(crate) fn run_phases_with(
+        &mut self,
+        req: &Request,
+        eval_phase: &mut dyn FnMut(&mut Self, u8),
+    ) {
         if self.engine == EngineMode::Off {
             return;
         }
         let mut interrupted = false;
         // Phase 1: request headers.
-        self.eval_phase(1);
+        eval_phase(self, 1);
         if self.take_intervention() {
             interrupted = true;
         }
@@ -187,7 +246,7 @@ impl<'r> Transaction<'r> {
                 }
                 _ => {
                     if self.data.request_body_phase_runs() {
-                        self.eval_phase(2);
+                        eval_phase(self, 2);
                     }
                     if self.take_intervention() {
                         interrupted = true;
@@ -198,7 +257,7 @@ impl<'r> Transaction<'r> {
         // Phases 3 and 4: an empty `200` response without headers. A connector skips them
         // once the request was interrupted.
         if !interrupted && self.engine != EngineMode::Off {
-            self.eval_phase(3);
+            eval_phase(self, 3);
             if self.take_intervention() {
                 interrupted = true;
             }
@@ -208,12 +267,12 @@ impl<'r> Transaction<'r> {
             // v3 skips phase 4 when the response content type is not one to inspect; our
             // synthetic response has none, so phase 4 runs only without SecResponseBodyMimeType.
             if self.rs.config.txn.response_body_mime_types.is_empty() {
-                self.eval_phase(4);
+                eval_phase(self, 4);
                 self.take_intervention();
             }
         }
         if self.engine != EngineMode::Off {
-            self.eval_phase(5);
+            eval_phase(self, 5);
         }
         let _ = interrupted;
     }
@@ -245,32 +304,14 @@ impl<'r> Transaction<'r> {
     /// `RulesSet::evaluate` for one phase.
     fn eval_phase(&mut self, phase: u8) {
         let rs = self.rs;
-        self.phase = phase;
-        match self.allow {
-            Some(AllowScope::All) if phase != 5 => return,
-            Some(AllowScope::Request) if phase <= 2 => return,
-            _ => {}
+        if !self.phase_prologue(phase) {
+            return;
         }
-        self.allow = None;
         for item in &rs.phases[phase as usize - 1] {
             match item {
-                Item::Marker(name) => {
-                    if self.marker.as_deref() == Some(name.as_str()) {
-                        self.marker = None;
-                    }
-                }
+                Item::Marker(name) => self.at_marker(name),
                 Item::Rule(rule) => {
-                    if self.marker.is_some() {
-                        continue;
-                    }
-                    if self.skip_next > 0 {
-                        self.skip_next -= 1;
-                        continue;
-                    }
-                    if self.allow.is_some() {
-                        continue;
-                    }
-                    if self.is_removed(rule) {
+                    if !self.rule_should_run(rule) {
                         continue;
                     }
                     let started = self.profile.as_ref().map(|_| std::time::Instant::now());
@@ -287,6 +328,58 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+    }
+
+    /// Enters a phase; false when an earlier `allow` skips it.
+    pub(crate) fn phase_prologue(&mut self, phase: u8) -> bool {
+        self.phase = phase;
+        match self.allow {
+            Some(AllowScope::All) if phase != 5 => return false,
+            Some(AllowScope::Request) if phase <= 2 => return false,
+            _ => {}
+        }
+        self.allow = None;
+        true
+    }
+
+    /// A marker item: clears a pending `skipAfter` aimed at it.
+    pub(crate) fn at_marker(&mut self, name: &str) {
+        if self.marker.as_deref() == Some(name) {
+            self.marker = None;
+        }
+    }
+
+    /// The checks `RulesSet::evaluate` makes before a rule runs, in v3's order: a pending
+    /// `skipAfter`, then `skip` (so rules jumped over by a marker do not use up a `skip`
+    /// count), `allow`, and removal.
+    pub(crate) fn rule_should_run(&mut self, rule: &CRule) -> bool {
+        if self.marker.is_some() {
+            return false;
+        }
+        if self.skip_next > 0 {
+            self.skip_next -= 1;
+            return false;
+        }
+        if self.allow.is_some() {
+            return false;
+        }
+        !self.is_removed(rule)
+    }
+
+    pub(crate) fn interrupted(&self) -> bool {
+        self.it.disruptive
+    }
+
+    pub(crate) fn pending_marker(&self) -> Option<&str> {
+        self.marker.as_deref()
+    }
+
+    pub(crate) fn clear_marker(&mut self) {
+        self.marker = None;
+    }
+
+    pub(crate) fn set_current_rule(&mut self, id: Option<u64>) {
+        self.current_rule = id;
     }
 
     fn is_removed(&self, rule: &CRule) -> bool {
@@ -311,37 +404,57 @@ impl<'r> Transaction<'r> {
     /// One rule (all links of its chain). Returns whether it fully matched.
     fn eval_rule(&mut self, rule: &CRule) -> bool {
         self.current_rule = rule.id();
-        let mut msg = RuleMsg { save: true, disruptive: false, root_id: rule.id() };
+        let mut msg = RuleMsg::new(rule.id());
         if let Some(cond) = &rule.condition {
-            // Cloudflare-style boolean rule (no ModSecurity equivalent): the whole condition
-            // decides, then the rule acts once, like a chain whose last link matched.
-            if !self.eval_condition(cond) {
-                self.matched_var = None;
-                self.matched_vars.clear();
-                return false;
-            }
-            self.run_setvars(&rule.actions);
-            self.after_full_match(&rule.actions, &mut msg);
-            if msg.save {
-                self.log(&msg);
-            }
-            return true;
+            let m = self.eval_condition(cond);
+            return self.finish_condition_rule(rule, m, &mut msg);
         }
         if rule.operator.is_none() {
-            // RuleUnconditional::evaluate
-            self.run_setvars(&rule.actions);
-            self.after_full_match(&rule.actions, &mut msg);
-            let has_msg = rule.actions.msg.is_some();
-            if (rule.actions.contains_block || (msg.save && has_msg)) && !rule.actions.multi_match {
-                self.log(&msg);
-            }
+            self.eval_unconditional(rule, &mut msg);
             return true;
         }
         let matched = self.eval_link(rule, rule, &mut msg);
-        if matched && msg.save && !rule.actions.multi_match {
-            self.log(&msg);
-        }
+        self.finish_operator_rule(rule, matched, &msg);
         matched
+    }
+
+    /// Cloudflare-style boolean rule (no ModSecurity equivalent): the whole condition
+    /// decides, then the rule acts once, like a chain whose last link matched.
+    pub(crate) fn finish_condition_rule(
+        &mut self,
+        rule: &CRule,
+        matched: bool,
+        msg: &mut RuleMsg,
+    ) -> bool {
+        if !matched {
+            self.matched_var = None;
+            self.matched_vars.clear();
+            return false;
+        }
+        self.run_setvars(&rule.actions);
+        self.after_full_match(&rule.actions, msg);
+        if msg.save {
+            self.log(msg);
+        }
+        true
+    }
+
+    /// `RuleUnconditional::evaluate`.
+    pub(crate) fn eval_unconditional(&mut self, rule: &CRule, msg: &mut RuleMsg) {
+        self.run_setvars(&rule.actions);
+        self.after_full_match(&rule.actions, msg);
+        let has_msg = rule.actions.msg.is_some();
+        if (rule.actions.contains_block || (msg.save && has_msg)) && !rule.actions.multi_match {
+            self.log(msg);
+        }
+    }
+
+    /// After the first link returned: a matched rule logs unless `nolog` won (multiMatch
+    /// rules logged per value already).
+    pub(crate) fn finish_operator_rule(&mut self, rule: &CRule, matched: bool, msg: &RuleMsg) {
+        if matched && msg.save && !rule.actions.multi_match {
+            self.log(msg);
+        }
     }
 
     fn log(&mut self, msg: &RuleMsg) {
@@ -354,110 +467,114 @@ impl<'r> Transaction<'r> {
 
     /// `RuleWithOperator::evaluate` for one link.
     fn eval_link(&mut self, root: &CRule, link: &CRule, msg: &mut RuleMsg) -> bool {
-        let Some((negated, op, _)) = &link.operator else {
+        if link.operator.is_none() {
             return true;
-        };
-        let rule_id = root.id();
+        }
+        let (targets, exclusions) = link_targets(self.rs, root, link);
+        let expanded_arg = self.link_expansion(link);
         let mut global = false;
-
-        // Targets: the rule's, plus SecRuleUpdateTarget additions; minus exclusions.
-        let updates: Vec<(bool, &CTarget)> = self
-            .rs
-            .target_updates
-            .iter()
-            .filter(|u| match &u.selection {
-                Selection::Ids(ids) => rule_id.is_some_and(|id| ids.iter().any(|r| r.contains(id))),
-                Selection::Tag(t) => root.contains_tag(t),
-                Selection::Msg(m) => root.contains_msg(m),
-            })
-            .map(|u| (u.exclude, u.target.as_ref()))
-            .collect();
-        let exclusions: Vec<&CTarget> = link
-            .exclusions
-            .iter()
-            .chain(updates.iter().filter(|(ex, _)| *ex).map(|(_, t)| *t))
-            .collect();
-        let targets: Vec<&CTarget> = link
-            .targets
-            .iter()
-            .chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t))
-            .collect();
-
-        let expanded_arg = if op.needs_expansion() {
-            match &link.operator {
-                Some((_, _, o)) => operator_macro(&o.kind).map(|m| self.expand(m)),
-                None => None,
-            }
-        } else {
-            None
-        };
-
-        let mut values = std::mem::take(&mut self.values);
         for t in targets {
-            if exclusions.iter().any(|e| e.full_name == t.full_name) {
-                continue;
-            }
-            if self.target_removed(rule_id, root, &t.full_name) {
-                continue;
-            }
-            values.clear();
-            self.collect_values(t, &mut values);
-            for (name, value) in values.iter() {
-                if exclusions.iter().any(|e| excludes(e, name)) {
-                    continue;
-                }
-                if self.target_removed(rule_id, root, name) {
-                    continue;
-                }
-                let variants = self.transform(link, value);
-                for v in variants.iter() {
-                    let want_captures = link.actions.capture;
-                    self.captures.clear();
-                    let caps = if want_captures { Some(&mut self.captures) } else { None };
-                    let r = op.matches(v, expanded_arg.as_deref(), caps);
-                    let hit = match r {
-                        Ok(m) => m != *negated,
-                        // v3.0.9 treats a match-limit error as "no match" (then negation
-                        // applies) and does not set MSC_PCRE_LIMITS_EXCEEDED.
-                        Err(_) => *negated,
-                    };
-                    if !hit {
-                        continue;
-                    }
-                    if want_captures && !*negated {
-                        for (i, c) in self.captures.iter().take(10).enumerate() {
-                            self.tx.set(&i.to_string(), c.clone());
-                        }
-                    }
-                    self.matched_var = Some((name.clone(), v.to_vec()));
-                    self.matched_vars.push((name.clone(), v.to_vec()));
-                    self.run_setvars(&link.actions);
-                    if link.actions.multi_match && msg.save {
-                        self.log(msg);
-                    }
-                    global = true;
-                }
+            if self.link_target(root, link, t, &exclusions, expanded_arg.as_deref(), msg) {
+                global = true;
             }
         }
-        self.values = values;
-
-        if !global {
-            self.matched_var = None;
-            self.matched_vars.clear();
+        if !self.link_end(link, global) {
             return false;
         }
         if link.actions.chained {
-            match &link.chain {
-                Some(child) => {
-                    if !self.eval_link(root, child, msg) {
-                        return false;
-                    }
+            if let Some(child) = &link.chain {
+                if !self.eval_link(root, child, msg) {
+                    return false;
                 }
-                None => return false,
             }
         }
         self.after_full_match(&link.actions, msg);
         true
+    }
+
+    /// The operator argument after macro expansion, computed once per link before any
+    /// target is read (as v3 does), or `None` when it has no macro.
+    pub(crate) fn link_expansion(&self, link: &CRule) -> Option<Vec<u8>> {
+        let (_, op, o) = link.operator.as_ref()?;
+        if op.needs_expansion() { operator_macro(&o.kind).map(|m| self.expand(m)) } else { None }
+    }
+
+    /// A link's operator against every value of one target (after exclusions and
+    /// transformations). Captures, MATCHED_VAR(S) and the link's setvars happen per matching
+    /// value, as in v3. Returns whether any value matched.
+    pub(crate) fn link_target(
+        &mut self,
+        root: &CRule,
+        link: &CRule,
+        t: &CTarget,
+        exclusions: &[&CTarget],
+        expanded_arg: Option<&[u8]>,
+        msg: &mut RuleMsg,
+    ) -> bool {
+        let Some((negated, op, _)) = &link.operator else {
+            return false;
+        };
+        let rule_id = root.id();
+        if exclusions.iter().any(|e| e.full_name == t.full_name) {
+            return false;
+        }
+        if self.target_removed(rule_id, root, &t.full_name) {
+            return false;
+        }
+        let mut any = false;
+        let mut values = std::mem::take(&mut self.values);
+        values.clear();
+        self.collect_values(t, &mut values);
+        for (name, value) in values.iter() {
+            if exclusions.iter().any(|e| excludes(e, name)) {
+                continue;
+            }
+            if self.target_removed(rule_id, root, name) {
+                continue;
+            }
+            let variants = self.transform(link, value);
+            for v in variants.iter() {
+                let want_captures = link.actions.capture;
+                self.captures.clear();
+                let caps = if want_captures { Some(&mut self.captures) } else { None };
+                let r = op.matches(v, expanded_arg, caps);
+                let hit = match r {
+                    Ok(m) => m != *negated,
+                    // v3.0.9 treats a match-limit error as "no match" (then negation
+                    // applies) and does not set MSC_PCRE_LIMITS_EXCEEDED.
+                    Err(_) => *negated,
+                };
+                if !hit {
+                    continue;
+                }
+                if want_captures && !*negated {
+                    for (i, c) in self.captures.iter().take(10).enumerate() {
+                        self.tx.set(&i.to_string(), c.clone());
+                    }
+                }
+                self.matched_var = Some((name.clone(), v.to_vec()));
+                self.matched_vars.push((name.clone(), v.to_vec()));
+                self.run_setvars(&link.actions);
+                if link.actions.multi_match && msg.save {
+                    self.log(msg);
+                }
+                any = true;
+            }
+        }
+        self.values = values;
+        any
+    }
+
+    /// After all targets of a link: whether to go on to its chain (or its actions).
+    /// A link that matched nothing forgets MATCHED_VAR(S); a `chain` without a next rule
+    /// never matches.
+    pub(crate) fn link_end(&mut self, link: &CRule, matched: bool) -> bool {
+        if !matched {
+            self.matched_var = None;
+            self.matched_vars.clear();
+            return false;
+        }
+        !(link.actions.chained && link.chain.is_none())
     }
 
     fn eval_condition(&mut self, c: &CCondition) -> bool {
@@ -471,7 +588,7 @@ impl<'r> Transaction<'r> {
 
     /// A clause matches when its operator (negation applied per value, as `!@op` does)
     /// matches any value of its targets after the clause's transformations.
-    fn eval_clause(&mut self, cl: &CClause) -> bool {
+    pub(crate) fn eval_clause(&mut self, cl: &CClause) -> bool {
         let expanded_arg = if cl.op.needs_expansion() {
             operator_macro(&cl.operator.kind).map(|m| self.expand(m))
         } else {
@@ -510,11 +627,16 @@ impl<'r> Transaction<'r> {
     }
 
     /// The values a rule sees after its transformations (several with `multiMatch`).
-    fn transform<'v>(&self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
+    fn transform<'v>(&mut self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
         let a = &link.actions;
         let defaults = &self.rs.defaults[a.phase as usize - 1].transformations;
         let chain = effective_chain(defaults, &a.transformations, a.has_none);
         if !a.multi_match {
+            if let Some(cache) = self.transform_cache.as_mut() {
+                if !chain.is_empty() {
+                    return vec![Cow::Owned(cache.apply(&chain, value))];
+                }
+            }
             return vec![transform::apply_chain(&chain, value)];
         }
         let mut out: Vec<Cow<'v, [u8]>> = vec![Cow::Borrowed(value)];
@@ -562,7 +684,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// `executeActionsAfterFullMatch`.
-    fn after_full_match(&mut self, a: &CActions, msg: &mut RuleMsg) {
+    pub(crate) fn after_full_match(&mut self, a: &CActions, msg: &mut RuleMsg) {
         let defaults = &self.rs.defaults[a.phase as usize - 1];
         for d in &defaults.runtime {
             self.exec_action(d, a, msg);
@@ -650,6 +772,34 @@ impl<'r> Transaction<'r> {
             _ => {}
         }
     }
+}
+
+/// A link's targets (its own plus `SecRuleUpdateTargetBy*` additions) and exclusions
+/// (its own plus `SecRuleUpdateTargetBy*` removals). Depends on the rule set alone.
+pub(crate) fn link_targets<'a>(
+    rs: &'a CompiledRuleSet,
+    root: &CRule,
+    link: &'a CRule,
+) -> (Vec<&'a CTarget>, Vec<&'a CTarget>) {
+    let rule_id = root.id();
+    let updates: Vec<(bool, &CTarget)> = rs
+        .target_updates
+        .iter()
+        .filter(|u| match &u.selection {
+            Selection::Ids(ids) => rule_id.is_some_and(|id| ids.iter().any(|r| r.contains(id))),
+            Selection::Tag(t) => root.contains_tag(t),
+            Selection::Msg(m) => root.contains_msg(m),
+        })
+        .map(|u| (u.exclude, u.target.as_ref()))
+        .collect();
+    let exclusions: Vec<&CTarget> = link
+        .exclusions
+        .iter()
+        .chain(updates.iter().filter(|(ex, _)| *ex).map(|(_, t)| *t))
+        .collect();
+    let targets: Vec<&CTarget> =
+        link.targets.iter().chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t)).collect();
+    (targets, exclusions)
 }
 
 /// v3 `executeTransformations`: the phase's default transformations first unless the rule

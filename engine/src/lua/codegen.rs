@@ -1,0 +1,503 @@
+//! `CompiledRuleSet` -> one Lua chunk, in Cloudflare's "assembly language" style.
+//!
+//! The chunk decides control flow only: one function per phase, one block per rule, nested
+//! `if`s for chain links, `goto` to a label for a `skipAfter` whose marker follows in the
+//! same phase, `return` when a rule interrupted. All the work (collecting a target's values,
+//! transformations, operators, setvar, actions, logging) is done by the Rust primitives of
+//! [`super::runtime`], called with integer handles into the [`Plan`] built here; the
+//! generated code never builds a string per request and creates no closure per request.
+//!
+//! Layout of the chunk: the primitives are received as the chunk's argument (a table) and
+//! bound to locals once; `return { phase1, ..., phase5 }`. Every rule's locals live inside
+//! its own block, so a forward `goto` never jumps into the scope of a local.
+
+use super::passes::{Pass, PassSet};
+use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, Item};
+use crate::eval::run::link_targets;
+use crate::ir::Action;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Name given to the chunk, so tracebacks and line profilers say where a line comes from.
+pub const CHUNK_NAME: &str = "=wafbench-rules.lua";
+
+/// Which `CTarget` of a link a target handle means.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TRef {
+    Own(usize),
+    Excl(usize),
+    Update(usize),
+}
+
+/// A rule (first link) handle.
+#[derive(Debug)]
+pub(crate) struct RulePlan {
+    pub(crate) rule: Arc<CRule>,
+    /// The marker a `skipAfter` of this rule jumps to with a `goto` (when the structured
+    /// jumps pass proved it local and forward).
+    pub(crate) local_jump: Option<String>,
+}
+
+/// A chain link handle: the root rule and how deep in its chain the link is.
+#[derive(Debug)]
+pub(crate) struct LinkPlan {
+    pub(crate) rule: usize,
+    pub(crate) depth: usize,
+    pub(crate) targets: Vec<TRef>,
+    pub(crate) exclusions: Vec<TRef>,
+}
+
+/// A clause of a Cloudflare-style condition: the root rule and the path of child indexes.
+#[derive(Debug)]
+pub(crate) struct ClausePlan {
+    pub(crate) rule: usize,
+    pub(crate) path: Vec<usize>,
+}
+
+/// What the handles in the generated code refer to.
+#[derive(Debug)]
+pub struct Plan {
+    pub(crate) rs: Arc<CompiledRuleSet>,
+    pub(crate) rules: Vec<RulePlan>,
+    pub(crate) links: Vec<LinkPlan>,
+    pub(crate) clauses: Vec<ClausePlan>,
+    pub(crate) markers: Vec<String>,
+}
+
+impl Plan {
+    pub(crate) fn link(&self, l: usize) -> Option<(&CRule, &CRule, &LinkPlan)> {
+        let lp = self.links.get(l)?;
+        let root: &CRule = &self.rules.get(lp.rule)?.rule;
+        let mut link = root;
+        for _ in 0..lp.depth {
+            link = link.chain.as_deref()?;
+        }
+        Some((root, link, lp))
+    }
+
+    pub(crate) fn target<'a>(&'a self, link: &'a CRule, r: TRef) -> Option<&'a CTarget> {
+        match r {
+            TRef::Own(i) => link.targets.get(i),
+            TRef::Excl(i) => link.exclusions.get(i),
+            TRef::Update(i) => self.rs.target_updates.get(i).map(|u| u.target.as_ref()),
+        }
+    }
+
+    pub(crate) fn clause(&self, c: usize) -> Option<(&CRule, &crate::eval::compile::CClause)> {
+        let cp = self.clauses.get(c)?;
+        let root: &CRule = &self.rules.get(cp.rule)?.rule;
+        let mut cond = root.condition.as_ref()?;
+        for &i in &cp.path {
+            cond = match cond {
+                CCondition::All(v) | CCondition::Any(v) => v.get(i)?,
+                CCondition::Not(c) => c,
+                CCondition::Clause(_) => return None,
+            };
+        }
+        match cond {
+            CCondition::Clause(cl) => Some((root, cl)),
+            _ => None,
+        }
+    }
+}
+
+/// What one line of the chunk does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LineKind {
+    /// Rule entry: skip/skipAfter/allow/removal checks.
+    RuleEntry,
+    /// Start of a chain link (operator macro, exclusions).
+    LinkBegin,
+    /// One target of a link: collect, transform, match, setvar.
+    Target,
+    /// End of a link's targets: on to the next link or not.
+    LinkEnd,
+    /// A link's actions after the whole chain matched.
+    Actions,
+    /// Logging and the control-flow outcome of a rule.
+    RuleEnd,
+    /// A rule without operator (`SecAction`).
+    Unconditional,
+    /// A Cloudflare-style condition.
+    Condition,
+    /// A `SecMarker`.
+    Marker,
+}
+
+/// One line of the chunk that belongs to a rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceMapEntry {
+    /// 1-based line in the chunk.
+    pub line: u32,
+    pub phase: u8,
+    pub rule_id: Option<u64>,
+    /// `CRule::index` of the link (the same index the native profiler uses).
+    pub rule_index: usize,
+    /// 0 for the first link of a chain.
+    pub link: u8,
+    pub kind: LineKind,
+    /// Target (for `Target` lines) or marker name.
+    pub detail: Option<String>,
+}
+
+/// Lua line -> rule, for the profiler.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceMap {
+    pub chunk_name: String,
+    pub entries: Vec<SourceMapEntry>,
+}
+
+impl SourceMap {
+    /// The entry of a 1-based line, if the line belongs to a rule.
+    pub fn lookup(&self, line: u32) -> Option<&SourceMapEntry> {
+        self.entries.binary_search_by_key(&line, |e| e.line).ok().map(|i| &self.entries[i])
+    }
+}
+
+/// The generated program: Lua text, its source map and the handle plan.
+#[derive(Debug)]
+pub struct LuaProgram {
+    pub source: String,
+    pub source_map: SourceMap,
+    pub plan: Arc<Plan>,
+}
+
+/// The primitive names bound to locals at the top of the chunk.
+pub(crate) const PRIMITIVES: &[&str] = &[
+    "pre", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone", "marker",
+];
+
+/// Where a mapped line belongs: the link's `CRule::index`, the chain's id, the link depth.
+#[derive(Clone, Copy)]
+struct At {
+    index: usize,
+    id: Option<u64>,
+    link: usize,
+}
+
+fn at(rule: &CRule, id: Option<u64>, link: usize) -> At {
+    At { index: rule.index, id, link }
+}
+
+struct Gen<'a> {
+    out: String,
+    line: u32,
+    map: Vec<SourceMapEntry>,
+    passes: &'a PassSet,
+    plan: Plan,
+    phase: u8,
+}
+
+impl Gen<'_> {
+    fn emit(&mut self, indent: usize, text: &str) {
+        for _ in 0..indent {
+            self.out.push_str("  ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+        self.line += 1;
+    }
+
+    fn emit_mapped(
+        &mut self,
+        indent: usize,
+        text: &str,
+        at: At,
+        kind: LineKind,
+        detail: Option<String>,
+    ) {
+        self.emit(indent, text);
+        self.map.push(SourceMapEntry {
+            line: self.line,
+            phase: self.phase,
+            rule_id: at.id,
+            rule_index: at.index,
+            link: u8::try_from(at.link).unwrap_or(u8::MAX),
+            kind,
+            detail,
+        });
+    }
+
+    /// A primitive call: a local when constants are hoisted, a table field otherwise.
+    fn f(&self, name: &str) -> String {
+        if self.passes.enabled(Pass::HoistLocals) {
+            format!("w_{name}")
+        } else {
+            format!("waf.{name}")
+        }
+    }
+}
+
+/// Generates the chunk for a compiled rule set.
+pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
+    let plan = Plan {
+        rs: rs.clone(),
+        rules: Vec::new(),
+        links: Vec::new(),
+        clauses: Vec::new(),
+        markers: Vec::new(),
+    };
+    let mut g = Gen { out: String::new(), line: 0, map: Vec::new(), passes, plan, phase: 1 };
+    g.emit(0, "-- wafbench: rules compiled to Lua (generated; do not edit)");
+    g.emit(0, "local waf = ...");
+    if passes.enabled(Pass::HoistLocals) {
+        for p in PRIMITIVES {
+            g.emit(0, &format!("local w_{p} = waf.{p}"));
+        }
+    }
+
+    // Which skipAfter can become a structured jump: every rule's candidate marker must be
+    // unique and found later in the same phase. If any is not, marker items must tell the
+    // runtime they were passed (the generic, v3-exact path).
+    let jumps = passes.enabled(Pass::StructuredJumps);
+    let mut local_jumps: Vec<Vec<Option<String>>> = Vec::new();
+    let mut generic_markers = !passes.enabled(Pass::ElideMarkers);
+    for (pi, items) in rs.phases.iter().enumerate() {
+        let mut v = Vec::new();
+        for (pos, item) in items.iter().enumerate() {
+            let Item::Rule(r) = item else { continue };
+            let names = skip_after_names(&rs, pi, r);
+            let target = if jumps && names.len() == 1 {
+                let name = &names[0];
+                let later =
+                    items[pos + 1..].iter().any(|i| matches!(i, Item::Marker(m) if m == name));
+                later.then(|| name.clone())
+            } else {
+                None
+            };
+            if !names.is_empty() && target.is_none() {
+                generic_markers = true;
+            }
+            v.push(target);
+        }
+        local_jumps.push(v);
+    }
+
+    let mut phase_fns = Vec::new();
+    for (pi, items) in rs.phases.iter().enumerate() {
+        g.phase = pi as u8 + 1;
+        let fname = format!("phase{}", pi + 1);
+        g.emit(0, &format!("local function {fname}(ctx)"));
+        phase_fns.push(fname);
+        let mut rule_no = 0usize;
+        // Marker labels in this phase: the first label for a name after each position.
+        let mut labels: Vec<(usize, String, usize)> = Vec::new(); // (position, name, handle)
+        for (pos, item) in items.iter().enumerate() {
+            if let Item::Marker(name) = item {
+                let k = g.plan.markers.len();
+                g.plan.markers.push(name.clone());
+                labels.push((pos, name.clone(), k));
+            }
+        }
+        for (pos, item) in items.iter().enumerate() {
+            match item {
+                Item::Marker(name) => {
+                    let Some(&(_, _, k)) = labels.iter().find(|(p, _, _)| *p == pos) else {
+                        continue;
+                    };
+                    g.emit(1, &format!("::m{k}:: -- SecMarker {}", lua_comment(name)));
+                    if generic_markers {
+                        let call = format!("{}(ctx, {k})", g.f("marker"));
+                        g.emit(1, &call);
+                        g.map.push(SourceMapEntry {
+                            line: g.line,
+                            phase: g.phase,
+                            rule_id: None,
+                            rule_index: usize::MAX,
+                            link: 0,
+                            kind: LineKind::Marker,
+                            detail: Some(name.clone()),
+                        });
+                    }
+                }
+                Item::Rule(rule) => {
+                    let jump = local_jumps[pi][rule_no].clone();
+                    rule_no += 1;
+                    let label = jump.as_ref().and_then(|name| {
+                        labels.iter().find(|(p, n, _)| *p > pos && n == name).map(|(_, _, k)| *k)
+                    });
+                    gen_rule(&mut g, rule, jump, label);
+                }
+            }
+        }
+        g.emit(0, "end");
+    }
+    g.emit(0, &format!("return {{ {} }}", phase_fns.join(", ")));
+    let source_map = SourceMap { chunk_name: CHUNK_NAME.to_string(), entries: g.map };
+    LuaProgram { source: g.out, source_map, plan: Arc::new(g.plan) }
+}
+
+/// Every `skipAfter` marker a full match of this rule can leave pending (defaults of the
+/// phase and every link's own actions).
+fn skip_after_names(rs: &CompiledRuleSet, phase_idx: usize, r: &CRule) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut push = |a: &Action| {
+        if let Action::SkipAfter(m) = a {
+            if !names.contains(m) {
+                names.push(m.clone());
+            }
+        }
+    };
+    rs.defaults[phase_idx].runtime.iter().for_each(&mut push);
+    let mut link = Some(r);
+    while let Some(l) = link {
+        l.actions.runtime.iter().for_each(&mut push);
+        link = l.chain.as_deref();
+    }
+    names
+}
+
+fn lua_comment(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn gen_rule(g: &mut Gen<'_>, rule: &Arc<CRule>, jump: Option<String>, label: Option<usize>) {
+    let ri = g.plan.rules.len();
+    // Only keep the jump when its label exists (it always does when the pass chose it).
+    let jump = if label.is_some() { jump } else { None };
+    g.plan.rules.push(RulePlan { rule: rule.clone(), local_jump: jump });
+    let id = rule.id();
+    let idtxt = id.map_or_else(|| "(no id)".to_string(), |i| i.to_string());
+    g.emit(1, &format!("-- rule {idtxt}"));
+    let pre = format!("if {}(ctx, {ri}) ~= 0 then", g.f("pre"));
+    g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
+    let end_call;
+    if let Some(cond) = &rule.condition {
+        let mut path = Vec::new();
+        let expr = gen_condition(g, ri, cond, &mut path);
+        g.emit(2, "local m = 0");
+        g.emit_mapped(
+            2,
+            &format!("if {expr} then m = 1 end"),
+            at(rule, id, 0),
+            LineKind::Condition,
+            None,
+        );
+        end_call = format!("local f = {}(ctx, {ri}, m)", g.f("cdone"));
+    } else if rule.operator.is_none() {
+        end_call = format!("local f = {}(ctx, {ri})", g.f("uncond"));
+    } else {
+        g.emit(2, "local h, m = 0, 0");
+        let mut chain: Vec<(usize, &CRule)> = Vec::new();
+        gen_link(g, ri, rule, rule, 0, 2, &mut chain);
+        end_call = format!("local f = {}(ctx, {ri}, m)", g.f("done"));
+    }
+    g.emit_mapped(2, &end_call, at(rule, id, 0), LineKind::RuleEnd, None);
+    match label {
+        Some(k) => {
+            g.emit(2, "if f ~= 0 then");
+            g.emit(3, &format!("if f == 2 then goto m{k} end"));
+            g.emit(3, "return");
+            g.emit(2, "end");
+        }
+        None => g.emit(2, "if f ~= 0 then return end"),
+    }
+    g.emit(1, "end");
+}
+
+/// One chain link at `depth`, with the links after it nested inside.
+fn gen_link<'r>(
+    g: &mut Gen<'_>,
+    ri: usize,
+    root: &'r CRule,
+    link: &'r CRule,
+    depth: usize,
+    indent: usize,
+    chain: &mut Vec<(usize, &'r CRule)>,
+) {
+    let id = root.id();
+    if link.operator.is_none() {
+        // `RuleWithOperator::evaluate` on a link without operator: matched, no actions of
+        // its own and its chain is not looked at.
+        g.emit(indent, "-- chain link without operator: matched");
+        emit_actions_and_match(g, root, chain, indent);
+        return;
+    }
+    let l = g.plan.links.len();
+    let (targets, exclusions) = link_targets(&g.plan.rs, root, link);
+    let to_ref = |t: &CTarget| -> TRef {
+        if let Some(i) = link.targets.iter().position(|x| std::ptr::eq(x, t)) {
+            TRef::Own(i)
+        } else if let Some(i) = link.exclusions.iter().position(|x| std::ptr::eq(x, t)) {
+            TRef::Excl(i)
+        } else {
+            let i = g
+                .plan
+                .rs
+                .target_updates
+                .iter()
+                .position(|u| std::ptr::eq(u.target.as_ref(), t))
+                .unwrap_or(usize::MAX);
+            TRef::Update(i)
+        }
+    };
+    let trefs: Vec<TRef> = targets.iter().map(|t| to_ref(t)).collect();
+    let erefs: Vec<TRef> = exclusions.iter().map(|t| to_ref(t)).collect();
+    let needs_expansion = link.operator.as_ref().is_some_and(|(_, op, _)| op.needs_expansion());
+    let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
+    let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
+    g.plan.links.push(LinkPlan { rule: ri, depth, targets: trefs, exclusions: erefs });
+    if depth > 0 {
+        g.emit(indent, "h = 0");
+    }
+    if needs_begin {
+        let s = format!("{}(ctx, {l})", g.f("lbegin"));
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
+    }
+    let tfn = if needs_begin { g.f("tgt") } else { g.f("tgt0") };
+    for (k, name) in names.into_iter().enumerate() {
+        let s = format!("if {tfn}(ctx, {l}, {k}) ~= 0 then h = 1 end");
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, Some(name));
+    }
+    let s = format!("if {}(ctx, {l}, h) ~= 0 then", g.f("lend"));
+    g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkEnd, None);
+    chain.push((l, link));
+    match (&link.chain, link.actions.chained) {
+        (Some(child), true) => gen_link(g, ri, root, child, depth + 1, indent + 1, chain),
+        _ => emit_actions_and_match(g, root, chain, indent + 1),
+    }
+    chain.pop();
+    g.emit(indent, "end");
+}
+
+/// The innermost matched link reached: every link's actions, innermost first (v3 runs them
+/// as the recursion of `RuleWithOperator::evaluate` unwinds), then the rule matched.
+fn emit_actions_and_match(g: &mut Gen<'_>, root: &CRule, chain: &[(usize, &CRule)], indent: usize) {
+    for (depth, (l, link)) in chain.iter().enumerate().rev() {
+        let s = format!("{}(ctx, {l})", g.f("after"));
+        g.emit_mapped(indent, &s, at(link, root.id(), depth), LineKind::Actions, None);
+    }
+    g.emit(indent, "m = 1");
+}
+
+fn gen_condition(g: &mut Gen<'_>, ri: usize, c: &CCondition, path: &mut Vec<usize>) -> String {
+    match c {
+        CCondition::Clause(_) => {
+            let k = g.plan.clauses.len();
+            g.plan.clauses.push(ClausePlan { rule: ri, path: path.clone() });
+            format!("({}(ctx, {k}) ~= 0)", g.f("clause"))
+        }
+        CCondition::All(v) | CCondition::Any(v) => {
+            let (op, empty) =
+                if matches!(c, CCondition::All(_)) { (" and ", "true") } else { (" or ", "false") };
+            if v.is_empty() {
+                return empty.to_string();
+            }
+            let mut parts = Vec::new();
+            for (i, sub) in v.iter().enumerate() {
+                path.push(i);
+                parts.push(gen_condition(g, ri, sub, path));
+                path.pop();
+            }
+            format!("({})", parts.join(op))
+        }
+        CCondition::Not(sub) => {
+            path.push(0);
+            let s = gen_condition(g, ri, sub, path);
+            path.pop();
+            format!("(not {s})")
+        }
+    }
+}

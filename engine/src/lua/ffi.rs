@@ -1,0 +1,119 @@
+//! The primitives as `extern "C"` functions, called from Lua through LuaJIT's FFI.
+//!
+//! No symbol is exported from the binary: at load time the function addresses are handed
+//! to a small Lua prelude as light userdata, which `ffi.cast`s each one once to a C
+//! function-pointer type; the generated chunk then calls the cdata like any function, and
+//! the JIT compiles those calls to direct calls (about 2 ns, against about 56 ns for an
+//! mlua function; see FACTS.md). Only `int32_t` and `void*` cross the boundary: no struct
+//! by value, no varargs, which LuaJIT would not compile. Every export catches panics: an
+//! unwind must never cross a JIT-compiled frame.
+
+use super::runtime::{Prim, dispatch};
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The C declarations the prelude gives to `ffi.cdef`.
+pub(crate) const CDEF: &str = "typedef int32_t (*wafbench_fn1)(void *ctx, int32_t a);\n\
+                               typedef int32_t (*wafbench_fn2)(void *ctx, int32_t a, int32_t b);";
+
+/// Builds the `waf` table from (name -> address) and (name -> arity).
+pub(crate) const PRELUDE: &str = r#"
+local ffi, addrs, arity = ...
+ffi.cdef(CDEF)
+local waf = {}
+for name, addr in pairs(addrs) do
+  waf[name] = ffi.cast(arity[name] == 1 and "wafbench_fn1" or "wafbench_fn2", addr)
+end
+return waf
+"#;
+
+thread_local! {
+    /// Set when an FFI call came with a pointer that is not the active context or panicked;
+    /// an FFI function cannot raise a Lua error, so the engine checks this after the phase.
+    static FAULT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reads and clears the fault flag.
+pub(crate) fn take_fault() -> bool {
+    FAULT.with(|f| f.replace(false))
+}
+
+fn guarded(ctx: *mut c_void, p: Prim, a: i32, b: i32) -> i32 {
+    match catch_unwind(AssertUnwindSafe(|| dispatch(ctx, p, a, b))) {
+        Ok(Some(r)) => r,
+        Ok(None) | Err(_) => {
+            FAULT.with(|f| f.set(true));
+            0
+        }
+    }
+}
+
+extern "C" fn ffi_pre(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::Pre, a, 0)
+}
+extern "C" fn ffi_lbegin(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::LinkBegin, a, 0)
+}
+extern "C" fn ffi_tgt(ctx: *mut c_void, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::Target, a, b)
+}
+extern "C" fn ffi_tgt0(ctx: *mut c_void, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::Target0, a, b)
+}
+extern "C" fn ffi_lend(ctx: *mut c_void, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::LinkEnd, a, b)
+}
+extern "C" fn ffi_after(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::After, a, 0)
+}
+extern "C" fn ffi_done(ctx: *mut c_void, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::Done, a, b)
+}
+extern "C" fn ffi_uncond(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::Uncond, a, 0)
+}
+extern "C" fn ffi_clause(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::Clause, a, 0)
+}
+extern "C" fn ffi_cdone(ctx: *mut c_void, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::CondDone, a, b)
+}
+extern "C" fn ffi_marker(ctx: *mut c_void, a: i32) -> i32 {
+    guarded(ctx, Prim::Marker, a, 0)
+}
+
+type Fn1 = extern "C" fn(*mut c_void, i32) -> i32;
+type Fn2 = extern "C" fn(*mut c_void, i32, i32) -> i32;
+
+/// (Lua name, arity, address) of every export.
+pub(crate) fn exports() -> Vec<(&'static str, u8, *mut c_void)> {
+    let one = |f: Fn1| f as *mut c_void;
+    let two = |f: Fn2| f as *mut c_void;
+    vec![
+        ("pre", 1, one(ffi_pre)),
+        ("lbegin", 1, one(ffi_lbegin)),
+        ("tgt", 2, two(ffi_tgt)),
+        ("tgt0", 2, two(ffi_tgt0)),
+        ("lend", 2, two(ffi_lend)),
+        ("after", 1, one(ffi_after)),
+        ("done", 2, two(ffi_done)),
+        ("uncond", 1, one(ffi_uncond)),
+        ("clause", 1, one(ffi_clause)),
+        ("cdone", 2, two(ffi_cdone)),
+        ("marker", 1, one(ffi_marker)),
+    ]
+}
+
+/// Builds the `waf` table of FFI function pointers in `lua` (which must have the `ffi`
+/// library, passed in as `ffi`).
+pub(crate) fn register_ffi(lua: &mlua::Lua, ffi: mlua::Value) -> mlua::Result<mlua::Table> {
+    let addrs = lua.create_table()?;
+    let arity = lua.create_table()?;
+    for (name, n, addr) in exports() {
+        addrs.set(name, mlua::LightUserData(addr))?;
+        arity.set(name, n)?;
+    }
+    let src = PRELUDE.replace("ffi.cdef(CDEF)", &format!("ffi.cdef([[{CDEF}]])"));
+    lua.load(src).set_name("=wafbench-ffi-prelude.lua").call((ffi, addrs, arity))
+}

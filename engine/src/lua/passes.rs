@@ -1,0 +1,136 @@
+//! The optimisation passes of the Lua compiler, each one named and switchable.
+//!
+//! `--opt-level 0` turns every pass off, `1` keeps the code-shape passes, `2` (default) adds
+//! the per-request caches; `--disable-pass NAME` removes one pass from the level's set.
+//! Every pass is semantics-preserving: the differential test runs the Lua engines with all
+//! passes on and with each one off against the native evaluator.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One optimisation pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pass {
+    /// Bind the runtime primitives to locals once (`local w_tgt = waf.tgt`) instead of a
+    /// table lookup per call.
+    HoistLocals,
+    /// A `skipAfter` whose marker follows in the same phase becomes a `goto` to the marker's
+    /// label instead of running every rule in between just to skip it.
+    StructuredJumps,
+    /// Marker items call the runtime only when some `skipAfter` could not become a jump.
+    ElideMarkers,
+    /// Links without operator macro or exclusions skip the `lbegin` call.
+    LeanLinks,
+    /// One transformation per request of each (value, transformation chain) pair, shared
+    /// by every rule that uses it.
+    TransformCache,
+}
+
+impl Pass {
+    pub const ALL: &[Pass] = &[
+        Pass::HoistLocals,
+        Pass::StructuredJumps,
+        Pass::ElideMarkers,
+        Pass::LeanLinks,
+        Pass::TransformCache,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::HoistLocals => "hoist-locals",
+            Pass::StructuredJumps => "structured-jumps",
+            Pass::ElideMarkers => "elide-markers",
+            Pass::LeanLinks => "lean-links",
+            Pass::TransformCache => "transform-cache",
+        }
+    }
+
+    /// Lowest `--opt-level` that turns the pass on.
+    fn level(self) -> u8 {
+        match self {
+            Pass::TransformCache => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A pass name that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown pass `{name}` (known: {})", Pass::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnknownPass {
+    pub name: String,
+}
+
+impl FromStr for Pass {
+    type Err = UnknownPass;
+    fn from_str(s: &str) -> Result<Pass, UnknownPass> {
+        Pass::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPass { name: s.to_string() })
+    }
+}
+
+/// The passes a compilation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassSet {
+    on: Vec<Pass>,
+}
+
+impl Default for PassSet {
+    fn default() -> Self {
+        PassSet::level(2)
+    }
+}
+
+impl PassSet {
+    /// The passes of an optimisation level (0: none, 1: code shape, 2 and above: all).
+    pub fn level(level: u8) -> PassSet {
+        PassSet { on: Pass::ALL.iter().copied().filter(|p| p.level() <= level).collect() }
+    }
+    pub fn none() -> PassSet {
+        PassSet { on: Vec::new() }
+    }
+    pub fn disable(mut self, p: Pass) -> PassSet {
+        self.on.retain(|&x| x != p);
+        self
+    }
+    pub fn enabled(&self, p: Pass) -> bool {
+        self.on.contains(&p)
+    }
+    pub fn passes(&self) -> &[Pass] {
+        &self.on
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_names() {
+        let cases: &[(u8, Pass, bool)] = &[
+            (0, Pass::HoistLocals, false),
+            (1, Pass::HoistLocals, true),
+            (1, Pass::TransformCache, false),
+            (2, Pass::TransformCache, true),
+            (2, Pass::StructuredJumps, true),
+        ];
+        for &(lvl, p, on) in cases {
+            assert_eq!(PassSet::level(lvl).enabled(p), on, "level {lvl} {p}");
+        }
+        for p in Pass::ALL {
+            assert_eq!(p.name().parse::<Pass>().ok(), Some(*p));
+        }
+        assert!("no-such-pass".parse::<Pass>().is_err());
+        assert!(!PassSet::level(2).disable(Pass::LeanLinks).enabled(Pass::LeanLinks));
+    }
+}
