@@ -1,7 +1,7 @@
 //! Criterion group `engines`: native, lua and lua-ffi on the same requests (CRS at PL1, the
 //! first `WAF_BENCH_REQUESTS` (default 200) requests of `corpora/mixed.jsonl`), per request,
-//! plus the ablation of the Lua compiler: lua-ffi with every pass off (`O0`) and with each
-//! pass off in turn. Before anything is timed, every engine's decisions are checked against
+//! plus the ablation of the Lua compiler: lua-ffi with every pass off (`O0`), all on (`O3`)
+//! and with each pass off in turn from `O3`. Before anything is timed, every engine's decisions are checked against
 //! native's on the whole sample; a wrong answer aborts the bench.
 //! `cargo bench -p wafbench --bench engines -- --test` runs each once, checked.
 
@@ -44,10 +44,10 @@ fn benches(c: &mut Criterion) {
         ("lua".into(), lua(Backend::Mlua, PassSet::default())),
         ("lua-ffi".into(), lua(Backend::Ffi, PassSet::default())),
         ("lua-ffi-O0".into(), lua(Backend::Ffi, PassSet::level(0))),
+        ("lua-ffi-O3".into(), lua(Backend::Ffi, PassSet::level(3))),
     ];
     for p in Pass::ALL {
-        engines
-            .push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::default().disable(*p))));
+        engines.push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::level(3).disable(*p))));
     }
 
     let mut g = c.benchmark_group("engines");

@@ -39,6 +39,7 @@ fn lua_pass_ablation() {
         ("lua-O0".into(), lua(Backend::Mlua, PassSet::level(0))),
         ("lua-ffi".into(), lua(Backend::Ffi, PassSet::default())),
         ("lua-ffi-O0".into(), lua(Backend::Ffi, PassSet::level(0))),
+        ("lua-ffi-O3".into(), lua(Backend::Ffi, PassSet::level(3))),
     ];
     let no_hook = waf_engine::lua::Limits {
         instructions_per_request: None,
@@ -55,8 +56,7 @@ fn lua_pass_ablation() {
         ),
     ));
     for p in Pass::ALL {
-        engines
-            .push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::default().disable(*p))));
+        engines.push((format!("lua-ffi-no-{p}"), lua(Backend::Ffi, PassSet::level(3).disable(*p))));
     }
     for (name, e) in engines.iter_mut() {
         for (r, w) in reqs.iter().zip(&want) {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use waf_engine::eval::NativeEngine;
 use waf_engine::load::{RuleSpec, load_rules};
-use waf_engine::lua::{Backend, LuaEngine, LuaOptions};
+use waf_engine::lua::{Backend, LuaEngine, LuaOptions, PassSet};
 use waf_engine::request::{Request, read_corpus};
 
 fn workspace() -> PathBuf {
@@ -53,7 +53,8 @@ fn differential(paranoia: u8) {
     let mk = |backend| {
         LuaEngine::from_compiled(
             native.compiled().clone(),
-            LuaOptions { backend, ..LuaOptions::default() },
+            // Level 3: every pass, the transformation cache included.
+            LuaOptions { backend, passes: PassSet::level(3), ..LuaOptions::default() },
         )
         .expect("lua engine")
     };

@@ -5,8 +5,9 @@ use waf_engine::lua::{Pass, PassSet};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct OptArgs {
-    /// Lua compiler optimisation level: 0 (no pass), 1 (code shape), 2 (all passes).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    /// Lua compiler optimisation level: 0 (no pass), 1-2 (code shape), 3 (adds the
+    /// transformation cache).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
     /// Turn one Lua compiler pass off (repeatable): hoist-locals, structured-jumps,
     /// elide-markers, lean-links, transform-cache.
