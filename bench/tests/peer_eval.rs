@@ -76,7 +76,13 @@ fn unknown_engines_and_rule_formats_are_errors() {
     let (code, _, err) = eval(&["--rules", "crs", "--engine", "nope", "--corpus", "-"], "");
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown engine `nope`"), "{err}");
-    let (code, _, err) = eval(&["--rules", "x.json", "--corpus", "-"], "");
+    let (code, _, err) = eval(&["--rules", "/nonexistent/x.json", "--corpus", "-"], "");
     assert_eq!(code, Some(2));
-    assert!(err.contains("SecLang printer"), "{err}");
+    assert!(err.contains("reading /nonexistent/x.json"), "{err}");
+    let d = tempfile::tempdir().unwrap();
+    let odd = d.path().join("rules.txt");
+    std::fs::write(&odd, "SecRuleEngine On\n").unwrap();
+    let (code, _, err) = eval(&["--rules", odd.to_str().unwrap(), "--corpus", "-"], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown rule language"), "{err}");
 }
