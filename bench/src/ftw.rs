@@ -175,6 +175,12 @@ pub fn parse_file(text: &str) -> Result<FtwFile, String> {
     serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
 
+/// Every test file under the given files and directories, parsed, named by its path: what
+/// [`plan`] takes.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<(String, FtwFile)>, FtwError> {
+    collect_files(paths)?.iter().map(|f| Ok((f.display().to_string(), load_file(f)?))).collect()
+}
+
 /// Every `*.yaml` / `*.yml` under the given files and directories, each directory walked
 /// recursively, sorted by path within it.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FtwError> {

@@ -18,6 +18,7 @@ pub mod modsec;
 pub mod report;
 pub mod report_latency;
 pub mod report_render;
+pub mod stamp;
 
 use waf_engine::Engine;
 

@@ -13,6 +13,7 @@
 
 use crate::microbench::{self, Budget, Measurement, Scale};
 use crate::report_latency::{LatencyComparison, compare_engines};
+use crate::stamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -112,10 +113,10 @@ impl Stamp {
     ) -> Stamp {
         Stamp {
             command,
-            git_rev: git_rev(),
-            cpu: cpu_model(),
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            date: shell("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+            git_rev: stamp::git_rev(),
+            cpu: stamp::cpu_model(),
+            cores: stamp::cores(),
+            date: stamp::utc_now(),
             rules: rules.into(),
             paranoia,
             corpus: corpus.display().to_string(),
@@ -124,39 +125,6 @@ impl Stamp {
             quick,
         }
     }
-}
-
-fn shell(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Short revision, `+dirty` when tracked files have uncommitted changes.
-pub fn git_rev() -> String {
-    let rev = shell("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
-        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
-    if dirty { format!("{rev}+dirty") } else { rev }
-}
-
-/// `model name` from /proc/cpuinfo.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// A flamegraph written to the report directory.

@@ -126,12 +126,7 @@ fn ftw_suite_through_the_native_engine() {
     }
     use wafbench::ftw;
     let dir = dir.join("v3.3.4");
-    let files: Vec<_> = ftw::collect_files(&[dir])
-        .unwrap()
-        .iter()
-        .map(|f| (f.display().to_string(), ftw::load_file(f).unwrap()))
-        .collect();
-    let stages = ftw::plan(&files);
+    let stages = ftw::plan(&ftw::load_all(&[dir]).unwrap());
     let mut engine = wafbench::build_engine("native", "crs", Some(4)).unwrap();
     let report = ftw::run(&stages, engine.as_mut());
     let t = &report.totals;

@@ -11,12 +11,7 @@ fn crs_suite_through_the_peer_matches_the_reference() {
     // The suite is upstream CRS data, not in the repository.
     let Some(dir) = waf_engine::crs::regression_suite_for_test() else { return };
     let dir = dir.join("v3.3.4");
-    let files: Vec<_> = ftw::collect_files(&[dir])
-        .unwrap()
-        .iter()
-        .map(|f| (f.display().to_string(), ftw::load_file(f).unwrap()))
-        .collect();
-    let stages = ftw::plan(&files);
+    let stages = ftw::plan(&ftw::load_all(&[dir]).unwrap());
     let mut engine = wafbench::build_engine("modsec", "crs", Some(4)).unwrap();
     let report = ftw::run(&stages, engine.as_mut());
     let t = &report.totals;

@@ -27,12 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let files = ftw::collect_files(&a.paths)?;
-    let mut parsed = Vec::with_capacity(files.len());
-    for f in &files {
-        parsed.push((f.display().to_string(), ftw::load_file(f)?));
-    }
-    let stages = ftw::plan(&parsed);
+    let stages = ftw::plan(&ftw::load_all(&a.paths)?);
     let mut engine = wafbench::build_engine(&a.engine, &a.rules, Some(a.paranoia))?;
     let report = ftw::run(&stages, engine.as_mut());
     if a.json {

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wafbench::microbench::{self, Bench, Budget, Measurement, Scale, ffi, ip, pm};
+use wafbench::stamp;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -82,9 +83,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let report = Report {
         stamp: Stamp {
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            git_rev: git_rev(),
-            cpu: cpu_model(),
-            date: shell("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+            git_rev: stamp::git_rev(),
+            cpu: stamp::cpu_model(),
+            date: stamp::utc_now(),
             scale: if a.quick { "quick" } else { "full" },
         },
         measurements: ms,
@@ -104,39 +105,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
         print!("{md}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn shell(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The short revision, with `+dirty` when the work tree has uncommitted changes (the
-/// figures then come from code no revision holds).
-fn git_rev() -> String {
-    let rev = shell("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
-        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
-    if dirty { format!("{rev}+dirty") } else { rev }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// One table: rows (group suffix, input), one column per function in first-seen order, each
