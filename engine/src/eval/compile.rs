@@ -57,6 +57,9 @@ pub struct CActions {
     pub multi_match: bool,
     pub transformations: Vec<Transformation>,
     pub has_none: bool,
+    /// What runs on each value: the phase defaults (unless `t:none`) and the rule's own
+    /// transformations after its last `t:none`, resolved once here instead of per value.
+    pub chain: Vec<Transformation>,
     pub chained: bool,
 }
 
@@ -229,7 +232,7 @@ impl CompiledRuleSet {
                     let r = &rules[i];
                     let phase = r.phase().unwrap_or(2);
                     let idx = phase_index(phase)?;
-                    let c = compile_rule(r, phase, &mut index)?;
+                    let c = compile_rule(r, phase, &defaults, &mut index)?;
                     phases[idx].push(Item::Rule(Arc::new(c)));
                 }
             }
@@ -337,7 +340,12 @@ pub(crate) fn compile_target(t: &Target) -> Result<CTarget, EvalError> {
     Ok(CTarget { target: t.clone(), selector, full_name: plain.to_string(), key_regex })
 }
 
-fn compile_rule(r: &Rule, phase: u8, index: &mut usize) -> Result<CRule, EvalError> {
+fn compile_rule(
+    r: &Rule,
+    phase: u8,
+    defaults: &[PhaseDefaults; 5],
+    index: &mut usize,
+) -> Result<CRule, EvalError> {
     let my_index = *index;
     *index += 1;
     let mut targets = Vec::new();
@@ -390,8 +398,11 @@ fn compile_rule(r: &Rule, phase: u8, index: &mut usize) -> Result<CRule, EvalErr
             a => acts.runtime.push(a.clone()),
         }
     }
+    let idx = phase_index(phase)?;
+    acts.chain =
+        effective_chain(&defaults[idx].transformations, &acts.transformations, acts.has_none);
     let chain = match &r.chain {
-        Some(c) => Some(Box::new(compile_rule(c, phase, index)?)),
+        Some(c) => Some(Box::new(compile_rule(c, phase, defaults, index)?)),
         None => None,
     };
     Ok(CRule {
@@ -404,6 +415,22 @@ fn compile_rule(r: &Rule, phase: u8, index: &mut usize) -> Result<CRule, EvalErr
         index: my_index,
         loc: r.loc.clone(),
     })
+}
+
+/// v3 `executeTransformations`: the phase's default transformations first unless the rule
+/// has `t:none`; the rule's own ones after its last `t:none`.
+fn effective_chain(
+    defaults: &[Transformation],
+    own: &[Transformation],
+    has_none: bool,
+) -> Vec<Transformation> {
+    let mut out = Vec::with_capacity(defaults.len() + own.len());
+    if !has_none {
+        out.extend(defaults.iter().copied().filter(|t| *t != Transformation::None));
+    }
+    let start = own.iter().rposition(|t| *t == Transformation::None).map_or(0, |i| i + 1);
+    out.extend(own[start..].iter().copied());
+    out
 }
 
 fn compile_operator(op: &Operator, id: Option<u64>) -> Result<CompiledOperator, EvalError> {

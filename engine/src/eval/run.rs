@@ -629,19 +629,18 @@ impl<'r> Transaction<'r> {
     /// The values a rule sees after its transformations (several with `multiMatch`).
     fn transform<'v>(&mut self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
         let a = &link.actions;
-        let defaults = &self.rs.defaults[a.phase as usize - 1].transformations;
-        let chain = effective_chain(defaults, &a.transformations, a.has_none);
+        let chain = &a.chain;
         if !a.multi_match {
             if let Some(cache) = self.transform_cache.as_mut() {
                 if !chain.is_empty() {
-                    return vec![Cow::Owned(cache.apply(&chain, value))];
+                    return vec![Cow::Owned(cache.apply(chain, value))];
                 }
             }
-            return vec![transform::apply_chain(&chain, value)];
+            return vec![transform::apply_chain(chain, value)];
         }
         let mut out: Vec<Cow<'v, [u8]>> = vec![Cow::Borrowed(value)];
         let mut cur: Cow<'v, [u8]> = Cow::Borrowed(value);
-        for t in chain {
+        for &t in chain {
             let next = match transform::apply(t, &cur) {
                 Cow::Borrowed(_) => None,
                 Cow::Owned(o) => Some(o),
@@ -802,22 +801,6 @@ pub(crate) fn link_targets<'a>(
     (targets, exclusions)
 }
 
-/// v3 `executeTransformations`: the phase's default transformations first unless the rule
-/// has `t:none`; the rule's own ones after its last `t:none`.
-fn effective_chain(
-    defaults: &[Transformation],
-    own: &[Transformation],
-    has_none: bool,
-) -> Vec<Transformation> {
-    let mut out = Vec::with_capacity(defaults.len() + own.len());
-    if !has_none {
-        out.extend(defaults.iter().copied().filter(|t| *t != Transformation::None));
-    }
-    let start = own.iter().rposition(|t| *t == Transformation::None).map_or(0, |i| i + 1);
-    out.extend(own[start..].iter().copied());
-    out
-}
-
 /// v3 `Variables::contains(VariableValue)`: a regex exclusion matches on the key alone,
 /// whatever the collection; a literal one compares `COLLECTION:key` exactly.
 fn excludes(e: &CTarget, name: &str) -> bool {
@@ -863,6 +846,18 @@ impl<'r> Transaction<'r> {
             _ => return None,
         })
     }
+    /// The collection behind a variable (TX, IP, ...), without building a name.
+    fn collection_of(&self, var: Variable) -> Option<&Collection> {
+        Some(match var {
+            Variable::Tx => &self.tx,
+            Variable::Ip => &self.ip,
+            Variable::Global => &self.global,
+            Variable::Session => &self.session,
+            Variable::User => &self.user,
+            Variable::Resource => &self.resource,
+            _ => return None,
+        })
+    }
     fn collection_mut(&mut self, name: &str) -> Option<&mut Collection> {
         Some(match name {
             "tx" => &mut self.tx,
@@ -880,7 +875,7 @@ impl<'r> Transaction<'r> {
         let var = t.target.variable;
         let mut tmp: Vec<(String, Vec<u8>)> = Vec::new();
         if is_collection_var(var) {
-            let coll = self.collection(&var.name().to_ascii_lowercase());
+            let coll = self.collection_of(var);
             if let Some(c) = coll {
                 for (k, v) in c.iter() {
                     let keep = match (&t.target.selector, &t.key_regex) {
