@@ -10,6 +10,7 @@
 //! inserts `SecMarker` into all of them.
 
 use super::EvalError;
+use super::sources::{RxSlot, SourceBuilder, SourceTable};
 use crate::ir::{
     Action, Condition, ConfigDirective, Directive, EngineMode, IdRange, MacroString, Operator,
     Rule, RuleSet, Selector, SetVar, Severity, Target, Transformation, Variable,
@@ -34,7 +35,12 @@ pub struct CTarget {
     pub full_name: String,
     /// Compiled key regex for exclusions and selectors of evaluator-owned collections
     /// (TX, IP, ...): case-insensitive, as v3's `VariableRegex`.
-    pub key_regex: Option<regex::Regex>,
+    pub key_regex: Option<KeyRegex>,
+    /// Case-insensitive hash of a literal key selector on an evaluator-owned collection.
+    pub key_hash: Option<u64>,
+    /// Shared per-request value list (see [`super::sources`]), when this target of this
+    /// link reads request data.
+    pub source: Option<u32>,
 }
 
 /// What a rule does when it (or its chain) matched, split the way v3 runs them.
@@ -47,6 +53,8 @@ pub struct CActions {
     pub severity: Option<Severity>,
     pub tags: Vec<MacroString>,
     pub setvars: Vec<SetVar>,
+    /// Per setvar: [`ci_hash`] of its key when the key has no macro.
+    pub setvar_key_hash: Vec<Option<u64>>,
     /// Non-disruptive actions run after a full match, in order (log/nolog/auditlog/
     /// noauditlog, status, ctl, skip, skipAfter, initcol, block, ...).
     pub runtime: Vec<Action>,
@@ -75,6 +83,12 @@ pub struct CRule {
     pub chain: Option<Box<CRule>>,
     /// Index in the whole rule set, for per-rule profiles.
     pub index: usize,
+    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
+    pub rx_slot: Option<RxSlot>,
+    /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
+    pub updated: bool,
+    /// Removed by `SecRuleRemoveBy*` (position-independent in v3: resolved once here).
+    pub removed: bool,
     pub loc: Option<crate::ir::Loc>,
 }
 
@@ -153,10 +167,25 @@ pub struct CompiledRuleSet {
     pub removed_msgs: Vec<String>,
     pub target_updates: Vec<TargetUpdate>,
     pub rule_count: usize,
+    /// Value sources and `@rx` prefilter groups.
+    pub sources: SourceTable,
+}
+
+/// Switches for the backend-neutral optimisations of the native evaluator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Read every target per rule (no shared value sources, hence no prefilter).
+    pub no_value_sources: bool,
+    /// Keep value sources but run every `@rx`.
+    pub no_rx_prefilter: bool,
 }
 
 impl CompiledRuleSet {
     pub fn compile(rs: &RuleSet) -> Result<CompiledRuleSet, EvalError> {
+        Self::compile_with(rs, CompileOptions::default())
+    }
+
+    pub fn compile_with(rs: &RuleSet, opts: CompileOptions) -> Result<CompiledRuleSet, EvalError> {
         // Without `SecRuleEngine`, v3.0.9 runs the rules but never disrupts
         // (`PropertyNotSetRuleEngine` is neither Disabled nor Enabled): DetectionOnly.
         let mut rule_engine = EngineMode::DetectionOnly;
@@ -221,6 +250,7 @@ impl CompiledRuleSet {
 
         let mut phases: [Vec<Item>; 5] = Default::default();
         let mut index = 0usize;
+        let mut sources = SourceBuilder::new(opts.no_value_sources, opts.no_rx_prefilter);
         for e in order {
             match e {
                 Entry::Marker(name) => {
@@ -232,7 +262,13 @@ impl CompiledRuleSet {
                     let r = &rules[i];
                     let phase = r.phase().unwrap_or(2);
                     let idx = phase_index(phase)?;
-                    let c = compile_rule(r, phase, &defaults, &mut index)?;
+                    let mut c = compile_rule(r, phase, &defaults, &mut index)?;
+                    assign_sources(&mut c, &target_updates, &mut sources);
+                    c.removed = c
+                        .id()
+                        .is_some_and(|id| removed_ids.iter().any(|r: &IdRange| r.contains(id)))
+                        || removed_msgs.iter().any(|m: &String| c.contains_msg(m))
+                        || removed_tags.iter().any(|t: &String| c.contains_tag(t));
                     phases[idx].push(Item::Rule(Arc::new(c)));
                 }
             }
@@ -246,6 +282,7 @@ impl CompiledRuleSet {
             removed_msgs,
             target_updates,
             rule_count: index,
+            sources: sources.finish().map_err(EvalError::Compile)?,
         })
     }
 
@@ -325,19 +362,23 @@ pub(crate) fn compile_target(t: &Target) -> Result<CTarget, EvalError> {
         None => None,
     };
     let key_regex = match &t.selector {
-        Some(Selector::Regex(r)) => Some(
-            regex::RegexBuilder::new(r)
-                .case_insensitive(true)
-                .dot_matches_new_line(true)
-                .multi_line(true)
-                .build()
-                .map_err(|e| EvalError::Compile(format!("selector /{r}/: {e}")))?,
-        ),
+        Some(Selector::Regex(r)) => Some(KeyRegex::new(r)?),
+        _ => None,
+    };
+    let key_hash = match &t.selector {
+        Some(Selector::Key(k)) if is_collection_var(t.variable) => Some(ci_hash(k)),
         _ => None,
     };
     let mut plain = t.clone();
     plain.exclude = false;
-    Ok(CTarget { target: t.clone(), selector, full_name: plain.to_string(), key_regex })
+    Ok(CTarget {
+        target: t.clone(),
+        selector,
+        full_name: plain.to_string(),
+        key_regex,
+        key_hash,
+        source: None,
+    })
 }
 
 fn compile_rule(
@@ -375,7 +416,10 @@ fn compile_rule(
             Action::LogData(m) => acts.logdata = Some(m.clone()),
             Action::Severity(s) => acts.severity = Some(*s),
             Action::Tag(t) => acts.tags.push(t.clone()),
-            Action::SetVar(s) => acts.setvars.push(s.clone()),
+            Action::SetVar(s) => {
+                acts.setvar_key_hash.push(s.key.as_literal().map(ci_hash));
+                acts.setvars.push(s.clone());
+            }
             Action::T(t) => {
                 if *t == Transformation::None {
                     acts.has_none = true;
@@ -413,6 +457,9 @@ fn compile_rule(
         actions: acts,
         chain,
         index: my_index,
+        rx_slot: None,
+        updated: false,
+        removed: false,
         loc: r.loc.clone(),
     })
 }
@@ -485,4 +532,121 @@ pub(crate) fn is_collection_var(v: Variable) -> bool {
             | Variable::User
             | Variable::Resource
     )
+}
+
+/// Whether a `SecRuleUpdateTargetBy*` applies to the rule whose first link is `root`.
+pub(crate) fn update_selects(u: &TargetUpdate, root: &CRule) -> bool {
+    match &u.selection {
+        Selection::Ids(ids) => root.id().is_some_and(|id| ids.iter().any(|r| r.contains(id))),
+        Selection::Tag(t) => root.contains_tag(t),
+        Selection::Msg(m) => root.contains_msg(m),
+    }
+}
+
+/// Gives each link target over request data its value source and each `@rx` its prefilter
+/// slot. The exclusions that decide a source are the link's own plus the `!` targets of
+/// every `SecRuleUpdateTargetBy*` selecting the rule, exactly as `run::link_targets` lists
+/// them; targets added by an update stay per-rule reads.
+fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuilder) {
+    let updated = updates.iter().any(|u| update_selects(u, root));
+    let update_exclusions: Vec<Arc<CTarget>> = updates
+        .iter()
+        .filter(|u| u.exclude && update_selects(u, root))
+        .map(|u| Arc::clone(&u.target))
+        .collect();
+    let mut link: &mut CRule = root;
+    loop {
+        link.updated = updated;
+        if link.operator.is_some() && !link.actions.multi_match {
+            let chain = link.actions.chain.clone();
+            let srcs: Vec<Option<u32>> = {
+                let excl: Vec<&CTarget> = link
+                    .exclusions
+                    .iter()
+                    .chain(update_exclusions.iter().map(|a| a.as_ref()))
+                    .collect();
+                link.targets.iter().map(|t| b.source(t, &excl, &chain)).collect()
+            };
+            for (t, s) in link.targets.iter_mut().zip(srcs) {
+                t.source = s;
+            }
+            if let Some((_, op, _)) = &link.operator {
+                if op.name() == "rx" && !op.needs_expansion() {
+                    if let Some(re) = op.regex().filter(|re| !re.is_backtracking()) {
+                        link.rx_slot = b.rx_slot(re.translated(), &chain);
+                    }
+                }
+            }
+        }
+        match link.chain.as_deref_mut() {
+            Some(c) => link = c,
+            None => break,
+        }
+    }
+}
+
+/// Case-insensitive hash of a collection key (ASCII folding, as v3 compares keys).
+pub fn ci_hash(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h.rotate_left(5) ^ u64::from(b.to_ascii_lowercase()))
+            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    h
+}
+
+/// A `VAR:/regex/` key selector, as v3's `VariableRegex` (case-insensitive, `.` matches
+/// newlines, `^` after any newline). CRS writes these as a literal with an optional `^` and
+/// a trailing `.*` or `x*` (`TX:/^header_name_/`, `TX:/paramcounter_.*/`): those are
+/// answered by a byte comparison instead of a regex search per key.
+#[derive(Debug)]
+pub enum KeyRegex {
+    /// Starts with the literal (ASCII lower case), at the start or after a newline.
+    Prefix(Vec<u8>),
+    /// Contains the literal (ASCII lower case).
+    Contains(Vec<u8>),
+    Regex(regex::Regex),
+}
+
+impl KeyRegex {
+    pub fn new(pattern: &str) -> Result<KeyRegex, EvalError> {
+        let re = regex::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .dot_matches_new_line(true)
+            .multi_line(true)
+            .build()
+            .map_err(|e| EvalError::Compile(format!("selector /{pattern}/: {e}")))?;
+        let (anchored, rest) = match pattern.strip_prefix('^') {
+            Some(r) => (true, r),
+            None => (false, pattern),
+        };
+        let lit = match rest.strip_suffix(".*") {
+            Some(l) => l,
+            None => match rest.as_bytes() {
+                [.., x, b'*'] if x.is_ascii_alphanumeric() || *x == b'_' => &rest[..rest.len() - 2],
+                _ => rest,
+            },
+        };
+        let plain = !lit.is_empty()
+            && lit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        Ok(match (plain, anchored) {
+            (true, true) => KeyRegex::Prefix(lit.to_ascii_lowercase().into_bytes()),
+            (true, false) => KeyRegex::Contains(lit.to_ascii_lowercase().into_bytes()),
+            (false, _) => KeyRegex::Regex(re),
+        })
+    }
+
+    pub fn is_match(&self, key: &str) -> bool {
+        let k = key.as_bytes();
+        let at = |i: usize, lit: &[u8]| {
+            k.len() >= i + lit.len() && k[i..i + lit.len()].eq_ignore_ascii_case(lit)
+        };
+        match self {
+            KeyRegex::Prefix(lit) => {
+                at(0, lit) || k.iter().enumerate().any(|(i, &b)| b == b'\n' && at(i + 1, lit))
+            }
+            KeyRegex::Contains(lit) => (0..=k.len().saturating_sub(lit.len())).any(|i| at(i, lit)),
+            KeyRegex::Regex(re) => re.is_match(key),
+        }
+    }
 }

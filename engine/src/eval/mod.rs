@@ -12,7 +12,9 @@
 //! that are off by default (DoS protection, IP reputation).
 
 pub mod compile;
+pub mod prefilter;
 pub mod run;
+pub mod sources;
 
 use crate::ir::RuleSet;
 use crate::request::{Decision, Engine, Request};

@@ -15,9 +15,10 @@
 //! - Phase 2 rules do not run at all when request body access is off.
 
 use super::compile::{
-    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, Item, Selection,
-    is_collection_var,
+    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, Item, ci_hash,
+    is_collection_var, update_selects,
 };
+use super::sources::SourceCache;
 use crate::ir::{
     Action, AllowScope, Ctl, EngineMode, IdRange, MacroPart, MacroString, Selector, SetVarOp,
     Transformation, Variable,
@@ -27,28 +28,101 @@ use crate::transform;
 use crate::txn::{BodyProcessor, RequestData, VarValue};
 use std::borrow::Cow;
 
-/// A case-insensitively keyed collection (TX, IP, ...), in insertion order.
+/// A case-insensitively keyed collection (TX, IP, ...), in insertion order, with an index
+/// by a case-insensitive hash of the key: CRS reads `TX:<key>` in most of its rules.
 #[derive(Debug, Default, Clone)]
 pub struct Collection {
     entries: Vec<(String, Vec<u8>)>,
+    /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
+    /// taken by another key are found by a scan (correct, only slower, for crafted keys).
+    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+/// Passes an already computed `u64` hash through.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
 }
 
 impl Collection {
+    fn position(&self, key: &str) -> Option<usize> {
+        self.position_h(key, ci_hash(key))
+    }
+    /// `position` with the key's [`ci_hash`] computed beforehand.
+    fn position_h(&self, key: &str, h: u64) -> Option<usize> {
+        let i = *self.index.get(&h)?;
+        if self.entries[i].0.eq_ignore_ascii_case(key) {
+            return Some(i);
+        }
+        self.entries.iter().position(|(k, _)| k.eq_ignore_ascii_case(key))
+    }
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice())
+        self.position(key).map(|i| self.entries[i].1.as_slice())
+    }
+    /// The entry under `key` (hashed beforehand): (key as first stored, value).
+    fn get_entry_h(&self, key: &str, h: u64) -> Option<(&str, &[u8])> {
+        self.position_h(key, h).map(|i| (self.entries[i].0.as_str(), self.entries[i].1.as_slice()))
     }
     /// v3 `storeOrUpdateFirst`.
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        match self.entries.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            Some(e) => e.1 = value,
-            None => self.entries.push((key.to_string(), value)),
+        match self.position(key) {
+            Some(i) => self.entries[i].1 = value,
+            None => {
+                self.index.entry(ci_hash(key)).or_insert(self.entries.len());
+                self.entries.push((key.to_string(), value));
+            }
+        }
+    }
+    /// `set` that reuses the old value's buffer.
+    pub fn set_bytes(&mut self, key: &str, value: &[u8]) {
+        self.set_bytes_h(key, ci_hash(key), value)
+    }
+    fn set_bytes_h(&mut self, key: &str, h: u64, value: &[u8]) {
+        match self.position_h(key, h) {
+            Some(i) => {
+                let v = &mut self.entries[i].1;
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            None => {
+                self.index.entry(h).or_insert(self.entries.len());
+                self.entries.push((key.to_string(), value.to_vec()));
+            }
         }
     }
     pub fn remove(&mut self, key: &str) {
+        if self.position(key).is_none() {
+            return;
+        }
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.index.clear();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            self.index.entry(ci_hash(k)).or_insert(i);
+        }
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
+/// `key` lower-cased, borrowed when it already is.
+fn lower(key: &str) -> Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(key.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(key)
     }
 }
 
@@ -64,6 +138,88 @@ pub fn stoi(b: &[u8]) -> i64 {
         .last()
         .unwrap_or(0);
     t[..end].parse::<i32>().map(i64::from).unwrap_or(0)
+}
+
+/// (MATCHED_VAR_NAME, value) pairs read per rule, with their buffers kept for the next
+/// rule: `clear` forgets the pairs, not the allocations.
+#[derive(Debug, Default)]
+pub(crate) struct ValueBuf {
+    items: Vec<(String, Vec<u8>)>,
+    len: usize,
+}
+
+impl ValueBuf {
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+    /// A cleared slot for the next pair.
+    fn push(&mut self) -> &mut (String, Vec<u8>) {
+        if self.len == self.items.len() {
+            self.items.push(Default::default());
+        }
+        let slot = &mut self.items[self.len];
+        self.len += 1;
+        slot.0.clear();
+        slot.1.clear();
+        slot
+    }
+    fn push_pair(&mut self, name: &str, value: &[u8]) {
+        let slot = self.push();
+        slot.0.push_str(name);
+        slot.1.extend_from_slice(value);
+    }
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.items[..self.len].iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+    pub(crate) fn last(&self) -> Option<(&str, &[u8])> {
+        self.items[..self.len].last().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+    pub(crate) fn first(&self) -> Option<&[u8]> {
+        self.items[..self.len].first().map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Buffers a transaction reuses from the previous one on the same thread, so a request
+/// does not pay for growing them again.
+#[derive(Debug, Default)]
+struct Scratch {
+    values: ValueBuf,
+    matched_vars: ValueBuf,
+    captures: Vec<Vec<u8>>,
+    sources: SourceCache,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take(source_count: u32) -> Scratch {
+        let mut s = SCRATCH.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        s.sources.reset(source_count);
+        s
+    }
+    fn give_back(mut self) {
+        self.sources.trim();
+        for b in [&mut self.values, &mut self.matched_vars] {
+            b.clear();
+            if b.items.len() > 1024 {
+                *b = ValueBuf::default();
+            }
+        }
+        let _ = SCRATCH.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 4 {
+                p.push(self);
+            }
+        });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,15 +253,18 @@ pub struct Transaction<'r> {
     user: Collection,
     resource: Collection,
     env: Collection,
-    matched_var: Option<(String, Vec<u8>)>,
-    matched_vars: Vec<(String, Vec<u8>)>,
+    /// MATCHED_VARS in order; MATCHED_VAR(_NAME) is the last one (both are set and
+    /// cleared together).
+    matched_vars: ValueBuf,
     engine: EngineMode,
     remove_ids: Vec<IdRange>,
     remove_tags: Vec<String>,
     remove_target_by_id: Vec<(IdRange, String)>,
     remove_target_by_tag: Vec<(String, String)>,
     skip_next: u32,
-    marker: Option<String>,
+    /// Pending `skipAfter` target (valid while `marker_pending`; the buffer is reused).
+    marker: String,
+    marker_pending: bool,
     allow: Option<AllowScope>,
     it: Intervention,
     final_status: Option<u16>,
@@ -114,13 +273,15 @@ pub struct Transaction<'r> {
     current_rule: Option<u64>,
     phase: u8,
     response_status: u16,
-    /// Scratch buffers reused across rules.
-    values: Vec<(String, Vec<u8>)>,
+    /// Scratch buffers reused across rules (and across transactions, see [`Scratch`]).
+    values: ValueBuf,
     captures: Vec<Vec<u8>>,
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
     pub profile: Option<Vec<RuleStat>>,
     /// Per-request cache of transformed values (off unless a backend turns it on).
     pub(crate) transform_cache: Option<TransformCache>,
+    /// Value lists shared by the rules reading the same source.
+    sources: SourceCache,
 }
 
 /// One transformation per request of each (value, transformation chain) pair: CRS applies
@@ -162,6 +323,18 @@ impl TransformCache {
     }
 }
 
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        Scratch {
+            values: std::mem::take(&mut self.values),
+            matched_vars: std::mem::take(&mut self.matched_vars),
+            captures: std::mem::take(&mut self.captures),
+            sources: std::mem::take(&mut self.sources),
+        }
+        .give_back();
+    }
+}
+
 /// Per-rule counters collected when profiling.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RuleStat {
@@ -172,6 +345,7 @@ pub struct RuleStat {
 
 impl<'r> Transaction<'r> {
     pub fn new(rs: &'r CompiledRuleSet, req: &Request) -> Transaction<'r> {
+        let scratch = Scratch::take(rs.sources.source_count);
         Transaction {
             rs,
             data: RequestData::new(req, &rs.config.txn),
@@ -182,15 +356,15 @@ impl<'r> Transaction<'r> {
             user: Collection::default(),
             resource: Collection::default(),
             env: Collection::default(),
-            matched_var: None,
-            matched_vars: Vec::new(),
+            matched_vars: scratch.matched_vars,
             engine: rs.config.rule_engine,
             remove_ids: Vec::new(),
             remove_tags: Vec::new(),
             remove_target_by_id: Vec::new(),
             remove_target_by_tag: Vec::new(),
             skip_next: 0,
-            marker: None,
+            marker: String::new(),
+            marker_pending: false,
             allow: None,
             it: Intervention { disruptive: false, status: 200 },
             final_status: None,
@@ -199,10 +373,11 @@ impl<'r> Transaction<'r> {
             current_rule: None,
             phase: 1,
             response_status: 200,
-            values: Vec::new(),
-            captures: Vec::new(),
+            values: scratch.values,
+            captures: scratch.captures,
             profile: None,
             transform_cache: None,
+            sources: scratch.sources,
         }
     }
 
@@ -236,6 +411,7 @@ impl<'r> Transaction<'r> {
         // Phase 2: request body.
         if !interrupted && self.engine != EngineMode::Off {
             self.data.process_body(req, None);
+            self.sources.invalidate();
             match self.data.body_limit_intervention() {
                 // v3 `appendRequestBody`: a body over SecRequestBodyLimit with action Reject
                 // is refused before phase 2 runs (only with the rule engine On).
@@ -344,8 +520,8 @@ impl<'r> Transaction<'r> {
 
     /// A marker item: clears a pending `skipAfter` aimed at it.
     pub(crate) fn at_marker(&mut self, name: &str) {
-        if self.marker.as_deref() == Some(name) {
-            self.marker = None;
+        if self.marker_pending && self.marker == name {
+            self.marker_pending = false;
         }
     }
 
@@ -353,7 +529,7 @@ impl<'r> Transaction<'r> {
     /// `skipAfter`, then `skip` (so rules jumped over by a marker do not use up a `skip`
     /// count), `allow`, and removal.
     pub(crate) fn rule_should_run(&mut self, rule: &CRule) -> bool {
-        if self.marker.is_some() {
+        if self.marker_pending {
             return false;
         }
         if self.skip_next > 0 {
@@ -371,11 +547,11 @@ impl<'r> Transaction<'r> {
     }
 
     pub(crate) fn pending_marker(&self) -> Option<&str> {
-        self.marker.as_deref()
+        self.marker_pending.then_some(self.marker.as_str())
     }
 
     pub(crate) fn clear_marker(&mut self) {
-        self.marker = None;
+        self.marker_pending = false;
     }
 
     pub(crate) fn set_current_rule(&mut self, id: Option<u64>) {
@@ -383,20 +559,13 @@ impl<'r> Transaction<'r> {
     }
 
     fn is_removed(&self, rule: &CRule) -> bool {
-        let rs = self.rs;
+        if rule.removed {
+            return true;
+        }
         if let Some(id) = rule.id() {
-            if rs.removed_ids.iter().any(|r| r.contains(id)) {
-                return true;
-            }
             if self.remove_ids.iter().any(|r| r.contains(id)) {
                 return true;
             }
-        }
-        if rs.removed_msgs.iter().any(|m| rule.contains_msg(m)) {
-            return true;
-        }
-        if rs.removed_tags.iter().any(|t| rule.contains_tag(t)) {
-            return true;
         }
         self.remove_tags.iter().any(|t| rule.contains_tag(t))
     }
@@ -427,7 +596,6 @@ impl<'r> Transaction<'r> {
         msg: &mut RuleMsg,
     ) -> bool {
         if !matched {
-            self.matched_var = None;
             self.matched_vars.clear();
             return false;
         }
@@ -470,14 +638,38 @@ impl<'r> Transaction<'r> {
         if link.operator.is_none() {
             return true;
         }
+        if !link.updated {
+            // No `SecRuleUpdateTargetBy*` selects this rule: its own lists, no allocation.
+            let expanded_arg = self.link_expansion(link);
+            let mut global = false;
+            for t in &link.targets {
+                let ex = Excl::Own(&link.exclusions);
+                if self.link_target(root, link, t, ex, expanded_arg.as_deref(), msg) {
+                    global = true;
+                }
+            }
+            return self.link_finish(root, link, global, msg);
+        }
         let (targets, exclusions) = link_targets(self.rs, root, link);
         let expanded_arg = self.link_expansion(link);
         let mut global = false;
         for t in targets {
-            if self.link_target(root, link, t, &exclusions, expanded_arg.as_deref(), msg) {
+            if self.link_target(
+                root,
+                link,
+                t,
+                Excl::Refs(&exclusions),
+                expanded_arg.as_deref(),
+                msg,
+            ) {
                 global = true;
             }
         }
+        self.link_finish(root, link, global, msg)
+    }
+
+    /// After a link's targets: its chain, then its actions after a full match.
+    fn link_finish(&mut self, root: &CRule, link: &CRule, global: bool, msg: &mut RuleMsg) -> bool {
         if !self.link_end(link, global) {
             return false;
         }
@@ -507,7 +699,7 @@ impl<'r> Transaction<'r> {
         root: &CRule,
         link: &CRule,
         t: &CTarget,
-        exclusions: &[&CTarget],
+        exclusions: Excl<'_>,
         expanded_arg: Option<&[u8]>,
         msg: &mut RuleMsg,
     ) -> bool {
@@ -515,25 +707,40 @@ impl<'r> Transaction<'r> {
             return false;
         };
         let rule_id = root.id();
-        if exclusions.iter().any(|e| e.full_name == t.full_name) {
+        if exclusions.any(|e| e.full_name == t.full_name) {
             return false;
         }
         if self.target_removed(rule_id, root, &t.full_name) {
             return false;
         }
+        if let Some(sid) = t.source {
+            if let Some(hit) = self.link_target_source(root, link, sid, t, exclusions, expanded_arg)
+            {
+                return hit;
+            }
+        }
         let mut any = false;
         let mut values = std::mem::take(&mut self.values);
         values.clear();
         self.collect_values(t, &mut values);
+        let mut variants: Vec<Cow<'_, [u8]>> = Vec::new();
         for (name, value) in values.iter() {
-            if exclusions.iter().any(|e| excludes(e, name)) {
+            if exclusions.any(|e| excludes(e, name)) {
                 continue;
             }
             if self.target_removed(rule_id, root, name) {
                 continue;
             }
-            let variants = self.transform(link, value);
-            for v in variants.iter() {
+            let single;
+            let vs: &[Cow<'_, [u8]>] = if link.actions.multi_match {
+                variants.clear();
+                self.transform_variants(link, value, &mut variants);
+                &variants
+            } else {
+                single = [self.transform_one(link, value)];
+                &single
+            };
+            for v in vs.iter() {
                 let want_captures = link.actions.capture;
                 self.captures.clear();
                 let caps = if want_captures { Some(&mut self.captures) } else { None };
@@ -552,8 +759,7 @@ impl<'r> Transaction<'r> {
                         self.tx.set(&i.to_string(), c.clone());
                     }
                 }
-                self.matched_var = Some((name.clone(), v.to_vec()));
-                self.matched_vars.push((name.clone(), v.to_vec()));
+                self.matched_vars.push_pair(name, v);
                 self.run_setvars(&link.actions);
                 if link.actions.multi_match && msg.save {
                     self.log(msg);
@@ -565,12 +771,76 @@ impl<'r> Transaction<'r> {
         any
     }
 
+    /// `link_target` over a shared value source: values read, filtered and transformed once
+    /// per request; `@rx` skipped where the prefilter proves it cannot match. `None` when
+    /// the source cannot be cached (memory bound): the caller reads the values itself.
+    fn link_target_source(
+        &mut self,
+        root: &CRule,
+        link: &CRule,
+        sid: u32,
+        t: &CTarget,
+        exclusions: Excl<'_>,
+        expanded_arg: Option<&[u8]>,
+    ) -> Option<bool> {
+        let (negated, op, _) = link.operator.as_ref()?;
+        let negated = *negated;
+        let rs = self.rs;
+        let range = self.sources.list(
+            sid,
+            &rs.sources,
+            &self.data,
+            t,
+            |name| exclusions.any(|e| excludes(e, name)),
+            &link.actions.chain,
+        )?;
+        let rule_id = root.id();
+        let check_removed =
+            !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
+        let want_captures = link.actions.capture;
+        let mut any = false;
+        for i in range {
+            if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
+                continue;
+            }
+            let possible = match link.rx_slot {
+                Some(slot) => self.sources.may_match(i, slot, &rs.sources.groups),
+                None => true,
+            };
+            let r = if possible {
+                self.captures.clear();
+                let caps = if want_captures { Some(&mut self.captures) } else { None };
+                op.matches(self.sources.value(i), expanded_arg, caps)
+            } else {
+                Ok(false)
+            };
+            // As in `link_target`: a match-limit error counts as no match.
+            let hit = match r {
+                Ok(m) => m != negated,
+                Err(_) => negated,
+            };
+            if !hit {
+                continue;
+            }
+            if want_captures && !negated {
+                for (k, c) in self.captures.iter().take(10).enumerate() {
+                    self.tx.set(&k.to_string(), c.clone());
+                }
+            }
+            let slot = self.matched_vars.push();
+            slot.0.push_str(self.sources.name(i));
+            slot.1.extend_from_slice(self.sources.value(i));
+            self.run_setvars(&link.actions);
+            any = true;
+        }
+        Some(any)
+    }
+
     /// After all targets of a link: whether to go on to its chain (or its actions).
     /// A link that matched nothing forgets MATCHED_VAR(S); a `chain` without a next rule
     /// never matches.
     pub(crate) fn link_end(&mut self, link: &CRule, matched: bool) -> bool {
         if !matched {
-            self.matched_var = None;
             self.matched_vars.clear();
             return false;
         }
@@ -594,11 +864,11 @@ impl<'r> Transaction<'r> {
         } else {
             None
         };
-        let mut values = Vec::new();
+        let mut values = ValueBuf::default();
         for t in &cl.targets {
             values.clear();
             self.collect_values(t, &mut values);
-            for (name, value) in &values {
+            for (name, value) in values.iter() {
                 if cl.exclusions.iter().any(|e| excludes(e, name)) {
                     continue;
                 }
@@ -608,8 +878,7 @@ impl<'r> Transaction<'r> {
                     Err(_) => cl.negated,
                 };
                 if hit {
-                    self.matched_var = Some((name.clone(), v.to_vec()));
-                    self.matched_vars.push((name.clone(), v.to_vec()));
+                    self.matched_vars.push_pair(name, &v);
                     return true;
                 }
             }
@@ -617,7 +886,11 @@ impl<'r> Transaction<'r> {
         false
     }
 
+    #[inline]
     fn target_removed(&self, rule_id: Option<u64>, root: &CRule, name: &str) -> bool {
+        if self.remove_target_by_id.is_empty() && self.remove_target_by_tag.is_empty() {
+            return false;
+        }
         if let Some(id) = rule_id {
             if self.remove_target_by_id.iter().any(|(r, n)| r.contains(id) && n == name) {
                 return true;
@@ -626,19 +899,26 @@ impl<'r> Transaction<'r> {
         self.remove_target_by_tag.iter().any(|(t, n)| n == name && root.contains_tag(t))
     }
 
-    /// The values a rule sees after its transformations (several with `multiMatch`).
-    fn transform<'v>(&mut self, link: &CRule, value: &'v [u8]) -> Vec<Cow<'v, [u8]>> {
-        let a = &link.actions;
-        let chain = &a.chain;
-        if !a.multi_match {
-            if let Some(cache) = self.transform_cache.as_mut() {
-                if !chain.is_empty() {
-                    return vec![Cow::Owned(cache.apply(chain, value))];
-                }
+    /// The value a (non-`multiMatch`) rule sees after its transformations.
+    fn transform_one<'v>(&mut self, link: &CRule, value: &'v [u8]) -> Cow<'v, [u8]> {
+        let chain = &link.actions.chain;
+        if let Some(cache) = self.transform_cache.as_mut() {
+            if !chain.is_empty() {
+                return Cow::Owned(cache.apply(chain, value));
             }
-            return vec![transform::apply_chain(chain, value)];
         }
-        let mut out: Vec<Cow<'v, [u8]>> = vec![Cow::Borrowed(value)];
+        transform::apply_chain(chain, value)
+    }
+
+    /// The values a `multiMatch` rule sees: the original and each different intermediate.
+    fn transform_variants<'v>(
+        &mut self,
+        link: &CRule,
+        value: &'v [u8],
+        out: &mut Vec<Cow<'v, [u8]>>,
+    ) {
+        let chain = &link.actions.chain;
+        out.push(Cow::Borrowed(value));
         let mut cur: Cow<'v, [u8]> = Cow::Borrowed(value);
         for &t in chain {
             let next = match transform::apply(t, &cur) {
@@ -652,16 +932,17 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
-        out
     }
 
     fn run_setvars(&mut self, a: &CActions) {
-        for sv in &a.setvars {
-            let key = String::from_utf8_lossy(&self.expand(&sv.key)).into_owned();
-            let coll = sv.collection.to_ascii_lowercase();
-            let value = match sv.op {
-                SetVarOp::Set => self.expand(&sv.value),
-                SetVarOp::Create => b"1".to_vec(),
+        for (k, sv) in a.setvars.iter().enumerate() {
+            let key_bytes = self.expand_cow(&sv.key);
+            let key = String::from_utf8_lossy(&key_bytes);
+            let h = a.setvar_key_hash.get(k).copied().flatten().unwrap_or_else(|| ci_hash(&key));
+            let coll = lower(&sv.collection);
+            let value: Cow<'_, [u8]> = match sv.op {
+                SetVarOp::Set => self.expand_cow(&sv.value),
+                SetVarOp::Create => Cow::Borrowed(b"1"),
                 SetVarOp::Delete => {
                     if let Some(c) = self.collection_mut(&coll) {
                         c.remove(&key);
@@ -669,15 +950,17 @@ impl<'r> Transaction<'r> {
                     continue;
                 }
                 SetVarOp::Add | SetVarOp::Sub => {
-                    let pre = stoi(&self.expand(&sv.value));
-                    let cur =
-                        self.collection(&coll).and_then(|c| c.get(&key)).map(stoi).unwrap_or(0);
+                    let pre = stoi(&self.expand_cow(&sv.value));
+                    let cur = self
+                        .collection(&coll)
+                        .and_then(|c| c.position_h(&key, h).map(|i| stoi(&c.entries[i].1)))
+                        .unwrap_or(0);
                     let n = if sv.op == SetVarOp::Add { cur + pre } else { cur - pre };
-                    n.to_string().into_bytes()
+                    Cow::Owned(n.to_string().into_bytes())
                 }
             };
             if let Some(c) = self.collection_mut(&coll) {
-                c.set(&key, value);
+                c.set_bytes_h(&key, h, &value);
             }
         }
     }
@@ -707,7 +990,11 @@ impl<'r> Transaction<'r> {
             Action::NoLog | Action::NoAuditLog => msg.save = false,
             Action::Status(s) => self.it.status = *s,
             Action::Skip(n) => self.skip_next = *n,
-            Action::SkipAfter(m) => self.marker = Some(m.clone()),
+            Action::SkipAfter(m) => {
+                self.marker.clear();
+                self.marker.push_str(m);
+                self.marker_pending = true;
+            }
             Action::Ctl(c) => self.exec_ctl(c),
             Action::Block => {
                 // Block::evaluate: the phase's default disruptive action, evaluated directly.
@@ -752,10 +1039,14 @@ impl<'r> Transaction<'r> {
     fn exec_ctl(&mut self, c: &Ctl) {
         match c {
             Ctl::RuleEngine(m) => self.engine = *m,
-            Ctl::RequestBodyAccess(b) => self.data.set_request_body_access(*b),
+            Ctl::RequestBodyAccess(b) => {
+                self.data.set_request_body_access(*b);
+                self.sources.invalidate();
+            }
             Ctl::RequestBodyProcessor(p) => {
                 if let Some(p) = BodyProcessor::from_name(p) {
                     self.data.set_body_processor(p);
+                    self.sources.invalidate();
                 }
             }
             Ctl::RuleRemoveById(ids) => self.remove_ids.extend(ids.iter().copied()),
@@ -773,6 +1064,22 @@ impl<'r> Transaction<'r> {
     }
 }
 
+/// A link's exclusions: its own, or a list that adds `SecRuleUpdateTargetBy*` removals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Excl<'a> {
+    Own(&'a [CTarget]),
+    Refs(&'a [&'a CTarget]),
+}
+
+impl Excl<'_> {
+    fn any(&self, f: impl Fn(&CTarget) -> bool) -> bool {
+        match self {
+            Excl::Own(v) => v.iter().any(f),
+            Excl::Refs(v) => v.iter().any(|e| f(e)),
+        }
+    }
+}
+
 /// A link's targets (its own plus `SecRuleUpdateTargetBy*` additions) and exclusions
 /// (its own plus `SecRuleUpdateTargetBy*` removals). Depends on the rule set alone.
 pub(crate) fn link_targets<'a>(
@@ -780,15 +1087,10 @@ pub(crate) fn link_targets<'a>(
     root: &CRule,
     link: &'a CRule,
 ) -> (Vec<&'a CTarget>, Vec<&'a CTarget>) {
-    let rule_id = root.id();
     let updates: Vec<(bool, &CTarget)> = rs
         .target_updates
         .iter()
-        .filter(|u| match &u.selection {
-            Selection::Ids(ids) => rule_id.is_some_and(|id| ids.iter().any(|r| r.contains(id))),
-            Selection::Tag(t) => root.contains_tag(t),
-            Selection::Msg(m) => root.contains_msg(m),
-        })
+        .filter(|u| update_selects(u, root))
         .map(|u| (u.exclude, u.target.as_ref()))
         .collect();
     let exclusions: Vec<&CTarget> = link
@@ -870,13 +1172,23 @@ impl<'r> Transaction<'r> {
         })
     }
 
-    /// All values of one target, as (MATCHED_VAR_NAME, value) pairs.
-    fn collect_values(&self, t: &CTarget, out: &mut Vec<(String, Vec<u8>)>) {
+    /// All values of one target, as (MATCHED_VAR_NAME, value) pairs, appended to `out`.
+    pub(crate) fn collect_values(&self, t: &CTarget, out: &mut ValueBuf) {
         let var = t.target.variable;
-        let mut tmp: Vec<(String, Vec<u8>)> = Vec::new();
+        let start = out.len();
         if is_collection_var(var) {
-            let coll = self.collection_of(var);
-            if let Some(c) = coll {
+            if let (Some(c), Some(Selector::Key(key))) =
+                (self.collection_of(var), &t.target.selector)
+            {
+                let h = t.key_hash.unwrap_or_else(|| ci_hash(key));
+                if let Some((k, v)) = c.get_entry_h(key, h) {
+                    let slot = out.push();
+                    slot.0.push_str(var.name());
+                    slot.0.push(':');
+                    slot.0.push_str(k);
+                    slot.1.extend_from_slice(v);
+                }
+            } else if let Some(c) = self.collection_of(var) {
                 for (k, v) in c.iter() {
                     let keep = match (&t.target.selector, &t.key_regex) {
                         (None, _) => true,
@@ -885,21 +1197,31 @@ impl<'r> Transaction<'r> {
                         (Some(Selector::Regex(_)), None) => false,
                     };
                     if keep {
-                        tmp.push((format!("{}:{}", var.name(), k), v.to_vec()));
+                        let slot = out.push();
+                        slot.0.push_str(var.name());
+                        slot.0.push(':');
+                        slot.0.push_str(k);
+                        slot.1.extend_from_slice(v);
                     }
                 }
             }
         } else if let Some(v) = self.scalar_var(var, t) {
-            tmp.extend(v);
+            for (n, v) in v {
+                out.push_pair(&n, &v);
+            }
         } else {
             let mut vv: Vec<VarValue<'_>> = Vec::new();
             self.data.collect(var, t.selector.as_ref(), &mut vv);
-            tmp.extend(vv.into_iter().map(|v| (v.name.into_owned(), v.value.into_owned())));
+            for v in &vv {
+                out.push_pair(&v.name, &v.value);
+            }
         }
         if t.target.count {
-            out.push((var.name().to_string(), tmp.len().to_string().into_bytes()));
-        } else {
-            out.extend(tmp);
+            let n = out.len() - start;
+            out.truncate(start);
+            let slot = out.push();
+            slot.0.push_str(var.name());
+            slot.1.extend_from_slice(n.to_string().as_bytes());
         }
     }
 
@@ -912,23 +1234,23 @@ impl<'r> Transaction<'r> {
         };
         match var {
             Variable::MatchedVar => {
-                self.matched_var.as_ref().map(|(_, v)| vec![(var.name().to_string(), v.clone())])
+                self.matched_vars.last().map(|(_, v)| vec![(var.name().to_string(), v.to_vec())])
             }
             Variable::MatchedVarName => self
-                .matched_var
-                .as_ref()
-                .map(|(n, _)| vec![(var.name().to_string(), n.clone().into_bytes())]),
+                .matched_vars
+                .last()
+                .map(|(n, _)| vec![(var.name().to_string(), n.as_bytes().to_vec())]),
             Variable::MatchedVars => Some(
                 self.matched_vars
                     .iter()
                     .filter(|(n, _)| key.is_none_or(|k| n.eq_ignore_ascii_case(k)))
-                    .map(|(n, v)| (format!("MATCHED_VARS:{n}"), v.clone()))
+                    .map(|(n, v)| (format!("MATCHED_VARS:{n}"), v.to_vec()))
                     .collect(),
             ),
             Variable::MatchedVarsNames => Some(
                 self.matched_vars
                     .iter()
-                    .map(|(n, _)| (format!("MATCHED_VARS_NAMES:{n}"), n.clone().into_bytes()))
+                    .map(|(n, _)| (format!("MATCHED_VARS_NAMES:{n}"), n.as_bytes().to_vec()))
                     .collect(),
             ),
             Variable::Rule => {
@@ -959,11 +1281,25 @@ impl<'r> Transaction<'r> {
 
     /// Macro expansion (`RunTimeString::evaluate`): the first value of each variable, or
     /// nothing when it has none.
+    pub(crate) fn expand_cow<'m>(&self, m: &'m MacroString) -> Cow<'m, [u8]> {
+        match m.parts.as_slice() {
+            [] => Cow::Borrowed(b""),
+            [MacroPart::Lit(s)] => Cow::Borrowed(s.as_bytes()),
+            _ => Cow::Owned(self.expand(m)),
+        }
+    }
+
     pub(crate) fn expand(&self, m: &MacroString) -> Vec<u8> {
         let mut out = Vec::new();
         for p in &m.parts {
             match p {
                 MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                MacroPart::Var { var, key: Some(key) } if is_collection_var(*var) => {
+                    // `%{tx.name}`: the first (only) value under that key, read directly.
+                    if let Some(v) = self.collection_of(*var).and_then(|c| c.get(key)) {
+                        out.extend_from_slice(v);
+                    }
+                }
                 MacroPart::Var { var, key } => {
                     let t = CTarget {
                         target: crate::ir::Target {
@@ -977,11 +1313,13 @@ impl<'r> Transaction<'r> {
                         }),
                         full_name: String::new(),
                         key_regex: None,
+                        key_hash: None,
+                        source: None,
                     };
-                    let mut v = Vec::new();
+                    let mut v = ValueBuf::default();
                     self.collect_values(&t, &mut v);
-                    if let Some((_, first)) = v.into_iter().next() {
-                        out.extend_from_slice(&first);
+                    if let Some(first) = v.first() {
+                        out.extend_from_slice(first);
                     }
                 }
             }

@@ -13,7 +13,7 @@
 
 use super::codegen::Plan;
 use crate::eval::compile::CTarget;
-use crate::eval::run::{RuleMsg, Transaction};
+use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -124,12 +124,12 @@ impl<'c, 'p> Ctx<'c, 'p> {
                         root,
                         link,
                         t,
-                        &self.exclusions,
+                        Excl::Refs(&self.exclusions),
                         self.expanded.as_deref(),
                         &mut self.msg,
                     )
                 } else {
-                    self.t.link_target(root, link, t, &[], None, &mut self.msg)
+                    self.t.link_target(root, link, t, Excl::Refs(&[]), None, &mut self.msg)
                 };
                 i32::from(hit)
             }

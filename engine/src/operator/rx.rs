@@ -993,6 +993,11 @@ impl RxMatcher {
     ) -> Result<bool, MatchLimitExceeded> {
         let engine = self.engine_for(input);
         let Some(out) = captures else { return engine.is_match(input) };
+        // Most subjects do not match: answer those on the DFA path, and build capture groups
+        // (a slower engine and an allocation) only for the ones that do.
+        if !engine.is_match(input)? {
+            return Ok(false);
+        }
         let Some(groups) = engine.groups_at(input, 0)? else { return Ok(false) };
         out.clear();
         out.extend(groups.into_iter().map(|g| g.map(|r| input[r].to_vec()).unwrap_or_default()));

@@ -1,0 +1,420 @@
+//! Value sources: each (target, exclusions, transformation chain) read, filtered and
+//! transformed once per request, shared by every rule that reads the same thing.
+//!
+//! CRS reads the same targets through the same chains in dozens of rules (every 941 XSS rule
+//! reads `REQUEST_COOKIES|!REQUEST_COOKIES:/__utm/|...|ARGS|XML:/*` through
+//! `t:utf8toUnicode,t:urlDecodeUni,t:htmlEntityDecode,...`). At compile time each link target
+//! over request data gets a source id: equal ids mean equal (target, static exclusions,
+//! chain), so equal value lists. Per request, [`SourceCache`] builds a source's list the first
+//! time a rule reads it (names and transformed values in two arenas, no allocation per value)
+//! and rebuilds it when the request data changed (body processed, `ctl` switched the body
+//! processor or access): [`SourceCache::invalidate`].
+//!
+//! Each chain also has a [`PrefilterGroup`]: the required literals ([`super::prefilter`]) of
+//! every `@rx` run after that chain, in one case-insensitive Aho-Corasick automaton. One scan
+//! of a transformed value gives a bit per regex: clear means that regex cannot match it.
+//!
+//! What is not a source (read per rule, as before): evaluator-owned collections (TX, IP, ...),
+//! matched data and rule meta-data, `&COUNT` targets, targets added by
+//! `SecRuleUpdateTargetBy*`, and `multiMatch` links (they see every intermediate value).
+
+use super::compile::CTarget;
+use super::prefilter;
+use crate::ir::{Transformation, Variable};
+use crate::transform;
+use crate::txn::{RequestData, VarValue};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Where a link's `@rx` sits in its chain's prefilter group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxSlot {
+    pub group: u32,
+    pub slot: u32,
+    pub min_len: u32,
+}
+
+/// The required literals of every `@rx` run after one transformation chain.
+#[derive(Debug, Default)]
+pub struct PrefilterGroup {
+    ac: Option<AhoCorasick>,
+    /// Per automaton pattern: the slots (regexes) it stands for.
+    pattern_slots: Vec<Vec<u32>>,
+    /// One-byte literals (ASCII-folded) and their slots: found through a byte-presence
+    /// table rather than the automaton, where they would report every occurrence.
+    byte_slots: Vec<(u8, Vec<u32>)>,
+    /// Words of 64 bits per value.
+    words: usize,
+}
+
+/// Compile-time tables: source ids and prefilter groups.
+#[derive(Debug, Default)]
+pub struct SourceTable {
+    pub source_count: u32,
+    /// Per source: its chain (= prefilter group) id.
+    pub source_chain: Vec<u32>,
+    pub groups: Vec<PrefilterGroup>,
+}
+
+/// Builds a [`SourceTable`] while rules compile.
+#[derive(Debug, Default)]
+pub struct SourceBuilder {
+    sources: HashMap<String, u32>,
+    source_chain: Vec<u32>,
+    chains: HashMap<Vec<Transformation>, u32>,
+    /// Per chain: each slot's literals.
+    group_literals: Vec<Vec<Vec<Vec<u8>>>>,
+    /// Switched off by [`super::compile::CompileOptions`]: no sources, no prefilter.
+    disabled: bool,
+    prefilter_disabled: bool,
+}
+
+/// Variables whose values the evaluator itself owns or that change inside a phase.
+fn cacheable(var: Variable) -> bool {
+    !matches!(
+        var,
+        Variable::Tx
+            | Variable::Ip
+            | Variable::Global
+            | Variable::Session
+            | Variable::User
+            | Variable::Resource
+            | Variable::MatchedVar
+            | Variable::MatchedVarName
+            | Variable::MatchedVars
+            | Variable::MatchedVarsNames
+            | Variable::Rule
+            | Variable::HighestSeverity
+            | Variable::Env
+            | Variable::ResponseStatus
+            | Variable::ResponseProtocol
+            | Variable::Duration
+    )
+}
+
+impl SourceBuilder {
+    pub fn new(disabled: bool, prefilter_disabled: bool) -> SourceBuilder {
+        SourceBuilder { disabled, prefilter_disabled, ..Default::default() }
+    }
+
+    fn chain_id(&mut self, chain: &[Transformation]) -> u32 {
+        let n = self.chains.len() as u32;
+        let id = *self.chains.entry(chain.to_vec()).or_insert(n);
+        if self.group_literals.len() <= id as usize {
+            self.group_literals.resize_with(id as usize + 1, Vec::new);
+        }
+        id
+    }
+
+    /// The source id of `t` read by a link with these exclusions and chain, or `None` when
+    /// it must be read per rule.
+    pub fn source(
+        &mut self,
+        t: &CTarget,
+        exclusions: &[&CTarget],
+        chain: &[Transformation],
+    ) -> Option<u32> {
+        if self.disabled || t.target.count || !cacheable(t.target.variable) {
+            return None;
+        }
+        let chain_id = self.chain_id(chain);
+        let mut key = format!("{chain_id}\u{1}{}", t.full_name);
+        for e in exclusions {
+            key.push('\u{1}');
+            key.push_str(&e.full_name);
+        }
+        let n = self.sources.len() as u32;
+        let id = *self.sources.entry(key).or_insert(n);
+        if id == n {
+            self.source_chain.push(chain_id);
+        }
+        Some(id)
+    }
+
+    /// A prefilter slot for an `@rx` (translated pattern) run after `chain`.
+    pub fn rx_slot(&mut self, translated: &str, chain: &[Transformation]) -> Option<RxSlot> {
+        if self.disabled || self.prefilter_disabled {
+            return None;
+        }
+        let req = prefilter::required(translated)?;
+        let group = self.chain_id(chain);
+        let slots = &mut self.group_literals[group as usize];
+        slots.push(req.literals);
+        Some(RxSlot {
+            group,
+            slot: slots.len() as u32 - 1,
+            min_len: u32::try_from(req.min_len).unwrap_or(u32::MAX),
+        })
+    }
+
+    pub fn finish(self) -> Result<SourceTable, String> {
+        let mut groups = Vec::with_capacity(self.group_literals.len());
+        for slots in self.group_literals {
+            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut patterns: Vec<Vec<u8>> = Vec::new();
+            let mut pattern_slots: Vec<Vec<u32>> = Vec::new();
+            let mut byte_slots: Vec<(u8, Vec<u32>)> = Vec::new();
+            for (s, lits) in slots.iter().enumerate() {
+                for l in lits {
+                    if let [b] = l.as_slice() {
+                        match byte_slots.iter_mut().find(|(x, _)| x == b) {
+                            Some((_, v)) => v.push(s as u32),
+                            None => byte_slots.push((*b, vec![s as u32])),
+                        }
+                        continue;
+                    }
+                    let i = *index.entry(l.clone()).or_insert_with(|| {
+                        patterns.push(l.clone());
+                        pattern_slots.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    pattern_slots[i].push(s as u32);
+                }
+            }
+            let ac = if patterns.is_empty() {
+                None
+            } else {
+                Some(
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::Standard)
+                        .kind(Some(AhoCorasickKind::DFA))
+                        .build(&patterns)
+                        .or_else(|_| {
+                            AhoCorasickBuilder::new()
+                                .ascii_case_insensitive(true)
+                                .match_kind(MatchKind::Standard)
+                                .build(&patterns)
+                        })
+                        .map_err(|e| format!("prefilter automaton: {e}"))?,
+                )
+            };
+            groups.push(PrefilterGroup {
+                ac,
+                pattern_slots,
+                byte_slots,
+                words: slots.len().div_ceil(64),
+            });
+        }
+        Ok(SourceTable {
+            source_count: self.sources.len() as u32,
+            source_chain: self.source_chain,
+            groups,
+        })
+    }
+}
+
+/// Bytes of names or values kept per request before sources stop caching.
+const MAX_ARENA: usize = 32 << 20;
+
+/// One value of a source list: its name, and the transformed value it shares with every
+/// other source reading the same request bytes through the same chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    name: (u32, u32),
+    tval: u32,
+}
+
+/// A transformed value and its prefilter bits.
+#[derive(Debug, Clone, Copy)]
+struct TVal {
+    value: (u32, u32),
+    /// Offset of the prefilter bits, `u32::MAX` until first needed.
+    bits: u32,
+}
+
+/// FxHash-style hasher for the small integer keys of [`SourceCache`].
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type KeyMap = HashMap<(u32, usize, usize), u32, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// Per-request lists of the sources read so far.
+#[derive(Debug, Default)]
+pub(crate) struct SourceCache {
+    /// Never reused (a scratch cache serves many transactions): a list stamped with an
+    /// older generation is stale.
+    generation: u64,
+    /// Per source: (generation it was built in, first entry, end).
+    lists: Vec<(u64, u32, u32)>,
+    entries: Vec<Entry>,
+    tvals: Vec<TVal>,
+    /// (chain, address, length) of a request-data value borrowed in this generation ->
+    /// its transformed value. Addresses are stable while the request data is unchanged,
+    /// which is what a generation means.
+    shared: KeyMap,
+    names: String,
+    values: Vec<u8>,
+    bits: Vec<u64>,
+}
+
+impl std::fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHasher")
+    }
+}
+
+impl SourceCache {
+    /// Ready for a new transaction over a rule set with `source_count` sources.
+    pub(crate) fn reset(&mut self, source_count: u32) {
+        self.invalidate();
+        self.lists.resize(source_count as usize, (0, 0, 0));
+        self.entries.clear();
+        self.tvals.clear();
+        self.names.clear();
+        self.values.clear();
+        self.bits.clear();
+    }
+
+    /// Gives back memory a huge request made the arenas grow to.
+    pub(crate) fn trim(&mut self) {
+        const KEEP: usize = 1 << 20;
+        if self.values.capacity() > KEEP {
+            self.values = Vec::new();
+        }
+        if self.names.capacity() > KEEP {
+            self.names = String::new();
+        }
+        if self.entries.capacity() > KEEP / 8 {
+            self.entries = Vec::new();
+            self.tvals = Vec::new();
+            self.bits = Vec::new();
+            self.shared = KeyMap::default();
+        }
+    }
+
+    /// The request data changed: every list is rebuilt on next use.
+    pub(crate) fn invalidate(&mut self) {
+        self.generation += 1;
+        self.shared.clear();
+    }
+
+    /// The entries of source `id`, building them when missing or stale; `None` past the
+    /// memory bound.
+    pub(crate) fn list(
+        &mut self,
+        id: u32,
+        table: &SourceTable,
+        data: &RequestData,
+        t: &CTarget,
+        excluded: impl Fn(&str) -> bool,
+        chain: &[Transformation],
+    ) -> Option<std::ops::Range<usize>> {
+        let &(g, s, e) = self.lists.get(id as usize)?;
+        if g == self.generation {
+            return Some(s as usize..e as usize);
+        }
+        // Bounded memory: past the bound (huge bodies read through many chains), rules read
+        // their values themselves again, one rule at a time.
+        if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
+            return None;
+        }
+        let chain_id = *table.source_chain.get(id as usize)?;
+        let start = self.entries.len();
+        let mut vv: Vec<VarValue<'_>> = Vec::new();
+        data.collect(t.target.variable, t.selector.as_ref(), &mut vv);
+        for v in &vv {
+            if excluded(&v.name) {
+                continue;
+            }
+            let n0 = self.names.len();
+            self.names.push_str(&v.name);
+            let key = match &v.value {
+                Cow::Borrowed(b) => Some((chain_id, b.as_ptr() as usize, b.len())),
+                Cow::Owned(_) => None,
+            };
+            let known = key.and_then(|k| self.shared.get(&k).copied());
+            let tval = match known {
+                Some(tv) => tv,
+                None => {
+                    let v0 = self.values.len();
+                    let out = transform::apply_chain(chain, &v.value);
+                    self.values.extend_from_slice(&out);
+                    let tv = self.tvals.len() as u32;
+                    self.tvals.push(TVal {
+                        value: (v0 as u32, self.values.len() as u32),
+                        bits: u32::MAX,
+                    });
+                    if let Some(k) = key {
+                        self.shared.insert(k, tv);
+                    }
+                    tv
+                }
+            };
+            self.entries.push(Entry { name: (n0 as u32, self.names.len() as u32), tval });
+        }
+        let end = self.entries.len();
+        self.lists[id as usize] = (self.generation, start as u32, end as u32);
+        Some(start..end)
+    }
+
+    pub(crate) fn name(&self, i: usize) -> &str {
+        let (a, b) = self.entries[i].name;
+        &self.names[a as usize..b as usize]
+    }
+
+    pub(crate) fn value(&self, i: usize) -> &[u8] {
+        let (a, b) = self.tvals[self.entries[i].tval as usize].value;
+        &self.values[a as usize..b as usize]
+    }
+
+    /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
+    /// slot's chain).
+    pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, groups: &[PrefilterGroup]) -> bool {
+        let tv = self.entries[i].tval as usize;
+        let TVal { value: (a, b), bits } = self.tvals[tv];
+        if (b - a) < slot.min_len {
+            return false;
+        }
+        let Some(g) = groups.get(slot.group as usize) else { return true };
+        let off = if bits == u32::MAX {
+            let off = self.bits.len();
+            self.bits.resize(off + g.words, 0);
+            let value = &self.values[a as usize..b as usize];
+            let bits = &mut self.bits[off..off + g.words];
+            let mut set = |s: u32| bits[(s / 64) as usize] |= 1u64 << (s % 64);
+            if let Some(ac) = &g.ac {
+                for m in ac.find_overlapping_iter(value) {
+                    g.pattern_slots[m.pattern().as_usize()].iter().for_each(|&s| set(s));
+                }
+            }
+            if !g.byte_slots.is_empty() {
+                let mut present = [false; 256];
+                for &c in value {
+                    present[usize::from(c.to_ascii_lowercase())] = true;
+                }
+                for (c, slots) in &g.byte_slots {
+                    if present[usize::from(*c)] {
+                        slots.iter().for_each(|&s| set(s));
+                    }
+                }
+            }
+            self.tvals[tv].bits = off as u32;
+            off
+        } else {
+            bits as usize
+        };
+        self.bits[off + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
+    }
+}
