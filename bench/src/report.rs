@@ -427,7 +427,13 @@ pub fn write_lua_engine_profiles(
                 sample_ids,
             )),
             None => read_rules_json_top(dir, AGREE_N).map(|(engine, ids)| {
-                TopAgreement::new(AGREE_N, &format!("rules.json ({engine})"), ids, "sample", sample_ids)
+                TopAgreement::new(
+                    AGREE_N,
+                    &format!("rules.json ({engine})"),
+                    ids,
+                    "sample",
+                    sample_ids,
+                )
             }),
         };
         if !p.sample.folded.is_empty() {

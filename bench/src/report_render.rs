@@ -8,9 +8,9 @@
 use crate::microbench::Measurement;
 use crate::report::Report;
 use crate::report_latency::LatencyComparison;
+use std::fmt::Write as _;
 use waf_profiler::RuleProfile;
 use waf_profiler::rules::RuleRow;
-use std::fmt::Write as _;
 
 /// Escapes text for HTML/XML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -297,11 +297,8 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "\nNative against Lua per-rule tables: {}.", ag.summary());
     }
     let _ = writeln!(o, "\n## Lua line profile\n");
-    match r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
-        Some(lp) => {
-            let _ = writeln!(o, "```\n{}```", lp.to_text(Some(r.top)));
-        }
-        None => {}
+    if let Some(lp) = r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
+        let _ = writeln!(o, "```\n{}```", lp.to_text(Some(r.top)));
     }
     let _ = writeln!(o, "{}", r.lua_note);
     if let Some(ag) = r.lua.as_ref().and_then(|l| l.agreement.as_ref()) {
@@ -455,11 +452,8 @@ pub fn html(r: &Report) -> String {
     html_rules(&mut o, &r.rules, r.top, "rules-table");
     o.push_str("</section>\n");
     if let Some(lr) = r.lua.as_ref().and_then(|l| l.rules.as_ref()) {
-        let _ = writeln!(
-            o,
-            "<section id=\"lua-rules\"><h2>Per-rule cost ({})</h2>",
-            esc(&lr.engine)
-        );
+        let _ =
+            writeln!(o, "<section id=\"lua-rules\"><h2>Per-rule cost ({})</h2>", esc(&lr.engine));
         if let Some(ag) = &r.native_vs_lua {
             let _ = writeln!(
                 o,
@@ -472,40 +466,34 @@ pub fn html(r: &Report) -> String {
     }
 
     o.push_str("<section id=\"lines\"><h2>Lua line profile</h2>\n");
-    match r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
-        Some(lp) => {
-            let _ = writeln!(
-                o,
-                "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>",
-                if lp.jit_off { "off" } else { "absent" },
-                lp.hook.per_event_ns,
-                lp.hook.bias_ns,
-                if lp.overhead_subtracted { "subtracted" } else { "not subtracted" }
+    if let Some(lp) = r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
+        let _ = writeln!(
+            o,
+            "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>",
+            if lp.jit_off { "off" } else { "absent" },
+            lp.hook.per_event_ns,
+            lp.hook.bias_ns,
+            if lp.overhead_subtracted { "subtracted" } else { "not subtracted" }
+        );
+        o.push_str("<table id=\"lines-table\"><thead><tr><th>file:line</th><th class=\"n\">count</th><th class=\"n\">elapsed (ms)</th><th>rule</th><th>line</th></tr></thead><tbody>\n");
+        for row in lp.rows.iter().take(r.top) {
+            table_row(
+                &mut o,
+                &[
+                    ("mono", esc(&format!("{}:{}", lp.chunk, row.line))),
+                    ("n", row.count.to_string()),
+                    ("n", format!("{:.3}", row.elapsed_ns as f64 / 1e6)),
+                    ("mono", esc(row.rule.as_deref().unwrap_or("-"))),
+                    ("mono", esc(&row.text)),
+                ],
             );
-            o.push_str("<table id=\"lines-table\"><thead><tr><th>file:line</th><th class=\"n\">count</th><th class=\"n\">elapsed (ms)</th><th>rule</th><th>line</th></tr></thead><tbody>\n");
-            for row in lp.rows.iter().take(r.top) {
-                table_row(
-                    &mut o,
-                    &[
-                        ("mono", esc(&format!("{}:{}", lp.chunk, row.line))),
-                        ("n", row.count.to_string()),
-                        ("n", format!("{:.3}", row.elapsed_ns as f64 / 1e6)),
-                        ("mono", esc(row.rule.as_deref().unwrap_or("-"))),
-                        ("mono", esc(&row.text)),
-                    ],
-                );
-            }
-            o.push_str("</tbody></table>\n");
         }
-        None => {}
+        o.push_str("</tbody></table>\n");
     }
     let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&r.lua_note));
     if let Some(ag) = r.lua.as_ref().and_then(|l| l.agreement.as_ref()) {
-        let _ = writeln!(
-            o,
-            "<p class=\"note\">Sampler against line mode: {}.</p>",
-            esc(&ag.summary())
-        );
+        let _ =
+            writeln!(o, "<p class=\"note\">Sampler against line mode: {}.</p>", esc(&ag.summary()));
     }
     o.push_str("</section>\n<section id=\"flamegraphs\"><h2>Flamegraphs</h2>\n");
     for f in &r.flamegraphs {

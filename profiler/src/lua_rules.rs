@@ -82,8 +82,7 @@ impl ChunkRules {
         // call, and the phase functions' own first and last lines (written at column 0).
         let mut bounds: Vec<u32> = Vec::new();
         for (i, text) in program.source.lines().enumerate() {
-            if text == "end" || text.starts_with("local function ") || text.starts_with("return ")
-            {
+            if text == "end" || text.starts_with("local function ") || text.starts_with("return ") {
                 bounds.push(i as u32 + 1);
             }
         }
@@ -454,14 +453,21 @@ mod tests {
             let p = profile_engine_lines(&mut e, "lua", &reqs).unwrap();
             assert_eq!(p.stats.failed, 0);
             let got: Vec<(String, u64, u64)> = {
-                let mut v: Vec<_> =
-                    p.rules.rows.iter().map(|r| (r.rule.id.clone(), r.evaluated, r.matched)).collect();
+                let mut v: Vec<_> = p
+                    .rules
+                    .rows
+                    .iter()
+                    .map(|r| (r.rule.id.clone(), r.evaluated, r.matched))
+                    .collect();
                 v.sort();
                 v
             };
             let want: Vec<(String, u64, u64)> = {
-                let mut v: Vec<_> =
-                    native.rows.iter().map(|r| (r.rule.id.clone(), r.evaluated, r.matched)).collect();
+                let mut v: Vec<_> = native
+                    .rows
+                    .iter()
+                    .map(|r| (r.rule.id.clone(), r.evaluated, r.matched))
+                    .collect();
                 v.sort();
                 v
             };
@@ -479,7 +485,10 @@ mod tests {
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let a = TopAgreement::new(2, "lines", ids(&["1", "2", "3"]), "sample", ids(&["2", "4"]));
         assert_eq!(a.both, ids(&["2"]));
-        assert_eq!(a.summary(), "top 2 by rule: 1/2 in both (lines vs sample); only lines: 1; only sample: 4");
+        assert_eq!(
+            a.summary(),
+            "top 2 by rule: 1/2 in both (lines vs sample); only lines: 1; only sample: 4"
+        );
     }
 
     #[test]
