@@ -263,7 +263,9 @@ pub struct LuaProfiles {
 pub const LUA_SAMPLE_METHOD: &str = "LuaJIT jit.profile (JIT on, 1 ms, line mode), stacks from \
      profile.dumpstack with every frame of the generated chunk renamed rule_<id> through the \
      backend's source map; the root frame is the VM state (vm_N compiled, vm_I interpreted, \
-     vm_C C code, vm_G GC, vm_J JIT compiler)";
+     vm_C C code, vm_G GC, vm_J JIT compiler); ticks that land in Rust outside any Lua call \
+     are delivered when the next phase function starts and are shown as \
+     outside_lua_before_phase<N>, not as that phase's first rule";
 
 /// The Lua side of `profile` and `report`, for the Lua backend to call with its own state:
 /// pass 1 runs `run` under the line hook with the JIT off (`lines.txt`, `lines.json`, the
@@ -318,6 +320,12 @@ pub struct LuaProfileConfig {
     pub rules_stem: String,
     /// Rows in the text tables (the JSON files have all).
     pub top: Option<usize>,
+    /// Run the corpus once, unprofiled, before the passes. The report sets it because its
+    /// native profile runs after the latency comparison has warmed that engine (regex
+    /// lazy-DFA caches are filled on first use: cold, the first pass over CRS PL1 charges
+    /// their construction to the big `@rx` rules, e.g. 942360); `wafbench profile` leaves it
+    /// off for every engine, so the native and Lua tables there are both first passes.
+    pub warmup: bool,
 }
 
 /// What [`write_lua_engine_profiles`] produced.
@@ -403,6 +411,12 @@ pub fn write_lua_engine_profiles(
         flamegraph: None,
         agreement: None,
     };
+    if cfg.warmup {
+        for r in requests {
+            // Failures are counted by the profiled passes; this round only fills caches.
+            let _ = engine.evaluate(r);
+        }
+    }
     if cfg.lines {
         let p = lua_rules::profile_engine_lines(engine, engine_name, requests)?;
         write_file(dir, "lines.txt", p.lines.to_text(cfg.top))?;
@@ -560,6 +574,7 @@ pub fn run_report(cfg: &ReportConfig, dir: &Path) -> Result<Report, ReportError>
                 sample_time: std::time::Duration::from_secs(if cfg.quick { 1 } else { 3 }),
                 rules_stem: "rules-lua".into(),
                 top: Some(cfg.top),
+                warmup: true,
             };
             let mut p = write_lua_engine_profiles(&mut engine, name, &requests, dir, &lcfg)?;
             // report.json keeps the top rows of the line table; lines.json has every line.

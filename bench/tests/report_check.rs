@@ -4,7 +4,7 @@
 //! - `index.html` is well-formed, self-contained (no reference to any file, no script, no
 //!   stylesheet link), and its engines and per-rule tables have rows;
 //! - `report.json`, `report.md` and `rules.txt` carry the stamp and the data;
-//! - the Lua sections (lua-ffi per-rule table, line table, `flame-lua.svg` inlined) are there
+//! - the Lua sections (lua per-rule table, line table, `flame-lua.svg` inlined) are there
 //!   with rows and rule frames;
 //! - `flame-diff` and `profile` work from the command line;
 //! - headless Chromium renders the page (skipped with a notice when chromium is absent,
@@ -137,15 +137,15 @@ fn html_is_self_contained_and_has_tables() {
         .collect();
     assert!(flame_titles.iter().any(|t| t.starts_with("rule_")), "{flame_titles:?}");
     assert!(doc.descendants().any(|n| n.has_tag_name("polyline")), "no latency curve");
-    // The Lua sections: the per-rule table of lua-ffi next to native's, the line table, and
+    // The Lua sections: the per-rule table of lua next to native's, the line table, and
     // the jit.profile flamegraph inlined with rule frames.
     let lua_rules = rows("lua-rules-table");
     assert!(!lua_rules.is_empty() && lua_rules.len() <= 30, "{lua_rules:?}");
     let lines = rows("lines-table");
     assert!(!lines.is_empty(), "no line rows");
     assert!(lines.iter().all(|r| r.starts_with("wafbench-rules.lua:")), "{lines:?}");
-    assert!(html.contains("Per-rule cost (lua-ffi)") && html.contains("Against the native table"));
-    assert!(html.contains("generated Lua (lua-ffi): jit.profile samples by rule"));
+    assert!(html.contains("Per-rule cost (lua)") && html.contains("Against the native table"));
+    assert!(html.contains("generated Lua (lua): jit.profile samples by rule"));
     let lua_flame_frames = doc
         .descendants()
         .filter(|n| n.attribute("class") == Some("flame"))
@@ -179,16 +179,16 @@ fn json_markdown_and_text_carry_stamp_and_data() {
     assert!(txt.lines().filter(|l| !l.starts_with('#')).count() >= 2, "{txt}");
     // The Lua sections in JSON, Markdown and the text files next to native's.
     let lua = &json["lua"];
-    assert_eq!(lua["engine"], "lua-ffi");
+    assert_eq!(lua["engine"], "lua");
     assert!(!lua["rules"]["rows"].as_array().unwrap().is_empty());
     assert!(!lua["lines"]["rows"].as_array().unwrap().is_empty());
     assert_eq!(lua["lines"]["jit_off"], true);
     assert!(lua["lines"]["hook"]["per_event_ns"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(lua["sample"]["samples"].as_u64().unwrap_or(0) > 0);
     assert_eq!(json["native_vs_lua"]["n"], 10);
-    assert!(md.contains("## Per-rule cost (lua-ffi") && md.contains("wafbench-rules.lua:"), "{md}");
+    assert!(md.contains("## Per-rule cost (lua,") && md.contains("wafbench-rules.lua:"), "{md}");
     let lua_txt = std::fs::read_to_string(dir.join("rules-lua.txt")).unwrap();
-    assert!(lua_txt.contains("engine lua-ffi") && lua_txt.contains("JIT off"), "{lua_txt}");
+    assert!(lua_txt.contains("engine lua,") && lua_txt.contains("JIT off"), "{lua_txt}");
     let lines_txt = std::fs::read_to_string(dir.join("lines.txt")).unwrap();
     assert!(lines_txt.contains("JIT off") && lines_txt.contains("hook overhead"), "{lines_txt}");
 }

@@ -57,6 +57,8 @@ pub struct ChunkRules {
     /// Lines whose executions are matches of the rule.
     match_lines: Vec<(u32, usize)>,
     matches: HashMap<usize, MatchCount>,
+    /// Entry line of each phase function's first rule, with the phase.
+    phase_first: Vec<(u32, u8)>,
 }
 
 impl ChunkRules {
@@ -90,9 +92,13 @@ impl ChunkRules {
         let mut starts: Vec<(u32, usize)> = Vec::new();
         let mut eval_lines = Vec::new();
         let mut match_lines = Vec::new();
+        let mut phase_first: Vec<(u32, u8)> = Vec::new();
         for e in entries {
             match e.kind {
                 LineKind::RuleEntry => {
+                    if phase_first.last().is_none_or(|&(_, p)| p != e.phase) {
+                        phase_first.push((e.line, e.phase));
+                    }
                     starts.push((e.line, e.rule_index));
                     bounds.push(e.line);
                 }
@@ -127,6 +133,7 @@ impl ChunkRules {
             eval_lines,
             match_lines,
             matches,
+            phase_first,
         }
     }
 
@@ -298,6 +305,10 @@ pub struct SamplePass {
     pub stats: PassStats,
 }
 
+/// Frame name (followed by the phase) of samples taken in Rust outside any Lua call and
+/// delivered when the next phase function starts.
+pub const OUTSIDE_LUA: &str = "outside_lua_before_phase";
+
 /// Samples `engine` over `requests`, repeated for at least `min_time`: at LuaJIT's 1 ms
 /// minimum interval, a 50 ms corpus pass would give a picture of 50 samples.
 pub fn sample_engine(
@@ -309,7 +320,22 @@ pub fn sample_engine(
     let lua = engine.lua().clone();
     let mut stats = PassStats::default();
     let t = Instant::now();
-    let ((), sample) = crate::lua_sample::sample(&lua, &map.chunk_name.clone(), 1, &map, |_| {
+    // LuaJIT takes a sample at the VM's next instruction after the timer fired, with the VM
+    // state of the moment it fired. A tick that lands while Rust works outside any Lua call
+    // (request set-up, body parsing, the phase prologue) is therefore recorded in state C at
+    // the first instruction of the next phase function: the entry line of its first rule
+    // (CRS: 200000 in phase 1, 200002 in phase 2). Such samples get their own frame; what
+    // the first rule's own `pre` check costs in state C there is a few ns, lost with them.
+    let name = |state: &str, line: u32| -> Option<String> {
+        if state == "C" {
+            if let Some(&(_, phase)) = map.phase_first.iter().find(|(l, _)| *l == line) {
+                return Some(format!("{OUTSIDE_LUA}{phase}"));
+            }
+        }
+        map.rule_of(line).map(|r| format!("rule_{}", r.id))
+    };
+    let chunk = map.chunk_name.clone();
+    let ((), sample) = crate::lua_sample::sample_named(&lua, &chunk, 1, &name, |_| {
         while stats.rounds == 0 || t.elapsed() < min_time {
             run_corpus(engine, requests, &mut stats);
         }
@@ -491,6 +517,10 @@ mod tests {
         );
     }
 
+    fn map_of(e: &LuaEngine) -> ChunkRules {
+        ChunkRules::new(e.program(), e.compiled())
+    }
+
     #[test]
     fn sampling_a_sandboxed_engine_names_rules() {
         let mut e = engine(RULES, Backend::Ffi);
@@ -501,6 +531,23 @@ mod tests {
         assert!(p.sample.samples > 0);
         let by = samples_by_rule(&p.sample.folded);
         assert!(!by.is_empty(), "{}", p.sample.folded.to_text());
+        let ids = ["1", "2", "3", "4"];
+        assert!(by.iter().all(|(id, _)| ids.contains(&id.as_str())), "{by:?}");
+        // Chunk frames are rules or the outside-Lua frame; nothing is left as `chunk:line`
+        // inside a rule's range.
+        for (stack, _) in p.sample.folded.iter() {
+            for f in stack.split(';').skip(1) {
+                if let Some(l) = f.strip_prefix("wafbench-rules.lua:") {
+                    let line: u32 = l.parse().unwrap();
+                    assert!(map_of(&e).rule_of(line).is_none(), "{stack}");
+                } else {
+                    assert!(
+                        f.starts_with("rule_") || f.starts_with(OUTSIDE_LUA) || f.starts_with('['),
+                        "{stack}"
+                    );
+                }
+            }
+        }
         // The sandbox did not get `jit` back in its globals.
         let jit: mlua::Value = e.lua().globals().get("jit").unwrap();
         assert!(jit.is_nil());

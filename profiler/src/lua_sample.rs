@@ -89,6 +89,19 @@ pub fn sample<R>(
     map: &dyn LineMap,
     run: impl FnOnce(&Lua) -> mlua::Result<R>,
 ) -> Result<(R, SampleProfile), ProfileError> {
+    let name = |_state: &str, line: u32| map.rule_of(line).map(|r| format!("rule_{}", r.id));
+    sample_named(lua, chunk_name, interval_ms, &name, run)
+}
+
+/// [`sample`] with the caller naming the chunk's frames: `name(vm_state, line)` gives the
+/// frame name for a line of the chunk (`None` keeps `chunk:line`).
+pub fn sample_named<R>(
+    lua: &Lua,
+    chunk_name: &str,
+    interval_ms: u32,
+    name: &dyn Fn(&str, u32) -> Option<String>,
+    run: impl FnOnce(&Lua) -> mlua::Result<R>,
+) -> Result<(R, SampleProfile), ProfileError> {
     let Some(profile) = jit_profile_module(lua)? else {
         return Err(ProfileError::Unavailable(
             "jit.profile is not available in this Lua state (needs LuaJIT with its jit library)"
@@ -117,12 +130,11 @@ pub fn sample<R>(
                 .rsplit_once(':')
                 .filter(|(file, _)| *file == short)
                 .and_then(|(_, line)| line.parse::<u32>().ok())
-                .and_then(|line| map.rule_of(line))
-                .map(|r| format!("rule_{}", r.id));
-            let name = named.unwrap_or_else(|| frame.to_string());
+                .and_then(|line| name(state, line));
+            let frame = named.unwrap_or_else(|| frame.to_string());
             // A rule spanning several frames (helper calls inside it) reads as one frame.
-            if frames.last() != Some(&name) {
-                frames.push(name);
+            if frames.last() != Some(&frame) {
+                frames.push(frame);
             }
         }
         folded.add(&frames, count);

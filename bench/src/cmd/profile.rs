@@ -103,6 +103,7 @@ fn run_lua(a: Args) -> Result<ExitCode> {
         sample_time: std::time::Duration::from_secs_f64(a.sample_secs),
         rules_stem: "rules".into(),
         top: Some(a.top),
+        warmup: false,
     };
     eprintln!(
         "profile: {} requests, engine {}, {}",
