@@ -8,8 +8,10 @@
 //! stacks) -> quick microbenches -> [`crate::report_render`] writes `index.html`, `report.md`
 //! and `report.json`, each stamped with command, git revision, machine and date.
 //!
-//! Lua line and sampling profiles join when the Lua backend lands: [`Report::lines`] and a
-//! `flame-lua` entry in [`Report::flamegraphs`] are the places they go.
+//! Then the Lua engine of `--lua-engine` (default `lua-ffi`) gets its own two passes
+//! ([`write_lua_engine_profiles`]: line hook with the JIT off, then `jit.profile` with the
+//! JIT on): `lines.txt`, the per-rule table `rules-lua.txt` next to native's `rules.txt`, and
+//! `flame-lua.svg` with the other flamegraphs.
 
 use crate::microbench::{self, Budget, Measurement, Scale};
 use crate::report_latency::{LatencyComparison, compare_engines};
@@ -152,16 +154,29 @@ pub fn write_flamegraph(
     method: &str,
     folded: &Folded,
 ) -> Result<Flamegraph, ReportError> {
+    write_flamegraph_as(dir, name, &format!("{name}.folded"), title, count_name, method, folded)
+}
+
+/// [`write_flamegraph`] with the stacks written to `folded_file` instead of `name.folded`.
+pub fn write_flamegraph_as(
+    dir: &Path,
+    name: &str,
+    folded_file: &str,
+    title: &str,
+    count_name: &str,
+    method: &str,
+    folded: &Folded,
+) -> Result<Flamegraph, ReportError> {
     let svg = folded.flamegraph_svg(title, count_name)?;
     let inline =
         waf_profiler::folded::svg_for_inline(&folded.flamegraph_svg_static(title, count_name)?);
-    write_file(dir, &format!("{name}.folded"), folded.to_text())?;
+    write_file(dir, folded_file, folded.to_text())?;
     write_file(dir, &format!("{name}.svg"), svg)?;
     Ok(Flamegraph {
         name: name.into(),
         title: title.into(),
         svg: format!("{name}.svg"),
-        folded: format!("{name}.folded"),
+        folded: folded_file.into(),
         method: method.into(),
         total: folded.total(),
         count_name: count_name.into(),
@@ -248,7 +263,9 @@ pub struct LuaProfiles {
 pub const LUA_SAMPLE_METHOD: &str = "LuaJIT jit.profile (JIT on, 1 ms, line mode), stacks from \
      profile.dumpstack with every frame of the generated chunk renamed rule_<id> through the \
      backend's source map; the root frame is the VM state (vm_N compiled, vm_I interpreted, \
-     vm_C C code, vm_G GC, vm_J JIT compiler)";
+     vm_C C code, vm_G GC, vm_J JIT compiler); ticks that land in Rust outside any Lua call \
+     are delivered when the next phase function starts and are shown as \
+     outside_lua_before_phase<N>, not as that phase's first rule";
 
 /// The Lua side of `profile` and `report`, for the Lua backend to call with its own state:
 /// pass 1 runs `run` under the line hook with the JIT off (`lines.txt`, `lines.json`, the
@@ -288,6 +305,182 @@ pub fn write_lua_profiles(
     Ok(LuaProfiles { lines, by_rule, flamegraph })
 }
 
+/// Which Lua passes to run and where their files go.
+#[derive(Debug, Clone)]
+pub struct LuaProfileConfig {
+    /// The line pass (JIT off, line hook): `lines.txt`, `lines.json`, the per-rule table.
+    pub lines: bool,
+    /// The sampling pass (JIT on, `jit.profile`): `lua.folded`, `flame-lua.svg`, `sample.json`.
+    pub sample: bool,
+    /// The sampling pass repeats the corpus for at least this long (1 ms samples).
+    pub sample_time: std::time::Duration,
+    /// File stem of the per-rule table: `rules` in `wafbench profile` (the native table's
+    /// name, so two output directories compare file by file), `rules-lua` in the report,
+    /// whose directory holds the native table too.
+    pub rules_stem: String,
+    /// Rows in the text tables (the JSON files have all).
+    pub top: Option<usize>,
+    /// Run the corpus once, unprofiled, before the passes. The report sets it because its
+    /// native profile runs after the latency comparison has warmed that engine (regex
+    /// lazy-DFA caches are filled on first use: cold, the first pass over CRS PL1 charges
+    /// their construction to the big `@rx` rules, e.g. 942360); `wafbench profile` leaves it
+    /// off for every engine, so the native and Lua tables there are both first passes.
+    pub warmup: bool,
+}
+
+/// What [`write_lua_engine_profiles`] produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct LuaEngineProfiles {
+    pub engine: String,
+    /// The line profile (rows sorted by elapsed; `lines.json` has them all).
+    pub lines: Option<LineProfile>,
+    /// The per-rule table summed from the line profile through the source map.
+    pub rules: Option<RuleProfile>,
+    pub line_pass: Option<waf_profiler::lua_rules::PassStats>,
+    pub sample: Option<waf_profiler::lua_sample::SampleSummary>,
+    pub sample_pass: Option<waf_profiler::lua_rules::PassStats>,
+    /// Samples per rule (inclusive), largest first.
+    pub sample_by_rule: Vec<(String, u64)>,
+    pub flamegraph: Option<Flamegraph>,
+    /// Top 10 rules of the line mode against the sampler's.
+    pub agreement: Option<waf_profiler::lua_rules::TopAgreement>,
+}
+
+pub const LUA_LINES_METHOD: &str = "line hook (mlua set_hook, every line of the generated chunk), \
+     JIT off because compiled traces skip hooks; each line is charged the time until the next \
+     line event, minus the hook's own share measured on an empty loop; rules are the source \
+     map's blocks, evaluated/matched are the executions of each rule's end and action lines";
+
+/// The Lua state a profile runs in: `name` (`lua` or `lua-ffi`) built without the
+/// per-request instruction budget, because a Lua state has one hook and the line hook
+/// takes its place (the wall-clock limit stays, checked between phases).
+pub fn build_lua_profile_engine(
+    name: &str,
+    set: &waf_engine::RuleSet,
+    passes: waf_engine::lua::PassSet,
+) -> Result<waf_engine::lua::LuaEngine, ReportError> {
+    use waf_engine::lua::{Backend, Limits, LuaEngine, LuaOptions};
+    let backend = match name {
+        "lua" => Backend::Mlua,
+        "lua-ffi" => Backend::Ffi,
+        other => return Err(ReportError::Unsupported(format!("{other} is not a Lua engine"))),
+    };
+    let limits = Limits { instructions_per_request: None, ..Limits::default() };
+    let opts = LuaOptions { backend, passes, limits };
+    LuaEngine::new(set, opts).map_err(|e| ReportError::Build(crate::BuildEngineError::Lua(e)))
+}
+
+/// Top rule ids of a `rules.json` written earlier into `dir` (by any engine), with the
+/// engine's name: what a sample-only run compares its top rules with.
+pub fn read_rules_json_top(dir: &Path, n: usize) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(dir.join("rules.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let engine = v.get("engine")?.as_str()?.to_string();
+    let ids = v
+        .get("rows")?
+        .as_array()?
+        .iter()
+        .filter_map(|r| r.get("id")?.as_str().map(String::from))
+        .take(n)
+        .collect();
+    Some((engine, ids))
+}
+
+/// Runs the configured passes of `requests` through a Lua engine (built with
+/// [`build_lua_profile_engine`]) and writes their files into `dir`. The line pass runs
+/// first; the sampler's top rules are compared with its per-rule table, or, in a
+/// sample-only run, with a `rules.json` already in `dir`.
+pub fn write_lua_engine_profiles(
+    engine: &mut waf_engine::lua::LuaEngine,
+    engine_name: &str,
+    requests: &[Request],
+    dir: &Path,
+    cfg: &LuaProfileConfig,
+) -> Result<LuaEngineProfiles, ReportError> {
+    use waf_profiler::lua_rules::{self, TopAgreement};
+    const AGREE_N: usize = 10;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut out = LuaEngineProfiles {
+        engine: engine_name.into(),
+        lines: None,
+        rules: None,
+        line_pass: None,
+        sample: None,
+        sample_pass: None,
+        sample_by_rule: Vec::new(),
+        flamegraph: None,
+        agreement: None,
+    };
+    if cfg.warmup {
+        for r in requests {
+            // Failures are counted by the profiled passes; this round only fills caches.
+            let _ = engine.evaluate(r);
+        }
+    }
+    if cfg.lines {
+        let p = lua_rules::profile_engine_lines(engine, engine_name, requests)?;
+        write_file(dir, "lines.txt", p.lines.to_text(cfg.top))?;
+        write_file(dir, "lines.json", serde_json::to_string_pretty(&p.lines)?)?;
+        let stem = &cfg.rules_stem;
+        write_file(dir, &format!("{stem}.txt"), p.rules.to_text(cfg.top))?;
+        write_file(dir, &format!("{stem}.json"), serde_json::to_string_pretty(&p.rules)?)?;
+        out.lines = Some(p.lines);
+        out.rules = Some(p.rules);
+        out.line_pass = Some(p.stats);
+    }
+    if cfg.sample {
+        let p = lua_rules::sample_engine(engine, requests, cfg.sample_time)?;
+        let by_rule = lua_rules::samples_by_rule(&p.sample.folded);
+        let sample_ids = by_rule.iter().map(|r| r.0.clone());
+        let agreement = match &out.rules {
+            Some(rules) => Some(TopAgreement::new(
+                AGREE_N,
+                "lines",
+                rules.rows.iter().map(|r| r.rule.id.clone()),
+                "sample",
+                sample_ids,
+            )),
+            None => read_rules_json_top(dir, AGREE_N).map(|(engine, ids)| {
+                TopAgreement::new(
+                    AGREE_N,
+                    &format!("rules.json ({engine})"),
+                    ids,
+                    "sample",
+                    sample_ids,
+                )
+            }),
+        };
+        if !p.sample.folded.is_empty() {
+            out.flamegraph = Some(write_flamegraph_as(
+                dir,
+                "flame-lua",
+                "lua.folded",
+                &format!("generated Lua ({engine_name}): jit.profile samples by rule"),
+                "samples",
+                LUA_SAMPLE_METHOD,
+                &p.sample.folded,
+            )?);
+        }
+        let summary = p.sample.summary();
+        write_file(
+            dir,
+            "sample.json",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "engine": engine_name,
+                "summary": summary,
+                "pass": p.stats,
+                "by_rule": by_rule,
+                "agreement": agreement,
+            }))?,
+        )?;
+        out.sample = Some(summary);
+        out.sample_pass = Some(p.stats);
+        out.sample_by_rule = by_rule;
+        out.agreement = agreement;
+    }
+    Ok(out)
+}
+
 /// What to report on.
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
@@ -299,6 +492,8 @@ pub struct ReportConfig {
     /// Engines to compare, the first being the baseline of the ratios.
     pub engines: Vec<String>,
     pub microbench: bool,
+    /// The Lua engine profiled by line and by sample (`lua` or `lua-ffi`), `None` for none.
+    pub lua_engine: Option<String>,
     /// Rows of the per-rule table shown in HTML and Markdown (the JSON has all).
     pub top: usize,
     pub command: String,
@@ -311,6 +506,9 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Rows of the line table kept in `report.json` (the page shows `top` of them).
+pub const REPORT_LINE_ROWS: usize = 100;
+
 /// Everything the report shows; `report.json` is this.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -319,9 +517,12 @@ pub struct Report {
     pub skipped_engines: Vec<Skipped>,
     pub rules: RuleProfile,
     pub top: usize,
-    /// The Lua line profile, once the Lua backend exists.
-    pub lines: Option<LineProfile>,
-    pub lines_note: String,
+    /// The Lua passes (line profile, per-rule table from it, sampler, agreement); `None`
+    /// when no Lua engine was profiled, with the reason in `lua_note`.
+    pub lua: Option<LuaEngineProfiles>,
+    /// Native against Lua per-rule tables: overlap of their top 10.
+    pub native_vs_lua: Option<waf_profiler::lua_rules::TopAgreement>,
+    pub lua_note: String,
     pub flamegraphs: Vec<Flamegraph>,
     pub microbench: Vec<Measurement>,
     pub microbench_notes: Vec<String>,
@@ -362,6 +563,46 @@ pub fn run_report(cfg: &ReportConfig, dir: &Path) -> Result<Report, ReportError>
     eprintln!("report: per-rule profile and flamegraphs");
     let prof = write_native_profile(&native, &requests, dir, Some(cfg.top), true)?;
 
+    let (lua, lua_note) = match &cfg.lua_engine {
+        None => (None, "no Lua engine profiled (--lua-engine none)".to_string()),
+        Some(name) => {
+            eprintln!("report: {name} line pass (JIT off) and sampling pass (JIT on)");
+            let mut engine = build_lua_profile_engine(name, &set, Default::default())?;
+            let lcfg = LuaProfileConfig {
+                lines: true,
+                sample: true,
+                sample_time: std::time::Duration::from_secs(if cfg.quick { 1 } else { 3 }),
+                rules_stem: "rules-lua".into(),
+                top: Some(cfg.top),
+                warmup: true,
+            };
+            let mut p = write_lua_engine_profiles(&mut engine, name, &requests, dir, &lcfg)?;
+            // report.json keeps the top rows of the line table; lines.json has every line.
+            if let Some(l) = &mut p.lines {
+                l.rows.truncate(REPORT_LINE_ROWS);
+            }
+            let note = format!(
+                "engine {name}: {LUA_LINES_METHOD}. Flamegraph: {LUA_SAMPLE_METHOD}. Files: \
+                 lines.txt, lines.json, rules-lua.txt, rules-lua.json, lua.folded, flame-lua.svg, \
+                 sample.json"
+            );
+            (Some(p), note)
+        }
+    };
+    let native_vs_lua = lua.as_ref().and_then(|l| l.rules.as_ref()).map(|lr| {
+        waf_profiler::lua_rules::TopAgreement::new(
+            10,
+            "native",
+            prof.rules.rows.iter().map(|r| r.rule.id.clone()),
+            &lr.engine,
+            lr.rows.iter().map(|r| r.rule.id.clone()),
+        )
+    });
+    let mut flamegraphs = prof.flamegraphs;
+    if let Some(f) = lua.as_ref().and_then(|l| l.flamegraph.clone()) {
+        flamegraphs.push(f);
+    }
+
     let mut microbench = Vec::new();
     let mut microbench_notes = Vec::new();
     if cfg.microbench {
@@ -385,12 +626,10 @@ pub fn run_report(cfg: &ReportConfig, dir: &Path) -> Result<Report, ReportError>
         skipped_engines: skipped,
         rules: prof.rules,
         top: cfg.top,
-        lines: None,
-        lines_note: "engine lua not available in this build: the line profile (lulip table, \
-                     waf_profiler::lua_lines) and the jit.profile flamegraph join when the Lua \
-                     backend lands"
-            .into(),
-        flamegraphs: prof.flamegraphs,
+        lua,
+        native_vs_lua,
+        lua_note,
+        flamegraphs,
         microbench,
         microbench_notes,
     };

@@ -9,6 +9,8 @@ use crate::microbench::Measurement;
 use crate::report::Report;
 use crate::report_latency::LatencyComparison;
 use std::fmt::Write as _;
+use waf_profiler::RuleProfile;
+use waf_profiler::rules::RuleRow;
 
 /// Escapes text for HTML/XML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -148,6 +150,101 @@ fn paranoia(r: &Report) -> String {
 }
 
 /// `report.md`.
+/// How a per-rule table was timed, one sentence for the page and the Markdown.
+fn rules_method(p: &RuleProfile) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &p.timer {
+        parts.push(format!(
+            "Timer: an empty Instant pair reads {:.0} ns (subtracted once per evaluation); a pair costs {:.0} ns of wall time.",
+            t.bias_ns, t.pair_cost_ns
+        ));
+    }
+    if let Some(h) = &p.line_hook {
+        parts.push(format!(
+            "Summed from the line profile (JIT off, interpreter times: rank rules, do not read them as JIT times); the hook costs {:.0} ns per line event, {:.0} ns of it charged to lines and {}. Evaluated and matched are the executions of each rule's end and action lines (? = a condition rule, whose match a line hook cannot see).",
+            h.per_event_ns,
+            h.bias_ns,
+            if p.overhead_subtracted { "subtracted" } else { "not subtracted" }
+        ));
+    }
+    parts.push(format!(
+        "Time inside rules {} of {} wall ({:.1}%). Chains count under their first rule.",
+        fmt_ns(p.rules_ns as f64),
+        fmt_ns(p.wall_ns as f64),
+        if p.wall_ns > 0 { 100.0 * p.rules_ns as f64 / p.wall_ns as f64 } else { 0.0 }
+    ));
+    parts.join(" ")
+}
+
+fn matched_cell(row: &RuleRow) -> String {
+    if row.matched_known { row.matched.to_string() } else { "?".into() }
+}
+
+fn md_rules(o: &mut String, p: &RuleProfile, top: usize) {
+    let _ = writeln!(
+        o,
+        "\n## Per-rule cost ({}, top {})\n\n{}\n",
+        p.engine,
+        top.min(p.rows.len()),
+        rules_method(p)
+    );
+    let _ = writeln!(
+        o,
+        "| rule | phase | operator | evaluated | matched | total | per eval | share | msg |"
+    );
+    let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---:|---:|---|");
+    for row in p.rows.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}% | {} |",
+            row.rule.id,
+            row.rule.phase,
+            row.rule.operator.replace('|', "\\|"),
+            row.evaluated,
+            matched_cell(row),
+            fmt_ns(row.total_ns as f64),
+            fmt_ns(row.ns_per_eval),
+            100.0 * row.share,
+            row.rule.msg.replace('|', "\\|")
+        );
+    }
+}
+
+fn html_rules(o: &mut String, p: &RuleProfile, top: usize, table_id: &str) {
+    let _ = writeln!(
+        o,
+        "<p class=\"note\">Engine <b>{}</b>: top {} of {} rules evaluated, by total time over {} requests. {}</p>",
+        esc(&p.engine),
+        top.min(p.rows.len()),
+        p.rows.len(),
+        p.requests,
+        esc(&rules_method(p)),
+    );
+    let _ = writeln!(
+        o,
+        "<table id=\"{table_id}\"><thead><tr><th>rule</th><th class=\"n\">phase</th><th>operator</th><th class=\"n\">evaluated</th><th class=\"n\">matched</th><th class=\"n\">total</th><th class=\"n\">per eval</th><th class=\"n\">share</th><th>file:line</th><th>msg</th></tr></thead><tbody>"
+    );
+    for row in p.rows.iter().take(top) {
+        let loc = row.rule.loc.as_deref().unwrap_or("-");
+        table_row(
+            o,
+            &[
+                ("mono", esc(&row.rule.id)),
+                ("n", row.rule.phase.to_string()),
+                ("mono", esc(&row.rule.operator)),
+                ("n", row.evaluated.to_string()),
+                ("n", matched_cell(row)),
+                ("n", esc(&fmt_ns(row.total_ns as f64))),
+                ("n", esc(&fmt_ns(row.ns_per_eval))),
+                ("n", format!("{:.2}%", 100.0 * row.share)),
+                ("mono loc", esc(loc.rsplit('/').next().unwrap_or(loc))),
+                ("msg", esc(&row.rule.msg)),
+            ],
+        );
+    }
+    o.push_str("</tbody></table>\n");
+}
+
 pub fn markdown(r: &Report) -> String {
     let s = &r.stamp;
     let mut o = String::new();
@@ -192,44 +289,20 @@ pub fn markdown(r: &Report) -> String {
     for sk in &r.skipped_engines {
         let _ = writeln!(o, "\nSkipped engine `{}`: {}", sk.engine, sk.reason);
     }
-    let p = &r.rules;
-    let _ = writeln!(
-        o,
-        "\n## Per-rule cost (native, top {})\n\nTimer: an empty `Instant` pair reads {:.0} ns (subtracted once per evaluation); a pair costs {:.0} ns. Time in rules {} of {} wall.\n",
-        r.top,
-        p.timer.bias_ns,
-        p.timer.pair_cost_ns,
-        fmt_ns(p.rules_ns as f64),
-        fmt_ns(p.wall_ns as f64)
-    );
-    let _ = writeln!(
-        o,
-        "| rule | phase | operator | evaluated | matched | total | per eval | share | msg |"
-    );
-    let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---:|---:|---|");
-    for row in p.rows.iter().take(r.top) {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2}% | {} |",
-            row.rule.id,
-            row.rule.phase,
-            row.rule.operator.replace('|', "\\|"),
-            row.evaluated,
-            row.matched,
-            fmt_ns(row.total_ns as f64),
-            fmt_ns(row.ns_per_eval),
-            100.0 * row.share,
-            row.rule.msg.replace('|', "\\|")
-        );
+    md_rules(&mut o, &r.rules, r.top);
+    if let Some(lr) = r.lua.as_ref().and_then(|l| l.rules.as_ref()) {
+        md_rules(&mut o, lr, r.top);
+    }
+    if let Some(ag) = &r.native_vs_lua {
+        let _ = writeln!(o, "\nNative against Lua per-rule tables: {}.", ag.summary());
     }
     let _ = writeln!(o, "\n## Lua line profile\n");
-    match &r.lines {
-        Some(lp) => {
-            let _ = writeln!(o, "```\n{}```", lp.to_text(Some(r.top)));
-        }
-        None => {
-            let _ = writeln!(o, "{}", r.lines_note);
-        }
+    if let Some(lp) = r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
+        let _ = writeln!(o, "```\n{}```", lp.to_text(Some(r.top)));
+    }
+    let _ = writeln!(o, "{}", r.lua_note);
+    if let Some(ag) = r.lua.as_ref().and_then(|l| l.agreement.as_ref()) {
+        let _ = writeln!(o, "\nSampler against line mode: {}.", ag.summary());
     }
     let _ = writeln!(o, "\n## Flamegraphs\n");
     for f in &r.flamegraphs {
@@ -298,7 +371,7 @@ pub fn html(r: &Report) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/><title>wafbench report</title><style>{CSS}</style></head>\n<body><main>\n<h1>wafbench report</h1>\n"
     );
     o.push_str(
-        "<nav><a href=\"#engines\">Engines</a><a href=\"#latency\">Latency plot</a><a href=\"#rules\">Per-rule cost</a><a href=\"#lines\">Lua lines</a><a href=\"#flamegraphs\">Flamegraphs</a><a href=\"#microbench\">Microbenchmarks</a></nav>\n",
+        "<nav><a href=\"#engines\">Engines</a><a href=\"#latency\">Latency plot</a><a href=\"#rules\">Per-rule cost</a><a href=\"#lua-rules\">Lua per-rule</a><a href=\"#lines\">Lua lines</a><a href=\"#flamegraphs\">Flamegraphs</a><a href=\"#microbench\">Microbenchmarks</a></nav>\n",
     );
     o.push_str("<dl class=\"stamp\">");
     for (k, v) in [
@@ -375,70 +448,52 @@ pub fn html(r: &Report) -> String {
     o.push_str(&latency_svg(l));
     o.push_str("\n</section>\n");
 
-    let p = &r.rules;
     o.push_str("<section id=\"rules\"><h2>Per-rule cost (native)</h2>\n");
-    let _ = writeln!(
-        o,
-        "<p class=\"note\">Top {} of {} rules evaluated, by total time over {} requests. Timer: an empty <code>Instant</code> pair reads {:.0} ns, subtracted once per evaluation; a pair costs {:.0} ns of wall time. Time inside rules {} of {} wall ({:.1}%). Chains count under their first rule.</p>",
-        r.top.min(p.rows.len()),
-        p.rows.len(),
-        p.requests,
-        p.timer.bias_ns,
-        p.timer.pair_cost_ns,
-        esc(&fmt_ns(p.rules_ns as f64)),
-        esc(&fmt_ns(p.wall_ns as f64)),
-        if p.wall_ns > 0 { 100.0 * p.rules_ns as f64 / p.wall_ns as f64 } else { 0.0 }
-    );
-    o.push_str("<table id=\"rules-table\"><thead><tr><th>rule</th><th class=\"n\">phase</th><th>operator</th><th class=\"n\">evaluated</th><th class=\"n\">matched</th><th class=\"n\">total</th><th class=\"n\">per eval</th><th class=\"n\">share</th><th>file:line</th><th>msg</th></tr></thead><tbody>\n");
-    for row in p.rows.iter().take(r.top) {
-        let loc = row.rule.loc.as_deref().unwrap_or("-");
-        table_row(
-            &mut o,
-            &[
-                ("mono", esc(&row.rule.id)),
-                ("n", row.rule.phase.to_string()),
-                ("mono", esc(&row.rule.operator)),
-                ("n", row.evaluated.to_string()),
-                ("n", row.matched.to_string()),
-                ("n", esc(&fmt_ns(row.total_ns as f64))),
-                ("n", esc(&fmt_ns(row.ns_per_eval))),
-                ("n", format!("{:.2}%", 100.0 * row.share)),
-                ("mono loc", esc(loc.rsplit('/').next().unwrap_or(loc))),
-                ("msg", esc(&row.rule.msg)),
-            ],
-        );
-    }
-    o.push_str("</tbody></table>\n</section>\n");
-
-    o.push_str("<section id=\"lines\"><h2>Lua line profile</h2>\n");
-    match &r.lines {
-        Some(lp) => {
+    html_rules(&mut o, &r.rules, r.top, "rules-table");
+    o.push_str("</section>\n");
+    if let Some(lr) = r.lua.as_ref().and_then(|l| l.rules.as_ref()) {
+        let _ =
+            writeln!(o, "<section id=\"lua-rules\"><h2>Per-rule cost ({})</h2>", esc(&lr.engine));
+        if let Some(ag) = &r.native_vs_lua {
             let _ = writeln!(
                 o,
-                "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>",
-                if lp.jit_off { "off" } else { "absent" },
-                lp.hook.per_event_ns,
-                lp.hook.bias_ns,
-                if lp.overhead_subtracted { "subtracted" } else { "not subtracted" }
+                "<p class=\"note\">Against the native table: {}.</p>",
+                esc(&ag.summary())
             );
-            o.push_str("<table id=\"lines-table\"><thead><tr><th>file:line</th><th class=\"n\">count</th><th class=\"n\">elapsed (ms)</th><th>rule</th><th>line</th></tr></thead><tbody>\n");
-            for row in lp.rows.iter().take(r.top) {
-                table_row(
-                    &mut o,
-                    &[
-                        ("mono", esc(&format!("{}:{}", lp.chunk, row.line))),
-                        ("n", row.count.to_string()),
-                        ("n", format!("{:.3}", row.elapsed_ns as f64 / 1e6)),
-                        ("mono", esc(row.rule.as_deref().unwrap_or("-"))),
-                        ("mono", esc(&row.text)),
-                    ],
-                );
-            }
-            o.push_str("</tbody></table>\n");
         }
-        None => {
-            let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&r.lines_note));
+        html_rules(&mut o, lr, r.top, "lua-rules-table");
+        o.push_str("</section>\n");
+    }
+
+    o.push_str("<section id=\"lines\"><h2>Lua line profile</h2>\n");
+    if let Some(lp) = r.lua.as_ref().and_then(|l| l.lines.as_ref()) {
+        let _ = writeln!(
+            o,
+            "<p class=\"note\">JIT {}; hook overhead {:.0} ns per line event, {:.0} ns of it charged to lines, {}. Interpreter times: rank lines, do not read them as JIT times.</p>",
+            if lp.jit_off { "off" } else { "absent" },
+            lp.hook.per_event_ns,
+            lp.hook.bias_ns,
+            if lp.overhead_subtracted { "subtracted" } else { "not subtracted" }
+        );
+        o.push_str("<table id=\"lines-table\"><thead><tr><th>file:line</th><th class=\"n\">count</th><th class=\"n\">elapsed (ms)</th><th>rule</th><th>line</th></tr></thead><tbody>\n");
+        for row in lp.rows.iter().take(r.top) {
+            table_row(
+                &mut o,
+                &[
+                    ("mono", esc(&format!("{}:{}", lp.chunk, row.line))),
+                    ("n", row.count.to_string()),
+                    ("n", format!("{:.3}", row.elapsed_ns as f64 / 1e6)),
+                    ("mono", esc(row.rule.as_deref().unwrap_or("-"))),
+                    ("mono", esc(&row.text)),
+                ],
+            );
         }
+        o.push_str("</tbody></table>\n");
+    }
+    let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(&r.lua_note));
+    if let Some(ag) = r.lua.as_ref().and_then(|l| l.agreement.as_ref()) {
+        let _ =
+            writeln!(o, "<p class=\"note\">Sampler against line mode: {}.</p>", esc(&ag.summary()));
     }
     o.push_str("</section>\n<section id=\"flamegraphs\"><h2>Flamegraphs</h2>\n");
     for f in &r.flamegraphs {

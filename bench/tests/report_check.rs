@@ -4,6 +4,8 @@
 //! - `index.html` is well-formed, self-contained (no reference to any file, no script, no
 //!   stylesheet link), and its engines and per-rule tables have rows;
 //! - `report.json`, `report.md` and `rules.txt` carry the stamp and the data;
+//! - the Lua sections (lua per-rule table, line table, `flame-lua.svg` inlined) are there
+//!   with rows and rule frames;
 //! - `flame-diff` and `profile` work from the command line;
 //! - headless Chromium renders the page (skipped with a notice when chromium is absent,
 //!   unless `CI=true`, where its absence fails).
@@ -77,7 +79,11 @@ fn every_svg_parses_and_rule_flamegraphs_name_rules() {
             assert!(titles.iter().any(|t| t.starts_with("rule_")), "{name}: {titles:?}");
         }
     }
-    assert!(svgs >= 2, "expected flame-native.svg and flame-native-pprof.svg");
+    assert!(svgs >= 3, "expected flame-native.svg, flame-native-pprof.svg and flame-lua.svg");
+    assert!(dir.join("flame-lua.svg").exists());
+    let lua = std::fs::read_to_string(dir.join("lua.folded")).unwrap();
+    assert!(lua.lines().all(|l| l.starts_with("vm_")), "{lua}");
+    assert!(lua.lines().any(|l| l.contains(";rule_")), "{lua}");
     let folded = std::fs::read_to_string(dir.join("flame-native.folded")).unwrap();
     assert!(folded.lines().all(|l| l.starts_with("native;phase_")), "{folded}");
 }
@@ -131,7 +137,24 @@ fn html_is_self_contained_and_has_tables() {
         .collect();
     assert!(flame_titles.iter().any(|t| t.starts_with("rule_")), "{flame_titles:?}");
     assert!(doc.descendants().any(|n| n.has_tag_name("polyline")), "no latency curve");
-    assert!(html.contains("engine lua not available in this build"));
+    // The Lua sections: the per-rule table of lua next to native's, the line table, and
+    // the jit.profile flamegraph inlined with rule frames.
+    let lua_rules = rows("lua-rules-table");
+    assert!(!lua_rules.is_empty() && lua_rules.len() <= 30, "{lua_rules:?}");
+    let lines = rows("lines-table");
+    assert!(!lines.is_empty(), "no line rows");
+    assert!(lines.iter().all(|r| r.starts_with("wafbench-rules.lua:")), "{lines:?}");
+    assert!(html.contains("Per-rule cost (lua)") && html.contains("Against the native table"));
+    assert!(html.contains("generated Lua (lua): jit.profile samples by rule"));
+    let lua_flame_frames = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("flame"))
+        .filter(|d| d.descendants().any(|t| t.text().is_some_and(|x| x.contains("vm_"))))
+        .flat_map(|d| d.descendants().filter(|n| n.has_tag_name("title")))
+        .filter_map(|n| n.text())
+        .filter(|t| t.starts_with("rule_"))
+        .count();
+    assert!(lua_flame_frames > 0, "the inline Lua flamegraph has no rule frames");
 }
 
 #[test]
@@ -154,6 +177,20 @@ fn json_markdown_and_text_carry_stamp_and_data() {
     let txt = std::fs::read_to_string(dir.join("rules.txt")).unwrap();
     assert!(txt.starts_with("# per-rule profile") && txt.contains("subtracted"), "{txt}");
     assert!(txt.lines().filter(|l| !l.starts_with('#')).count() >= 2, "{txt}");
+    // The Lua sections in JSON, Markdown and the text files next to native's.
+    let lua = &json["lua"];
+    assert_eq!(lua["engine"], "lua");
+    assert!(!lua["rules"]["rows"].as_array().unwrap().is_empty());
+    assert!(!lua["lines"]["rows"].as_array().unwrap().is_empty());
+    assert_eq!(lua["lines"]["jit_off"], true);
+    assert!(lua["lines"]["hook"]["per_event_ns"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(lua["sample"]["samples"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(json["native_vs_lua"]["n"], 10);
+    assert!(md.contains("## Per-rule cost (lua,") && md.contains("wafbench-rules.lua:"), "{md}");
+    let lua_txt = std::fs::read_to_string(dir.join("rules-lua.txt")).unwrap();
+    assert!(lua_txt.contains("engine lua,") && lua_txt.contains("JIT off"), "{lua_txt}");
+    let lines_txt = std::fs::read_to_string(dir.join("lines.txt")).unwrap();
+    assert!(lines_txt.contains("JIT off") && lines_txt.contains("hook overhead"), "{lines_txt}");
 }
 
 #[test]
@@ -190,7 +227,7 @@ fn flame_diff_writes_a_differential_svg() {
 }
 
 #[test]
-fn profile_command_writes_tables_and_refuses_lua_for_now() {
+fn profile_command_writes_tables_and_refuses_a_mode_for_native() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Command::new(BIN)
         .current_dir(repo_root())
@@ -210,18 +247,16 @@ fn profile_command_writes_tables_and_refuses_lua_for_now() {
     assert!(rows.windows(2).all(|w| w[0]["total_ns"].as_u64() >= w[1]["total_ns"].as_u64()));
     assert!(tmp.path().join("flame-native.svg").exists());
     assert!(!tmp.path().join("flame-native-pprof.svg").exists());
-    for engine in ["lua", "lua-ffi"] {
-        let o = Command::new(BIN)
-            .current_dir(repo_root())
-            .args(["profile", "--rules", "default", "--corpus", "corpora/attack.jsonl"])
-            .args(["--engine", engine, "--out"])
-            .arg(tmp.path())
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(&format!("engine {engine} not available in this build")), "{err}");
-    }
+    // --mode is for the Lua engines only.
+    let o = Command::new(BIN)
+        .current_dir(repo_root())
+        .args(["profile", "--rules", "default", "--corpus", "corpora/attack.jsonl"])
+        .args(["--engine", "native", "--mode", "lines", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--mode is for the Lua engines"));
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -272,6 +307,7 @@ fn headless_chromium_renders_the_page() {
     assert!(dom.contains("id=\"engines-table\""), "{}", &dom[..dom.len().min(2000)]);
     assert!(dom.contains("<b>native</b>"));
     assert!(dom.contains("id=\"rules-table\"") && dom.contains("rule_"));
+    assert!(dom.contains("id=\"lua-rules-table\"") && dom.contains("id=\"lines-table\""));
     let profile2 = tempfile::tempdir().unwrap();
     let st = Command::new("timeout")
         .arg("120")

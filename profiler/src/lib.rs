@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`rules`] | per-rule table (evaluated, matched, time, share) from `NativeEngine::evaluate_profiled` |
 //! | [`lua_lines`] | lulip-style line profiler for a generated Lua chunk, [`LineMap`] to rules |
+//! | [`lua_rules`] | the Lua backend's source map as a [`LineMap`], per-rule table from a line profile, corpus passes through a `LuaEngine` |
 //! | [`lua_sample`] | `jit.profile` sampler (JIT on) -> folded stacks with rule ids in frames |
 //! | [`native_pprof`] | pprof-rs over a closure -> folded Rust stacks |
 //! | [`folded`] | folded-stack set, flamegraph and differential flamegraph SVGs |
@@ -19,6 +20,7 @@
 
 pub mod folded;
 pub mod lua_lines;
+pub mod lua_rules;
 pub mod lua_sample;
 pub mod native_pprof;
 pub mod rules;

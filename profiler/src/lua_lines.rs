@@ -153,22 +153,34 @@ fn install_hook(lua: &Lua, chunk_name: &str, lines: usize) -> Rc<RefCell<HookSta
     state
 }
 
+/// LuaJIT's `jit` library as loaded into the state, found in the registry (`_LOADED.jit`)
+/// rather than the globals: a sandboxed state (the Lua backend's) removes `jit` from its
+/// globals so rule code cannot reach it, and the profiler must not put it back there.
+/// `None` when the state has no `jit` (plain Lua, or `StdLib::NONE`).
+pub(crate) fn jit_library(lua: &Lua) -> Result<Option<mlua::Table>, ProfileError> {
+    let Some(loaded) = lua.named_registry_value::<Option<mlua::Table>>("_LOADED")? else {
+        return Ok(None);
+    };
+    Ok(loaded.raw_get::<Option<mlua::Table>>("jit")?)
+}
+
 /// Whether this VM has a JIT and it is on; `None` when `jit` is not loaded.
 fn jit_status(lua: &Lua) -> Result<Option<bool>, ProfileError> {
-    Ok(lua
-        .load("if type(jit) == 'table' then return (jit.status()) end return nil")
-        .set_name("=wafprof_jit")
-        .eval::<Option<bool>>()?)
+    let Some(jit) = jit_library(lua)? else { return Ok(None) };
+    let status: mlua::Function = jit.raw_get("status")?;
+    let (on, _rest): (bool, mlua::MultiValue) = status.call(())?;
+    Ok(Some(on))
 }
 
 fn set_jit(lua: &Lua, on: bool) -> Result<(), ProfileError> {
-    let code = if on {
-        "if type(jit) == 'table' then jit.on() end"
+    let Some(jit) = jit_library(lua)? else { return Ok(()) };
+    if on {
+        jit.raw_get::<mlua::Function>("on")?.call::<()>(())?;
     } else {
+        jit.raw_get::<mlua::Function>("off")?.call::<()>(())?;
         // flush too: traces compiled before `off` would otherwise keep running unhooked.
-        "if type(jit) == 'table' then jit.off() jit.flush() end"
-    };
-    lua.load(code).set_name("=wafprof_jit").exec()?;
+        jit.raw_get::<mlua::Function>("flush")?.call::<()>(())?;
+    }
     Ok(())
 }
 

@@ -45,24 +45,40 @@ impl SampleProfile {
 /// Deepest stack recorded per sample.
 const MAX_DEPTH: u32 = 64;
 
+/// Starts the sampler; takes the `jit.profile` module and the interval, returns the function
+/// that stops it and hands back the stacks. Everything stays in locals: nothing is put into
+/// the globals the rule code sees.
 const START: &str = r#"
-local interval = ...
-local profile = require("jit.profile")
+local profile, interval = ...
 local dumpstack = profile.dumpstack
 local stacks = {}
-__wafprof_stacks = stacks
 profile.start("li" .. interval, function(thread, samples, vmstate)
   local key = vmstate .. "\t" .. dumpstack(thread, "pl;", -64)
   stacks[key] = (stacks[key] or 0) + samples
 end)
+return function()
+  profile.stop()
+  return stacks
+end
 "#;
 
-const STOP: &str = r#"
-require("jit.profile").stop()
-local s = __wafprof_stacks
-__wafprof_stacks = nil
-return s
-"#;
+/// LuaJIT's `jit.profile` module: from `_LOADED` when something required it, else built by
+/// the loader `luaopen_jit` registered in `_PRELOAD` (a state without the `package` library,
+/// such as the Lua backend's sandbox, has no `require`, and its globals hold no `jit`).
+fn jit_profile_module(lua: &Lua) -> Result<Option<mlua::Table>, ProfileError> {
+    if let Some(loaded) = lua.named_registry_value::<Option<mlua::Table>>("_LOADED")? {
+        if let Some(m) = loaded.raw_get::<Option<mlua::Table>>("jit.profile")? {
+            return Ok(Some(m));
+        }
+    }
+    let Some(preload) = lua.named_registry_value::<Option<mlua::Table>>("_PRELOAD")? else {
+        return Ok(None);
+    };
+    let Some(open) = preload.raw_get::<Option<mlua::Function>>("jit.profile")? else {
+        return Ok(None);
+    };
+    Ok(open.call::<Option<mlua::Table>>("jit.profile")?)
+}
 
 /// Samples `run` every `interval_ms` (LuaJIT's minimum is 1 ms) and folds the stacks of the
 /// chunk `chunk_name` (as given to `Chunk::set_name`) into rules with `map`.
@@ -73,21 +89,31 @@ pub fn sample<R>(
     map: &dyn LineMap,
     run: impl FnOnce(&Lua) -> mlua::Result<R>,
 ) -> Result<(R, SampleProfile), ProfileError> {
-    let has_profile: bool = lua
-        .load("return pcall(require, 'jit.profile')")
-        .set_name("=wafprof_sample")
-        .eval()
-        .unwrap_or(false);
-    if !has_profile {
+    let name = |_state: &str, line: u32| map.rule_of(line).map(|r| format!("rule_{}", r.id));
+    sample_named(lua, chunk_name, interval_ms, &name, run)
+}
+
+/// [`sample`] with the caller naming the chunk's frames: `name(vm_state, line)` gives the
+/// frame name for a line of the chunk (`None` keeps `chunk:line`).
+pub fn sample_named<R>(
+    lua: &Lua,
+    chunk_name: &str,
+    interval_ms: u32,
+    name: &dyn Fn(&str, u32) -> Option<String>,
+    run: impl FnOnce(&Lua) -> mlua::Result<R>,
+) -> Result<(R, SampleProfile), ProfileError> {
+    let Some(profile) = jit_profile_module(lua)? else {
         return Err(ProfileError::Unavailable(
-            "jit.profile is not available in this Lua state (needs LuaJIT with `package`)".into(),
+            "jit.profile is not available in this Lua state (needs LuaJIT with its jit library)"
+                .into(),
         ));
-    }
+    };
     let interval_ms = interval_ms.max(1);
     let _guard = SIGPROF_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    lua.load(START).set_name("=wafprof_sample").call::<()>(interval_ms)?;
+    let stop: mlua::Function =
+        lua.load(START).set_name("=wafprof_sample").call((profile, interval_ms))?;
     let result = run(lua);
-    let stacks: mlua::Table = lua.load(STOP).set_name("=wafprof_sample").call(())?;
+    let stacks: mlua::Table = stop.call(())?;
     let value = result?;
     let short = chunk_name.trim_start_matches(['=', '@']);
     let mut folded = Folded::new();
@@ -104,12 +130,11 @@ pub fn sample<R>(
                 .rsplit_once(':')
                 .filter(|(file, _)| *file == short)
                 .and_then(|(_, line)| line.parse::<u32>().ok())
-                .and_then(|line| map.rule_of(line))
-                .map(|r| format!("rule_{}", r.id));
-            let name = named.unwrap_or_else(|| frame.to_string());
+                .and_then(|line| name(state, line));
+            let frame = named.unwrap_or_else(|| frame.to_string());
             // A rule spanning several frames (helper calls inside it) reads as one frame.
-            if frames.last() != Some(&name) {
-                frames.push(name);
+            if frames.last() != Some(&frame) {
+                frames.push(frame);
             }
         }
         folded.add(&frames, count);

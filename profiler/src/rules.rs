@@ -95,6 +95,9 @@ pub struct RuleRow {
     pub rule: RuleInfo,
     pub evaluated: u64,
     pub matched: u64,
+    /// False when the profiler cannot observe matches of this rule (the Lua line profile of
+    /// a Cloudflare-style condition: its match happens inside one line), `matched` is then 0.
+    pub matched_known: bool,
     /// Measured time minus `bias_ns` per evaluation (never below zero).
     pub total_ns: u64,
     /// Measured time as read.
@@ -109,7 +112,11 @@ pub struct RuleRow {
 pub struct RuleProfile {
     pub engine: String,
     pub requests: usize,
-    pub timer: TimerOverhead,
+    /// The per-rule timer's cost (native engine: an `Instant` pair per rule evaluation).
+    pub timer: Option<TimerOverhead>,
+    /// The line hook's cost (Lua engines: the table is summed from a line profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_hook: Option<crate::lua_lines::HookOverhead>,
     pub overhead_subtracted: bool,
     /// Wall time of the profiled pass (request setup and decisions included).
     pub wall_ns: u64,
@@ -142,6 +149,7 @@ impl RuleProfile {
                     rule: info.clone(),
                     evaluated: s.evaluated,
                     matched: s.matched,
+                    matched_known: true,
                     total_ns: total,
                     raw_ns: s.nanos,
                     ns_per_eval: total as f64 / s.evaluated as f64,
@@ -149,15 +157,12 @@ impl RuleProfile {
                 })
             })
             .collect();
-        let rules_ns: u64 = rows.iter().map(|r| r.total_ns).sum();
-        for r in &mut rows {
-            r.share = if rules_ns > 0 { r.total_ns as f64 / rules_ns as f64 } else { 0.0 };
-        }
-        rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.rule.index.cmp(&b.rule.index)));
+        let rules_ns = share_and_sort(&mut rows);
         RuleProfile {
             engine: engine.into(),
             requests,
-            timer,
+            timer: Some(timer),
+            line_hook: None,
             overhead_subtracted: true,
             wall_ns,
             rules_ns,
@@ -169,15 +174,30 @@ impl RuleProfile {
     pub fn to_text(&self, top: Option<usize>) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "# per-rule profile: engine {}, {} requests, {} rules evaluated\n\
-             # timer: an empty Instant pair reads {:.0} ns (subtracted once per evaluation); \
-             a pair costs {:.0} ns of wall time\n\
-             # time in rules {:.3} ms of {:.3} ms wall ({:.1}%)\n",
+            "# per-rule profile: engine {}, {} requests, {} rules evaluated\n",
             self.engine,
             self.requests,
-            self.rows.len(),
-            self.timer.bias_ns,
-            self.timer.pair_cost_ns,
+            self.rows.len()
+        ));
+        if let Some(t) = &self.timer {
+            s.push_str(&format!(
+                "# timer: an empty Instant pair reads {:.0} ns (subtracted once per evaluation); \
+                 a pair costs {:.0} ns of wall time\n",
+                t.bias_ns, t.pair_cost_ns,
+            ));
+        }
+        if let Some(h) = &self.line_hook {
+            s.push_str(&format!(
+                "# summed from a line profile, JIT off: the hook costs {:.0} ns per line event, \
+                 {:.0} ns/event of it charged to lines ({}); evaluated and matched counted from \
+                 the executions of each rule's end and action lines\n",
+                h.per_event_ns,
+                h.bias_ns,
+                if self.overhead_subtracted { "subtracted" } else { "not subtracted" },
+            ));
+        }
+        s.push_str(&format!(
+            "# time in rules {:.3} ms of {:.3} ms wall ({:.1}%)\n",
             self.rules_ns as f64 / 1e6,
             self.wall_ns as f64 / 1e6,
             if self.wall_ns > 0 { 100.0 * self.rules_ns as f64 / self.wall_ns as f64 } else { 0.0 },
@@ -202,7 +222,7 @@ impl RuleProfile {
                 r.rule.phase,
                 r.rule.operator,
                 r.evaluated,
-                r.matched,
+                if r.matched_known { r.matched.to_string() } else { "?".into() },
                 r.total_ns as f64 / 1e6,
                 r.ns_per_eval,
                 format!("{:.2}%", 100.0 * r.share),
@@ -231,6 +251,17 @@ impl RuleProfile {
         }
         f
     }
+}
+
+/// Fills every row's `share` of the rows' total, sorts by total time (largest first, then
+/// rule index) and returns the total.
+pub(crate) fn share_and_sort(rows: &mut [RuleRow]) -> u64 {
+    let rules_ns: u64 = rows.iter().map(|r| r.total_ns).sum();
+    for r in rows.iter_mut() {
+        r.share = if rules_ns > 0 { r.total_ns as f64 / rules_ns as f64 } else { 0.0 };
+    }
+    rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.rule.index.cmp(&b.rule.index)));
+    rules_ns
 }
 
 /// `/usr/share/modsecurity-crs/rules/REQUEST-942-...conf:123` -> `REQUEST-942-...conf:123`.

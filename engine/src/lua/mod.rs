@@ -133,6 +133,22 @@ impl LuaEngine {
         &self.sandbox
     }
 
+    /// The engine's Lua state, for profilers (a line hook, `jit.profile`). They reach `jit`
+    /// and its profiler through the registry, never through the globals rule code sees.
+    pub fn lua(&self) -> &mlua::Lua {
+        self.sandbox.lua()
+    }
+
+    /// The compiled rule set the chunk was generated from: rule descriptions for a
+    /// per-rule profile keyed by `CRule::index`, as in [`SourceMapEntry::rule_index`].
+    pub fn compiled(&self) -> &CompiledRuleSet {
+        &self.program.plan.rs
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Evaluates one request.
     pub fn evaluate(&mut self, req: &Request) -> Result<Decision, LuaError> {
         let plan = self.program.plan.clone();
