@@ -549,14 +549,11 @@ mod tests {
         let on = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
         // Emission order: REQUEST_METHOD is (1), then contains (2), then the regex (0).
         assert_eq!(clause_paths(&on), vec![vec![1], vec![2], vec![0]], "{}", on.source);
-        let off =
-            compile_to_lua(&set, &PassSet::level(2).disable(Pass::ClauseReordering)).unwrap();
+        let off = compile_to_lua(&set, &PassSet::level(2).disable(Pass::ClauseReordering)).unwrap();
         assert_eq!(clause_paths(&off), vec![vec![0], vec![1], vec![2]]);
 
         // A rule reading MATCHED_VAR could see which clause matched: no reordering.
-        let text = format!(
-            "{OR_RULE}\nrule 8 echo\n  MATCHED_VAR contains a\n  deny\n"
-        );
+        let text = format!("{OR_RULE}\nrule 8 echo\n  MATCHED_VAR contains a\n  deny\n");
         let set = crate::cfrule::parse(&text, "t.rules").expect("parse");
         let p = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
         assert_eq!(clause_paths(&p)[..3], [vec![0], vec![1], vec![2]]);
@@ -618,11 +615,10 @@ mod tests {
         assert_eq!(op(&rs), Some(crate::opt::rxclass::RxClass::Exact));
         // Off and on give the same decisions (the fast path is the regex).
         for ps in [PassSet::level(2), PassSet::level(2).disable(Pass::OperatorReplacement)] {
-            let mut e = LuaEngine::from_compiled(rs.clone(), LuaOptions {
-                backend: Backend::Ffi,
-                passes: ps,
-                ..Default::default()
-            })
+            let mut e = LuaEngine::from_compiled(
+                rs.clone(),
+                LuaOptions { backend: Backend::Ffi, passes: ps, ..Default::default() },
+            )
             .unwrap();
             let d = e
                 .evaluate(&Request {

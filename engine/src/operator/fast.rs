@@ -174,7 +174,10 @@ impl FastRx {
         let prefilter = if literal.is_some() {
             None
         } else {
-            prefilter::plan(pattern).filter(PrefilterPlan::is_useful).and_then(Prefilter::new)
+            // A minimum length alone is checked by the regex crate itself before it searches
+            // (measured: the extra check only cost time), so only plans with required
+            // literals are kept.
+            prefilter::plan(pattern).filter(|p| !p.strings.is_empty()).and_then(Prefilter::new)
         };
         if literal.is_none() && prefilter.is_none() {
             return None;
@@ -218,7 +221,9 @@ impl FastRx {
                             }
                             // Group 0 and every group around the whole literal.
                             c.clear();
-                            c.extend((0..=lit.plan.whole_groups).map(|_| input[r.clone()].to_vec()));
+                            c.extend(
+                                (0..=lit.plan.whole_groups).map(|_| input[r.clone()].to_vec()),
+                            );
                         }
                         return Ok(true);
                     }
@@ -308,7 +313,8 @@ mod tests {
         // Switched off, the regex alone answers (same answers).
         fast.set(RxOptimisations::NONE);
         assert!(fast.matches(&re, b"aselect1", None).unwrap());
-        assert!(FastRx::build(r"a+", RxOptimisations::ALL).unwrap().prefilter().is_some());
+        assert!(FastRx::build(r"a+", RxOptimisations::ALL).is_none(), "min length alone");
+        assert!(FastRx::build(r"\d+union\s", RxOptimisations::ALL).unwrap().prefilter().is_some());
         assert!(FastRx::build(r"a*", RxOptimisations::ALL).is_none());
     }
 }

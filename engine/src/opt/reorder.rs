@@ -63,10 +63,8 @@ pub fn target_cost(t: &CTarget) -> u32 {
 
 /// Cost of a clause: operator cost per value read, plus its transformations.
 pub fn clause_cost(cl: &CClause) -> u32 {
-    let literal_rx = cl
-        .op
-        .rx_fast()
-        .is_some_and(|f| f.class() != crate::opt::rxclass::RxClass::Keep);
+    let literal_rx =
+        cl.op.rx_fast().is_some_and(|f| f.class() != crate::opt::rxclass::RxClass::Keep);
     let op = operator_cost(&cl.operator.kind, literal_rx);
     let reads: u32 = cl.targets.iter().map(target_cost).sum::<u32>().max(1);
     op.saturating_mul(reads).saturating_add(2 * cl.transformations.len() as u32)

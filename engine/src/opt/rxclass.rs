@@ -23,7 +23,7 @@ use crate::operator::rx::{Dialect, translate_pcre};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// Most strings a literal set may expand to; beyond that the regex is as good.
-pub const MAX_STRINGS: usize = 512;
+pub const MAX_STRINGS: usize = 256;
 /// Most bytes over all strings of a set.
 const MAX_BYTES: usize = 16 * 1024;
 /// Largest class expanded byte by byte.
@@ -132,12 +132,8 @@ pub fn parse_hir(pattern: &str, relaxed: bool) -> Option<(Hir, bool)> {
     } else {
         (t.text, false)
     };
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(&text)
-        .ok()?;
+    let hir =
+        regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&text).ok()?;
     Some((hir, backtracking))
 }
 
@@ -221,7 +217,9 @@ pub(crate) enum Unit {
 pub(crate) fn class_bytes(c: &Class, max: usize) -> Option<Vec<u8>> {
     let ranges: Vec<(u32, u32)> = match c {
         Class::Bytes(b) => b.ranges().iter().map(|r| (r.start().into(), r.end().into())).collect(),
-        Class::Unicode(u) => u.ranges().iter().map(|r| (r.start().into(), r.end().into())).collect(),
+        Class::Unicode(u) => {
+            u.ranges().iter().map(|r| (r.start().into(), r.end().into())).collect()
+        }
     };
     let mut out = Vec::new();
     for (lo, hi) in ranges {
