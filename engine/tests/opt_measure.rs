@@ -107,6 +107,10 @@ fn rx_stand_ins_on_the_native_path() {
     eprintln!("{} values; ns per (pattern, value) call, median of 5 rounds", vals.len());
     for (gi, g) in names.iter().enumerate() {
         let n = groups.iter().filter(|x| x.0 == *g).count();
+        if n == 0 {
+            eprintln!("  {g:<20} (  0 patterns)");
+            continue;
+        }
         let calls = (n * vals.len()) as f64;
         let cells: Vec<String> = configs
             .iter()

@@ -31,8 +31,9 @@ pub enum Pass {
     /// `@rx` patterns that are literals, prefixes, suffixes, whole lines or literal sets run
     /// as memmem / aho-corasick searches (`crate::opt::rxclass`, `operator::fast`).
     OperatorReplacement,
-    /// `@rx` patterns that stay regexes are first checked for their minimum length and
-    /// required literals (`crate::opt::prefilter`).
+    /// `@rx` patterns that stay regexes are first checked for their required literals
+    /// (`crate::opt::prefilter`). Measured redundant with the `regex` crate's own
+    /// prefilter (see `crate::opt`); kept switchable so the ablation shows it.
     RegexPrefilter,
     /// Children of a Cloudflare-style `and`/`or` condition run cheapest first, when nothing
     /// in the rule set can observe the order (`crate::opt::reorder`).
