@@ -461,6 +461,12 @@ fn gen_link<'r>(
     if depth > 0 {
         g.emit(indent, "h = 0");
     }
+    if g.passes.enabled(Pass::OperatorReplacement) {
+        let class = link.operator.as_ref().and_then(|(_, op, _)| op.rx_fast()).map(|f| f.class());
+        if let Some(c) = class.filter(|c| *c != crate::opt::rxclass::RxClass::Keep) {
+            g.emit(indent, &format!("-- @rx replaced by a literal search ({})", c.name()));
+        }
+    }
     if needs_begin {
         let s = format!("{}(ctx, {l})", g.f("lbegin"));
         g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
@@ -613,6 +619,9 @@ mod tests {
             r.operator.as_ref().and_then(|(_, op, _)| op.rx_fast().map(|f| f.class()))
         };
         assert_eq!(op(&rs), Some(crate::opt::rxclass::RxClass::Exact));
+        let src = |ps: &PassSet| generate(rs.clone(), ps).source;
+        assert!(src(&PassSet::level(2)).contains("-- @rx replaced by a literal search (exact)"));
+        assert!(!src(&PassSet::level(1)).contains("-- @rx replaced"));
         // Off and on give the same decisions (the fast path is the regex).
         for ps in [PassSet::level(2), PassSet::level(2).disable(Pass::OperatorReplacement)] {
             let mut e = LuaEngine::from_compiled(
