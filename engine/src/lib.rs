@@ -16,6 +16,7 @@ pub mod ir;
 pub mod load;
 pub mod lua;
 pub mod operator;
+pub mod opt;
 pub mod request;
 pub mod seclang;
 pub mod transform;

@@ -34,6 +34,8 @@ pub struct Args {
     /// Stop at the first bad corpus line (exit 2).
     #[arg(long)]
     strict: bool,
+    #[command(flatten)]
+    opt: super::lua_opts::OptArgs,
 }
 
 /// Reads a corpus file, reporting bad lines on stderr. Returns the requests, the number of
@@ -75,6 +77,16 @@ pub fn build_engines(
     rules: &str,
     paranoia: Option<u8>,
 ) -> Result<Vec<Box<dyn Engine>>> {
+    build_engines_with(names, rules, paranoia, &wafbench::EngineOptions::default())
+}
+
+/// [`build_engines`] with the Lua compiler's options (`--opt-level`, `--disable-pass`).
+pub fn build_engines_with(
+    names: &[String],
+    rules: &str,
+    paranoia: Option<u8>,
+    opts: &wafbench::EngineOptions,
+) -> Result<Vec<Box<dyn Engine>>> {
     let mut out: Vec<Box<dyn Engine>> = Vec::new();
     for name in names {
         let name = name.trim();
@@ -84,7 +96,7 @@ pub fn build_engines(
         if out.iter().any(|e| e.name() == name) {
             bail!("engine `{name}` listed twice");
         }
-        let e = wafbench::build_engine(name, rules, paranoia)
+        let e = wafbench::build_engine_with(name, rules, paranoia, opts)
             .with_context(|| format!("building engine `{name}`"))?;
         out.push(e);
     }
@@ -108,7 +120,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if reqs.is_empty() {
         bail!("corpus {} holds no request", a.corpus);
     }
-    let mut engines = build_engines(&a.engines, &a.rules, a.paranoia)?;
+    let mut engines =
+        build_engines_with(&a.engines, &a.rules, a.paranoia, &a.opt.engine_options())?;
     let date = latency::utc_now();
     let machine = latency::Machine::current();
     let list = latency::differential(&mut engines, &reqs);

@@ -7,6 +7,13 @@
 //! [`super::runtime`], called with integer handles into the [`Plan`] built here; the
 //! generated code never builds a string per request and creates no closure per request.
 //!
+//! Operator passes: `operator-replacement` and `regex-prefilter` switch the `@rx` stand-ins
+//! of every operator of the compiled set (`crate::opt::set_rx_optimisations`); the values
+//! never reach Lua (they are collected and transformed in Rust), so the cheap string op runs
+//! behind the same `tgt` call. An engine built from a shared `Arc<CompiledRuleSet>` shares
+//! those switches with every engine using that set. `clause-reordering` emits the children
+//! of a condition cheapest first (`crate::opt::reorder`).
+//!
 //! Layout of the chunk: the primitives are received as the chunk's argument (a table) and
 //! bound to locals once; `return { phase1, ..., phase5 }`. Every rule's locals live inside
 //! its own block, so a forward `goto` never jumps into the scope of a local.
@@ -188,6 +195,8 @@ struct Gen<'a> {
     passes: &'a PassSet,
     plan: Plan,
     phase: u8,
+    /// Emit condition children cheapest first.
+    reorder: bool,
 }
 
 impl Gen<'_> {
@@ -239,7 +248,17 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
         clauses: Vec::new(),
         markers: Vec::new(),
     };
-    let mut g = Gen { out: String::new(), line: 0, map: Vec::new(), passes, plan, phase: 1 };
+    crate::opt::set_rx_optimisations(
+        &rs,
+        crate::opt::RxOptimisations {
+            replace: passes.enabled(Pass::OperatorReplacement),
+            prefilter: passes.enabled(Pass::RegexPrefilter),
+        },
+    );
+    let reorder =
+        passes.enabled(Pass::ClauseReordering) && crate::opt::reorder::reorder_is_safe(&rs);
+    let mut g =
+        Gen { out: String::new(), line: 0, map: Vec::new(), passes, plan, phase: 1, reorder };
     g.emit(0, "-- wafbench: rules compiled to Lua (generated; do not edit)");
     g.emit(0, "local waf = ...");
     if passes.enabled(Pass::HoistLocals) {
@@ -442,6 +461,12 @@ fn gen_link<'r>(
     if depth > 0 {
         g.emit(indent, "h = 0");
     }
+    if g.passes.enabled(Pass::OperatorReplacement) {
+        let class = link.operator.as_ref().and_then(|(_, op, _)| op.rx_fast()).map(|f| f.class());
+        if let Some(c) = class.filter(|c| *c != crate::opt::rxclass::RxClass::Keep) {
+            g.emit(indent, &format!("-- @rx replaced by a literal search ({})", c.name()));
+        }
+    }
     if needs_begin {
         let s = format!("{}(ctx, {l})", g.f("lbegin"));
         g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
@@ -485,8 +510,15 @@ fn gen_condition(g: &mut Gen<'_>, ri: usize, c: &CCondition, path: &mut Vec<usiz
             if v.is_empty() {
                 return empty.to_string();
             }
+            let order: Vec<usize> = if g.reorder {
+                crate::opt::reorder::condition_order(v)
+            } else {
+                (0..v.len()).collect()
+            };
             let mut parts = Vec::new();
-            for (i, sub) in v.iter().enumerate() {
+            for i in order {
+                let sub = &v[i];
+                // The handle path keeps the written index: the runtime finds the clause by it.
                 path.push(i);
                 parts.push(gen_condition(g, ri, sub, path));
                 path.pop();
@@ -498,6 +530,121 @@ fn gen_condition(g: &mut Gen<'_>, ri: usize, c: &CCondition, path: &mut Vec<usiz
             let s = gen_condition(g, ri, sub, path);
             path.pop();
             format!("(not {s})")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::NativeEngine;
+    use crate::lua::{Backend, LuaEngine, LuaOptions, compile_to_lua};
+    use crate::request::Request;
+
+    const OR_RULE: &str = "rule 7 probe\n\
+        ARGS matches \"(?i)union.*select\" or REQUEST_METHOD is POST or ARGS:x contains zz\n\
+        deny\n";
+
+    fn clause_paths(p: &LuaProgram) -> Vec<Vec<usize>> {
+        p.plan.clauses.iter().map(|c| c.path.clone()).collect()
+    }
+
+    #[test]
+    fn condition_children_run_cheapest_first_when_unobservable() {
+        let set = crate::cfrule::parse(OR_RULE, "t.rules").expect("parse");
+        let on = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+        // Emission order: REQUEST_METHOD is (1), then contains (2), then the regex (0).
+        assert_eq!(clause_paths(&on), vec![vec![1], vec![2], vec![0]], "{}", on.source);
+        let off = compile_to_lua(&set, &PassSet::level(2).disable(Pass::ClauseReordering)).unwrap();
+        assert_eq!(clause_paths(&off), vec![vec![0], vec![1], vec![2]]);
+
+        // A rule reading MATCHED_VAR could see which clause matched: no reordering.
+        let text = format!("{OR_RULE}\nrule 8 echo\n  MATCHED_VAR contains a\n  deny\n");
+        let set = crate::cfrule::parse(&text, "t.rules").expect("parse");
+        let p = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+        assert_eq!(clause_paths(&p)[..3], [vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn reordered_conditions_decide_as_native() {
+        let config =
+            crate::seclang::parse_str("SecRuleEngine On\nSecRequestBodyAccess On\n", "c.conf")
+                .expect("config");
+        let rules = crate::cfrule::parse(OR_RULE, "t.rules").expect("parse");
+        let set = crate::default_rules::merge(config, rules);
+        let native = NativeEngine::new(&set).expect("native");
+        let reqs: Vec<Request> = [
+            ("GET", "/?a=union+all+select", ""),
+            ("POST", "/", "a=b"),
+            ("GET", "/?x=azzb", ""),
+            ("GET", "/?x=fine", ""),
+        ]
+        .iter()
+        .map(|(m, u, b)| Request {
+            id: "t".into(),
+            method: (*m).into(),
+            uri: u.as_bytes().to_vec(),
+            headers: vec![
+                ("Host".into(), "h".into()),
+                ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+            ],
+            body: b.as_bytes().to_vec(),
+            ..Request::default()
+        })
+        .collect();
+        for backend in [Backend::Mlua, Backend::Ffi] {
+            let mut lua =
+                LuaEngine::new(&set, LuaOptions { backend, ..Default::default() }).unwrap();
+            for r in &reqs {
+                let (a, b) = (native.evaluate(r), lua.evaluate(r).unwrap());
+                assert_eq!((a.status, &a.matched_ids), (b.status, &b.matched_ids), "{:?}", r.uri);
+            }
+        }
+        assert!(native.evaluate(&reqs[3]).matched_ids.is_empty(), "the benign request passes");
+        for r in &reqs[..3] {
+            assert_eq!(native.evaluate(r).matched_ids, vec!["7".to_string()], "{:?}", r.uri);
+        }
+    }
+
+    #[test]
+    fn operator_passes_switch_the_rx_stand_ins() {
+        let set = crate::seclang::parse_str(
+            "SecRuleEngine On\nSecRule ARGS \"@rx ^admin$\" \"id:1,phase:1,deny\"\n",
+            "t.conf",
+        )
+        .unwrap();
+        let rs = Arc::new(CompiledRuleSet::compile(&set).unwrap());
+        let op = |rs: &CompiledRuleSet| {
+            let Item::Rule(r) = &rs.phases[0][0] else { panic!("a rule") };
+            r.operator.as_ref().and_then(|(_, op, _)| op.rx_fast().map(|f| f.class()))
+        };
+        assert_eq!(op(&rs), Some(crate::opt::rxclass::RxClass::Exact));
+        let src = |ps: &PassSet| generate(rs.clone(), ps).source;
+        assert!(src(&PassSet::level(2)).contains("-- @rx replaced by a literal search (exact)"));
+        assert!(!src(&PassSet::level(1)).contains("-- @rx replaced"));
+        // Off and on give the same decisions (the fast path is the regex).
+        for ps in [PassSet::level(2), PassSet::level(2).disable(Pass::OperatorReplacement)] {
+            let mut e = LuaEngine::from_compiled(
+                rs.clone(),
+                LuaOptions { backend: Backend::Ffi, passes: ps, ..Default::default() },
+            )
+            .unwrap();
+            let d = e
+                .evaluate(&Request {
+                    uri: b"/?u=admin".to_vec(),
+                    method: "GET".into(),
+                    ..Request::default()
+                })
+                .unwrap();
+            assert!(d.disruptive);
+            let d = e
+                .evaluate(&Request {
+                    uri: b"/?u=admin%0a".to_vec(),
+                    method: "GET".into(),
+                    ..Request::default()
+                })
+                .unwrap();
+            assert!(d.disruptive, "a line anchor matches before the newline");
         }
     }
 }

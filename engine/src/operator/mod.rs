@@ -9,6 +9,7 @@
 //! | module | operators |
 //! |---|---|
 //! | [`rx`] | `@rx` (PCRE -> `regex`, fallback `fancy-regex`) |
+//! | [`fast`] | literal search and prefilter in front of an `@rx` regex ([`crate::opt`]) |
 //! | [`pm`] | `@pm`, `@pmFromFile` |
 //! | [`ipmatch`] | `@ipMatch`, `@ipMatchFromFile` |
 //! | [`strings`] | `@streq @beginsWith @endsWith @contains @containsWord @within @strmatch` |
@@ -27,6 +28,7 @@
 //! resources for them: `@validateDTD`, `@validateSchema` (libxml2 and the schema file),
 //! `@inspectFile` (runs an external script), `@fuzzyHash` (ssdeep and a hash file).
 
+pub mod fast;
 pub mod ipmatch;
 pub mod libinjection;
 pub mod numeric;
@@ -119,6 +121,8 @@ pub struct CompiledOperator {
     /// The argument as written, for reports.
     arg: Option<String>,
     needs_expansion: bool,
+    /// Literal `@rx`: its literal search and prefilter ([`fast`]), when it has either.
+    fast: Option<Box<fast::FastRx>>,
 }
 
 fn regex_err(name: &'static str, pattern: &str, e: rx::RxError) -> OperatorError {
@@ -140,6 +144,7 @@ impl CompiledOperator {
             name,
             arg: None,
             needs_expansion: false,
+            fast: None,
         };
         let with_string = |op: StrOp, m: &MacroString| CompiledOperator {
             last_expansion: Mutex::new(None),
@@ -147,6 +152,7 @@ impl CompiledOperator {
             name,
             arg: Some(m.to_string()),
             needs_expansion: m.has_macros(),
+            fast: None,
         };
         let with_number = |op: NumOp, m: &MacroString| CompiledOperator {
             last_expansion: Mutex::new(None),
@@ -154,6 +160,7 @@ impl CompiledOperator {
             name,
             arg: Some(m.to_string()),
             needs_expansion: m.has_macros(),
+            fast: None,
         };
         let with_regex = |make: fn(RxMatcher) -> Op, pattern: &str| {
             let re = RxMatcher::new(pattern).map_err(|e| regex_err(name, pattern, e))?;
@@ -163,6 +170,7 @@ impl CompiledOperator {
                 name,
                 arg: Some(pattern.to_string()),
                 needs_expansion: false,
+                fast: None,
             })
         };
         let bad =
@@ -172,7 +180,11 @@ impl CompiledOperator {
                 Some("") => CompiledOperator { arg: Some(String::new()), ..simple(Op::RxEmpty) },
                 Some(p) => {
                     let re = RxMatcher::new(p).map_err(|e| regex_err(name, p, e))?;
-                    CompiledOperator { arg: Some(p.to_string()), ..simple(Op::Rx(Some(re))) }
+                    CompiledOperator {
+                        arg: Some(p.to_string()),
+                        fast: fast::FastRx::build(p, fast::RxOptimisations::DEFAULT).map(Box::new),
+                        ..simple(Op::Rx(Some(re)))
+                    }
                 }
                 None => CompiledOperator {
                     last_expansion: Mutex::new(None),
@@ -180,6 +192,7 @@ impl CompiledOperator {
                     name,
                     arg: Some(m.to_string()),
                     needs_expansion: true,
+                    fast: None,
                 },
             },
             OperatorKind::Pm(phrases) => {
@@ -269,7 +282,12 @@ impl CompiledOperator {
             }
         };
         Ok(match &self.op {
-            Op::Rx(Some(re)) => return re.matches(input, captures),
+            Op::Rx(Some(re)) => {
+                return match &self.fast {
+                    Some(f) => f.matches(re, input, captures),
+                    None => re.matches(input, captures),
+                };
+            }
             Op::Rx(None) => {
                 let expanded = dynamic();
                 let cached = match self.last_expansion.lock() {
@@ -377,6 +395,19 @@ impl CompiledOperator {
     /// The argument as written (pattern, literal, data file path), when there is one.
     pub fn argument(&self) -> Option<&str> {
         self.arg.as_deref()
+    }
+
+    /// The literal search / prefilter of a literal `@rx`, when it has one.
+    pub fn rx_fast(&self) -> Option<&fast::FastRx> {
+        self.fast.as_deref()
+    }
+
+    /// Switches the `@rx` stand-ins of this operator (no-op for other operators). Takes
+    /// `&self`: compiled rule sets are shared behind `Arc`s.
+    pub fn set_rx_optimisations(&self, opts: fast::RxOptimisations) {
+        if let Some(f) = &self.fast {
+            f.set(opts);
+        }
     }
 
     /// The compiled regex of an `@rx` with a literal pattern (for the optimiser: engine,

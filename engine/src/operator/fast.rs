@@ -1,0 +1,320 @@
+//! Cheap stand-ins in front of an `@rx` regex, chosen at compile time by [`crate::opt`].
+//!
+//! Data flow: `CompiledOperator::compile` (literal `@rx`) -> [`FastRx::build`] (runs the
+//! backend-neutral classifier [`crate::opt::rxclass::classify`] and the prefilter planner
+//! [`crate::opt::prefilter::plan`]) -> per value, [`FastRx::matches`] answers with
+//! - the literal search when the pattern *is* a literal, prefix, suffix, whole line or
+//!   literal set (memmem / aho-corasick leftmost-first, so the span, and with it TX.0, is the
+//!   regex's), falling back to the regex where the literal form cannot decide (a line anchor
+//!   on a subject holding `\n`; captures of groups inside the literal);
+//! - or the prefilter (minimum length, required literals), then the regex.
+//!
+//! Each of the two is switched on or off per operator ([`RxOptimisations`]), so the Lua
+//! compiler's `operator-replacement` and `regex-prefilter` passes (and a native build) can
+//! choose, and an ablation can measure each. Both backends call this through
+//! `CompiledOperator::matches`; the Lua backend never sees values (they are collected and
+//! transformed in Rust), so "emitting the cheap string op" means calling this fast path.
+
+use super::MatchLimitExceeded;
+use super::rx::RxMatcher;
+use crate::opt::prefilter::{self, PrefilterPlan};
+use crate::opt::rxclass::{self, Anchor, LiteralPlan, RxClass};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which stand-ins run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxOptimisations {
+    pub replace: bool,
+    pub prefilter: bool,
+}
+
+impl RxOptimisations {
+    pub const NONE: RxOptimisations = RxOptimisations { replace: false, prefilter: false };
+    pub const ALL: RxOptimisations = RxOptimisations { replace: true, prefilter: true };
+    /// What `CompiledOperator::compile` sets, so what the native evaluator runs: see the
+    /// measurements in the module docs of [`crate::opt`].
+    pub const DEFAULT: RxOptimisations = RxOptimisations { replace: true, prefilter: false };
+
+    fn bits(self) -> u8 {
+        u8::from(self.replace) | (u8::from(self.prefilter) << 1)
+    }
+}
+
+const REPLACE: u8 = 1;
+const PREFILTER: u8 = 2;
+
+/// A literal search equal to a regex.
+#[derive(Debug)]
+pub struct LiteralSearch {
+    plan: LiteralPlan,
+    /// Unanchored search (leftmost-first over the strings in priority order).
+    searcher: Option<AhoCorasick>,
+    one: Option<memchr::memmem::Finder<'static>>,
+}
+
+/// What the literal search says.
+enum Answer {
+    Match(std::ops::Range<usize>),
+    NoMatch,
+    /// The regex must decide.
+    Ask,
+}
+
+fn eq_bytes(a: &[u8], b: &[u8], ci: bool) -> bool {
+    if ci { a.eq_ignore_ascii_case(b) } else { a == b }
+}
+
+impl LiteralSearch {
+    fn new(plan: LiteralPlan) -> Option<LiteralSearch> {
+        let (mut searcher, mut one) = (None, None);
+        if plan.anchor == Anchor::None {
+            match plan.strings.as_slice() {
+                [s] if !plan.ci => one = Some(memchr::memmem::Finder::new(s).into_owned()),
+                strings => {
+                    searcher = Some(
+                        AhoCorasickBuilder::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .ascii_case_insensitive(plan.ci)
+                            .build(strings)
+                            .ok()?,
+                    )
+                }
+            }
+        }
+        Some(LiteralSearch { plan, searcher, one })
+    }
+
+    pub fn plan(&self) -> &LiteralPlan {
+        &self.plan
+    }
+
+    fn find(&self, input: &[u8]) -> Answer {
+        let p = &self.plan;
+        if p.anchor == Anchor::None {
+            let found = match (&self.one, &self.searcher) {
+                (Some(f), _) => f.find(input).map(|i| i..i + f.needle().len()),
+                (None, Some(ac)) => ac.find(input).map(|m| m.range()),
+                (None, None) => return Answer::Ask,
+            };
+            return found.map_or(Answer::NoMatch, Answer::Match);
+        }
+        // Line anchors equal the subject's edges only without `\n` (and PCRE2's `^` after
+        // a final newline is a case of its own, see rx.rs): otherwise the regex decides.
+        if memchr::memchr(b'\n', input).is_some() {
+            return Answer::Ask;
+        }
+        let n = input.len();
+        let hit = match p.anchor {
+            // Leftmost is position 0; the first string in priority order that fits wins.
+            Anchor::Start => p
+                .strings
+                .iter()
+                .find(|s| input.len() >= s.len() && eq_bytes(&input[..s.len()], s, p.ci))
+                .map(|s| 0..s.len()),
+            // Leftmost start = the longest string that ends the subject.
+            Anchor::End => p
+                .strings
+                .iter()
+                .filter(|s| n >= s.len() && eq_bytes(&input[n - s.len()..], s, p.ci))
+                .map(Vec::len)
+                .max()
+                .map(|l| n - l..n),
+            Anchor::Both => p.strings.iter().any(|s| eq_bytes(input, s, p.ci)).then_some(0..n),
+            Anchor::None => None,
+        };
+        hit.map_or(Answer::NoMatch, Answer::Match)
+    }
+}
+
+/// A compiled prefilter.
+#[derive(Debug)]
+pub struct Prefilter {
+    plan: PrefilterPlan,
+    searcher: Option<AhoCorasick>,
+}
+
+impl Prefilter {
+    fn new(plan: PrefilterPlan) -> Option<Prefilter> {
+        let searcher = if plan.strings.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(plan.ci)
+                    .build(&plan.strings)
+                    .ok()?,
+            )
+        };
+        Some(Prefilter { plan, searcher })
+    }
+
+    pub fn plan(&self) -> &PrefilterPlan {
+        &self.plan
+    }
+
+    /// False only when no match is possible.
+    pub fn may_match(&self, input: &[u8]) -> bool {
+        input.len() >= self.plan.min_len && self.searcher.as_ref().is_none_or(|s| s.is_match(input))
+    }
+}
+
+/// The stand-ins of one `@rx`.
+#[derive(Debug)]
+pub struct FastRx {
+    literal: Option<LiteralSearch>,
+    prefilter: Option<Prefilter>,
+    on: AtomicU8,
+}
+
+impl FastRx {
+    /// Analyses a pattern; `None` when nothing cheaper exists.
+    pub fn build(pattern: &str, opts: RxOptimisations) -> Option<FastRx> {
+        let literal = rxclass::classify(pattern).ok().and_then(LiteralSearch::new);
+        let prefilter = if literal.is_some() {
+            None
+        } else {
+            // A minimum length alone is checked by the regex crate itself before it searches
+            // (measured: the extra check only cost time), so only plans with required
+            // literals are kept.
+            prefilter::plan(pattern).filter(|p| !p.strings.is_empty()).and_then(Prefilter::new)
+        };
+        if literal.is_none() && prefilter.is_none() {
+            return None;
+        }
+        Some(FastRx { literal, prefilter, on: AtomicU8::new(opts.bits()) })
+    }
+
+    pub fn set(&self, opts: RxOptimisations) {
+        self.on.store(opts.bits(), Ordering::Relaxed);
+    }
+
+    /// The class this pattern was put in.
+    pub fn class(&self) -> RxClass {
+        self.literal.as_ref().map_or(RxClass::Keep, |l| l.plan.class())
+    }
+
+    pub fn literal(&self) -> Option<&LiteralSearch> {
+        self.literal.as_ref()
+    }
+
+    pub fn prefilter(&self) -> Option<&Prefilter> {
+        self.prefilter.as_ref()
+    }
+
+    /// `RxMatcher::matches`, answered by the cheapest means switched on.
+    pub fn matches(
+        &self,
+        re: &RxMatcher,
+        input: &[u8],
+        captures: Option<&mut Vec<Vec<u8>>>,
+    ) -> Result<bool, MatchLimitExceeded> {
+        let on = self.on.load(Ordering::Relaxed);
+        if on & REPLACE != 0 {
+            if let Some(lit) = &self.literal {
+                match lit.find(input) {
+                    Answer::NoMatch => return Ok(false),
+                    Answer::Match(r) => {
+                        if let Some(c) = captures {
+                            if lit.plan.inner_groups {
+                                return re.matches(input, Some(c));
+                            }
+                            // Group 0 and every group around the whole literal.
+                            c.clear();
+                            c.extend(
+                                (0..=lit.plan.whole_groups).map(|_| input[r.clone()].to_vec()),
+                            );
+                        }
+                        return Ok(true);
+                    }
+                    Answer::Ask => return re.matches(input, captures),
+                }
+            }
+        }
+        if on & PREFILTER != 0 {
+            if let Some(p) = &self.prefilter {
+                if !p.may_match(input) {
+                    return Ok(false);
+                }
+            }
+        }
+        re.matches(input, captures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fast path and regex agree, with and without captures.
+    fn agree(pattern: &str, inputs: &[&[u8]]) {
+        let re = RxMatcher::new(pattern).unwrap();
+        let fast = FastRx::build(pattern, RxOptimisations::ALL)
+            .unwrap_or_else(|| panic!("{pattern}: no fast path"));
+        for input in inputs {
+            let want = re.matches(input, None).unwrap();
+            assert_eq!(fast.matches(&re, input, None).unwrap(), want, "{pattern} on {input:?}");
+            let (mut a, mut b) = (vec![b"old".to_vec()], vec![b"old".to_vec()]);
+            re.matches(input, Some(&mut a)).unwrap();
+            fast.matches(&re, input, Some(&mut b)).unwrap();
+            assert_eq!(a, b, "captures of {pattern} on {input:?}");
+        }
+    }
+
+    #[test]
+    fn literal_forms_agree_with_the_regex() {
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"foo",
+            b"xFOOx",
+            b"GET",
+            b"get",
+            b"GET\n",
+            b"a\nGET",
+            b"\nGET\n",
+            b"HEADGET",
+            b"x.php",
+            b"x.php\ny",
+            b"abcd",
+            b"ab",
+            b"\xff\xfe\x00foo",
+            b"AbC",
+            b"zabcab",
+        ];
+        for p in [
+            r"foo",
+            r"(?i)foo",
+            r"(foo)",
+            r"^GET",
+            r"(?i)^get",
+            r"^(GET|HEAD)$",
+            r"\.php$",
+            r"(?:ab|abc)",
+            r"(?:abc|ab)$",
+            r"(?i)(a)(b)c",
+            r"^(?:GET|HEADGET)",
+            r"\xff\xfe",
+        ] {
+            agree(p, inputs);
+        }
+    }
+
+    #[test]
+    fn prefilter_and_switches() {
+        let re = RxMatcher::new(r"[a-z]+select\d").unwrap();
+        let fast = FastRx::build(r"[a-z]+select\d", RxOptimisations::ALL).unwrap();
+        assert_eq!(fast.class(), RxClass::Keep);
+        let p = fast.prefilter().unwrap();
+        assert!(!p.may_match(b"xselec1"));
+        assert!(!p.may_match(b"short"));
+        assert!(p.may_match(b"aselect1"));
+        assert!(fast.matches(&re, b"aselect1", None).unwrap());
+        assert!(!fast.matches(&re, b"a select1", None).unwrap());
+        // Switched off, the regex alone answers (same answers).
+        fast.set(RxOptimisations::NONE);
+        assert!(fast.matches(&re, b"aselect1", None).unwrap());
+        assert!(FastRx::build(r"a+", RxOptimisations::ALL).is_none(), "min length alone");
+        assert!(FastRx::build(r"\d+union\s", RxOptimisations::ALL).unwrap().prefilter().is_some());
+        assert!(FastRx::build(r"a*", RxOptimisations::ALL).is_none());
+    }
+}
