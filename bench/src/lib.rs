@@ -87,7 +87,9 @@ pub fn build_engine_with(
         }
         "native" => {
             let set = load_rule_set(rules_spec, paranoia)?;
-            Ok(Box::new(waf_engine::eval::NativeEngine::new(&set)?))
+            // The native engine honours the backend-neutral passes of the same set.
+            let co = opts.lua.passes.compile_options();
+            Ok(Box::new(waf_engine::eval::NativeEngine::with_options(&set, co)?))
         }
         "modsec" => Ok(Box::new(modsec::ModSecPeer::from_spec(rules_spec, paranoia)?)),
         _ => Err(BuildEngineError::UnknownEngine { name: name.into() }),

@@ -38,6 +38,13 @@ impl NativeEngine {
     pub fn new(rs: &RuleSet) -> Result<NativeEngine, EvalError> {
         Ok(NativeEngine { rules: Arc::new(CompiledRuleSet::compile(rs)?) })
     }
+    /// With the backend-neutral optimisations switched as `opts` says.
+    pub fn with_options(
+        rs: &RuleSet,
+        opts: compile::CompileOptions,
+    ) -> Result<NativeEngine, EvalError> {
+        Ok(NativeEngine { rules: Arc::new(CompiledRuleSet::compile_with(rs, opts)?) })
+    }
     pub fn from_compiled(rules: Arc<CompiledRuleSet>) -> NativeEngine {
         NativeEngine { rules }
     }

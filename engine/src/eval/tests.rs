@@ -212,3 +212,51 @@ fn hostile_requests_get_a_decision() {
         assert!(d.status >= 200, "{d:?}");
     }
 }
+
+/// Shared value sources (`eval::sources`) against per-rule reads: the same decisions with
+/// the sources on and off, lists rebuilt once the body added arguments (phase 2 sees
+/// ARGS_POST although phase 1 built the list of the same source), a `ctl` that switches the
+/// body processor, exclusions that differ between rules sharing a target, and a prefilter
+/// that must not hide a match after a transformation.
+#[test]
+fn value_sources_match_per_rule_reads() {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule ARGS \"@rx secret\" \"id:1,phase:1,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS \"@rx secret\" \"id:2,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS|!ARGS:a \"@rx secret\" \"id:3,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS \"@rx <script\" \"id:4,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase\"\n\
+         SecRule REQUEST_HEADERS:Content-Type \"@rx ^text/plain\" \"id:5,phase:1,pass,nolog,ctl:requestBodyProcessor=URLENCODED\"\n\
+         SecRule ARGS_POST \"@rx secret\" \"id:6,phase:2,pass,t:none,t:lowercase\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = NativeEngine::from_compiled(Arc::new(
+        CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile"),
+    ));
+    let off = NativeEngine::from_compiled(Arc::new(
+        CompiledRuleSet::compile_with(
+            &set,
+            CompileOptions { no_value_sources: true, no_rx_prefilter: true },
+        )
+        .expect("compile"),
+    ));
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let plain = [("Content-Type", "text/plain")];
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/?q=SECRET", &[], ""), &["1", "2", "3"]),
+        (req("POST", "/?q=x", &form, "a=Secret"), &["2", "6"]),
+        (req("POST", "/?q=x", &form, "b=Secret"), &["2", "3", "6"]),
+        (req("POST", "/", &form, "b=%3CSCRIPT%3E"), &["4"]),
+        (req("POST", "/", &plain, "c=secret"), &["2", "3", "6"]),
+        (req("GET", "/?x=%3cScRiPt", &[], ""), &["4"]),
+    ];
+    for (r, want) in cases {
+        let a = on.evaluate(r);
+        let b = off.evaluate(r);
+        assert_eq!(a.matched_ids, b.matched_ids, "sources on/off differ on {:?}", r.uri);
+        assert_eq!(a.matched_ids, *want, "{:?} body {:?}", r.uri, r.body);
+        // The same transaction scratch serves the next request: run it again.
+        assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
+    }
+}

@@ -88,13 +88,13 @@ impl std::fmt::Debug for LuaEngine {
 
 /// The Lua source of a rule set (what `wafbench convert --to lua` prints).
 pub fn compile_to_lua(rs: &RuleSet, passes: &PassSet) -> Result<LuaProgram, LuaError> {
-    let compiled = Arc::new(CompiledRuleSet::compile(rs)?);
+    let compiled = Arc::new(CompiledRuleSet::compile_with(rs, passes.compile_options())?);
     Ok(codegen::generate(compiled, passes))
 }
 
 impl LuaEngine {
     pub fn new(rs: &RuleSet, opts: LuaOptions) -> Result<LuaEngine, LuaError> {
-        let compiled = Arc::new(CompiledRuleSet::compile(rs)?);
+        let compiled = Arc::new(CompiledRuleSet::compile_with(rs, opts.passes.compile_options())?);
         LuaEngine::from_compiled(compiled, opts)
     }
 

@@ -38,6 +38,14 @@ pub enum Pass {
     /// Children of a Cloudflare-style `and`/`or` condition run cheapest first, when nothing
     /// in the rule set can observe the order (`crate::opt::reorder`).
     ClauseReordering,
+    /// Backend-neutral (native and Lua): each (target, exclusions, transformation chain) is
+    /// read and transformed once per request and shared by the rules that read it
+    /// (`crate::eval::sources`).
+    ValueSources,
+    /// Backend-neutral: the required literals of every `@rx` after the same chain in one
+    /// Aho-Corasick automaton, one scan per shared value (`crate::eval::prefilter`); needs
+    /// `value-sources`.
+    SharedPrefilter,
 }
 
 impl Pass {
@@ -50,6 +58,8 @@ impl Pass {
         Pass::OperatorReplacement,
         Pass::RegexPrefilter,
         Pass::ClauseReordering,
+        Pass::ValueSources,
+        Pass::SharedPrefilter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +72,8 @@ impl Pass {
             Pass::OperatorReplacement => "operator-replacement",
             Pass::RegexPrefilter => "regex-prefilter",
             Pass::ClauseReordering => "clause-reordering",
+            Pass::ValueSources => "value-sources",
+            Pass::SharedPrefilter => "shared-prefilter",
         }
     }
 
@@ -69,7 +81,10 @@ impl Pass {
     fn level(self) -> u8 {
         match self {
             Pass::TransformCache => 3,
-            Pass::OperatorReplacement | Pass::RegexPrefilter | Pass::ClauseReordering => 2,
+            Pass::OperatorReplacement
+            | Pass::RegexPrefilter
+            | Pass::ClauseReordering
+            | Pass::SharedPrefilter => 2,
             _ => 1,
         }
     }
@@ -129,6 +144,13 @@ impl PassSet {
     }
     pub fn passes(&self) -> &[Pass] {
         &self.on
+    }
+    /// The backend-neutral passes, as options of the compiled rule set both backends use.
+    pub fn compile_options(&self) -> crate::eval::compile::CompileOptions {
+        crate::eval::compile::CompileOptions {
+            no_value_sources: !self.enabled(Pass::ValueSources),
+            no_rx_prefilter: !self.enabled(Pass::SharedPrefilter),
+        }
     }
 }
 
