@@ -226,6 +226,9 @@ struct Elem {
     key: Vec<u8>,
     value: Vec<u8>,
     name: String,
+    /// The element's name under the collection's `*_NAMES` variable (`ARGS_NAMES:q`), built
+    /// once here rather than by every rule that reads the names.
+    names_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,9 +242,27 @@ impl Coll {
         Coll { var, elems: Vec::new() }
     }
     fn push(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let name = format!("{}:{}", self.var.name(), String::from_utf8_lossy(&key));
-        self.elems.push(Elem { key, value, name });
+        let k = String::from_utf8_lossy(&key);
+        let name = format!("{}:{k}", self.var.name());
+        let names_name = match names_variable(self.var) {
+            Some(nv) => format!("{nv}:{k}"),
+            None => String::new(),
+        };
+        self.elems.push(Elem { key, value, name, names_name });
     }
+}
+
+/// The `*_NAMES` variable that lists the keys of a collection variable.
+fn names_variable(var: Variable) -> Option<&'static str> {
+    use Variable::*;
+    Some(match var {
+        Args => "ARGS_NAMES",
+        ArgsGet => "ARGS_GET_NAMES",
+        ArgsPost => "ARGS_POST_NAMES",
+        RequestHeaders => "REQUEST_HEADERS_NAMES",
+        RequestCookies => "REQUEST_COOKIES_NAMES",
+        _ => return None,
+    })
 }
 
 /// Where an argument came from (v3's `orig` of `addArgument`).
@@ -715,7 +736,11 @@ impl RequestData {
                         value: Cow::Borrowed(&e.value),
                     }),
                     Some(nv) => out.push(VarValue {
-                        name: Cow::Owned(format!("{nv}:{}", String::from_utf8_lossy(&e.key))),
+                        name: if e.names_name.starts_with(nv) && e.names_name.len() > nv.len() {
+                            Cow::Borrowed(&e.names_name)
+                        } else {
+                            Cow::Owned(format!("{nv}:{}", String::from_utf8_lossy(&e.key)))
+                        },
                         value: Cow::Borrowed(&e.key),
                     }),
                 }
