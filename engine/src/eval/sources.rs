@@ -10,9 +10,11 @@
 //! and rebuilds it when the request data changed (body processed, `ctl` switched the body
 //! processor or access): [`SourceCache::invalidate`].
 //!
-//! Each chain also has a [`PrefilterGroup`]: the required literals ([`super::prefilter`]) of
-//! every `@rx` run after that chain, in one case-insensitive Aho-Corasick automaton. One scan
-//! of a transformed value gives a bit per regex: clear means that regex cannot match it.
+//! The required literals ([`super::prefilter`]) of every `@rx` sit in one case-insensitive
+//! Aho-Corasick automaton ([`PrefilterGroup`]): one scan of a value gives a bit per regex,
+//! clear meaning that regex cannot match it. The bits belong to the bytes, not to the chain:
+//! a value that a chain leaves unchanged (most benign values, under most chains) shares one
+//! transformed-value record, hence one scan, with every other chain that leaves it unchanged.
 //!
 //! What is not a source (read per rule, as before): evaluator-owned collections (TX, IP, ...),
 //! matched data and rule meta-data, `&COUNT` targets, targets added by
@@ -138,7 +140,12 @@ impl SourceBuilder {
             return None;
         }
         let req = prefilter::required(translated)?;
-        let group = self.chain_id(chain);
+        // One group for every regex: bits then depend on the bytes alone (see module docs).
+        let _ = chain;
+        let group = 0u32;
+        if self.group_literals.is_empty() {
+            self.group_literals.push(Vec::new());
+        }
         let slots = &mut self.group_literals[group as usize];
         slots.push(req.literals);
         Some(RxSlot {
@@ -248,6 +255,9 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
+/// Chain id of the shared record of bytes no chain changed.
+const IDENTITY: u32 = u32::MAX;
+
 type KeyMap = HashMap<(u32, usize, usize), u32, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Per-request lists of the sources read so far.
@@ -348,8 +358,31 @@ impl SourceCache {
             let tval = match known {
                 Some(tv) => tv,
                 None => {
-                    let v0 = self.values.len();
                     let out = transform::apply_chain(chain, &v.value);
+                    // Unchanged by the chain: the record of the raw bytes, shared by every
+                    // chain that leaves them alone (and its prefilter scan with it).
+                    if out.as_ref() == v.value.as_ref() {
+                        if let Some((_, p, l)) = key {
+                            let raw_key = (IDENTITY, p, l);
+                            let tv = match self.shared.get(&raw_key) {
+                                Some(&tv) => tv,
+                                None => {
+                                    let tv = self.push_tval(&out);
+                                    self.shared.insert(raw_key, tv);
+                                    tv
+                                }
+                            };
+                            if let Some(k) = key {
+                                self.shared.insert(k, tv);
+                            }
+                            self.entries.push(Entry {
+                                name: (n0 as u32, self.names.len() as u32),
+                                tval: tv,
+                            });
+                            continue;
+                        }
+                    }
+                    let v0 = self.values.len();
                     self.values.extend_from_slice(&out);
                     let tv = self.tvals.len() as u32;
                     self.tvals.push(TVal {
@@ -367,6 +400,14 @@ impl SourceCache {
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
         Some(start..end)
+    }
+
+    fn push_tval(&mut self, bytes: &[u8]) -> u32 {
+        let v0 = self.values.len();
+        self.values.extend_from_slice(bytes);
+        let tv = self.tvals.len() as u32;
+        self.tvals.push(TVal { value: (v0 as u32, self.values.len() as u32), bits: u32::MAX });
+        tv
     }
 
     pub(crate) fn name(&self, i: usize) -> &str {
