@@ -1,7 +1,8 @@
 //! The Lua engines against the native evaluator on EVERY request of the standard corpora
 //! (`corpora/*.jsonl`) and of the CRS 3.3.4 regression corpus, with CRS at paranoia 1 and 4:
 //! `status`, `disruptive` and `matched_ids` (and the anomaly score) must be identical.
-//! Run it in release: `cargo test --release -p waf-engine --test lua_differential`.
+//! The native evaluator with its backend-neutral passes off must decide the same as with them
+//! on. Run it in release: `cargo test --release -p waf-engine --test lua_differential`.
 
 use std::path::{Path, PathBuf};
 use waf_engine::eval::NativeEngine;
@@ -98,4 +99,48 @@ fn lua_engines_match_native_at_pl1() {
 #[test]
 fn lua_engines_match_native_at_pl4() {
     differential(4);
+}
+
+/// The backend-neutral passes (`value-sources`, `shared-prefilter`) against the evaluator
+/// without them, on the same requests: switching either off must not change a decision.
+fn native_passes(paranoia: u8) {
+    use std::sync::Arc;
+    use waf_engine::eval::compile::{CompileOptions, CompiledRuleSet};
+    let set = load_rules(&RuleSpec::from_args(&["crs"], Some(paranoia), None)).expect("CRS");
+    let full = NativeEngine::new(&set).expect("native");
+    let variants = [
+        ("no shared-prefilter", CompileOptions { no_value_sources: false, no_rx_prefilter: true }),
+        ("no value-sources", CompileOptions { no_value_sources: true, no_rx_prefilter: true }),
+    ];
+    let reqs = all_requests();
+    for (label, opts) in variants {
+        let plain = NativeEngine::from_compiled(Arc::new(
+            CompiledRuleSet::compile_with(&set, opts).expect("compiles"),
+        ));
+        let mut bad = Vec::new();
+        for (file, r) in &reqs {
+            let (a, b) = (full.evaluate(r), plain.evaluate(r));
+            if (a.status, a.disruptive, &a.matched_ids, a.anomaly_score)
+                != (b.status, b.disruptive, &b.matched_ids, b.anomaly_score)
+            {
+                bad.push(format!("{file} {}: {:?} vs {:?}", r.id, a.matched_ids, b.matched_ids));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "PL{paranoia} {label}: {} differ, first {:#?}",
+            bad.len(),
+            &bad[..bad.len().min(10)]
+        );
+    }
+}
+
+#[test]
+fn native_passes_change_no_decision_at_pl1() {
+    native_passes(1);
+}
+
+#[test]
+fn native_passes_change_no_decision_at_pl4() {
+    native_passes(4);
 }
