@@ -18,7 +18,7 @@ use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, Item, ci_hash,
     is_collection_var, update_selects,
 };
-use super::sources::SourceCache;
+use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
     Action, AllowScope, Ctl, EngineMode, IdRange, MacroPart, MacroString, Selector, SetVarOp,
     Transformation, Variable,
@@ -35,25 +35,7 @@ pub struct Collection {
     entries: Vec<(String, Vec<u8>)>,
     /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
     /// taken by another key are found by a scan (correct, only slower, for crafted keys).
-    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<IdHasher>>,
-}
-
-/// Passes an already computed `u64` hash through.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8)) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = x;
-    }
+    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
 }
 
 impl Collection {
@@ -77,18 +59,13 @@ impl Collection {
     }
     /// v3 `storeOrUpdateFirst`.
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        match self.position(key) {
+        let h = ci_hash(key);
+        match self.position_h(key, h) {
             Some(i) => self.entries[i].1 = value,
-            None => {
-                self.index.entry(ci_hash(key)).or_insert(self.entries.len());
-                self.entries.push((key.to_string(), value));
-            }
+            None => self.push_new(key, h, value),
         }
     }
-    /// `set` that reuses the old value's buffer.
-    pub fn set_bytes(&mut self, key: &str, value: &[u8]) {
-        self.set_bytes_h(key, ci_hash(key), value)
-    }
+    /// `set` with the key hashed beforehand, reusing the old value's buffer.
     fn set_bytes_h(&mut self, key: &str, h: u64, value: &[u8]) {
         match self.position_h(key, h) {
             Some(i) => {
@@ -96,11 +73,13 @@ impl Collection {
                 v.clear();
                 v.extend_from_slice(value);
             }
-            None => {
-                self.index.entry(h).or_insert(self.entries.len());
-                self.entries.push((key.to_string(), value.to_vec()));
-            }
+            None => self.push_new(key, h, value.to_vec()),
         }
+    }
+    /// Appends a key not yet stored (its hash may be taken: see `index`).
+    fn push_new(&mut self, key: &str, h: u64, value: Vec<u8>) {
+        self.index.entry(h).or_insert(self.entries.len());
+        self.entries.push((key.to_string(), value));
     }
     pub fn remove(&mut self, key: &str) {
         if self.position(key).is_none() {
@@ -744,23 +723,11 @@ impl<'r> Transaction<'r> {
                 let want_captures = link.actions.capture;
                 self.captures.clear();
                 let caps = if want_captures { Some(&mut self.captures) } else { None };
-                let r = op.matches(v, expanded_arg, caps);
-                let hit = match r {
-                    Ok(m) => m != *negated,
-                    // v3.0.9 treats a match-limit error as "no match" (then negation
-                    // applies) and does not set MSC_PCRE_LIMITS_EXCEEDED.
-                    Err(_) => *negated,
-                };
-                if !hit {
+                if !verdict(op.matches(v, expanded_arg, caps), *negated) {
                     continue;
                 }
-                if want_captures && !*negated {
-                    for (i, c) in self.captures.iter().take(10).enumerate() {
-                        self.tx.set(&i.to_string(), c.clone());
-                    }
-                }
                 self.matched_vars.push_pair(name, v);
-                self.run_setvars(&link.actions);
+                self.after_value_match(link, *negated);
                 if link.actions.multi_match && msg.save {
                     self.log(msg);
                 }
@@ -814,26 +781,27 @@ impl<'r> Transaction<'r> {
             } else {
                 Ok(false)
             };
-            // As in `link_target`: a match-limit error counts as no match.
-            let hit = match r {
-                Ok(m) => m != negated,
-                Err(_) => negated,
-            };
-            if !hit {
+            if !verdict(r, negated) {
                 continue;
-            }
-            if want_captures && !negated {
-                for (k, c) in self.captures.iter().take(10).enumerate() {
-                    self.tx.set(&k.to_string(), c.clone());
-                }
             }
             let slot = self.matched_vars.push();
             slot.0.push_str(self.sources.name(i));
             slot.1.extend_from_slice(self.sources.value(i));
-            self.run_setvars(&link.actions);
+            self.after_value_match(link, negated);
             any = true;
         }
         Some(any)
+    }
+
+    /// A value of a link matched (and is already in MATCHED_VARS): captures go to TX.0-9,
+    /// then the link's setvars run, once per matching value as in v3.
+    fn after_value_match(&mut self, link: &CRule, negated: bool) {
+        if link.actions.capture && !negated {
+            for (k, c) in self.captures.iter().take(10).enumerate() {
+                self.tx.set(&k.to_string(), c.clone());
+            }
+        }
+        self.run_setvars(&link.actions);
     }
 
     /// After all targets of a link: whether to go on to its chain (or its actions).
@@ -873,11 +841,7 @@ impl<'r> Transaction<'r> {
                     continue;
                 }
                 let v = transform::apply_chain(&cl.transformations, value);
-                let hit = match cl.op.matches(&v, expanded_arg.as_deref(), None) {
-                    Ok(m) => m != cl.negated,
-                    Err(_) => cl.negated,
-                };
-                if hit {
+                if verdict(cl.op.matches(&v, expanded_arg.as_deref(), None), cl.negated) {
                     self.matched_vars.push_pair(name, &v);
                     return true;
                 }
@@ -1061,6 +1025,15 @@ impl<'r> Transaction<'r> {
             }
             _ => {}
         }
+    }
+}
+
+/// Whether an operator result counts as a hit. v3.0.9 treats a match-limit error as "no
+/// match" (then negation applies) and does not set MSC_PCRE_LIMITS_EXCEEDED.
+fn verdict(r: Result<bool, crate::operator::MatchLimitExceeded>, negated: bool) -> bool {
+    match r {
+        Ok(m) => m != negated,
+        Err(_) => negated,
     }
 }
 

@@ -231,9 +231,9 @@ struct TVal {
     bits: u32,
 }
 
-/// FxHash-style hasher for the small integer keys of [`SourceCache`].
-#[derive(Default)]
-struct KeyHasher(u64);
+/// FxHash-style hasher for small integer keys ([`SourceCache`], the collection index).
+#[derive(Debug, Default)]
+pub(crate) struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -277,12 +277,6 @@ pub(crate) struct SourceCache {
     names: String,
     values: Vec<u8>,
     bits: Vec<u64>,
-}
-
-impl std::fmt::Debug for KeyHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyHasher")
-    }
 }
 
 impl SourceCache {
@@ -382,13 +376,7 @@ impl SourceCache {
                             continue;
                         }
                     }
-                    let v0 = self.values.len();
-                    self.values.extend_from_slice(&out);
-                    let tv = self.tvals.len() as u32;
-                    self.tvals.push(TVal {
-                        value: (v0 as u32, self.values.len() as u32),
-                        bits: u32::MAX,
-                    });
+                    let tv = self.push_tval(&out);
                     if let Some(k) = key {
                         self.shared.insert(k, tv);
                     }
