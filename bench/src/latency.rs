@@ -20,6 +20,7 @@
 pub mod calibration;
 pub mod inputs;
 
+use crate::report_render::fmt_ns;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -365,18 +366,6 @@ pub struct LatencyReport {
     pub command: String,
     pub machine: Machine,
     pub date: String,
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.2} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.1} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
 }
 
 impl LatencyReport {
