@@ -608,6 +608,27 @@ pub enum KeyRegex {
     Regex(regex::Regex),
 }
 
+/// The bytes a regex fragment matches when it is a plain literal (letters, digits, `_`,
+/// `-`, and punctuation escaped with `\`, as in CRS's `TX:/LEAKAGE\\\/ERRORS/`), ASCII
+/// lower-cased; `None` otherwise.
+fn literal(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut b = s.bytes();
+    while let Some(c) = b.next() {
+        match c {
+            b'\\' => match b.next() {
+                Some(e) if e.is_ascii_punctuation() => out.push(e),
+                _ => return None,
+            },
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
+                out.push(c.to_ascii_lowercase())
+            }
+            _ => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 impl KeyRegex {
     pub fn new(pattern: &str) -> Result<KeyRegex, EvalError> {
         let re = regex::RegexBuilder::new(pattern)
@@ -627,12 +648,10 @@ impl KeyRegex {
                 _ => rest,
             },
         };
-        let plain = !lit.is_empty()
-            && lit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        Ok(match (plain, anchored) {
-            (true, true) => KeyRegex::Prefix(lit.to_ascii_lowercase().into_bytes()),
-            (true, false) => KeyRegex::Contains(lit.to_ascii_lowercase().into_bytes()),
-            (false, _) => KeyRegex::Regex(re),
+        Ok(match (literal(lit), anchored) {
+            (Some(l), true) => KeyRegex::Prefix(l),
+            (Some(l), false) => KeyRegex::Contains(l),
+            (None, _) => KeyRegex::Regex(re),
         })
     }
 
@@ -643,10 +662,81 @@ impl KeyRegex {
         };
         match self {
             KeyRegex::Prefix(lit) => {
-                at(0, lit) || k.iter().enumerate().any(|(i, &b)| b == b'\n' && at(i + 1, lit))
+                at(0, lit)
+                    || (k.len() > lit.len()
+                        && k.contains(&b'\n')
+                        && memchr::memchr_iter(b'\n', k).any(|i| at(i + 1, lit)))
             }
-            KeyRegex::Contains(lit) => (0..=k.len().saturating_sub(lit.len())).any(|i| at(i, lit)),
+            KeyRegex::Contains(lit) => match lit.first() {
+                // Only positions holding the first byte (either case) can start a match.
+                Some(&f) => {
+                    k.len() >= lit.len()
+                        && k[..=k.len() - lit.len()]
+                            .iter()
+                            .enumerate()
+                            .any(|(i, &b)| b.to_ascii_lowercase() == f && at(i, lit))
+                }
+                None => true,
+            },
             KeyRegex::Regex(re) => re.is_match(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_regex_tests {
+    use super::KeyRegex;
+
+    /// The byte-comparison stand-ins decide exactly as the regex they replace.
+    #[test]
+    fn fast_paths_agree_with_the_regex() {
+        let patterns = [
+            "^header_name_",
+            "__utm",
+            "paramcounter_.*",
+            "MULTIPART_HEADERS_CONTENT_TYPES_*",
+            r"LEAKAGE\\\/ERRORS",
+            r"^a\.b",
+        ];
+        let keys = [
+            "",
+            "_",
+            "__utm",
+            "__UTMz",
+            "x__utma",
+            "_pk_ref",
+            "header_name_host",
+            "HEADER_NAME_x",
+            "xheader_name_",
+            "a\nheader_name_b",
+            "a\n",
+            "paramcounter_",
+            "ParamCounter_3",
+            "multipart_headers_content_types_x",
+            "MULTIPART_HEADERS_CONTENT_TYPES",
+            "__ut\nm",
+            "é__utm",
+            "header_nam",
+            "\nheader_name_",
+            r"x_LEAKAGE\/ERRORS",
+            "LEAKAGE/ERRORS",
+            "leakage\\/errors",
+            "a.b",
+            "axb",
+            "A.Bc",
+        ];
+        for p in patterns {
+            let fast = KeyRegex::new(p).unwrap();
+            assert!(!matches!(fast, KeyRegex::Regex(_)), "{p} should take a fast path");
+            let re = regex::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .dot_matches_new_line(true)
+                .multi_line(true)
+                .build()
+                .unwrap();
+            for k in keys {
+                assert_eq!(fast.is_match(k), re.is_match(k), "pattern {p:?} key {k:?}");
+            }
         }
     }
 }
