@@ -804,6 +804,37 @@ pub struct RxMatcher {
     eol_variant: std::sync::OnceLock<Option<Engine>>,
     pattern: String,
     translated: String,
+    /// Recent verdicts of the backtracking engine (see [`Memo`]).
+    memo: std::sync::Mutex<Memo>,
+}
+
+/// The last few verdicts of a backtracking pattern on short subjects. The backtracking
+/// engine costs tens of thousands of instructions per subject (CRS 920600 runs it on every
+/// `Accept` header), while the subjects it sees repeat: browsers send a handful of fixed
+/// `Accept` strings. A verdict depends on the subject alone, so a hit is exact; memory is
+/// bounded by `MEMO_SLOTS` subjects of at most `MEMO_MAX_LEN` bytes.
+#[derive(Debug, Default)]
+struct Memo {
+    slots: Vec<(Box<[u8]>, bool)>,
+    next: usize,
+}
+
+const MEMO_SLOTS: usize = 32;
+const MEMO_MAX_LEN: usize = 512;
+
+impl Memo {
+    fn get(&self, input: &[u8]) -> Option<bool> {
+        self.slots.iter().find(|(k, _)| k.as_ref() == input).map(|&(_, v)| v)
+    }
+    fn put(&mut self, input: &[u8], verdict: bool) {
+        let e = (Box::from(input), verdict);
+        if self.slots.len() < MEMO_SLOTS {
+            self.slots.push(e);
+        } else {
+            self.slots[self.next] = e;
+            self.next = (self.next + 1) % MEMO_SLOTS;
+        }
+    }
 }
 
 impl std::fmt::Debug for RxMatcher {
@@ -915,6 +946,7 @@ impl RxMatcher {
                 engine,
                 needs_eol_variant: false,
                 eol_variant: std::sync::OnceLock::new(),
+                memo: Default::default(),
                 pattern: pattern.to_string(),
                 translated,
             });
@@ -928,6 +960,7 @@ impl RxMatcher {
             engine: Engine::Linear(re),
             needs_eol_variant: t.has_caret,
             eol_variant: std::sync::OnceLock::new(),
+            memo: Default::default(),
             pattern: pattern.to_string(),
             translated: t.text,
         })
@@ -941,6 +974,7 @@ impl RxMatcher {
             engine,
             needs_eol_variant: false,
             eol_variant: std::sync::OnceLock::new(),
+            memo: Default::default(),
             pattern: pattern.to_string(),
             translated,
         })
@@ -992,16 +1026,43 @@ impl RxMatcher {
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> Result<bool, MatchLimitExceeded> {
         let engine = self.engine_for(input);
-        let Some(out) = captures else { return engine.is_match(input) };
+        let Some(out) = captures else { return self.is_match_on(engine, input) };
         // Most subjects do not match: answer those on the DFA path, and build capture groups
         // (a slower engine and an allocation) only for the ones that do.
-        if !engine.is_match(input)? {
+        if !self.is_match_on(engine, input)? {
             return Ok(false);
         }
         let Some(groups) = engine.groups_at(input, 0)? else { return Ok(false) };
         out.clear();
         out.extend(groups.into_iter().map(|g| g.map(|r| input[r].to_vec()).unwrap_or_default()));
         Ok(true)
+    }
+
+    /// `engine.is_match`, through the memo when it is the backtracking engine.
+    fn is_match_on(&self, engine: &Engine, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
+        if !matches!(engine, Engine::Backtracking(..)) || input.len() > MEMO_MAX_LEN {
+            return engine.is_match(input);
+        }
+        // The linear prefilter alone answers most subjects; the memo is for the rest.
+        if let Engine::Backtracking(_, Some(p)) = engine {
+            if !p.is_match(input) {
+                return Ok(false);
+            }
+        }
+        // Verdicts of the EOL variant and of the main engine differ: memoize only the main.
+        let main = std::ptr::eq(engine, &self.engine);
+        if main {
+            if let Some(v) = self.memo.try_lock().ok().and_then(|m| m.get(input)) {
+                return Ok(v);
+            }
+        }
+        let v = engine.is_match(input)?;
+        if main {
+            if let Ok(mut m) = self.memo.try_lock() {
+                m.put(input, v);
+            }
+        }
+        Ok(v)
     }
 
     /// The leftmost match starting at or after byte `start`, with the whole subject as
@@ -1223,5 +1284,37 @@ mod tests {
         input.truncate(40);
         input.push(b'!');
         assert_eq!(re.matches(&input, None), Ok(false));
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    /// Memoized verdicts of a backtracking pattern equal fresh ones, across more subjects
+    /// than the memo holds, both verdicts, subjects too long to memoize, and captures.
+    #[test]
+    fn memo_is_exact() {
+        // CRS 920600's shape: a possessive quantifier forces the backtracking engine, and
+        // greedy and possessive verdicts differ on `a/b; =y`.
+        let p = r"^[a-z]+/[a-z]+(?:\s*+;\s*+(?:[^c=;]\S*=\S+|;?))*$";
+        let m = RxMatcher::new(p).unwrap();
+        assert!(m.is_backtracking());
+        let mut subjects: Vec<Vec<u8>> = (0..80)
+            .map(|i| if i % 3 == 0 { format!("a/b; =y{i}") } else { format!("text/html; q{i}=1") })
+            .map(String::into_bytes)
+            .collect();
+        subjects.push(format!("a/b; {}=1", "x".repeat(MEMO_MAX_LEN)).into_bytes());
+        for round in 0..3 {
+            for s in &subjects {
+                let fresh = RxMatcher::new(p).unwrap().matches(s, None).unwrap();
+                assert_eq!(m.matches(s, None).unwrap(), fresh, "round {round} {s:?}");
+                let mut caps = Vec::new();
+                assert_eq!(m.matches(s, Some(&mut caps)).unwrap(), fresh);
+                assert_eq!(!caps.is_empty(), fresh);
+            }
+        }
+        assert!(!m.matches(b"a/b; =y", None).unwrap(), "possessive: no match");
+        assert!(m.matches(b"text/html; q=1", None).unwrap());
     }
 }
