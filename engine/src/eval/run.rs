@@ -25,7 +25,7 @@ use crate::ir::{
 };
 use crate::request::{Decision, Request};
 use crate::transform;
-use crate::txn::{BodyProcessor, RequestData, VarValue};
+use crate::txn::{BodyProcessor, RequestData};
 use std::borrow::Cow;
 
 /// A case-insensitively keyed collection (TX, IP, ...), in insertion order, with an index
@@ -698,6 +698,9 @@ impl<'r> Transaction<'r> {
                 return hit;
             }
         }
+        if let Some(hit) = self.link_target_key(link, t, &exclusions, expanded_arg) {
+            return hit;
+        }
         let mut any = false;
         let mut values = std::mem::take(&mut self.values);
         values.clear();
@@ -791,6 +794,55 @@ impl<'r> Transaction<'r> {
             any = true;
         }
         Some(any)
+    }
+
+    /// `link_target` for one literal key of TX (or another persistent collection), the shape
+    /// of CRS's paranoia-level gates and score checks: the value is tested where it lies
+    /// and copied only when it matches. `None` where the general path is needed (exclusions,
+    /// removed targets, captures, `multiMatch`, counts, a transformation cache).
+    fn link_target_key(
+        &mut self,
+        link: &CRule,
+        t: &CTarget,
+        exclusions: &Excl<'_>,
+        expanded_arg: Option<&[u8]>,
+    ) -> Option<bool> {
+        let Some(Selector::Key(key)) = &t.target.selector else { return None };
+        if t.target.count
+            || link.actions.multi_match
+            || link.actions.capture
+            || !exclusions.is_empty()
+            || !self.remove_target_by_id.is_empty()
+            || !self.remove_target_by_tag.is_empty()
+            || self.transform_cache.is_some()
+        {
+            return None;
+        }
+        let (negated, op, _) = link.operator.as_ref()?;
+        let var = t.target.variable;
+        // Fields, not `collection_of`: MATCHED_VARS is written while the key is borrowed.
+        let c = match var {
+            Variable::Tx => &self.tx,
+            Variable::Ip => &self.ip,
+            Variable::Global => &self.global,
+            Variable::Session => &self.session,
+            Variable::User => &self.user,
+            Variable::Resource => &self.resource,
+            _ => return None,
+        };
+        let h = t.key_hash.unwrap_or_else(|| ci_hash(key));
+        let Some((k, v)) = c.get_entry_h(key, h) else { return Some(false) };
+        let tv = transform::apply_chain(&link.actions.chain, v);
+        if !verdict(op.matches(&tv, expanded_arg, None), *negated) {
+            return Some(false);
+        }
+        let slot = self.matched_vars.push();
+        slot.0.push_str(var.name());
+        slot.0.push(':');
+        slot.0.push_str(k);
+        slot.1.extend_from_slice(&tv);
+        self.after_value_match(link, *negated);
+        Some(true)
     }
 
     /// A value of a link matched (and is already in MATCHED_VARS): captures go to TX.0-9,
@@ -1045,6 +1097,12 @@ pub(crate) enum Excl<'a> {
 }
 
 impl Excl<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Excl::Own(v) => v.is_empty(),
+            Excl::Refs(v) => v.is_empty(),
+        }
+    }
     fn any(&self, f: impl Fn(&CTarget) -> bool) -> bool {
         match self {
             Excl::Own(v) => v.iter().any(f),
@@ -1183,11 +1241,7 @@ impl<'r> Transaction<'r> {
                 out.push_pair(&n, &v);
             }
         } else {
-            let mut vv: Vec<VarValue<'_>> = Vec::new();
-            self.data.collect(var, t.selector.as_ref(), &mut vv);
-            for v in &vv {
-                out.push_pair(&v.name, &v.value);
-            }
+            self.data.for_each(var, t.selector.as_ref(), &mut |v| out.push_pair(&v.name, &v.value));
         }
         if t.target.count {
             let n = out.len() - start;

@@ -24,7 +24,7 @@ use super::compile::CTarget;
 use super::prefilter;
 use crate::ir::{Transformation, Variable};
 use crate::transform;
-use crate::txn::{RequestData, VarValue};
+use crate::txn::RequestData;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -212,6 +212,10 @@ impl SourceBuilder {
     }
 }
 
+// One bit per transformation in `TVal::known`/`same`: the enum (last variant below) must
+// stay under 64 variants.
+const _: () = assert!((Transformation::Utf8ToUnicode as u32) < 64);
+
 /// Bytes of names or values kept per request before sources stop caching.
 const MAX_ARENA: usize = 32 << 20;
 
@@ -229,6 +233,11 @@ struct TVal {
     value: (u32, u32),
     /// Offset of the prefilter bits, `u32::MAX` until first needed.
     bits: u32,
+    /// For the record of raw request bytes: the transformations already tried on them
+    /// (`known`, one bit per [`Transformation`]) and those that left them unchanged (`same`).
+    /// A chain whose every step is in `same` leaves the bytes unchanged without running.
+    known: u64,
+    same: u64,
 }
 
 /// FxHash-style hasher for small integer keys ([`SourceCache`], the collection index).
@@ -336,65 +345,101 @@ impl SourceCache {
         }
         let chain_id = *table.source_chain.get(id as usize)?;
         let start = self.entries.len();
-        let mut vv: Vec<VarValue<'_>> = Vec::new();
-        data.collect(t.target.variable, t.selector.as_ref(), &mut vv);
-        for v in &vv {
-            if excluded(&v.name) {
-                continue;
+        data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
+            if !excluded(&v.name) {
+                self.push_entry(chain_id, chain, &v.name, v.value);
             }
-            let n0 = self.names.len();
-            self.names.push_str(&v.name);
-            let key = match &v.value {
-                Cow::Borrowed(b) => Some((chain_id, b.as_ptr() as usize, b.len())),
-                Cow::Owned(_) => None,
-            };
-            let known = key.and_then(|k| self.shared.get(&k).copied());
-            let tval = match known {
-                Some(tv) => tv,
-                None => {
-                    let out = transform::apply_chain(chain, &v.value);
-                    // Unchanged by the chain: the record of the raw bytes, shared by every
-                    // chain that leaves them alone (and its prefilter scan with it).
-                    if out.as_ref() == v.value.as_ref() {
-                        if let Some((_, p, l)) = key {
-                            let raw_key = (IDENTITY, p, l);
-                            let tv = match self.shared.get(&raw_key) {
-                                Some(&tv) => tv,
-                                None => {
-                                    let tv = self.push_tval(&out);
-                                    self.shared.insert(raw_key, tv);
-                                    tv
-                                }
-                            };
-                            if let Some(k) = key {
-                                self.shared.insert(k, tv);
-                            }
-                            self.entries.push(Entry {
-                                name: (n0 as u32, self.names.len() as u32),
-                                tval: tv,
-                            });
-                            continue;
-                        }
-                    }
-                    let tv = self.push_tval(&out);
-                    if let Some(k) = key {
-                        self.shared.insert(k, tv);
-                    }
-                    tv
-                }
-            };
-            self.entries.push(Entry { name: (n0 as u32, self.names.len() as u32), tval });
-        }
+        });
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
         Some(start..end)
+    }
+
+    /// One value of a list being built: its name, and its transformed value, shared with
+    /// every list that reads the same request bytes through the same chain (or leaves them
+    /// unchanged).
+    fn push_entry(
+        &mut self,
+        chain_id: u32,
+        chain: &[Transformation],
+        name: &str,
+        value: Cow<'_, [u8]>,
+    ) {
+        let n0 = self.names.len();
+        self.names.push_str(name);
+        let name = (n0 as u32, self.names.len() as u32);
+        let raw = match value {
+            Cow::Borrowed(b) => b,
+            // Built for this read (no stable address): transformed on its own.
+            Cow::Owned(v) => {
+                let out = transform::apply_chain(chain, &v);
+                let tval = self.push_tval(&out);
+                self.entries.push(Entry { name, tval });
+                return;
+            }
+        };
+        let (p, l) = (raw.as_ptr() as usize, raw.len());
+        if let Some(&tval) = self.shared.get(&(chain_id, p, l)) {
+            self.entries.push(Entry { name, tval });
+            return;
+        }
+        // The record of the raw bytes: shared by every chain that leaves them unchanged (and
+        // its prefilter scan with it).
+        let id = match self.shared.get(&(IDENTITY, p, l)) {
+            Some(&tv) => tv,
+            None => {
+                let tv = self.push_tval(raw);
+                self.shared.insert((IDENTITY, p, l), tv);
+                tv
+            }
+        };
+        let tval = match self.run_chain(id, chain, raw) {
+            Some(out) if out.as_ref() != raw => self.push_tval(&out),
+            _ => id,
+        };
+        self.shared.insert((chain_id, p, l), tval);
+        self.entries.push(Entry { name, tval });
+    }
+
+    /// `chain` on the raw bytes of record `id`, skipping the steps already known to leave
+    /// them unchanged: `None` when every step does, else the chain's output.
+    fn run_chain<'v>(
+        &mut self,
+        id: u32,
+        chain: &[Transformation],
+        raw: &'v [u8],
+    ) -> Option<Cow<'v, [u8]>> {
+        for (i, &t) in chain.iter().enumerate() {
+            let bit = 1u64 << (t as u32);
+            let rec = &mut self.tvals[id as usize];
+            if rec.known & bit != 0 {
+                if rec.same & bit != 0 {
+                    continue;
+                }
+                return Some(transform::apply_chain(&chain[i..], raw));
+            }
+            let out = transform::apply(t, raw);
+            let rec = &mut self.tvals[id as usize];
+            rec.known |= bit;
+            if out.as_ref() == raw {
+                rec.same |= bit;
+                continue;
+            }
+            return Some(transform::continue_chain(&chain[i + 1..], out));
+        }
+        None
     }
 
     fn push_tval(&mut self, bytes: &[u8]) -> u32 {
         let v0 = self.values.len();
         self.values.extend_from_slice(bytes);
         let tv = self.tvals.len() as u32;
-        self.tvals.push(TVal { value: (v0 as u32, self.values.len() as u32), bits: u32::MAX });
+        self.tvals.push(TVal {
+            value: (v0 as u32, self.values.len() as u32),
+            bits: u32::MAX,
+            known: 0,
+            same: 0,
+        });
         tv
     }
 
@@ -412,7 +457,7 @@ impl SourceCache {
     /// slot's chain).
     pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, groups: &[PrefilterGroup]) -> bool {
         let tv = self.entries[i].tval as usize;
-        let TVal { value: (a, b), bits } = self.tvals[tv];
+        let TVal { value: (a, b), bits, .. } = self.tvals[tv];
         if (b - a) < slot.min_len {
             return false;
         }

@@ -105,7 +105,11 @@ pub fn apply(t: Transformation, input: &[u8]) -> Cow<'_, [u8]> {
 /// Applies a chain in order (the caller has already dropped everything before the last `t:none`;
 /// `Transformation::None` in the chain is the identity).
 pub fn apply_chain<'a>(ts: &[Transformation], input: &'a [u8]) -> Cow<'a, [u8]> {
-    let mut cur: Cow<'a, [u8]> = Cow::Borrowed(input);
+    continue_chain(ts, Cow::Borrowed(input))
+}
+
+/// [`apply_chain`] from an intermediate value (borrowed or owned).
+pub fn continue_chain<'a>(ts: &[Transformation], mut cur: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
     for &t in ts {
         cur = match cur {
             Cow::Borrowed(b) => apply(t, b),

@@ -225,10 +225,20 @@ impl CompiledSelector {
 struct Elem {
     key: Vec<u8>,
     value: Vec<u8>,
-    name: String,
-    /// The element's name under the collection's `*_NAMES` variable (`ARGS_NAMES:q`), built
-    /// once here rather than by every rule that reads the names.
-    names_name: String,
+    /// The element's name (`ARGS:q`) followed by its name under the collection's `*_NAMES`
+    /// variable (`ARGS_NAMES:q`, empty when there is none), built once here rather than by
+    /// every rule that reads them; `split` is where the first ends.
+    names: String,
+    split: usize,
+}
+
+impl Elem {
+    fn name(&self) -> &str {
+        &self.names[..self.split]
+    }
+    fn names_name(&self) -> &str {
+        &self.names[self.split..]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,12 +253,20 @@ impl Coll {
     }
     fn push(&mut self, key: Vec<u8>, value: Vec<u8>) {
         let k = String::from_utf8_lossy(&key);
-        let name = format!("{}:{k}", self.var.name());
-        let names_name = match names_variable(self.var) {
-            Some(nv) => format!("{nv}:{k}"),
-            None => String::new(),
-        };
-        self.elems.push(Elem { key, value, name, names_name });
+        let var = self.var.name();
+        let nv = names_variable(self.var);
+        let mut names =
+            String::with_capacity(2 * (k.len() + 1) + var.len() + nv.map_or(0, str::len));
+        names.push_str(var);
+        names.push(':');
+        names.push_str(&k);
+        let split = names.len();
+        if let Some(nv) = nv {
+            names.push_str(nv);
+            names.push(':');
+            names.push_str(&k);
+        }
+        self.elems.push(Elem { key, value, names, split });
     }
 }
 
@@ -725,19 +743,29 @@ impl RequestData {
         selector: Option<&CompiledSelector>,
         out: &mut Vec<VarValue<'a>>,
     ) -> bool {
+        self.for_each(var, selector, &mut |v| out.push(v))
+    }
+
+    /// [`RequestData::collect`] without a list: each value goes to `out` in turn.
+    pub fn for_each<'a>(
+        &'a self,
+        var: Variable,
+        selector: Option<&CompiledSelector>,
+        out: &mut dyn FnMut(VarValue<'a>),
+    ) -> bool {
         if let Some((c, names_var)) = self.coll(var) {
             for e in &c.elems {
                 if selector.is_some_and(|s| !s.matches_key(&e.key)) {
                     continue;
                 }
                 match names_var {
-                    None => out.push(VarValue {
-                        name: Cow::Borrowed(&e.name),
+                    None => out(VarValue {
+                        name: Cow::Borrowed(e.name()),
                         value: Cow::Borrowed(&e.value),
                     }),
-                    Some(nv) => out.push(VarValue {
-                        name: if e.names_name.starts_with(nv) && e.names_name.len() > nv.len() {
-                            Cow::Borrowed(&e.names_name)
+                    Some(nv) => out(VarValue {
+                        name: if e.names_name().starts_with(nv) && e.names_name().len() > nv.len() {
+                            Cow::Borrowed(e.names_name())
                         } else {
                             Cow::Owned(format!("{nv}:{}", String::from_utf8_lossy(&e.key)))
                         },
@@ -753,14 +781,14 @@ impl RequestData {
                     if let Some(doc) = &self.xml {
                         let name = format!("XML:{expr}");
                         for v in doc.xpath(expr) {
-                            out.push(VarValue { name: Cow::Owned(name.clone()), value: v });
+                            out(VarValue { name: Cow::Owned(name.clone()), value: v });
                         }
                     }
                 }
                 Some(SelectorKind::Regex(_)) => {}
                 // v3's XML_NoDictElement: a fixed placeholder, document or not, under an
                 // empty name (observed with libmodsecurity3 3.0.9).
-                None => out.push(VarValue {
+                None => out(VarValue {
                     name: Cow::Borrowed(""),
                     value: Cow::Borrowed(b"[XML document tree]"),
                 }),
@@ -771,7 +799,7 @@ impl RequestData {
             // All of these are v3 `AnchoredVariable`s, which always yield one value: the
             // empty string until something sets them.
             let v = self.scalar(var).unwrap_or(b"");
-            out.push(VarValue { name: Cow::Borrowed(var.name()), value: Cow::Borrowed(v) });
+            out(VarValue { name: Cow::Borrowed(var.name()), value: Cow::Borrowed(v) });
             return true;
         }
         false
@@ -779,7 +807,7 @@ impl RequestData {
 
     /// Number of elements, for `&VAR` (after the selector).
     pub fn count(&self, var: Variable, selector: Option<&CompiledSelector>) -> Option<usize> {
-        let mut v = Vec::new();
-        self.collect(var, selector, &mut v).then_some(v.len())
+        let mut n = 0;
+        self.for_each(var, selector, &mut |_| n += 1).then_some(n)
     }
 }
