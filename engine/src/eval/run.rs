@@ -179,9 +179,9 @@ thread_local! {
 }
 
 impl Scratch {
-    fn take(source_count: u32) -> Scratch {
+    fn take(source_count: u32, raw_count: u32) -> Scratch {
         let mut s = SCRATCH.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-        s.sources.reset(source_count);
+        s.sources.reset(source_count, raw_count);
         s
     }
     fn give_back(mut self) {
@@ -324,7 +324,7 @@ pub struct RuleStat {
 
 impl<'r> Transaction<'r> {
     pub fn new(rs: &'r CompiledRuleSet, req: &Request) -> Transaction<'r> {
-        let scratch = Scratch::take(rs.sources.source_count);
+        let scratch = Scratch::take(rs.sources.source_count, rs.sources.raw_count);
         Transaction {
             rs,
             data: RequestData::new(req, &rs.config.txn),

@@ -56,6 +56,9 @@ pub struct SourceTable {
     pub source_count: u32,
     /// Per source: its chain (= prefilter group) id.
     pub source_chain: Vec<u32>,
+    /// Per source: its raw list, one per (target, exclusions) whatever the chain.
+    pub source_raw: Vec<u32>,
+    pub raw_count: u32,
     pub groups: Vec<PrefilterGroup>,
 }
 
@@ -64,6 +67,8 @@ pub struct SourceTable {
 pub struct SourceBuilder {
     sources: HashMap<String, u32>,
     source_chain: Vec<u32>,
+    raws: HashMap<String, u32>,
+    source_raw: Vec<u32>,
     chains: HashMap<Vec<Transformation>, u32>,
     /// Per chain: each slot's literals.
     group_literals: Vec<Vec<Vec<Vec<u8>>>>,
@@ -121,15 +126,19 @@ impl SourceBuilder {
             return None;
         }
         let chain_id = self.chain_id(chain);
-        let mut key = format!("{chain_id}\u{1}{}", t.full_name);
+        let mut raw_key = t.full_name.clone();
         for e in exclusions {
-            key.push('\u{1}');
-            key.push_str(&e.full_name);
+            raw_key.push('\u{1}');
+            raw_key.push_str(&e.full_name);
         }
+        let key = format!("{chain_id}\u{1}{raw_key}");
+        let r = self.raws.len() as u32;
+        let raw = *self.raws.entry(raw_key).or_insert(r);
         let n = self.sources.len() as u32;
         let id = *self.sources.entry(key).or_insert(n);
         if id == n {
             self.source_chain.push(chain_id);
+            self.source_raw.push(raw);
         }
         Some(id)
     }
@@ -207,10 +216,15 @@ impl SourceBuilder {
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             source_chain: self.source_chain,
+            source_raw: self.source_raw,
+            raw_count: self.raws.len() as u32,
             groups,
         })
     }
 }
+
+/// A value of a raw list that the exclusions drop.
+const EXCLUDED: (u32, u32) = (u32::MAX, u32::MAX);
 
 // One bit per transformation in `TVal::known`/`same`: the enum (last variant below) must
 // stay under 64 variants.
@@ -277,6 +291,12 @@ pub(crate) struct SourceCache {
     generation: u64,
     /// Per source: (generation it was built in, first entry, end).
     lists: Vec<(u64, u32, u32)>,
+    /// Per raw list (a target read with its exclusions, before any chain): (generation,
+    /// first, end) in `raw_names`.
+    raws: Vec<(u64, u32, u32)>,
+    /// Per value the target yields, in order: its name in `names`, or [`EXCLUDED`]. Sources
+    /// of the same raw list replay it instead of testing the exclusions again.
+    raw_names: Vec<(u32, u32)>,
     entries: Vec<Entry>,
     tvals: Vec<TVal>,
     /// (chain, address, length) of a request-data value borrowed in this generation ->
@@ -290,9 +310,11 @@ pub(crate) struct SourceCache {
 
 impl SourceCache {
     /// Ready for a new transaction over a rule set with `source_count` sources.
-    pub(crate) fn reset(&mut self, source_count: u32) {
+    pub(crate) fn reset(&mut self, source_count: u32, raw_count: u32) {
         self.invalidate();
         self.lists.resize(source_count as usize, (0, 0, 0));
+        self.raws.resize(raw_count as usize, (0, 0, 0));
+        self.raw_names.clear();
         self.entries.clear();
         self.tvals.clear();
         self.names.clear();
@@ -311,6 +333,7 @@ impl SourceCache {
         }
         if self.entries.capacity() > KEEP / 8 {
             self.entries = Vec::new();
+            self.raw_names = Vec::new();
             self.tvals = Vec::new();
             self.bits = Vec::new();
             self.shared = KeyMap::default();
@@ -344,12 +367,36 @@ impl SourceCache {
             return None;
         }
         let chain_id = *table.source_chain.get(id as usize)?;
+        let raw = *table.source_raw.get(id as usize)? as usize;
         let start = self.entries.len();
-        data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
-            if !excluded(&v.name) {
-                self.push_entry(chain_id, chain, &v.name, v.value);
-            }
-        });
+        let (rg, r0, r1) = self.raws[raw];
+        if rg == self.generation {
+            // The same values in the same order (the request data is unchanged within a
+            // generation): names and exclusions come from the raw list.
+            let mut i = r0 as usize;
+            data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
+                let name = self.raw_names.get(i).copied().unwrap_or(EXCLUDED);
+                i += 1;
+                if name != EXCLUDED {
+                    self.push_entry(chain_id, chain, name, v.value);
+                }
+            });
+            debug_assert_eq!(i, r1 as usize, "raw list replayed out of step");
+        } else {
+            let r0 = self.raw_names.len() as u32;
+            data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
+                if excluded(&v.name) {
+                    self.raw_names.push(EXCLUDED);
+                    return;
+                }
+                let n0 = self.names.len();
+                self.names.push_str(&v.name);
+                let name = (n0 as u32, self.names.len() as u32);
+                self.raw_names.push(name);
+                self.push_entry(chain_id, chain, name, v.value);
+            });
+            self.raws[raw] = (self.generation, r0, self.raw_names.len() as u32);
+        }
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
         Some(start..end)
@@ -362,12 +409,9 @@ impl SourceCache {
         &mut self,
         chain_id: u32,
         chain: &[Transformation],
-        name: &str,
+        name: (u32, u32),
         value: Cow<'_, [u8]>,
     ) {
-        let n0 = self.names.len();
-        self.names.push_str(name);
-        let name = (n0 as u32, self.names.len() as u32);
         let raw = match value {
             Cow::Borrowed(b) => b,
             // Built for this read (no stable address): transformed on its own.
