@@ -169,6 +169,51 @@ pub struct CompiledRuleSet {
     pub rule_count: usize,
     /// Value sources and `@rx` prefilter groups.
     pub sources: SourceTable,
+    /// Parallel to `phases`: for each rule that the shared prefilter alone can prove does
+    /// not match (see [`FastSkip`]), its plan.
+    pub fast: [Vec<Option<FastSkip>>; 5],
+    /// The source ids the plans read (`FastSkip::start..start + len`).
+    pub fast_sources: Vec<u32>,
+}
+
+/// A rule whose first link is a plain `@rx` with a prefilter slot over shared value sources
+/// only. When every value of those sources is already listed and scanned and no value can
+/// match (too short, or a required literal missing), the rule does not match, and the
+/// evaluator moves on without reading the rule itself: on a cold cache (another engine, or
+/// other work, ran in between) that saves the misses on its scattered structures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastSkip {
+    pub id: Option<u64>,
+    pub slot: RxSlot,
+    pub start: u32,
+    pub len: u32,
+}
+
+/// The plan of `rule`, when it qualifies (see [`FastSkip`]).
+fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
+    if rule.condition.is_some() || rule.updated || rule.removed || rule.actions.multi_match {
+        return None;
+    }
+    let (negated, op, _) = rule.operator.as_ref()?;
+    if *negated || op.needs_expansion() {
+        return None;
+    }
+    let slot = rule.rx_slot?;
+    let start = flat.len();
+    for t in &rule.targets {
+        // A target its own exclusions name entirely yields nothing (as in `link_target`).
+        if rule.exclusions.iter().any(|e| e.full_name == t.full_name) {
+            continue;
+        }
+        match t.source {
+            Some(sid) => flat.push(sid),
+            None => {
+                flat.truncate(start);
+                return None;
+            }
+        }
+    }
+    Some(FastSkip { id: rule.id(), slot, start: start as u32, len: (flat.len() - start) as u32 })
 }
 
 /// Switches for the backend-neutral optimisations of the native evaluator.
@@ -273,8 +318,20 @@ impl CompiledRuleSet {
                 }
             }
         }
+        let mut fast_sources = Vec::new();
+        let fast: [Vec<Option<FastSkip>>; 5] = std::array::from_fn(|p| {
+            phases[p]
+                .iter()
+                .map(|item| match item {
+                    Item::Rule(r) => fast_skip(r, &mut fast_sources),
+                    Item::Marker(_) => None,
+                })
+                .collect()
+        });
         Ok(CompiledRuleSet {
             config: EngineConfig { rule_engine, txn },
+            fast,
+            fast_sources,
             phases,
             defaults,
             removed_ids,

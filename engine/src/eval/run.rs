@@ -15,7 +15,7 @@
 //! - Phase 2 rules do not run at all when request body access is off.
 
 use super::compile::{
-    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, Item, ci_hash,
+    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, ci_hash,
     is_collection_var, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
@@ -462,11 +462,29 @@ impl<'r> Transaction<'r> {
         if !self.phase_prologue(phase) {
             return;
         }
-        for item in &rs.phases[phase as usize - 1] {
+        let fast = &rs.fast[phase as usize - 1];
+        for (k, item) in rs.phases[phase as usize - 1].iter().enumerate() {
             match item {
                 Item::Marker(name) => self.at_marker(name),
                 Item::Rule(rule) => {
-                    if !self.rule_should_run(rule) {
+                    // `rule_should_run`, with the prefilter's verdict before the rule itself
+                    // is read.
+                    if self.marker_pending {
+                        continue;
+                    }
+                    if self.skip_next > 0 {
+                        self.skip_next -= 1;
+                        continue;
+                    }
+                    if self.allow.is_some() {
+                        continue;
+                    }
+                    if let Some(Some(f)) = fast.get(k) {
+                        if self.fast_no_match(f) {
+                            continue;
+                        }
+                    }
+                    if self.is_removed(rule) {
                         continue;
                     }
                     let started = self.profile.as_ref().map(|_| std::time::Instant::now());
@@ -483,6 +501,28 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+    }
+
+    /// A rule with a [`FastSkip`] plan that provably does not match, as `eval_rule` would
+    /// leave it: the rule current, MATCHED_VAR(S) forgotten. False when the plan cannot
+    /// decide (lists or scans missing, a value that may match, run-time removals, profiling).
+    fn fast_no_match(&mut self, f: &FastSkip) -> bool {
+        if self.profile.is_some()
+            || self.transform_cache.is_some()
+            || !self.remove_tags.is_empty()
+            || !self.remove_target_by_id.is_empty()
+            || !self.remove_target_by_tag.is_empty()
+            || f.id.is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id)))
+        {
+            return false;
+        }
+        let sids = &self.rs.fast_sources[f.start as usize..(f.start + f.len) as usize];
+        if !self.sources.no_match(sids, f.slot, &self.rs.sources.groups) {
+            return false;
+        }
+        self.current_rule = f.id;
+        self.matched_vars.clear();
+        true
     }
 
     /// Enters a phase; false when an earlier `allow` skips it.

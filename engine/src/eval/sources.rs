@@ -497,6 +497,32 @@ impl SourceCache {
         &self.values[a as usize..b as usize]
     }
 
+    /// True when the regex in `slot` provably matches no value of these sources: every list
+    /// is built in this generation and no value can match (too short, or a required literal
+    /// missing; values not scanned yet are scanned now, as the rule itself would). False means
+    /// "run the rule" (a list missing, or a value that may match).
+    pub(crate) fn no_match(
+        &mut self,
+        sids: &[u32],
+        slot: RxSlot,
+        groups: &[PrefilterGroup],
+    ) -> bool {
+        let generation = self.generation;
+        let mut ranges = [(0u32, 0u32); 8];
+        if sids.len() > ranges.len() {
+            return false;
+        }
+        for (r, &sid) in ranges.iter_mut().zip(sids) {
+            match self.lists.get(sid as usize) {
+                Some(&(g, s, e)) if g == generation => *r = (s, e),
+                _ => return false,
+            }
+        }
+        ranges[..sids.len()]
+            .iter()
+            .all(|&(s, e)| (s as usize..e as usize).all(|i| !self.may_match(i, slot, groups)))
+    }
+
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
     /// slot's chain).
     pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, groups: &[PrefilterGroup]) -> bool {
