@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 use waf_engine::Request;
 use wafbench::latency::inputs;
 
+/// The allocator `wafbench` runs with, so these figures match its `latency` runs.
+#[global_allocator]
+static ALLOC: wafbench::microbench::alloc::CountingAlloc =
+    wafbench::microbench::alloc::CountingAlloc;
+
 fn compile(c: &mut Criterion) {
     let (rules, paranoia, what) = inputs::bench_rules();
     eprintln!("compile bench: rules {what}");

@@ -11,6 +11,11 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
 use wafbench::latency::inputs;
 
+/// The allocator `wafbench` runs with, so these figures match its `latency` runs.
+#[global_allocator]
+static ALLOC: wafbench::microbench::alloc::CountingAlloc =
+    wafbench::microbench::alloc::CountingAlloc;
+
 fn decision(c: &mut Criterion) {
     let quick = std::env::args().any(|a| a == "--test");
     let (rules, paranoia, what) = inputs::bench_rules();

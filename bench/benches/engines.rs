@@ -13,6 +13,11 @@ use waf_engine::lua::{Backend, LuaEngine, LuaOptions, Pass, PassSet};
 use waf_engine::request::{Request, read_corpus};
 use waf_engine::{Decision, Engine};
 
+/// The allocator `wafbench` runs with, so these figures match its `latency` runs.
+#[global_allocator]
+static ALLOC: wafbench::microbench::alloc::CountingAlloc =
+    wafbench::microbench::alloc::CountingAlloc;
+
 fn requests() -> Vec<Request> {
     let n: usize =
         std::env::var("WAF_BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
