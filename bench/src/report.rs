@@ -289,7 +289,13 @@ pub fn write_lua_profiles(
     write_file(dir, "lines.txt", lines.to_text(top))?;
     write_file(dir, "lines.json", serde_json::to_string_pretty(&lines)?)?;
     write_file(dir, "lines-by-rule.json", serde_json::to_string_pretty(&by_rule)?)?;
-    let ((), sampled) = waf_profiler::lua_sample::sample(lua, chunk_name, 1, map, &mut run)?;
+    let ((), sampled) = waf_profiler::lua_sample::sample(
+        lua,
+        chunk_name,
+        waf_profiler::lua_sample::SAMPLE_INTERVAL_MS,
+        map,
+        &mut run,
+    )?;
     let flamegraph = if sampled.folded.is_empty() {
         None
     } else {

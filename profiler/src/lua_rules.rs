@@ -299,7 +299,8 @@ pub fn profile_engine_lines(
 }
 
 /// A `jit.profile` pass (JIT on): whole rounds of `requests` until `min_time` has passed
-/// (at least one), 1 ms samples folded into rule frames.
+/// (at least one), samples every [`crate::lua_sample::SAMPLE_INTERVAL_MS`] folded into rule
+/// frames.
 pub struct SamplePass {
     pub sample: SampleProfile,
     pub stats: PassStats,
@@ -309,8 +310,8 @@ pub struct SamplePass {
 /// delivered when the next phase function starts.
 pub const OUTSIDE_LUA: &str = "outside_lua_before_phase";
 
-/// Samples `engine` over `requests`, repeated for at least `min_time`: at LuaJIT's 1 ms
-/// minimum interval, a 50 ms corpus pass would give a picture of 50 samples.
+/// Samples `engine` over `requests`, repeated for at least `min_time`: at a few ms per sample,
+/// one 50 ms corpus pass would give a picture of a dozen samples.
 pub fn sample_engine(
     engine: &mut LuaEngine,
     requests: &[Request],
@@ -335,12 +336,18 @@ pub fn sample_engine(
         map.rule_of(line).map(|r| format!("rule_{}", r.id))
     };
     let chunk = map.chunk_name.clone();
-    let ((), sample) = crate::lua_sample::sample_named(&lua, &chunk, 1, &name, |_| {
-        while stats.rounds == 0 || t.elapsed() < min_time {
-            run_corpus(engine, requests, &mut stats);
-        }
-        Ok(())
-    })?;
+    let ((), sample) = crate::lua_sample::sample_named(
+        &lua,
+        &chunk,
+        crate::lua_sample::SAMPLE_INTERVAL_MS,
+        &name,
+        |_| {
+            while stats.rounds == 0 || t.elapsed() < min_time {
+                run_corpus(engine, requests, &mut stats);
+            }
+            Ok(())
+        },
+    )?;
     stats.wall_ns = t.elapsed().as_nanos() as u64;
     Ok(SamplePass { sample, stats })
 }

@@ -47,7 +47,7 @@ pub struct Args {
     /// Skip the pprof pass (no flame-native-pprof.svg).
     #[arg(long)]
     no_pprof: bool,
-    /// Sampling mode: repeat the corpus for at least this many seconds (1 ms samples).
+    /// Sampling mode: repeat the corpus for at least this many seconds (a sample every 4 ms).
     #[arg(long, default_value_t = 2.0)]
     sample_secs: f64,
     #[command(flatten)]
