@@ -72,7 +72,17 @@ pub struct CActions {
 }
 
 #[derive(Debug)]
+#[repr(C)]
 pub struct CRule {
+    /// Read by every evaluation, match or not: first, so it shares the rule's first cache
+    /// lines with the fields below it (the field order is fixed by `repr(C)`).
+    pub hot: LinkHot,
+    /// Removed by `SecRuleRemoveBy*` (position-independent in v3: resolved once here).
+    pub removed: bool,
+    /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
+    pub updated: bool,
+    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
+    pub rx_slot: Option<RxSlot>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
     /// `None` for `SecAction` and for rules with a condition.
@@ -83,13 +93,50 @@ pub struct CRule {
     pub chain: Option<Box<CRule>>,
     /// Index in the whole rule set, for per-rule profiles.
     pub index: usize,
-    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
-    pub rx_slot: Option<RxSlot>,
-    /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
-    pub updated: bool,
-    /// Removed by `SecRuleRemoveBy*` (position-independent in v3: resolved once here).
-    pub removed: bool,
     pub loc: Option<crate::ir::Loc>,
+}
+
+/// What evaluating a link reads when it does not match, copied out of the operator and the
+/// actions (hundreds of bytes further on) so that a rule that fails touches few cache lines.
+/// Set by [`set_hot`] once the rule is final.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkHot {
+    pub id: Option<u64>,
+    /// Bit `i`: target `i` is named whole by one of the link's own exclusions (it reads
+    /// nothing). Valid when `mask_valid` (at most 64 targets).
+    pub excluded_targets: u64,
+    pub mask_valid: bool,
+    pub has_operator: bool,
+    pub negated: bool,
+    pub needs_expansion: bool,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub has_condition: bool,
+}
+
+/// Fills [`CRule::hot`] of every link of a finished rule.
+pub(crate) fn set_hot(rule: &mut CRule) {
+    let mut link = Some(rule);
+    while let Some(l) = link {
+        let mut excluded = 0u64;
+        for (i, t) in l.targets.iter().enumerate().take(64) {
+            if l.exclusions.iter().any(|e| e.full_name == t.full_name) {
+                excluded |= 1 << i;
+            }
+        }
+        l.hot = LinkHot {
+            id: l.actions.id,
+            excluded_targets: excluded,
+            mask_valid: l.targets.len() <= 64,
+            has_operator: l.operator.is_some(),
+            negated: l.operator.as_ref().is_some_and(|o| o.0),
+            needs_expansion: l.operator.as_ref().is_some_and(|o| o.1.needs_expansion()),
+            capture: l.actions.capture,
+            multi_match: l.actions.multi_match,
+            has_condition: l.condition.is_some(),
+        };
+        link = l.chain.as_deref_mut();
+    }
 }
 
 impl CRule {
@@ -314,6 +361,7 @@ impl CompiledRuleSet {
                         .is_some_and(|id| removed_ids.iter().any(|r: &IdRange| r.contains(id)))
                         || removed_msgs.iter().any(|m: &String| c.contains_msg(m))
                         || removed_tags.iter().any(|t: &String| c.contains_tag(t));
+                    set_hot(&mut c);
                     phases[idx].push(Item::Rule(Arc::new(c)));
                 }
             }
@@ -507,6 +555,7 @@ fn compile_rule(
         None => None,
     };
     Ok(CRule {
+        hot: LinkHot::default(),
         targets,
         exclusions,
         operator,

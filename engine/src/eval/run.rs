@@ -581,7 +581,7 @@ impl<'r> Transaction<'r> {
         if rule.removed {
             return true;
         }
-        if let Some(id) = rule.id() {
+        if let Some(id) = rule.hot.id {
             if self.remove_ids.iter().any(|r| r.contains(id)) {
                 return true;
             }
@@ -591,13 +591,15 @@ impl<'r> Transaction<'r> {
 
     /// One rule (all links of its chain). Returns whether it fully matched.
     fn eval_rule(&mut self, rule: &CRule) -> bool {
-        self.current_rule = rule.id();
-        let mut msg = RuleMsg::new(rule.id());
-        if let Some(cond) = &rule.condition {
-            let m = self.eval_condition(cond);
-            return self.finish_condition_rule(rule, m, &mut msg);
+        self.current_rule = rule.hot.id;
+        let mut msg = RuleMsg::new(rule.hot.id);
+        if rule.hot.has_condition {
+            if let Some(cond) = &rule.condition {
+                let m = self.eval_condition(cond);
+                return self.finish_condition_rule(rule, m, &mut msg);
+            }
         }
-        if rule.operator.is_none() {
+        if !rule.hot.has_operator {
             self.eval_unconditional(rule, &mut msg);
             return true;
         }
@@ -654,15 +656,25 @@ impl<'r> Transaction<'r> {
 
     /// `RuleWithOperator::evaluate` for one link.
     fn eval_link(&mut self, root: &CRule, link: &CRule, msg: &mut RuleMsg) -> bool {
-        if link.operator.is_none() {
+        if !link.hot.has_operator {
             return true;
         }
         if !link.updated {
             // No `SecRuleUpdateTargetBy*` selects this rule: its own lists, no allocation.
-            let expanded_arg = self.link_expansion(link);
+            let expanded_arg =
+                if link.hot.needs_expansion { self.link_expansion(link) } else { None };
             let mut global = false;
-            for t in &link.targets {
-                let ex = Excl::Own(&link.exclusions);
+            let mask = link.hot.mask_valid;
+            for (i, t) in link.targets.iter().enumerate() {
+                // A target the link's own exclusions name whole reads nothing.
+                if mask && link.hot.excluded_targets & (1 << i) != 0 {
+                    continue;
+                }
+                let ex = if mask {
+                    Excl::OwnChecked(&link.exclusions)
+                } else {
+                    Excl::Own(&link.exclusions)
+                };
                 if self.link_target(root, link, t, ex, expanded_arg.as_deref(), msg) {
                     global = true;
                 }
@@ -722,11 +734,14 @@ impl<'r> Transaction<'r> {
         expanded_arg: Option<&[u8]>,
         msg: &mut RuleMsg,
     ) -> bool {
-        let Some((negated, op, _)) = &link.operator else {
+        if !link.hot.has_operator {
             return false;
-        };
-        let rule_id = root.id();
-        if exclusions.any(|e| e.full_name == t.full_name) {
+        }
+        let rule_id = root.hot.id;
+        // `OwnChecked`: the caller already skipped targets the exclusions name whole.
+        if !matches!(exclusions, Excl::OwnChecked(_))
+            && exclusions.any(|e| e.full_name == t.full_name)
+        {
             return false;
         }
         if self.target_removed(rule_id, root, &t.full_name) {
@@ -741,6 +756,9 @@ impl<'r> Transaction<'r> {
         if let Some(hit) = self.link_target_key(link, t, &exclusions, expanded_arg) {
             return hit;
         }
+        let Some((negated, op, _)) = &link.operator else {
+            return false;
+        };
         let mut any = false;
         let mut values = std::mem::take(&mut self.values);
         values.clear();
@@ -793,8 +811,7 @@ impl<'r> Transaction<'r> {
         exclusions: Excl<'_>,
         expanded_arg: Option<&[u8]>,
     ) -> Option<bool> {
-        let (negated, op, _) = link.operator.as_ref()?;
-        let negated = *negated;
+        let negated = link.hot.negated;
         let rs = self.rs;
         let range = self.sources.list(
             sid,
@@ -804,10 +821,10 @@ impl<'r> Transaction<'r> {
             |name| exclusions.any(|e| excludes(e, name)),
             &link.actions.chain,
         )?;
-        let rule_id = root.id();
+        let rule_id = root.hot.id;
         let check_removed =
             !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
-        let want_captures = link.actions.capture;
+        let want_captures = link.hot.capture;
         let mut any = false;
         for i in range {
             if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
@@ -817,12 +834,14 @@ impl<'r> Transaction<'r> {
                 Some(slot) => self.sources.may_match(i, slot, &rs.sources.groups),
                 None => true,
             };
-            let r = if possible {
-                self.captures.clear();
-                let caps = if want_captures { Some(&mut self.captures) } else { None };
-                op.matches(self.sources.value(i), expanded_arg, caps)
-            } else {
-                Ok(false)
+            // The operator (far into the rule) is read only for a value it may match.
+            let r = match &link.operator {
+                Some((_, op, _)) if possible => {
+                    self.captures.clear();
+                    let caps = if want_captures { Some(&mut self.captures) } else { None };
+                    op.matches(self.sources.value(i), expanded_arg, caps)
+                }
+                _ => Ok(false),
             };
             if !verdict(r, negated) {
                 continue;
@@ -849,8 +868,8 @@ impl<'r> Transaction<'r> {
     ) -> Option<bool> {
         let Some(Selector::Key(key)) = &t.target.selector else { return None };
         if t.target.count
-            || link.actions.multi_match
-            || link.actions.capture
+            || link.hot.multi_match
+            || link.hot.capture
             || !exclusions.is_empty()
             || !self.remove_target_by_id.is_empty()
             || !self.remove_target_by_tag.is_empty()
@@ -1133,19 +1152,22 @@ fn verdict(r: Result<bool, crate::operator::MatchLimitExceeded>, negated: bool) 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Excl<'a> {
     Own(&'a [CTarget]),
+    /// `Own`, for a target already known not to be named whole by them
+    /// (`LinkHot::excluded_targets`).
+    OwnChecked(&'a [CTarget]),
     Refs(&'a [&'a CTarget]),
 }
 
 impl Excl<'_> {
     fn is_empty(&self) -> bool {
         match self {
-            Excl::Own(v) => v.is_empty(),
+            Excl::Own(v) | Excl::OwnChecked(v) => v.is_empty(),
             Excl::Refs(v) => v.is_empty(),
         }
     }
     fn any(&self, f: impl Fn(&CTarget) -> bool) -> bool {
         match self {
-            Excl::Own(v) => v.iter().any(f),
+            Excl::Own(v) | Excl::OwnChecked(v) => v.iter().any(f),
             Excl::Refs(v) => v.iter().any(|e| f(e)),
         }
     }
