@@ -237,19 +237,25 @@ pub struct FastSkip {
 }
 
 /// The plan of `rule`, when it qualifies (see [`FastSkip`]).
+/// Needs [`set_hot`] done.
 fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
-    if rule.condition.is_some() || rule.updated || rule.removed || rule.actions.multi_match {
-        return None;
-    }
-    let (negated, op, _) = rule.operator.as_ref()?;
-    if *negated || op.needs_expansion() {
+    let h = &rule.hot;
+    if rule.updated
+        || rule.removed
+        || h.has_condition
+        || h.multi_match
+        || !h.has_operator
+        || h.negated
+        || h.needs_expansion
+        || !h.mask_valid
+    {
         return None;
     }
     let slot = rule.rx_slot?;
     let start = flat.len();
-    for t in &rule.targets {
-        // A target its own exclusions name entirely yields nothing (as in `link_target`).
-        if rule.exclusions.iter().any(|e| e.full_name == t.full_name) {
+    for (i, t) in rule.targets.iter().enumerate() {
+        // A target its own exclusions name entirely yields nothing (as in `eval_link`).
+        if rule.hot.excluded_targets & (1 << i) != 0 {
             continue;
         }
         match t.source {

@@ -147,6 +147,14 @@ impl ValueBuf {
         slot.0.push_str(name);
         slot.1.extend_from_slice(value);
     }
+    /// A pair named `VAR:key`.
+    fn push_var(&mut self, var: &str, key: &str, value: &[u8]) {
+        let slot = self.push();
+        slot.0.push_str(var);
+        slot.0.push(':');
+        slot.0.push_str(key);
+        slot.1.extend_from_slice(value);
+    }
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
@@ -469,14 +477,7 @@ impl<'r> Transaction<'r> {
                 Item::Rule(rule) => {
                     // `rule_should_run`, with the prefilter's verdict before the rule itself
                     // is read.
-                    if self.marker_pending {
-                        continue;
-                    }
-                    if self.skip_next > 0 {
-                        self.skip_next -= 1;
-                        continue;
-                    }
-                    if self.allow.is_some() {
+                    if !self.rule_turn() {
                         continue;
                     }
                     if let Some(Some(f)) = fast.get(k) {
@@ -548,6 +549,11 @@ impl<'r> Transaction<'r> {
     /// `skipAfter`, then `skip` (so rules jumped over by a marker do not use up a `skip`
     /// count), `allow`, and removal.
     pub(crate) fn rule_should_run(&mut self, rule: &CRule) -> bool {
+        self.rule_turn() && !self.is_removed(rule)
+    }
+
+    /// The checks of `rule_should_run` that do not read the rule (it uses up a `skip`).
+    fn rule_turn(&mut self) -> bool {
         if self.marker_pending {
             return false;
         }
@@ -555,10 +561,7 @@ impl<'r> Transaction<'r> {
             self.skip_next -= 1;
             return false;
         }
-        if self.allow.is_some() {
-            return false;
-        }
-        !self.is_removed(rule)
+        self.allow.is_none()
     }
 
     pub(crate) fn interrupted(&self) -> bool {
@@ -846,9 +849,7 @@ impl<'r> Transaction<'r> {
             if !verdict(r, negated) {
                 continue;
             }
-            let slot = self.matched_vars.push();
-            slot.0.push_str(self.sources.name(i));
-            slot.1.extend_from_slice(self.sources.value(i));
+            self.matched_vars.push_pair(self.sources.name(i), self.sources.value(i));
             self.after_value_match(link, negated);
             any = true;
         }
@@ -879,29 +880,23 @@ impl<'r> Transaction<'r> {
         }
         let (negated, op, _) = link.operator.as_ref()?;
         let var = t.target.variable;
-        // Fields, not `collection_of`: MATCHED_VARS is written while the key is borrowed.
-        let c = match var {
-            Variable::Tx => &self.tx,
-            Variable::Ip => &self.ip,
-            Variable::Global => &self.global,
-            Variable::Session => &self.session,
-            Variable::User => &self.user,
-            Variable::Resource => &self.resource,
-            _ => return None,
-        };
         let h = t.key_hash.unwrap_or_else(|| ci_hash(key));
-        let Some((k, v)) = c.get_entry_h(key, h) else { return Some(false) };
-        let tv = transform::apply_chain(&link.actions.chain, v);
-        if !verdict(op.matches(&tv, expanded_arg, None), *negated) {
-            return Some(false);
+        // Taken out while the key is borrowed from the collection, put back below.
+        let mut matched_vars = std::mem::take(&mut self.matched_vars);
+        let hit = self.collection_of(var).map(|c| {
+            let Some((k, v)) = c.get_entry_h(key, h) else { return false };
+            let tv = transform::apply_chain(&link.actions.chain, v);
+            let hit = verdict(op.matches(&tv, expanded_arg, None), *negated);
+            if hit {
+                matched_vars.push_var(var.name(), k, &tv);
+            }
+            hit
+        });
+        self.matched_vars = matched_vars;
+        if hit == Some(true) {
+            self.after_value_match(link, *negated);
         }
-        let slot = self.matched_vars.push();
-        slot.0.push_str(var.name());
-        slot.0.push(':');
-        slot.0.push_str(k);
-        slot.1.extend_from_slice(&tv);
-        self.after_value_match(link, *negated);
-        Some(true)
+        hit
     }
 
     /// A value of a link matched (and is already in MATCHED_VARS): captures go to TX.0-9,
@@ -1275,11 +1270,7 @@ impl<'r> Transaction<'r> {
             {
                 let h = t.key_hash.unwrap_or_else(|| ci_hash(key));
                 if let Some((k, v)) = c.get_entry_h(key, h) {
-                    let slot = out.push();
-                    slot.0.push_str(var.name());
-                    slot.0.push(':');
-                    slot.0.push_str(k);
-                    slot.1.extend_from_slice(v);
+                    out.push_var(var.name(), k, v);
                 }
             } else if let Some(c) = self.collection_of(var) {
                 for (k, v) in c.iter() {
@@ -1290,11 +1281,7 @@ impl<'r> Transaction<'r> {
                         (Some(Selector::Regex(_)), None) => false,
                     };
                     if keep {
-                        let slot = out.push();
-                        slot.0.push_str(var.name());
-                        slot.0.push(':');
-                        slot.0.push_str(k);
-                        slot.1.extend_from_slice(v);
+                        out.push_var(var.name(), k, v);
                     }
                 }
             }

@@ -20,7 +20,7 @@
 //! matched data and rule meta-data, `&COUNT` targets, targets added by
 //! `SecRuleUpdateTargetBy*`, and `multiMatch` links (they see every intermediate value).
 
-use super::compile::CTarget;
+use super::compile::{CTarget, is_collection_var};
 use super::prefilter;
 use crate::ir::{Transformation, Variable};
 use crate::transform;
@@ -79,25 +79,20 @@ pub struct SourceBuilder {
 
 /// Variables whose values the evaluator itself owns or that change inside a phase.
 fn cacheable(var: Variable) -> bool {
-    !matches!(
-        var,
-        Variable::Tx
-            | Variable::Ip
-            | Variable::Global
-            | Variable::Session
-            | Variable::User
-            | Variable::Resource
-            | Variable::MatchedVar
-            | Variable::MatchedVarName
-            | Variable::MatchedVars
-            | Variable::MatchedVarsNames
-            | Variable::Rule
-            | Variable::HighestSeverity
-            | Variable::Env
-            | Variable::ResponseStatus
-            | Variable::ResponseProtocol
-            | Variable::Duration
-    )
+    !is_collection_var(var)
+        && !matches!(
+            var,
+            Variable::MatchedVar
+                | Variable::MatchedVarName
+                | Variable::MatchedVars
+                | Variable::MatchedVarsNames
+                | Variable::Rule
+                | Variable::HighestSeverity
+                | Variable::Env
+                | Variable::ResponseStatus
+                | Variable::ResponseProtocol
+                | Variable::Duration
+        )
 }
 
 impl SourceBuilder {
@@ -507,20 +502,12 @@ impl SourceCache {
         slot: RxSlot,
         groups: &[PrefilterGroup],
     ) -> bool {
-        let generation = self.generation;
-        let mut ranges = [(0u32, 0u32); 8];
-        if sids.len() > ranges.len() {
-            return false;
-        }
-        for (r, &sid) in ranges.iter_mut().zip(sids) {
-            match self.lists.get(sid as usize) {
-                Some(&(g, s, e)) if g == generation => *r = (s, e),
-                _ => return false,
+        sids.iter().all(|&sid| match self.lists.get(sid as usize) {
+            Some(&(g, s, e)) if g == self.generation => {
+                (s as usize..e as usize).all(|i| !self.may_match(i, slot, groups))
             }
-        }
-        ranges[..sids.len()]
-            .iter()
-            .all(|&(s, e)| (s as usize..e as usize).all(|i| !self.may_match(i, slot, groups)))
+            _ => false,
+        })
     }
 
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
