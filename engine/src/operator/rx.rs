@@ -859,6 +859,11 @@ fn build_fancy(pattern: &str) -> Result<(Engine, String), RxError> {
     Ok((Engine::Backtracking(Box::new(re), prefilter), t.text))
 }
 
+/// The backtracking engine on the Latin-1 text of `input`.
+fn backtrack_is_match(re: &fancy_regex::Regex, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
+    re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded)
+}
+
 /// Byte offset in the Latin-1 text of input byte `k`: one extra byte per earlier byte >= 0x80.
 fn latin1_pos(input: &[u8], k: usize) -> usize {
     k + input[..k].iter().filter(|&&b| b >= 0x80).count()
@@ -911,13 +916,23 @@ impl Engine {
     }
 
     fn is_match(&self, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
+        self.is_match_with(input, backtrack_is_match)
+    }
+
+    /// `is_match`, with the backtracking engine reached (after its prefilter passed) only
+    /// through `backtrack`, so a caller can answer some subjects without running it.
+    fn is_match_with(
+        &self,
+        input: &[u8],
+        backtrack: impl FnOnce(&fancy_regex::Regex, &[u8]) -> Result<bool, MatchLimitExceeded>,
+    ) -> Result<bool, MatchLimitExceeded> {
         match self {
             Engine::Linear(re) => Ok(re.is_match(input)),
             Engine::Backtracking(re, prefilter) => {
                 if prefilter.as_ref().is_some_and(|p| !p.is_match(input)) {
                     return Ok(false);
                 }
-                re.is_match(&to_latin1(input)).map_err(|_| MatchLimitExceeded)
+                backtrack(re, input)
             }
         }
     }
@@ -1040,29 +1055,21 @@ impl RxMatcher {
 
     /// `engine.is_match`, through the memo when it is the backtracking engine.
     fn is_match_on(&self, engine: &Engine, input: &[u8]) -> Result<bool, MatchLimitExceeded> {
-        if !matches!(engine, Engine::Backtracking(..)) || input.len() > MEMO_MAX_LEN {
+        // Verdicts of the EOL variant and of the main engine differ: memoize only the main.
+        if !std::ptr::eq(engine, &self.engine) || input.len() > MEMO_MAX_LEN {
             return engine.is_match(input);
         }
         // The linear prefilter alone answers most subjects; the memo is for the rest.
-        if let Engine::Backtracking(_, Some(p)) = engine {
-            if !p.is_match(input) {
-                return Ok(false);
-            }
-        }
-        // Verdicts of the EOL variant and of the main engine differ: memoize only the main.
-        let main = std::ptr::eq(engine, &self.engine);
-        if main {
+        engine.is_match_with(input, |re, input| {
             if let Some(v) = self.memo.try_lock().ok().and_then(|m| m.get(input)) {
                 return Ok(v);
             }
-        }
-        let v = engine.is_match(input)?;
-        if main {
+            let v = backtrack_is_match(re, input)?;
             if let Ok(mut m) = self.memo.try_lock() {
                 m.put(input, v);
             }
-        }
-        Ok(v)
+            Ok(v)
+        })
     }
 
     /// The leftmost match starting at or after byte `start`, with the whole subject as
