@@ -18,16 +18,8 @@ use waf_engine::operator::RxMatcher;
 use waf_engine::operator::fast::{FastRx, RxOptimisations};
 use waf_engine::opt::{self, reorder, rxclass::RxClass};
 
-const RULES_DIR: &str = "/usr/share/modsecurity-crs/rules";
-
-fn crs_present() -> bool {
-    if std::path::Path::new(RULES_DIR).is_dir() {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{RULES_DIR} missing under CI");
-    eprintln!("skipping: {RULES_DIR} not found (install modsecurity-crs)");
-    false
-}
+mod common;
+use common::crs_present;
 
 fn compiled(paranoia: u8) -> CompiledRuleSet {
     let set = load_rules(&RuleSpec::from_args(&["crs"], Some(paranoia), None)).expect("CRS loads");

@@ -15,16 +15,8 @@ use waf_engine::eval::prefilter::{Requirement, required};
 use waf_engine::load::{RuleSpec, load_rules};
 use waf_engine::operator::RxMatcher;
 
-const RULES_DIR: &str = "/usr/share/modsecurity-crs/rules";
-
-fn crs_present() -> bool {
-    if std::path::Path::new(RULES_DIR).is_dir() {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{RULES_DIR} missing under CI");
-    eprintln!("skipping: {RULES_DIR} not found (install modsecurity-crs)");
-    false
-}
+mod common;
+use common::crs_present;
 
 /// (rule id, matcher, requirement) of every CRS `@rx` link with a prefilter slot.
 fn slotted() -> Vec<(Option<u64>, RxMatcher, Requirement)> {
@@ -52,34 +44,11 @@ fn holds(req: &Requirement, s: &[u8]) -> bool {
         && req.literals.iter().any(|l| low.windows(l.len()).any(|w| w == l.as_slice()))
 }
 
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match (s[i], s.get(i + 1).and_then(|&c| hex(c)), s.get(i + 2).and_then(|&c| hex(c))) {
-            (b'%', Some(a), Some(b)) => {
-                out.push(a * 16 + b);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 fn strings(v: &serde_json::Value, out: &mut Vec<Vec<u8>>) {
     match v {
         serde_json::Value::String(s) => {
             let b = s.as_bytes().to_vec();
-            out.push(percent_decode(&b));
+            out.push(waf_engine::transform::url_decode(&b).into_owned());
             out.push(b.to_ascii_lowercase());
             out.push(b);
         }
