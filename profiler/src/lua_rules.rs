@@ -422,6 +422,7 @@ impl TopAgreement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::tests::req;
     use waf_engine::lua::{Backend, Limits, LuaOptions};
 
     const RULES: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n\
@@ -436,16 +437,6 @@ mod tests {
         let set = waf_engine::seclang::parse_str(rules, "t.conf").unwrap();
         let limits = Limits { instructions_per_request: None, ..Limits::default() };
         LuaEngine::new(&set, LuaOptions { backend, limits, ..LuaOptions::default() }).unwrap()
-    }
-
-    fn req(uri: &str) -> Request {
-        Request {
-            id: uri.into(),
-            method: "GET".into(),
-            uri: uri.as_bytes().to_vec(),
-            headers: vec![("Host".into(), "h".into())],
-            ..Request::default()
-        }
     }
 
     #[test]

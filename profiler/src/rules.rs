@@ -283,7 +283,7 @@ pub fn profile_native(engine: &NativeEngine, requests: &[Request]) -> RuleProfil
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn engine(rules: &str) -> NativeEngine {
@@ -291,9 +291,10 @@ mod tests {
         NativeEngine::new(&set).unwrap()
     }
 
-    fn req(uri: &str) -> Request {
+    /// A GET of `uri` with a Host header (also used by the Lua profiler's tests).
+    pub(crate) fn req(uri: &str) -> Request {
         Request {
-            id: "r".into(),
+            id: uri.into(),
             method: "GET".into(),
             uri: uri.as_bytes().to_vec(),
             headers: vec![("Host".into(), "h".into())],
