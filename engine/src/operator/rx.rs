@@ -787,6 +787,75 @@ fn to_latin1(input: &[u8]) -> String {
     input.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Whether `regex_syntax` may compile `text` (linear-engine syntax) to a regex whose
+/// leftmost-first match extents differ from PCRE's. When every branch of an alternation
+/// starts with the same items, `Hir::alternation` lifts them out: `PX|PY` becomes `P(?:X|Y)`.
+/// That keeps the set of subjects that match, but when `P` can match more than one way at a
+/// position (a repetition, an alternation) it changes which match is found first: on `bbb`,
+/// `\bb*?b$|\bb*?\b` is `0..3` in PCRE and `0..0` in the lifted form. Compared item by item
+/// on their printed syntax, conservatively: a false positive only costs a slower engine for
+/// groups and positions.
+fn lift_may_reorder(text: &str) -> bool {
+    use regex_syntax::ast::{self, Ast};
+    fn items(ast: &Ast) -> Vec<&Ast> {
+        match ast {
+            Ast::Concat(c) => c.asts.iter().flat_map(items).collect(),
+            Ast::Group(g) if is_plain_group(g) => items(&g.ast),
+            Ast::Empty(_) => Vec::new(),
+            other => vec![other],
+        }
+    }
+    fn is_plain_group(g: &ast::Group) -> bool {
+        matches!(&g.kind, ast::GroupKind::NonCapturing(f) if f.items.is_empty())
+    }
+    fn several_ways(ast: &Ast) -> bool {
+        match ast {
+            Ast::Repetition(r) => {
+                !matches!(r.op.kind, ast::RepetitionKind::Range(ast::RepetitionRange::Exactly(_)))
+                    && !matches!(
+                        r.op.kind,
+                        ast::RepetitionKind::Range(ast::RepetitionRange::Bounded(m, n)) if m == n
+                    )
+                    || several_ways(&r.ast)
+            }
+            Ast::Alternation(a) => a.asts.len() > 1,
+            Ast::Group(g) => several_ways(&g.ast),
+            Ast::Concat(c) => c.asts.iter().any(several_ways),
+            _ => false,
+        }
+    }
+    fn printed(ast: &Ast) -> String {
+        let mut out = String::new();
+        // Printing into a String cannot fail.
+        let _ = ast::print::Printer::new().print(ast, &mut out);
+        out
+    }
+    fn visit(ast: &Ast) -> bool {
+        match ast {
+            Ast::Alternation(a) => {
+                let branches: Vec<Vec<String>> =
+                    a.asts.iter().map(|b| items(b).into_iter().map(printed).collect()).collect();
+                let common = (0..)
+                    .take_while(|&k| {
+                        branches[0].get(k).is_some_and(|first| {
+                            branches[1..].iter().all(|b| b.get(k) == Some(first))
+                        })
+                    })
+                    .count();
+                let first = items(&a.asts[0]);
+                a.asts.len() > 1 && first[..common].iter().any(|i| several_ways(i))
+                    || a.asts.iter().any(visit)
+            }
+            Ast::Concat(c) => c.asts.iter().any(visit),
+            Ast::Group(g) => visit(&g.ast),
+            Ast::Repetition(r) => visit(&r.ast),
+            _ => false,
+        }
+    }
+    // Unparsable text is refused later by the builder itself.
+    ast::parse::Parser::new().parse(text).is_ok_and(|ast| visit(&ast))
+}
+
 enum Engine {
     Linear(regex::bytes::Regex),
     /// The backtracking engine, with a linear superset prefilter ([`Dialect::Relaxed`]) when
@@ -797,11 +866,16 @@ enum Engine {
 /// A compiled `@rx` pattern.
 pub struct RxMatcher {
     engine: Engine,
-    /// For linear patterns with `^`: the exact-PCRE variant on the backtracking engine, used
-    /// only for subjects that end in `\n` (the one case where Rust's `(?m)^` differs). Built
-    /// on first use: most subjects never need it.
+    /// For linear patterns with `^`: subjects that end in `\n` (the one case where Rust's
+    /// `(?m)^` differs) go to `exact`.
     needs_eol_variant: bool,
-    eol_variant: std::sync::OnceLock<Option<Engine>>,
+    /// For linear patterns whose match extents the linear engine may get wrong (see
+    /// [`lift_may_reorder`]): capture groups and match positions come from `exact`. Verdicts
+    /// do not, as the lift keeps the set of matching subjects.
+    inexact_extents: bool,
+    /// The exact-PCRE variant on the backtracking engine, built on first use: most subjects
+    /// never need it.
+    exact: std::sync::OnceLock<Option<Engine>>,
     pattern: String,
     translated: String,
     /// Recent verdicts of the backtracking engine (see [`Memo`]).
@@ -960,7 +1034,8 @@ impl RxMatcher {
             return Ok(RxMatcher {
                 engine,
                 needs_eol_variant: false,
-                eol_variant: std::sync::OnceLock::new(),
+                inexact_extents: false,
+                exact: std::sync::OnceLock::new(),
                 memo: Default::default(),
                 pattern: pattern.to_string(),
                 translated,
@@ -974,7 +1049,8 @@ impl RxMatcher {
         Ok(RxMatcher {
             engine: Engine::Linear(re),
             needs_eol_variant: t.has_caret,
-            eol_variant: std::sync::OnceLock::new(),
+            inexact_extents: lift_may_reorder(&t.text),
+            exact: std::sync::OnceLock::new(),
             memo: Default::default(),
             pattern: pattern.to_string(),
             translated: t.text,
@@ -988,21 +1064,34 @@ impl RxMatcher {
         Ok(RxMatcher {
             engine,
             needs_eol_variant: false,
-            eol_variant: std::sync::OnceLock::new(),
+            inexact_extents: false,
+            exact: std::sync::OnceLock::new(),
             memo: Default::default(),
             pattern: pattern.to_string(),
             translated,
         })
     }
 
-    /// The engine for this subject (see `eol_variant`).
+    /// The engine for this subject's verdict (see `needs_eol_variant`).
     fn engine_for(&self, input: &[u8]) -> &Engine {
         if !self.needs_eol_variant || input.last() != Some(&b'\n') {
             return &self.engine;
         }
-        // A pattern the linear engine took but the backtracking one refuses (size limits)
-        // keeps the linear engine.
-        self.eol_variant
+        self.exact_engine()
+    }
+
+    /// The engine for this subject's groups and match positions (see `inexact_extents`).
+    fn extents_engine_for(&self, input: &[u8]) -> &Engine {
+        if self.inexact_extents {
+            return self.exact_engine();
+        }
+        self.engine_for(input)
+    }
+
+    /// The backtracking variant. A pattern the linear engine took but the backtracking one
+    /// refuses (size limits) keeps the linear engine.
+    fn exact_engine(&self) -> &Engine {
+        self.exact
             .get_or_init(|| build_fancy(&self.pattern).ok().map(|(e, _)| e))
             .as_ref()
             .unwrap_or(&self.engine)
@@ -1026,6 +1115,12 @@ impl RxMatcher {
         }
     }
 
+    /// Whether groups and match positions come from the backtracking engine while verdicts
+    /// stay linear (see [`lift_may_reorder`]).
+    pub fn extents_on_backtracking(&self) -> bool {
+        self.inexact_extents
+    }
+
     pub fn is_backtracking(&self) -> bool {
         matches!(self.engine, Engine::Backtracking(..))
     }
@@ -1047,7 +1142,9 @@ impl RxMatcher {
         if !self.is_match_on(engine, input)? {
             return Ok(false);
         }
-        let Some(groups) = engine.groups_at(input, 0)? else { return Ok(false) };
+        let Some(groups) = self.extents_engine_for(input).groups_at(input, 0)? else {
+            return Ok(false);
+        };
         out.clear();
         out.extend(groups.into_iter().map(|g| g.map(|r| input[r].to_vec()).unwrap_or_default()));
         Ok(true)
@@ -1079,7 +1176,7 @@ impl RxMatcher {
         input: &[u8],
         start: usize,
     ) -> Result<Option<std::ops::Range<usize>>, MatchLimitExceeded> {
-        self.engine_for(input).find_at(input, start)
+        self.extents_engine_for(input).find_at(input, start)
     }
 
     /// Every match from `start` on with all its groups, in the order `Regex::searchAll` of
@@ -1087,7 +1184,7 @@ impl RxMatcher {
     /// to the front of its list, continues after the last group pushed, and stops at an empty
     /// group or a group that did not take part.
     pub fn search_all(&self, input: &[u8]) -> Result<Vec<Vec<u8>>, MatchLimitExceeded> {
-        let engine = self.engine_for(input);
+        let engine = self.extents_engine_for(input);
         let mut found: Vec<Vec<u8>> = Vec::new();
         let mut offset = 0usize;
         'search: while let Some(groups) = engine.groups_at(input, offset)? {
@@ -1116,6 +1213,28 @@ impl RxMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifted_prefixes_keep_pcre_extents() {
+        // regex_syntax lifts `\bb*?` out of both branches; PCRE tries the first branch with
+        // every length of `b*?` before the second.
+        let re = RxMatcher::new(r"(?:\b[^a]*?[^a]{1,2}$|\b[^a]*?\b)(a)?").unwrap();
+        assert!(!re.is_backtracking() && re.extents_on_backtracking());
+        let mut caps = Vec::new();
+        assert!(re.matches(b"bbb", Some(&mut caps)).unwrap());
+        assert_eq!(caps, vec![b"bbb".to_vec()]);
+        assert_eq!(re.find_at(b"bbb", 0).unwrap(), Some(0..3));
+        let re = RxMatcher::new(r"a*ab|a*").unwrap();
+        assert_eq!(re.find_at(b"aab", 0).unwrap(), Some(0..3));
+        assert!(re.matches(b"xyz", None).unwrap());
+        // Deterministic or differing prefixes are not lifted in a way that matters.
+        for p in [r"ab|ac", r"a*b|c*d", r"\bx*y|z", r"(?i)abc|abd", r"a{2}b|a{2}c"] {
+            assert!(!lift_may_reorder(p), "{p}");
+        }
+        for p in [r"x(?:\s*a|\s*b)", r"(?:a|b)+c|(?:a|b)+d", r"a{1,2}b|a{1,2}c", r"(?i:a+b|a+c)"] {
+            assert!(lift_may_reorder(p), "{p}");
+        }
+    }
 
     fn engine(p: &str) -> &'static str {
         RxMatcher::new(p).unwrap_or_else(|e| panic!("{p}: {e}")).engine_name()
