@@ -174,7 +174,10 @@ impl LuaEngine {
             }
             let mut ctx = runtime::Ctx::new(t, &plan);
             let Some(f) = phases.get(usize::from(phase) - 1) else { return };
-            let r = runtime::with_active(&mut ctx, |p| f.call::<()>(LightUserData(p)));
+            let r = runtime::with_active(&mut ctx, |p| match backend {
+                Backend::Mlua => f.call::<()>(LightUserData(p)),
+                Backend::Ffi => f.call::<()>(ffi::ctx_number(p)),
+            });
             if let Err(e) = r {
                 failure = Some(LuaError::Run { phase, source: sandbox::classify(e) });
             } else if let Some(detail) = ctx.fault.take() {
