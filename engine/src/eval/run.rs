@@ -475,17 +475,7 @@ impl<'r> Transaction<'r> {
             match item {
                 Item::Marker(name) => self.at_marker(name),
                 Item::Rule(rule) => {
-                    // `rule_should_run`, with the prefilter's verdict before the rule itself
-                    // is read.
-                    if !self.rule_turn() {
-                        continue;
-                    }
-                    if let Some(Some(f)) = fast.get(k) {
-                        if self.fast_no_match(f) {
-                            continue;
-                        }
-                    }
-                    if self.is_removed(rule) {
+                    if !self.rule_should_run(rule, fast.get(k).and_then(Option::as_ref)) {
                         continue;
                     }
                     let started = self.profile.as_ref().map(|_| std::time::Instant::now());
@@ -547,9 +537,10 @@ impl<'r> Transaction<'r> {
 
     /// The checks `RulesSet::evaluate` makes before a rule runs, in v3's order: a pending
     /// `skipAfter`, then `skip` (so rules jumped over by a marker do not use up a `skip`
-    /// count), `allow`, and removal.
-    pub(crate) fn rule_should_run(&mut self, rule: &CRule) -> bool {
-        self.rule_turn() && !self.is_removed(rule)
+    /// count), `allow`, and removal. With the rule's [`FastSkip`] plan, a rule the prefilter
+    /// proves cannot match is done here, before the rule itself is read.
+    pub(crate) fn rule_should_run(&mut self, rule: &CRule, fast: Option<&FastSkip>) -> bool {
+        self.rule_turn() && !fast.is_some_and(|f| self.fast_no_match(f)) && !self.is_removed(rule)
     }
 
     /// The checks of `rule_should_run` that do not read the rule (it uses up a `skip`).

@@ -1,8 +1,9 @@
 //! `CompiledRuleSet` -> one Lua chunk, in Cloudflare's "assembly language" style.
 //!
-//! The chunk decides control flow only: one function per phase, one block per rule, nested
-//! `if`s for chain links, `goto` to a label for a `skipAfter` whose marker follows in the
-//! same phase, `return` when a rule interrupted. All the work (collecting a target's values,
+//! The chunk decides control flow only: one function per phase that calls the phase's part
+//! functions in turn (see [`partition`]), one block per rule, nested `if`s for chain links,
+//! `goto` to a label for a `skipAfter` whose marker follows in the same part (a part's
+//! return value for one in a later part), `return -1` when a rule interrupted. All the work (collecting a target's values,
 //! transformations, operators, setvar, actions, logging) is done by the Rust primitives of
 //! [`super::runtime`], called with integer handles into the [`Plan`] built here; the
 //! generated code never builds a string per request and creates no closure per request.
@@ -15,15 +16,91 @@
 //! of a condition cheapest first (`crate::opt::reorder`).
 //!
 //! Layout of the chunk: the primitives are received as the chunk's argument (a table) and
-//! bound to locals once; `return { phase1, ..., phase5 }`. Every rule's locals live inside
-//! its own block, so a forward `goto` never jumps into the scope of a local.
+//! bound to locals once; `local P2 = {}`, `P2[1] = function(ctx) ... end`, ...;
+//! `return { phase1, ..., phase5 }`. Every rule's locals live inside its own block, so a
+//! forward `goto` never jumps into the scope of a local.
 
 use super::passes::{Pass, PassSet};
-use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, Item};
+use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item};
 use crate::eval::run::link_targets;
 use crate::ir::Action;
 use serde::Serialize;
 use std::sync::Arc;
+
+/// Rules per part function of a phase (see [`partition`]).
+const PART_RULES: usize = 16;
+
+/// Where a rule's structured `skipAfter` goes: a label in its own part function, or the
+/// start of a later part (the part returns its number to the phase function).
+#[derive(Debug, Clone, Copy)]
+enum JumpTo {
+    Label(usize),
+    Part(usize),
+}
+
+/// Splits a phase's items into part functions of about [`PART_RULES`] rules: LuaJIT
+/// compiles each part to traces of its own, while one trace through a whole phase overflows
+/// its limits (too many snapshots: measured on CRS PL1, phase 2 then ran in the
+/// interpreter). A `goto` cannot leave its function, so a jump spanning more than two parts'
+/// worth of rules makes its label start a part, and jumps by returning that part's number;
+/// no cut separates a shorter jump from its label. Returns the part (from 1) of each item
+/// and the number of parts.
+fn partition(
+    items: &[Item],
+    jumps: &[Option<String>],
+    labels: &[(usize, String, usize)],
+) -> (Vec<usize>, usize) {
+    // (rule position, label position, rules between them) of every structured jump.
+    let rule_pos: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i, Item::Rule(_)))
+        .map(|(p, _)| p)
+        .collect();
+    let spans: Vec<(usize, usize, usize)> = rule_pos
+        .iter()
+        .zip(jumps)
+        .filter_map(|(&a, jump)| {
+            let name = jump.as_ref()?;
+            let &(q, _, _) = labels.iter().find(|(p, n, _)| *p > a && n == name)?;
+            let rules = items[a..q].iter().filter(|i| matches!(i, Item::Rule(_))).count();
+            Some((a, q, rules))
+        })
+        .collect();
+    let mut long: Vec<bool> = spans.iter().map(|s| s.2 > 2 * PART_RULES).collect();
+    // A cut forced at a long jump's label must not separate a short jump from its label:
+    // such a jump becomes long too, until nothing changes.
+    loop {
+        let forced: Vec<usize> =
+            spans.iter().zip(&long).filter(|(_, l)| **l).map(|(s, _)| s.1).collect();
+        let mut changed = false;
+        for (s, l) in spans.iter().zip(long.iter_mut()) {
+            if !*l && forced.iter().any(|&c| s.0 < c && c <= s.1) {
+                *l = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let forced: Vec<usize> =
+        spans.iter().zip(&long).filter(|(_, l)| **l).map(|(s, _)| s.1).collect();
+    let short: Vec<(usize, usize)> =
+        spans.iter().zip(&long).filter(|(_, l)| !**l).map(|(s, _)| (s.0, s.1)).collect();
+    let mut part_of = Vec::with_capacity(items.len());
+    let (mut part, mut in_part) = (usize::from(!items.is_empty()), 0usize);
+    for (pos, item) in items.iter().enumerate() {
+        let crosses_short = short.iter().any(|&(a, q)| a < pos && pos <= q);
+        if pos > 0 && !crosses_short && (forced.contains(&pos) || in_part >= PART_RULES) {
+            part += 1;
+            in_part = 0;
+        }
+        part_of.push(part);
+        in_part += usize::from(matches!(item, Item::Rule(_)));
+    }
+    (part_of, part)
+}
 
 /// Name given to the chunk, so tracebacks and line profilers say where a line comes from.
 pub const CHUNK_NAME: &str = "=wafbench-rules.lua";
@@ -43,6 +120,9 @@ pub(crate) struct RulePlan {
     /// The marker a `skipAfter` of this rule jumps to with a `goto` (when the structured
     /// jumps pass proved it local and forward).
     pub(crate) local_jump: Option<String>,
+    /// The rule's prefilter plan: `pre` answers a rule it proves cannot match by itself,
+    /// as the native evaluator does, and the generated code skips the block.
+    pub(crate) fast: Option<FastSkip>,
 }
 
 /// A chain link handle: the root rule and how deep in its chain the link is.
@@ -298,8 +378,7 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
     for (pi, items) in rs.phases.iter().enumerate() {
         g.phase = pi as u8 + 1;
         let fname = format!("phase{}", pi + 1);
-        g.emit(0, &format!("local function {fname}(ctx)"));
-        phase_fns.push(fname);
+        phase_fns.push(fname.clone());
         let mut rule_no = 0usize;
         // Marker labels in this phase: the first label for a name after each position.
         let mut labels: Vec<(usize, String, usize)> = Vec::new(); // (position, name, handle)
@@ -310,7 +389,17 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
                 labels.push((pos, name.clone(), k));
             }
         }
+        let (part_of, parts) = partition(items, &local_jumps[pi], &labels);
+        let table = format!("P{}", pi + 1);
+        g.emit(0, &format!("local {table} = {{}}"));
         for (pos, item) in items.iter().enumerate() {
+            if pos == 0 || part_of[pos] != part_of[pos - 1] {
+                if pos > 0 {
+                    g.emit(1, "return 0");
+                    g.emit(0, "end");
+                }
+                g.emit(0, &format!("{table}[{}] = function(ctx)", part_of[pos]));
+            }
             match item {
                 Item::Marker(name) => {
                     let Some(&(_, _, k)) = labels.iter().find(|(p, _, _)| *p == pos) else {
@@ -334,12 +423,35 @@ pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
                 Item::Rule(rule) => {
                     let jump = local_jumps[pi][rule_no].clone();
                     rule_no += 1;
-                    let label = jump.as_ref().and_then(|name| {
-                        labels.iter().find(|(p, n, _)| *p > pos && n == name).map(|(_, _, k)| *k)
+                    let label = jump
+                        .as_ref()
+                        .and_then(|name| labels.iter().find(|(p, n, _)| *p > pos && n == name));
+                    let to = label.map(|&(q, _, k)| {
+                        if part_of[q] == part_of[pos] {
+                            JumpTo::Label(k)
+                        } else {
+                            JumpTo::Part(part_of[q])
+                        }
                     });
-                    gen_rule(&mut g, rule, jump, label);
+                    let fast = rs.fast[pi].get(pos).copied().flatten();
+                    gen_rule(&mut g, rule, jump, to, fast);
                 }
             }
+        }
+        if parts == 0 {
+            g.emit(0, &format!("{table}[1] = function(ctx)"));
+        }
+        g.emit(1, "return 0");
+        g.emit(0, "end");
+        // Part k runs unless an earlier part jumped past it (returned a later part number).
+        g.emit(0, &format!("local function {fname}(ctx)"));
+        g.emit(1, &format!("local j = {table}[1](ctx)"));
+        g.emit(1, "if j < 0 then return end");
+        for k in 2..=parts {
+            g.emit(
+                1,
+                &format!("if j <= {k} then j = {table}[{k}](ctx) if j < 0 then return end end"),
+            );
         }
         g.emit(0, "end");
     }
@@ -372,11 +484,17 @@ fn lua_comment(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-fn gen_rule(g: &mut Gen<'_>, rule: &Arc<CRule>, jump: Option<String>, label: Option<usize>) {
+fn gen_rule(
+    g: &mut Gen<'_>,
+    rule: &Arc<CRule>,
+    jump: Option<String>,
+    to: Option<JumpTo>,
+    fast: Option<FastSkip>,
+) {
     let ri = g.plan.rules.len();
     // Only keep the jump when its label exists (it always does when the pass chose it).
-    let jump = if label.is_some() { jump } else { None };
-    g.plan.rules.push(RulePlan { rule: rule.clone(), local_jump: jump });
+    let jump = if to.is_some() { jump } else { None };
+    g.plan.rules.push(RulePlan { rule: rule.clone(), local_jump: jump, fast });
     let id = rule.id();
     let idtxt = id.map_or_else(|| "(no id)".to_string(), |i| i.to_string());
     g.emit(1, &format!("-- rule {idtxt}"));
@@ -404,14 +522,20 @@ fn gen_rule(g: &mut Gen<'_>, rule: &Arc<CRule>, jump: Option<String>, label: Opt
         end_call = format!("local f = {}(ctx, {ri}, m)", g.f("done"));
     }
     g.emit_mapped(2, &end_call, at(rule, id, 0), LineKind::RuleEnd, None);
-    match label {
-        Some(k) => {
+    match to {
+        Some(JumpTo::Label(k)) => {
             g.emit(2, "if f ~= 0 then");
             g.emit(3, &format!("if f == 2 then goto m{k} end"));
-            g.emit(3, "return");
+            g.emit(3, "return -1");
             g.emit(2, "end");
         }
-        None => g.emit(2, "if f ~= 0 then return end"),
+        Some(JumpTo::Part(k)) => {
+            g.emit(2, "if f ~= 0 then");
+            g.emit(3, &format!("if f == 2 then return {k} end"));
+            g.emit(3, "return -1");
+            g.emit(2, "end");
+        }
+        None => g.emit(2, "if f ~= 0 then return -1 end"),
     }
     g.emit(1, "end");
 }

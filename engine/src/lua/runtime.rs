@@ -96,7 +96,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
         match p {
             Prim::Pre => {
                 let Some(rp) = plan.rules.get(ua) else { return self.bad("rule", a) };
-                if !self.t.rule_should_run(&rp.rule) {
+                if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
                     return 0;
                 }
                 self.t.set_current_rule(rp.rule.id());

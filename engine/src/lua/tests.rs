@@ -171,3 +171,70 @@ fn a_forged_context_pointer_is_refused() {
         }
     }
 }
+
+#[test]
+fn long_jumps_cross_part_functions() {
+    // A jump over 40 rules spans several part functions: its label starts a part and the
+    // jump returns that part's number. Rule 3's short jump crosses that label, so it must
+    // become a part jump too.
+    let mut rules = String::from(HEAD);
+    rules.push_str(
+        "SecRule ARGS:skip \"@streq 1\" \"id:1,phase:1,pass,nolog,skipAfter:END-LONG\"\n",
+    );
+    for i in 0..40 {
+        rules.push_str(&format!(
+            "SecRule ARGS:a \"@streq x\" \"id:{},phase:1,pass,log,setvar:tx.n=+1\"\n",
+            100 + i
+        ));
+    }
+    rules
+        .push_str("SecRule ARGS:s3 \"@streq 1\" \"id:3,phase:1,pass,nolog,skipAfter:END-SHORT\"\n");
+    rules.push_str("SecMarker END-LONG\n");
+    rules.push_str("SecRule ARGS:a \"@streq x\" \"id:200,phase:1,pass,log\"\n");
+    rules.push_str("SecMarker END-SHORT\n");
+    for i in 0..20 {
+        rules.push_str(&format!(
+            "SecRule ARGS:a \"@streq x\" \"id:{},phase:1,pass,log\"\n",
+            300 + i
+        ));
+    }
+    rules.push_str("SecRule TX:n \"@ge 40\" \"id:400,phase:2,deny,status:403\"\n");
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("parse");
+    let p = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+    let part_jumps = p.source.lines().filter(|l| l.contains("if f == 2 then return ")).count();
+    assert_eq!(part_jumps, 2, "{}", p.source);
+    assert!(p.source.contains("P1[4] = function(ctx)"), "several parts");
+    let requests = [
+        req("/?a=x", ""),
+        req("/?a=x&skip=1", ""),
+        req("/?a=x&s3=1", ""),
+        req("/?a=x&skip=1&s3=1", ""),
+    ];
+    for ps in [PassSet::level(0), PassSet::level(2), PassSet::level(3)] {
+        let (native, mut lua, mut ffi) = engines(&rules, &ps);
+        for r in &requests {
+            let want = native.evaluate(r);
+            for e in [&mut lua, &mut ffi] {
+                let got = e.evaluate(r).expect("evaluates");
+                assert_eq!(
+                    (got.status, &got.matched_ids),
+                    (want.status, &want.matched_ids),
+                    "{} / passes {:?} / {:?}",
+                    e.name(),
+                    ps.passes(),
+                    String::from_utf8_lossy(&r.uri)
+                );
+            }
+        }
+        let skipped = native.evaluate(&requests[1]);
+        assert!(skipped.matched_ids.contains(&"200".to_string()));
+        assert!(!skipped.matched_ids.contains(&"139".to_string()));
+        assert_eq!(native.evaluate(&requests[0]).status, 403);
+        let both = native.evaluate(&requests[2]);
+        assert!(both.matched_ids.contains(&"139".to_string()));
+        assert!(
+            !both.matched_ids.contains(&"200".to_string())
+                && both.matched_ids.contains(&"300".to_string())
+        );
+    }
+}
