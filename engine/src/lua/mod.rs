@@ -102,7 +102,7 @@ impl LuaEngine {
         compiled: Arc<CompiledRuleSet>,
         opts: LuaOptions,
     ) -> Result<LuaEngine, LuaError> {
-        let program = codegen::generate(compiled, &opts.passes);
+        let program = codegen::generate_with(compiled, &opts.passes, opts.backend == Backend::Ffi);
         let sandbox = Sandbox::new(opts.limits, opts.backend == Backend::Ffi)
             .map_err(|e| LuaError::Setup(e.to_string()))?;
         let lua = sandbox.lua();
