@@ -1,10 +1,11 @@
 //! `CompiledRuleSet` -> one Lua chunk, in Cloudflare's "assembly language" style.
 //!
 //! The chunk decides control flow only: one function per phase that calls the phase's part
-//! functions in turn (see [`partition`]), one block per rule, nested `if`s for chain links,
-//! `goto` to a label for a `skipAfter` whose marker follows in the same part (a part's
-//! return value for one in a later part), `return -1` when a rule interrupted. All the work (collecting a target's values,
-//! transformations, operators, setvar, actions, logging) is done by the Rust primitives of
+//! functions in turn (see [`partition`]; one part per phase for the mlua engine), one block
+//! per rule, nested `if`s for chain links, `goto` to a label for a `skipAfter` whose marker
+//! follows in the same part (a part's return value for one in a later part), `return -1`
+//! when a rule interrupted. All the work (collecting a target's values, transformations,
+//! operators, setvar, actions, logging) is done by the Rust primitives of
 //! [`super::runtime`], called with integer handles into the [`Plan`] built here; the
 //! generated code never builds a string per request and creates no closure per request.
 //!
