@@ -1,7 +1,7 @@
 //! `CompiledRuleSet` -> one Lua chunk, in Cloudflare's "assembly language" style.
 //!
 //! The chunk decides control flow only: one function per phase that calls the phase's part
-//! functions in turn (see [`partition`]; one part per phase for the mlua engine), one block
+//! functions in turn (see `partition`; one part per phase for the mlua engine), one block
 //! per rule, nested `if`s for chain links, `goto` to a label for a `skipAfter` whose marker
 //! follows in the same part (a part's return value for one in a later part), `return -1`
 //! when a rule interrupted. All the work (collecting a target's values, transformations,
@@ -321,7 +321,7 @@ impl Gen<'_> {
 }
 
 /// Generates the chunk for a compiled rule set, with phases split into part functions (the
-/// shape for the FFI engine; see [`partition`]).
+/// shape for the FFI engine; see `partition`).
 pub fn generate(rs: Arc<CompiledRuleSet>, passes: &PassSet) -> LuaProgram {
     generate_with(rs, passes, true)
 }
