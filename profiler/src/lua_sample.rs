@@ -55,9 +55,14 @@ pub const SAMPLE_INTERVAL_MS: u32 = 4;
 /// instruction re-enters the hook forever (LuaJIT issue #1460, fixed upstream after the
 /// LuaJIT that mlua vendors). Our tests hung there in about one run in three.
 ///
+/// The same happens when the signal is delivered to another thread of the process (the
+/// timer's signal goes to any thread): its handler then rewrites the table concurrently
+/// with the VM thread. A test run hung that way with the fix below limited to the first
+/// case (the VM thread stuck in the callback, the other threads idle).
+///
 /// Once `jit.profile` has installed its handler, [`install`] puts a wrapper in front of it:
-/// a signal that interrupted code inside `lj_dispatch_update` is dropped (one sample fewer),
-/// any other is passed on unchanged. `profile.stop()` restores the handler LuaJIT saved, so
+/// a signal on another thread than the VM's, or that interrupted code inside
+/// `lj_dispatch_update`, is dropped (one sample fewer); any other is passed on unchanged. `profile.stop()` restores the handler LuaJIT saved, so
 /// the wrapper goes with it.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod sigprof_guard {
@@ -77,7 +82,22 @@ mod sigprof_guard {
     /// LuaJIT's handler (`void (*)(int)`), 0 when none is wrapped.
     static LUAJIT_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
+    /// Kernel id of the thread that runs the sampled VM.
+    static VM_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+    fn gettid() -> usize {
+        // SAFETY: a plain system call, async-signal-safe.
+        unsafe { libc::syscall(libc::SYS_gettid) as usize }
+    }
+
     extern "C" fn on_sigprof(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
+        // ITIMER_PROF's signal goes to any thread of the process. On another thread, LuaJIT's
+        // handler would rewrite the VM's dispatch table while the VM thread may be rewriting
+        // it too, with no signal boundary between them: the same stale table as below. Such
+        // a signal is dropped (the time it stands for was not spent in the VM).
+        if gettid() != VM_THREAD.load(Ordering::Relaxed) {
+            return;
+        }
         // SAFETY: the kernel passes a `ucontext_t` to an SA_SIGINFO handler.
         let rip = unsafe {
             (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize]
@@ -95,8 +115,9 @@ mod sigprof_guard {
         }
     }
 
-    /// Wraps the SIGPROF handler `jit.profile` just installed. Returns false (and changes
-    /// nothing) when the current handler is not a plain one.
+    /// Wraps the SIGPROF handler `jit.profile` just installed; the calling thread must be
+    /// the one that runs the sampled VM. Returns false (and changes nothing) when the current
+    /// handler is not a plain one.
     pub(super) fn install() -> bool {
         // SAFETY: reading and replacing a signal action with zeroed, then filled, structs.
         unsafe {
@@ -109,6 +130,7 @@ mod sigprof_guard {
                 return false;
             }
             LUAJIT_HANDLER.store(h, Ordering::Relaxed);
+            VM_THREAD.store(gettid(), Ordering::Relaxed);
             let mut act: libc::sigaction = std::mem::zeroed();
             act.sa_sigaction = on_sigprof as *const () as usize;
             act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
