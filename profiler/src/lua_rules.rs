@@ -14,7 +14,9 @@
 //! profiled is the code benchmarked):
 //! - evaluated = executions of the rule's end line (`done`/`uncond`/`cdone`), which runs
 //!   exactly when the entry check `pre` let the rule run: the native evaluator counts the
-//!   same event (`rule_should_run` true);
+//!   same event (`rule_should_run` true). Both profilers turn the prefilter skip off for
+//!   this, or a rule it rules out would not count as evaluated
+//!   (`LuaEngine::set_count_every_rule`);
 //! - matched = executions of the first link's action line (`after`), reached only when the
 //!   whole chain matched; a rule without operator (`SecAction`) always matches (native
 //!   `eval_rule` returns true for it); a Cloudflare-style condition sets its match flag
@@ -285,14 +287,17 @@ pub fn profile_engine_lines(
     // `Lua` is a shared handle: cloning it lets the closure borrow the engine mutably.
     let lua = engine.lua().clone();
     let mut stats = PassStats::default();
-    let ((), mut lines) =
-        crate::lua_lines::profile_lines(&lua, &map.chunk_name.clone(), &source, |_| {
-            // Timed inside: `profile_lines` calibrates the hook first, which is not the pass.
-            let t = Instant::now();
-            run_corpus(engine, requests, &mut stats);
-            stats.wall_ns = t.elapsed().as_nanos() as u64;
-            Ok(())
-        })?;
+    // Evaluations count as the native profiler counts them (see `set_count_every_rule`).
+    engine.set_count_every_rule(true);
+    let profiled = crate::lua_lines::profile_lines(&lua, &map.chunk_name.clone(), &source, |_| {
+        // Timed inside: `profile_lines` calibrates the hook first, which is not the pass.
+        let t = Instant::now();
+        run_corpus(engine, requests, &mut stats);
+        stats.wall_ns = t.elapsed().as_nanos() as u64;
+        Ok(())
+    });
+    engine.set_count_every_rule(false);
+    let ((), mut lines) = profiled?;
     lines.attach_rules(&map);
     let rules = lua_rule_profile(engine_name, &lines, &map, requests.len(), stats.wall_ns);
     Ok(LinePass { lines, rules, map, stats })

@@ -78,6 +78,9 @@ pub struct LuaEngine {
     phases: Vec<Function>,
     backend: Backend,
     transform_cache: bool,
+    /// Whether `pre` may answer a rule its prefilter plan rules out (off under a line
+    /// profiler, see [`LuaEngine::set_count_every_rule`]).
+    skip_plans: bool,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -121,7 +124,14 @@ impl LuaEngine {
             .collect::<mlua::Result<Vec<_>>>()
             .map_err(|e| LuaError::Load(e.to_string()))?;
         let transform_cache = opts.passes.enabled(Pass::TransformCache);
-        Ok(LuaEngine { program, sandbox, phases, backend: opts.backend, transform_cache })
+        Ok(LuaEngine {
+            program,
+            sandbox,
+            phases,
+            backend: opts.backend,
+            transform_cache,
+            skip_plans: true,
+        })
     }
 
     /// The generated program (source text, source map).
@@ -149,6 +159,14 @@ impl LuaEngine {
         self.backend
     }
 
+    /// With `on`, every rule the entry check lets run executes its block: the prefilter skip
+    /// (a rule its plan proves cannot match, answered by `pre`) is off. A line profiler
+    /// counts a rule's evaluations from its end line, and the native profiler turns the same
+    /// skip off, so the two per-rule tables then count the same events.
+    pub fn set_count_every_rule(&mut self, on: bool) {
+        self.skip_plans = !on;
+    }
+
     /// Evaluates one request.
     pub fn evaluate(&mut self, req: &Request) -> Result<Decision, LuaError> {
         let plan = self.program.plan.clone();
@@ -161,6 +179,7 @@ impl LuaEngine {
         let phases = &self.phases;
         let sandbox = &self.sandbox;
         let backend = self.backend;
+        let skip_plans = self.skip_plans;
         t.run_phases_with(req, &mut |t, phase| {
             if failure.is_some() {
                 return;
@@ -172,7 +191,7 @@ impl LuaEngine {
             if !t.phase_prologue(phase) {
                 return;
             }
-            let mut ctx = runtime::Ctx::new(t, &plan);
+            let mut ctx = runtime::Ctx::new(t, &plan, skip_plans);
             let Some(f) = phases.get(usize::from(phase) - 1) else { return };
             let r = runtime::with_active(&mut ctx, |p| match backend {
                 Backend::Mlua => f.call::<()>(LightUserData(p)),
