@@ -267,6 +267,9 @@ pub struct Transaction<'r> {
     pub profile: Option<Vec<RuleStat>>,
     /// Per-request cache of transformed values (off unless a backend turns it on).
     pub(crate) transform_cache: Option<TransformCache>,
+    /// Turns the [`FastSkip`] plans off, so every rule that may run is evaluated (as under
+    /// `profile`): for a backend's own profiler, which counts evaluations.
+    pub(crate) count_every_rule: bool,
     /// Value lists shared by the rules reading the same source.
     sources: SourceCache,
 }
@@ -364,6 +367,7 @@ impl<'r> Transaction<'r> {
             captures: scratch.captures,
             profile: None,
             transform_cache: None,
+            count_every_rule: false,
             sources: scratch.sources,
         }
     }
@@ -499,6 +503,7 @@ impl<'r> Transaction<'r> {
     /// decide (lists or scans missing, a value that may match, run-time removals, profiling).
     fn fast_no_match(&mut self, f: &FastSkip) -> bool {
         if self.profile.is_some()
+            || self.count_every_rule
             || self.transform_cache.is_some()
             || !self.remove_tags.is_empty()
             || !self.remove_target_by_id.is_empty()

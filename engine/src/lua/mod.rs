@@ -78,9 +78,8 @@ pub struct LuaEngine {
     phases: Vec<Function>,
     backend: Backend,
     transform_cache: bool,
-    /// Whether `pre` may answer a rule its prefilter plan rules out (off under a line
-    /// profiler, see [`LuaEngine::set_count_every_rule`]).
-    skip_plans: bool,
+    /// See [`LuaEngine::set_count_every_rule`].
+    count_every_rule: bool,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -130,7 +129,7 @@ impl LuaEngine {
             phases,
             backend: opts.backend,
             transform_cache,
-            skip_plans: true,
+            count_every_rule: false,
         })
     }
 
@@ -164,7 +163,7 @@ impl LuaEngine {
     /// counts a rule's evaluations from its end line, and the native profiler turns the same
     /// skip off, so the two per-rule tables then count the same events.
     pub fn set_count_every_rule(&mut self, on: bool) {
-        self.skip_plans = !on;
+        self.count_every_rule = on;
     }
 
     /// Evaluates one request.
@@ -174,12 +173,12 @@ impl LuaEngine {
         if self.transform_cache {
             t.transform_cache = Some(Default::default());
         }
+        t.count_every_rule = self.count_every_rule;
         self.sandbox.arm();
         let mut failure: Option<LuaError> = None;
         let phases = &self.phases;
         let sandbox = &self.sandbox;
         let backend = self.backend;
-        let skip_plans = self.skip_plans;
         t.run_phases_with(req, &mut |t, phase| {
             if failure.is_some() {
                 return;
@@ -191,7 +190,7 @@ impl LuaEngine {
             if !t.phase_prologue(phase) {
                 return;
             }
-            let mut ctx = runtime::Ctx::new(t, &plan, skip_plans);
+            let mut ctx = runtime::Ctx::new(t, &plan);
             let Some(f) = phases.get(usize::from(phase) - 1) else { return };
             let r = runtime::with_active(&mut ctx, |p| match backend {
                 Backend::Mlua => f.call::<()>(LightUserData(p)),

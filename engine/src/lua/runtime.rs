@@ -67,12 +67,10 @@ pub(crate) struct Ctx<'c, 'p> {
     exclusions: Vec<&'p CTarget>,
     /// Set when the generated code passed a handle that does not exist.
     pub(crate) fault: Option<String>,
-    /// Whether `pre` uses the rules' prefilter plans.
-    skip_plans: bool,
 }
 
 impl<'c, 'p> Ctx<'c, 'p> {
-    pub(crate) fn new(t: &'c mut Transaction<'p>, plan: &'p Plan, skip_plans: bool) -> Ctx<'c, 'p> {
+    pub(crate) fn new(t: &'c mut Transaction<'p>, plan: &'p Plan) -> Ctx<'c, 'p> {
         Ctx {
             t,
             plan,
@@ -80,7 +78,6 @@ impl<'c, 'p> Ctx<'c, 'p> {
             expanded: None,
             exclusions: Vec::new(),
             fault: None,
-            skip_plans,
         }
     }
 
@@ -99,8 +96,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
         match p {
             Prim::Pre => {
                 let Some(rp) = plan.rules.get(ua) else { return self.bad("rule", a) };
-                let fast = rp.fast.as_ref().filter(|_| self.skip_plans);
-                if !self.t.rule_should_run(&rp.rule, fast) {
+                if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
                     return 0;
                 }
                 self.t.set_current_rule(rp.rule.id());
