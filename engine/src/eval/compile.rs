@@ -81,7 +81,7 @@ pub struct CRule {
     pub removed: bool,
     /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
     pub updated: bool,
-    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
+    /// This link's `@rx` or `@pm` in the shared prefilter (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
@@ -467,6 +467,20 @@ fn update_actions(rule: &mut Rule, actions: &[Action]) {
     }
 }
 
+/// Whether exclusion `e` drops the value named `name` (`COLLECTION:key`): a literal key
+/// names it exactly, a key regex matches its key; a whole-collection exclusion drops no value
+/// here (the target it names reads nothing at all).
+pub(crate) fn excludes(e: &CTarget, name: &str) -> bool {
+    match (&e.key_regex, &e.target.selector) {
+        (Some(re), _) => {
+            let key = name.split_once(':').map_or("", |(_, k)| k);
+            re.is_match(key)
+        }
+        (None, Some(Selector::Key(_))) => e.full_name == name,
+        (None, _) => false,
+    }
+}
+
 pub(crate) fn compile_target(t: &Target) -> Result<CTarget, EvalError> {
     let selector = match &t.selector {
         Some(s) => Some(CompiledSelector::new(s).map_err(EvalError::Compile)?),
@@ -687,6 +701,8 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                     if let Some(re) = op.regex().filter(|re| !re.is_backtracking()) {
                         link.rx_slot = b.rx_slot(re.translated(), &chain);
                     }
+                } else if let Some(m) = op.phrases() {
+                    link.rx_slot = b.pm_slot(m);
                 }
             }
         }

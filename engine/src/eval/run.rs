@@ -16,7 +16,7 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, ci_hash,
-    is_collection_var, update_selects,
+    excludes, is_collection_var, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -513,7 +513,7 @@ impl<'r> Transaction<'r> {
             return false;
         }
         let sids = &self.rs.fast_sources[f.start as usize..(f.start + f.len) as usize];
-        if !self.sources.no_match(sids, f.slot, &self.rs.sources.groups) {
+        if !self.sources.no_match(sids, f.slot, &self.rs.sources, &self.data) {
             return false;
         }
         self.current_rule = f.id;
@@ -747,8 +747,7 @@ impl<'r> Transaction<'r> {
             return false;
         }
         if let Some(sid) = t.source {
-            if let Some(hit) = self.link_target_source(root, link, sid, t, exclusions, expanded_arg)
-            {
+            if let Some(hit) = self.link_target_source(root, link, sid, expanded_arg) {
                 return hit;
             }
         }
@@ -806,20 +805,11 @@ impl<'r> Transaction<'r> {
         root: &CRule,
         link: &CRule,
         sid: u32,
-        t: &CTarget,
-        exclusions: Excl<'_>,
         expanded_arg: Option<&[u8]>,
     ) -> Option<bool> {
         let negated = link.hot.negated;
         let rs = self.rs;
-        let range = self.sources.list(
-            sid,
-            &rs.sources,
-            &self.data,
-            t,
-            |name| exclusions.any(|e| excludes(e, name)),
-            &link.actions.chain,
-        )?;
+        let range = self.sources.list(sid, &rs.sources, &self.data)?;
         let rule_id = root.hot.id;
         let check_removed =
             !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
@@ -1189,16 +1179,6 @@ pub(crate) fn link_targets<'a>(
 
 /// v3 `Variables::contains(VariableValue)`: a regex exclusion matches on the key alone,
 /// whatever the collection; a literal one compares `COLLECTION:key` exactly.
-fn excludes(e: &CTarget, name: &str) -> bool {
-    match (&e.key_regex, &e.target.selector) {
-        (Some(re), _) => {
-            let key = name.split_once(':').map_or("", |(_, k)| k);
-            re.is_match(key)
-        }
-        (None, Some(Selector::Key(_))) => e.full_name == name,
-        (None, _) => false,
-    }
-}
 
 fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
     use crate::ir::OperatorKind as K;

@@ -20,7 +20,7 @@
 //! matched data and rule meta-data, `&COUNT` targets, targets added by
 //! `SecRuleUpdateTargetBy*`, and `multiMatch` links (they see every intermediate value).
 
-use super::compile::{CTarget, is_collection_var};
+use super::compile::{CTarget, compile_target, excludes, is_collection_var};
 use super::prefilter;
 use crate::ir::{Transformation, Variable};
 use crate::transform;
@@ -50,10 +50,22 @@ pub struct PrefilterGroup {
     words: usize,
 }
 
+/// What a source reads: one target, the exclusions that filter it, the chain after them.
+/// Held by the table (not borrowed from a rule) so that a list can be built from its id
+/// alone, before any rule that reads it is touched.
+#[derive(Debug)]
+pub struct SourceDesc {
+    pub target: CTarget,
+    pub exclusions: Vec<CTarget>,
+    pub chain: Vec<Transformation>,
+}
+
 /// Compile-time tables: source ids and prefilter groups.
 #[derive(Debug, Default)]
 pub struct SourceTable {
     pub source_count: u32,
+    /// Per source: what it reads.
+    pub descs: Vec<SourceDesc>,
     /// Per source: its chain (= prefilter group) id.
     pub source_chain: Vec<u32>,
     /// Per source: its raw list, one per (target, exclusions) whatever the chain.
@@ -69,6 +81,7 @@ pub struct SourceBuilder {
     source_chain: Vec<u32>,
     raws: HashMap<String, u32>,
     source_raw: Vec<u32>,
+    descs: Vec<SourceDesc>,
     chains: HashMap<Vec<Transformation>, u32>,
     /// Per chain: each slot's literals.
     group_literals: Vec<Vec<Vec<Vec<u8>>>>,
@@ -120,6 +133,9 @@ impl SourceBuilder {
         if self.disabled || t.target.count || !cacheable(t.target.variable) {
             return None;
         }
+        // The table's own copies, compiled again from the IR targets (compiled selectors and
+        // key regexes are not `Clone`); a target that compiled once compiles again.
+        let desc = |t: &CTarget| compile_target(&t.target).ok();
         let chain_id = self.chain_id(chain);
         let mut raw_key = t.full_name.clone();
         for e in exclusions {
@@ -127,14 +143,21 @@ impl SourceBuilder {
             raw_key.push_str(&e.full_name);
         }
         let key = format!("{chain_id}\u{1}{raw_key}");
+        if let Some(&id) = self.sources.get(&key) {
+            return Some(id);
+        }
+        let d = SourceDesc {
+            target: desc(t)?,
+            exclusions: exclusions.iter().map(|e| desc(e)).collect::<Option<Vec<_>>>()?,
+            chain: chain.to_vec(),
+        };
         let r = self.raws.len() as u32;
         let raw = *self.raws.entry(raw_key).or_insert(r);
-        let n = self.sources.len() as u32;
-        let id = *self.sources.entry(key).or_insert(n);
-        if id == n {
-            self.source_chain.push(chain_id);
-            self.source_raw.push(raw);
-        }
+        let id = self.sources.len() as u32;
+        self.sources.insert(key, id);
+        self.source_chain.push(chain_id);
+        self.source_raw.push(raw);
+        self.descs.push(d);
         Some(id)
     }
 
@@ -146,17 +169,34 @@ impl SourceBuilder {
         let req = prefilter::required(translated)?;
         // One group for every regex: bits then depend on the bytes alone (see module docs).
         let _ = chain;
+        Some(self.slot(req.literals, req.min_len))
+    }
+
+    /// A prefilter slot for a `@pm` / `@pmFromFile`: its phrases are its literals. Every
+    /// match ModSecurity reports is an occurrence of a phrase under ASCII case folding (see
+    /// [`crate::operator::pm`]), which is what the shared automaton finds: a clear bit proves
+    /// no match. An empty list never matches, and its slot is never set.
+    pub fn pm_slot(&mut self, m: &crate::operator::pm::PhraseMatcher) -> Option<RxSlot> {
+        if self.disabled || self.prefilter_disabled {
+            return None;
+        }
+        let phrases = m.phrases();
+        let min_len = phrases.iter().map(Vec::len).min().unwrap_or(0);
+        Some(self.slot(phrases.to_vec(), min_len))
+    }
+
+    fn slot(&mut self, literals: Vec<Vec<u8>>, min_len: usize) -> RxSlot {
         let group = 0u32;
         if self.group_literals.is_empty() {
             self.group_literals.push(Vec::new());
         }
         let slots = &mut self.group_literals[group as usize];
-        slots.push(req.literals);
-        Some(RxSlot {
+        slots.push(literals);
+        RxSlot {
             group,
             slot: slots.len() as u32 - 1,
-            min_len: u32::try_from(req.min_len).unwrap_or(u32::MAX),
-        })
+            min_len: u32::try_from(min_len).unwrap_or(u32::MAX),
+        }
     }
 
     pub fn finish(self) -> Result<SourceTable, String> {
@@ -211,6 +251,7 @@ impl SourceBuilder {
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             source_chain: self.source_chain,
+            descs: self.descs,
             source_raw: self.source_raw,
             raw_count: self.raws.len() as u32,
             groups,
@@ -286,6 +327,9 @@ pub(crate) struct SourceCache {
     generation: u64,
     /// Per source: (generation it was built in, first entry, end).
     lists: Vec<(u64, u32, u32)>,
+    /// Per source: (generation, offset in `bits`, longest value) of the union of its values'
+    /// prefilter bits, once a plan asked (see [`SourceCache::no_match`]).
+    unions: Vec<(u64, u32, u32)>,
     /// Per raw list (a target read with its exclusions, before any chain): (generation,
     /// first, end) in `raw_names`.
     raws: Vec<(u64, u32, u32)>,
@@ -308,6 +352,7 @@ impl SourceCache {
     pub(crate) fn reset(&mut self, source_count: u32, raw_count: u32) {
         self.invalidate();
         self.lists.resize(source_count as usize, (0, 0, 0));
+        self.unions.resize(source_count as usize, (0, 0, 0));
         self.raws.resize(raw_count as usize, (0, 0, 0));
         self.raw_names.clear();
         self.entries.clear();
@@ -348,9 +393,6 @@ impl SourceCache {
         id: u32,
         table: &SourceTable,
         data: &RequestData,
-        t: &CTarget,
-        excluded: impl Fn(&str) -> bool,
-        chain: &[Transformation],
     ) -> Option<std::ops::Range<usize>> {
         let &(g, s, e) = self.lists.get(id as usize)?;
         if g == self.generation {
@@ -363,6 +405,8 @@ impl SourceCache {
         }
         let chain_id = *table.source_chain.get(id as usize)?;
         let raw = *table.source_raw.get(id as usize)? as usize;
+        let SourceDesc { target: t, exclusions, chain } = table.descs.get(id as usize)?;
+        let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
         let start = self.entries.len();
         let (rg, r0, r1) = self.raws[raw];
         if rg == self.generation {
@@ -492,34 +536,74 @@ impl SourceCache {
         &self.values[a as usize..b as usize]
     }
 
-    /// True when the regex in `slot` provably matches no value of these sources: every list
-    /// is built in this generation and no value can match (too short, or a required literal
-    /// missing; values not scanned yet are scanned now, as the rule itself would). False means
-    /// "run the rule" (a list missing, or a value that may match).
+    /// True when the regex in `slot` provably matches no value of these sources: no value
+    /// can match (too short, or a required literal missing). Lists not built yet are built
+    /// and values not scanned yet are scanned now, as the rule itself would. False means "run
+    /// the rule" (a value that may match, or a list past the memory bound).
     pub(crate) fn no_match(
         &mut self,
         sids: &[u32],
         slot: RxSlot,
+        table: &SourceTable,
+        data: &RequestData,
+    ) -> bool {
+        sids.iter().all(|&sid| match self.list(sid, table, data) {
+            Some(r) => !self.list_may_match(sid, r, slot, &table.groups),
+            None => false,
+        })
+    }
+
+    /// Whether the regex in `slot` could match some value of list `sid` (entries `r`): the
+    /// list's union of bits has the slot's bit and its longest value is long enough. Coarser
+    /// than asking each value (a long value without the literal and a short one with it pass
+    /// together), so "may match" only sends the rule to its per-value checks; but each later
+    /// plan over the same list is one bit test instead of one per value.
+    fn list_may_match(
+        &mut self,
+        sid: u32,
+        r: std::ops::Range<usize>,
+        slot: RxSlot,
         groups: &[PrefilterGroup],
     ) -> bool {
-        sids.iter().all(|&sid| match self.lists.get(sid as usize) {
-            Some(&(g, s, e)) if g == self.generation => {
-                (s as usize..e as usize).all(|i| !self.may_match(i, slot, groups))
+        let Some(g) = groups.get(slot.group as usize) else { return true };
+        let (ug, mut off, mut longest) = self.unions[sid as usize];
+        if ug != self.generation {
+            off = self.bits.len() as u32;
+            self.bits.resize(self.bits.len() + g.words, 0);
+            longest = 0;
+            for i in r {
+                let tv = self.entries[i].tval as usize;
+                let (a, b) = self.tvals[tv].value;
+                longest = longest.max(b - a);
+                let from = self.scan(tv, g);
+                for w in 0..g.words {
+                    let x = self.bits[from + w];
+                    self.bits[off as usize + w] |= x;
+                }
             }
-            _ => false,
-        })
+            self.unions[sid as usize] = (self.generation, off, longest);
+        }
+        longest >= slot.min_len
+            && self.bits[off as usize + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
     }
 
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
     /// slot's chain).
     pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, groups: &[PrefilterGroup]) -> bool {
         let tv = self.entries[i].tval as usize;
-        let TVal { value: (a, b), bits, .. } = self.tvals[tv];
+        let (a, b) = self.tvals[tv].value;
         if (b - a) < slot.min_len {
             return false;
         }
         let Some(g) = groups.get(slot.group as usize) else { return true };
-        let off = if bits == u32::MAX {
+        let off = self.scan(tv, g);
+        self.bits[off + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
+    }
+
+    /// The offset of the prefilter bits of value record `tv`, scanning it on first use.
+    fn scan(&mut self, tv: usize, g: &PrefilterGroup) -> usize {
+        let TVal { value: (a, b), bits, .. } = self.tvals[tv];
+        if bits == u32::MAX {
             let off = self.bits.len();
             self.bits.resize(off + g.words, 0);
             let value = &self.values[a as usize..b as usize];
@@ -545,7 +629,6 @@ impl SourceCache {
             off
         } else {
             bits as usize
-        };
-        self.bits[off + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
+        }
     }
 }

@@ -260,3 +260,53 @@ fn value_sources_match_per_rule_reads() {
         assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
     }
 }
+
+/// Rules the prefilter plans skip, checked against per-rule reads: a plan that is the first
+/// reader of its list builds it (regex and key exclusions applied from the table's copy), an
+/// `@pm` with mixed-case phrases (one of them a single byte) skips on its phrases, and two
+/// plans over one list whose union of bits says "may match" (a short value with the literal,
+/// a long one without) still decide per value.
+#[test]
+fn prefilter_plans_match_per_rule_reads() {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule ARGS|!ARGS:/^skip/|!ARGS:keep \"@rx evil\" \"id:10,phase:2,pass,t:none,t:urlDecodeUni\"\n\
+         SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/^_ga/ \"@rx evil\" \"id:11,phase:2,pass,t:none\"\n\
+         SecRule ARGS|REQUEST_HEADERS:User-Agent \"@pm NiKto sqlMAP ;\" \"id:12,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS \"@rx xyz.{{5}}\" \"id:13,phase:2,pass,t:none\"\n\
+         SecRule ARGS \"@rx xyz..\" \"id:14,phase:2,pass,t:none\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
+    assert_eq!(plans, 5, "every rule here has a prefilter plan");
+    let on = NativeEngine::from_compiled(Arc::new(on));
+    let off = NativeEngine::from_compiled(Arc::new(
+        CompiledRuleSet::compile_with(
+            &set,
+            CompileOptions { no_value_sources: true, no_rx_prefilter: true },
+        )
+        .expect("compile"),
+    ));
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/?a=EVIL&skip1=evil", &[], ""), &[]),
+        (req("GET", "/?a=%65vil", &[], ""), &["10"]),
+        (req("GET", "/?skipme=evil&keep=evil&b=x", &[], ""), &[]),
+        (req("GET", "/", &[("Cookie", "_ga1=evil; sid=ok")], ""), &[]),
+        (req("GET", "/", &[("Cookie", "_ga1=ok; sid=evil")], ""), &["11"]),
+        (req("GET", "/", &[("User-Agent", "Mozilla/5.0 (nIkTo)")], ""), &["12"]),
+        (req("GET", "/?q=a%3bb", &[], ""), &["12"]),
+        (req("GET", "/?q=sqlma", &[], ""), &[]),
+        (req("GET", "/?a=xyz&b=aaaaaaaaaaaa", &[], ""), &[]),
+        (req("GET", "/?a=xyz12&b=aaaaaaaaaaaa", &[], ""), &["14"]),
+        (req("GET", "/?a=xyz12345", &[], ""), &["13", "14"]),
+    ];
+    for (r, want) in cases {
+        let a = on.evaluate(r);
+        let b = off.evaluate(r);
+        assert_eq!(a.matched_ids, b.matched_ids, "plans on/off differ on {:?}", r.uri);
+        assert_eq!(a.matched_ids, *want, "{:?} headers {:?}", r.uri, r.headers);
+        assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
+    }
+}
