@@ -467,9 +467,9 @@ fn update_actions(rule: &mut Rule, actions: &[Action]) {
     }
 }
 
-/// Whether exclusion `e` drops the value named `name` (`COLLECTION:key`): a literal key
-/// names it exactly, a key regex matches its key; a whole-collection exclusion drops no value
-/// here (the target it names reads nothing at all).
+/// v3 `Variables::contains(VariableValue)`: a regex exclusion matches on the key alone,
+/// whatever the collection; a literal one compares `COLLECTION:key` exactly. A
+/// whole-collection exclusion drops no single value (the target it names reads nothing).
 pub(crate) fn excludes(e: &CTarget, name: &str) -> bool {
     match (&e.key_regex, &e.target.selector) {
         (Some(re), _) => {

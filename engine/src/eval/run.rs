@@ -1177,9 +1177,6 @@ pub(crate) fn link_targets<'a>(
     (targets, exclusions)
 }
 
-/// v3 `Variables::contains(VariableValue)`: a regex exclusion matches on the key alone,
-/// whatever the collection; a literal one compares `COLLECTION:key` exactly.
-
 fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
     use crate::ir::OperatorKind as K;
     match k {
