@@ -19,7 +19,7 @@ use waf_engine::operator::pm::PhraseMatcher;
 /// The operator of a slotted link, compiled again.
 enum Matcher {
     Rx(RxMatcher),
-    Pm(PhraseMatcher),
+    Pm(Box<PhraseMatcher>),
 }
 
 impl Matcher {
@@ -61,7 +61,7 @@ fn slotted() -> Vec<(Option<u64>, Matcher, Requirement)> {
                         literals: phrases.iter().map(|p| p.to_ascii_lowercase()).collect(),
                         min_len: phrases.iter().map(Vec::len).min().unwrap_or(0),
                     };
-                    out.push((r.id(), Matcher::Pm(pm.clone()), req));
+                    out.push((r.id(), Matcher::Pm(Box::new(pm.clone())), req));
                 }
             }
             link = l.chain.as_deref();
