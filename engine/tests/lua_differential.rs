@@ -109,8 +109,22 @@ fn native_passes(paranoia: u8) {
     let set = load_rules(&RuleSpec::from_args(&["crs"], Some(paranoia), None)).expect("CRS");
     let full = NativeEngine::new(&set).expect("native");
     let variants = [
-        ("no shared-prefilter", CompileOptions { no_value_sources: false, no_rx_prefilter: true }),
-        ("no value-sources", CompileOptions { no_value_sources: true, no_rx_prefilter: true }),
+        (
+            "no shared-prefilter",
+            CompileOptions {
+                no_value_sources: false,
+                no_rx_prefilter: true,
+                no_init_snapshot: true,
+            },
+        ),
+        (
+            "no value-sources",
+            CompileOptions {
+                no_value_sources: true,
+                no_rx_prefilter: true,
+                no_init_snapshot: true,
+            },
+        ),
     ];
     let reqs = all_requests();
     for (label, opts) in variants {

@@ -221,6 +221,9 @@ pub struct CompiledRuleSet {
     pub fast: [Vec<Option<FastSkip>>; 5],
     /// The source ids the plans read (`FastSkip::start..start + len`).
     pub fast_sources: Vec<u32>,
+    /// The outcome of the leading phase-1 rules that read nothing from the request, computed
+    /// once (see [`super::run::InitSnapshot`]).
+    pub init: Option<super::run::InitSnapshot>,
 }
 
 /// A rule whose first link is a plain `@rx` with a prefilter slot over shared value sources
@@ -276,6 +279,9 @@ pub struct CompileOptions {
     pub no_value_sources: bool,
     /// Keep value sources but run every `@rx`.
     pub no_rx_prefilter: bool,
+    /// Run the request-independent start of phase 1 on every request instead of restoring
+    /// its outcome (see [`super::run::InitSnapshot`]).
+    pub no_init_snapshot: bool,
 }
 
 impl CompiledRuleSet {
@@ -382,10 +388,11 @@ impl CompiledRuleSet {
                 })
                 .collect()
         });
-        Ok(CompiledRuleSet {
+        let mut compiled = CompiledRuleSet {
             config: EngineConfig { rule_engine, txn },
             fast,
             fast_sources,
+            init: None,
             phases,
             defaults,
             removed_ids,
@@ -394,7 +401,11 @@ impl CompiledRuleSet {
             target_updates,
             rule_count: index,
             sources: sources.finish().map_err(EvalError::Compile)?,
-        })
+        };
+        if !opts.no_init_snapshot {
+            compiled.init = super::run::InitSnapshot::build(&compiled);
+        }
+        Ok(compiled)
     }
 
     /// Every compiled rule (first links), in phase order.
@@ -711,6 +722,95 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             None => break,
         }
     }
+}
+
+/// The first run of phase-1 items that read nothing from the request, as `start..end`:
+/// every link reads TX only, with a pure operator, and acts only on TX, the log or the
+/// disruptive outcome, and no macro reads anything but TX. Reached with TX still empty (the
+/// evaluator checks), such a run does the same thing in every transaction, so its outcome can
+/// be computed once ([`super::run::InitSnapshot`]). CRS: its 901 initialisation, after the
+/// two body-processor rules of the base configuration.
+pub(crate) fn request_independent_run(items: &[Item]) -> Option<std::ops::Range<usize>> {
+    let start =
+        items.iter().position(|it| matches!(it, Item::Rule(r) if request_independent(r)))?;
+    let len = items[start..]
+        .iter()
+        .take_while(|it| match it {
+            Item::Marker(_) => true,
+            Item::Rule(r) => request_independent(r),
+        })
+        .count();
+    Some(start..start + len)
+}
+
+fn request_independent(rule: &CRule) -> bool {
+    use crate::ir::{Action, OperatorKind as K};
+    let tx_macro = |m: &MacroString| {
+        m.parts.iter().all(|p| match p {
+            crate::ir::MacroPart::Lit(_) => true,
+            crate::ir::MacroPart::Var { var, .. } => *var == Variable::Tx,
+        })
+    };
+    let mut link = Some(rule);
+    while let Some(l) = link {
+        if l.updated || l.condition.is_some() || l.actions.multi_match {
+            return false;
+        }
+        if !l.targets.iter().chain(&l.exclusions).all(|t| t.target.variable == Variable::Tx) {
+            return false;
+        }
+        if let Some((_, _, op)) = &l.operator {
+            let pure = match &op.kind {
+                K::Rx(m)
+                | K::Eq(m)
+                | K::Ge(m)
+                | K::Gt(m)
+                | K::Le(m)
+                | K::Lt(m)
+                | K::StrEq(m)
+                | K::StrMatch(m)
+                | K::BeginsWith(m)
+                | K::EndsWith(m)
+                | K::Contains(m)
+                | K::ContainsWord(m)
+                | K::Within(m) => tx_macro(m),
+                K::Pm(_) | K::UnconditionalMatch | K::NoMatch => true,
+                _ => false,
+            };
+            if !pure {
+                return false;
+            }
+        }
+        let a = &l.actions;
+        let macros_ok = a.msg.iter().chain(&a.logdata).chain(&a.tags).all(tx_macro)
+            && a.setvars
+                .iter()
+                .all(|sv| sv.collection == "tx" && tx_macro(&sv.key) && tx_macro(&sv.value));
+        let runtime_ok = a.runtime.iter().all(|x| {
+            matches!(
+                x,
+                Action::Log
+                    | Action::NoLog
+                    | Action::AuditLog
+                    | Action::NoAuditLog
+                    | Action::Status(_)
+                    | Action::Capture
+                    | Action::Pass
+                    | Action::Deny
+                    | Action::Block
+                    | Action::Drop
+            )
+        });
+        let disruptive_ok = matches!(
+            a.disruptive,
+            None | Some(Action::Pass | Action::Deny | Action::Block | Action::Drop)
+        );
+        if !(macros_ok && runtime_ok && disruptive_ok) {
+            return false;
+        }
+        link = l.chain.as_deref();
+    }
+    true
 }
 
 /// Case-insensitive hash of a collection key (ASCII folding, as v3 compares keys).

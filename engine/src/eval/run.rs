@@ -172,6 +172,91 @@ impl ValueBuf {
     }
 }
 
+/// The outcome of the first run of phase-1 items that read nothing from the request
+/// ([`super::compile::request_independent_run`]: CRS's 901 initialisation, about 25 rules and
+/// 60 `setvar`s). Reached with TX empty, these rules do the same thing in every transaction:
+/// they run once, when the rule set compiles, and each transaction takes their result.
+///
+/// Kept only when that is provably all they do: the run leaves no intervention, jump, skip,
+/// `allow`, removal or environment behind, and run a second time from a different current
+/// rule and MATCHED_VARS it ends in the same state (so nothing it leaves depends on what came
+/// before it).
+#[derive(Debug, Clone)]
+pub struct InitSnapshot {
+    /// The items of phase 1 it stands for.
+    pub run: std::ops::Range<usize>,
+    tx: Collection,
+    matched_ids: Vec<u64>,
+    highest_severity: u8,
+    current_rule: Option<u64>,
+    matched_vars: Vec<(String, Vec<u8>)>,
+}
+
+impl InitSnapshot {
+    pub(crate) fn build(rs: &CompiledRuleSet) -> Option<InitSnapshot> {
+        let run = super::compile::request_independent_run(&rs.phases[0])?;
+        if rs.config.rule_engine == EngineMode::Off {
+            return None;
+        }
+        let a = Self::take(rs, run.clone(), false)?;
+        let b = Self::take(rs, run, true)?;
+        (a.tx.entries == b.tx.entries
+            && a.matched_ids == b.matched_ids
+            && a.highest_severity == b.highest_severity
+            && a.current_rule == b.current_rule
+            && a.matched_vars == b.matched_vars)
+            .then_some(a)
+    }
+
+    /// Runs the items in `run` in a fresh transaction over an empty request; `primed` starts
+    /// it with a current rule and a MATCHED_VARS pair that the real predecessors could leave.
+    fn take(
+        rs: &CompiledRuleSet,
+        run: std::ops::Range<usize>,
+        primed: bool,
+    ) -> Option<InitSnapshot> {
+        let req = Request::default();
+        let mut t = Transaction::new(rs, &req);
+        if !t.phase_prologue(1) {
+            return None;
+        }
+        if primed {
+            t.current_rule = Some(u64::MAX);
+            t.matched_vars.push_pair("REQUEST_HEADERS:x-init-probe", b"x-init-probe");
+        }
+        let fast = &rs.fast[0];
+        for k in run.clone() {
+            match &rs.phases[0][k] {
+                Item::Marker(name) => t.at_marker(name),
+                Item::Rule(rule) => {
+                    if t.rule_should_run(rule, fast.get(k).and_then(Option::as_ref)) {
+                        t.eval_rule(rule);
+                    }
+                }
+            }
+        }
+        let clean = !t.it.disruptive
+            && t.final_status.is_none()
+            && !t.marker_pending
+            && t.skip_next == 0
+            && t.allow.is_none()
+            && t.env.entries.is_empty()
+            && t.engine == rs.config.rule_engine
+            && t.remove_ids.is_empty()
+            && t.remove_tags.is_empty()
+            && t.remove_target_by_id.is_empty()
+            && t.remove_target_by_tag.is_empty();
+        clean.then(|| InitSnapshot {
+            run,
+            tx: t.tx.clone(),
+            matched_ids: t.matched_ids.clone(),
+            highest_severity: t.highest_severity,
+            current_rule: t.current_rule,
+            matched_vars: t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+        })
+    }
+}
+
 /// Buffers a transaction reuses from the previous one on the same thread, so a request
 /// does not pay for growing them again.
 #[derive(Debug, Default)]
@@ -475,7 +560,18 @@ impl<'r> Transaction<'r> {
             return;
         }
         let fast = &rs.fast[phase as usize - 1];
-        for (k, item) in rs.phases[phase as usize - 1].iter().enumerate() {
+        let items = &rs.phases[phase as usize - 1];
+        let init = if phase == 1 { self.init_snapshot() } else { None };
+        let mut next = 0;
+        while let Some(item) = items.get(next) {
+            let k = next;
+            next += 1;
+            if let Some(s) = init {
+                if k == s.run.start && self.apply_init(s) {
+                    next = s.run.end;
+                    continue;
+                }
+            }
             match item {
                 Item::Marker(name) => self.at_marker(name),
                 Item::Rule(rule) => {
@@ -496,6 +592,48 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+    }
+
+    /// The rule set's [`InitSnapshot`], unless every rule must run (per-rule profiles count
+    /// each evaluation).
+    fn init_snapshot(&self) -> Option<&'r InitSnapshot> {
+        let rs: &'r CompiledRuleSet = self.rs;
+        if self.profile.is_some() || self.count_every_rule || self.transform_cache.is_some() {
+            return None;
+        }
+        rs.init.as_ref()
+    }
+
+    /// At the first item of the snapshot's run: when the transaction is in the state the
+    /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
+    /// pending, as earlier rules may have left it), the run's outcome instead of the run.
+    fn apply_init(&mut self, s: &InitSnapshot) -> bool {
+        let fresh = self.tx.entries.is_empty()
+            && !self.it.disruptive
+            && !self.marker_pending
+            && self.skip_next == 0
+            && self.allow.is_none()
+            && self.engine == self.rs.config.rule_engine
+            && self.remove_ids.is_empty()
+            && self.remove_tags.is_empty()
+            && self.remove_target_by_id.is_empty()
+            && self.remove_target_by_tag.is_empty();
+        if !fresh {
+            return false;
+        }
+        self.tx.clone_from(&s.tx);
+        for &id in &s.matched_ids {
+            if !self.matched_ids.contains(&id) {
+                self.matched_ids.push(id);
+            }
+        }
+        self.highest_severity = self.highest_severity.min(s.highest_severity);
+        self.current_rule = s.current_rule;
+        self.matched_vars.clear();
+        for (n, v) in &s.matched_vars {
+            self.matched_vars.push_pair(n, v);
+        }
+        true
     }
 
     /// A rule with a [`FastSkip`] plan that provably does not match, as `eval_rule` would

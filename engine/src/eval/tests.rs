@@ -237,7 +237,11 @@ fn value_sources_match_per_rule_reads() {
     let off = NativeEngine::from_compiled(Arc::new(
         CompiledRuleSet::compile_with(
             &set,
-            CompileOptions { no_value_sources: true, no_rx_prefilter: true },
+            CompileOptions {
+                no_value_sources: true,
+                no_rx_prefilter: true,
+                no_init_snapshot: true,
+            },
         )
         .expect("compile"),
     ));
@@ -285,7 +289,11 @@ fn prefilter_plans_match_per_rule_reads() {
     let off = NativeEngine::from_compiled(Arc::new(
         CompiledRuleSet::compile_with(
             &set,
-            CompileOptions { no_value_sources: true, no_rx_prefilter: true },
+            CompileOptions {
+                no_value_sources: true,
+                no_rx_prefilter: true,
+                no_init_snapshot: true,
+            },
         )
         .expect("compile"),
     ));
@@ -308,5 +316,56 @@ fn prefilter_plans_match_per_rule_reads() {
         assert_eq!(a.matched_ids, b.matched_ids, "plans on/off differ on {:?}", r.uri);
         assert_eq!(a.matched_ids, *want, "{:?} headers {:?}", r.uri, r.headers);
         assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
+    }
+}
+
+/// The phase-1 initialisation snapshot against running the rules: the run is found after a
+/// request-dependent rule, its outcome replaces it only when the transaction reaches it in
+/// the state the snapshot was taken from (here: an earlier rule that wrote TX, or jumped into
+/// it, forces the rules to run), and later rules see the same TX either way.
+#[test]
+fn init_snapshot_matches_running_the_rules() {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.extra=1\"\n\
+         SecRule ARGS:pre \"@streq jump\" \"id:2,phase:1,pass,nolog,skipAfter:MID\"\n\
+         SecAction \"id:3,phase:1,pass,nolog,setvar:tx.score=0,setvar:tx.level=1\"\n\
+         SecRule &TX:limit \"@eq 0\" \"id:4,phase:1,pass,nolog,setvar:tx.limit=%{{tx.level}}5\"\n\
+         SecRule &TX:missing \"@eq 1\" \"id:5,phase:1,deny,status:500\"\n\
+         SecMarker MID\n\
+         SecAction \"id:6,phase:1,pass,nolog,setvar:tx.score=+1\"\n\
+         SecRule ARGS:q \"@rx a\" \"id:7,phase:1,pass,setvar:tx.score=+10\"\n\
+         SecRule TX:score \"@ge 11\" \"id:8,phase:2,pass\"\n\
+         SecRule TX:score \"@ge 101\" \"id:9,phase:2,pass\"\n\
+         SecRule TX:limit \"@streq 15\" \"id:10,phase:2,pass\"\n\
+         SecRule TX:extra \"@eq 1\" \"id:11,phase:2,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    // Items: rules 1, 2, then 3, 4, 5 and the marker, then 6 (reads TX it wrote itself, but
+    // TX is no longer empty there: the run stops at the first item after the marker that
+    // is not request-independent, which is 7).
+    assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(2..7));
+    let on = NativeEngine::from_compiled(Arc::new(on));
+    let off = NativeEngine::from_compiled(Arc::new(
+        CompiledRuleSet::compile_with(
+            &set,
+            CompileOptions { no_init_snapshot: true, ..CompileOptions::default() },
+        )
+        .expect("compile"),
+    ));
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/", &[], ""), &["10"]),
+        (req("GET", "/?q=a", &[], ""), &["7", "8", "10"]),
+        (req("GET", "/?pre=tx&q=a", &[], ""), &["7", "8", "10", "11"]),
+        (req("GET", "/?pre=jump&q=a", &[], ""), &["7", "8"]),
+    ];
+    for (r, want) in cases {
+        let a = on.evaluate(r);
+        let b = off.evaluate(r);
+        assert_eq!(a.matched_ids, b.matched_ids, "snapshot on/off differ on {:?}", r.uri);
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.matched_ids, *want, "{:?}", r.uri);
     }
 }

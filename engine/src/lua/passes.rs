@@ -150,6 +150,7 @@ impl PassSet {
         crate::eval::compile::CompileOptions {
             no_value_sources: !self.enabled(Pass::ValueSources),
             no_rx_prefilter: !self.enabled(Pass::SharedPrefilter),
+            no_init_snapshot: false,
         }
     }
 }
