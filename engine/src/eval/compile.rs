@@ -81,7 +81,7 @@ pub struct CRule {
     pub removed: bool,
     /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
     pub updated: bool,
-    /// This link's `@rx` or `@pm` in the shared prefilter (see [`super::sources`]).
+    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
@@ -712,8 +712,6 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                     if let Some(re) = op.regex().filter(|re| !re.is_backtracking()) {
                         link.rx_slot = b.rx_slot(re.translated(), &chain);
                     }
-                } else if let Some(m) = op.phrases() {
-                    link.rx_slot = b.pm_slot(m);
                 }
             }
         }

@@ -162,6 +162,12 @@ impl SourceBuilder {
     }
 
     /// A prefilter slot for an `@rx` (translated pattern) run after `chain`.
+    ///
+    /// `@pm` / `@pmFromFile` get none, although their phrases would be exact literals: CRS's
+    /// phrase files put thousands of short words into the automaton, and the overlapping scan
+    /// reports every occurrence in every value, where `PhraseMatcher` stops at the first.
+    /// Measured with callgrind: about 1% fewer instructions on GET requests, 6% more on the
+    /// 30 largest benign bodies, in one group with the regexes or in a group of their own.
     pub fn rx_slot(&mut self, translated: &str, chain: &[Transformation]) -> Option<RxSlot> {
         if self.disabled || self.prefilter_disabled {
             return None;
@@ -170,19 +176,6 @@ impl SourceBuilder {
         // One group for every regex: bits then depend on the bytes alone (see module docs).
         let _ = chain;
         Some(self.slot(req.literals, req.min_len))
-    }
-
-    /// A prefilter slot for a `@pm` / `@pmFromFile`: its phrases are its literals. Every
-    /// match ModSecurity reports is an occurrence of a phrase under ASCII case folding (see
-    /// [`crate::operator::pm`]), which is what the shared automaton finds: a clear bit proves
-    /// no match. An empty list never matches, and its slot is never set.
-    pub fn pm_slot(&mut self, m: &crate::operator::pm::PhraseMatcher) -> Option<RxSlot> {
-        if self.disabled || self.prefilter_disabled {
-            return None;
-        }
-        let phrases = m.phrases();
-        let min_len = phrases.iter().map(Vec::len).min().unwrap_or(0);
-        Some(self.slot(phrases.to_vec(), min_len))
     }
 
     fn slot(&mut self, literals: Vec<Vec<u8>>, min_len: usize) -> RxSlot {
