@@ -759,21 +759,8 @@ fn request_independent(rule: &CRule) -> bool {
         }
         if let Some((_, _, op)) = &l.operator {
             let pure = match &op.kind {
-                K::Rx(m)
-                | K::Eq(m)
-                | K::Ge(m)
-                | K::Gt(m)
-                | K::Le(m)
-                | K::Lt(m)
-                | K::StrEq(m)
-                | K::StrMatch(m)
-                | K::BeginsWith(m)
-                | K::EndsWith(m)
-                | K::Contains(m)
-                | K::ContainsWord(m)
-                | K::Within(m) => tx_macro(m),
                 K::Pm(_) | K::UnconditionalMatch | K::NoMatch => true,
-                _ => false,
+                k => operator_macro(k).is_some_and(tx_macro),
             };
             if !pure {
                 return false;
@@ -809,6 +796,27 @@ fn request_independent(rule: &CRule) -> bool {
         link = l.chain.as_deref();
     }
     true
+}
+
+/// The argument of an operator that takes a (possibly macro) string.
+pub(crate) fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
+    use crate::ir::OperatorKind as K;
+    match k {
+        K::Rx(m)
+        | K::Eq(m)
+        | K::Ge(m)
+        | K::Gt(m)
+        | K::Le(m)
+        | K::Lt(m)
+        | K::StrEq(m)
+        | K::StrMatch(m)
+        | K::BeginsWith(m)
+        | K::EndsWith(m)
+        | K::Contains(m)
+        | K::ContainsWord(m)
+        | K::Within(m) => Some(m),
+        _ => None,
+    }
 }
 
 /// Case-insensitive hash of a collection key (ASCII folding, as v3 compares keys).

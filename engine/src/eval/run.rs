@@ -16,7 +16,7 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, ci_hash,
-    excludes, is_collection_var, update_selects,
+    excludes, is_collection_var, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -235,17 +235,7 @@ impl InitSnapshot {
                 }
             }
         }
-        let clean = !t.it.disruptive
-            && t.final_status.is_none()
-            && !t.marker_pending
-            && t.skip_next == 0
-            && t.allow.is_none()
-            && t.env.entries.is_empty()
-            && t.engine == rs.config.rule_engine
-            && t.remove_ids.is_empty()
-            && t.remove_tags.is_empty()
-            && t.remove_target_by_id.is_empty()
-            && t.remove_target_by_tag.is_empty();
+        let clean = t.flow_idle() && t.final_status.is_none() && t.env.entries.is_empty();
         clean.then(|| InitSnapshot {
             run,
             tx: t.tx.clone(),
@@ -598,18 +588,23 @@ impl<'r> Transaction<'r> {
     /// each evaluation).
     fn init_snapshot(&self) -> Option<&'r InitSnapshot> {
         let rs: &'r CompiledRuleSet = self.rs;
-        if self.profile.is_some() || self.count_every_rule || self.transform_cache.is_some() {
+        if self.every_rule_runs() {
             return None;
         }
         rs.init.as_ref()
     }
 
-    /// At the first item of the snapshot's run: when the transaction is in the state the
-    /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
-    /// pending, as earlier rules may have left it), the run's outcome instead of the run.
-    fn apply_init(&mut self, s: &InitSnapshot) -> bool {
-        let fresh = self.tx.entries.is_empty()
-            && !self.it.disruptive
+    /// Profiles (native per-rule counters, a backend's `count_every_rule`) and the
+    /// transformation cache need every rule that may run to be evaluated: no [`FastSkip`]
+    /// plan, no [`InitSnapshot`].
+    fn every_rule_runs(&self) -> bool {
+        self.profile.is_some() || self.count_every_rule || self.transform_cache.is_some()
+    }
+
+    /// No intervention, `skipAfter`, `skip`, `allow`, engine change or run-time removal is
+    /// pending: the rules ahead run exactly as written.
+    fn flow_idle(&self) -> bool {
+        !self.it.disruptive
             && !self.marker_pending
             && self.skip_next == 0
             && self.allow.is_none()
@@ -617,8 +612,14 @@ impl<'r> Transaction<'r> {
             && self.remove_ids.is_empty()
             && self.remove_tags.is_empty()
             && self.remove_target_by_id.is_empty()
-            && self.remove_target_by_tag.is_empty();
-        if !fresh {
+            && self.remove_target_by_tag.is_empty()
+    }
+
+    /// At the first item of the snapshot's run: when the transaction is in the state the
+    /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
+    /// pending, as earlier rules may have left it), the run's outcome instead of the run.
+    fn apply_init(&mut self, s: &InitSnapshot) -> bool {
+        if !(self.tx.entries.is_empty() && self.flow_idle()) {
             return false;
         }
         self.tx.clone_from(&s.tx);
@@ -640,9 +641,7 @@ impl<'r> Transaction<'r> {
     /// leave it: the rule current, MATCHED_VAR(S) forgotten. False when the plan cannot
     /// decide (lists or scans missing, a value that may match, run-time removals, profiling).
     fn fast_no_match(&mut self, f: &FastSkip) -> bool {
-        if self.profile.is_some()
-            || self.count_every_rule
-            || self.transform_cache.is_some()
+        if self.every_rule_runs()
             || !self.remove_tags.is_empty()
             || !self.remove_target_by_id.is_empty()
             || !self.remove_target_by_tag.is_empty()
@@ -1313,26 +1312,6 @@ pub(crate) fn link_targets<'a>(
     let targets: Vec<&CTarget> =
         link.targets.iter().chain(updates.iter().filter(|(ex, _)| !*ex).map(|(_, t)| *t)).collect();
     (targets, exclusions)
-}
-
-fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
-    use crate::ir::OperatorKind as K;
-    match k {
-        K::Rx(m)
-        | K::Eq(m)
-        | K::Ge(m)
-        | K::Gt(m)
-        | K::Le(m)
-        | K::Lt(m)
-        | K::StrEq(m)
-        | K::StrMatch(m)
-        | K::BeginsWith(m)
-        | K::EndsWith(m)
-        | K::Contains(m)
-        | K::ContainsWord(m)
-        | K::Within(m) => Some(m),
-        _ => None,
-    }
 }
 
 impl<'r> Transaction<'r> {

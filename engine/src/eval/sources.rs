@@ -576,8 +576,12 @@ impl SourceCache {
             }
             self.unions[sid as usize] = (self.generation, off, longest);
         }
-        longest >= slot.min_len
-            && self.bits[off as usize + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
+        longest >= slot.min_len && self.has_bit(off as usize, slot)
+    }
+
+    /// Whether the bits at `off` (one value's, or a list's union) have `slot`'s bit.
+    fn has_bit(&self, off: usize, slot: RxSlot) -> bool {
+        self.bits[off + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
     }
 
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
@@ -590,7 +594,7 @@ impl SourceCache {
         }
         let Some(g) = groups.get(slot.group as usize) else { return true };
         let off = self.scan(tv, g);
-        self.bits[off + (slot.slot / 64) as usize] & (1u64 << (slot.slot % 64)) != 0
+        self.has_bit(off, slot)
     }
 
     /// The offset of the prefilter bits of value record `tv`, scanning it on first use.
