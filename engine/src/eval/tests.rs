@@ -24,6 +24,31 @@ fn run(rules: &str, r: &Request) -> (u16, Vec<String>) {
     (d.status, d.matched_ids)
 }
 
+/// `set` compiled with `opts`, as an engine.
+fn engine_with(set: &crate::ir::RuleSet, opts: super::compile::CompileOptions) -> NativeEngine {
+    let rs = super::compile::CompiledRuleSet::compile_with(set, opts).expect("rules compile");
+    NativeEngine::from_compiled(std::sync::Arc::new(rs))
+}
+
+/// Each case through an engine with an optimisation (`on`) and one without (`off`): the
+/// same status and logged ids, the expected ids, and the same ids again when the transaction
+/// scratch is reused for the next request.
+fn assert_same_decisions(
+    what: &str,
+    on: &NativeEngine,
+    off: &NativeEngine,
+    cases: &[(Request, &[&str])],
+) {
+    for (r, want) in cases {
+        let a = on.evaluate(r);
+        let b = off.evaluate(r);
+        assert_eq!(a.matched_ids, b.matched_ids, "{what} on/off differ on {:?}", r.uri);
+        assert_eq!(a.status, b.status, "{what} on/off differ on {:?}", r.uri);
+        assert_eq!(a.matched_ids, *want, "{:?} headers {:?} body {:?}", r.uri, r.headers, r.body);
+        assert_eq!(on.evaluate(r).matched_ids, a.matched_ids, "second run of {:?}", r.uri);
+    }
+}
+
 const HEAD: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n\
     SecDefaultAction \"phase:1,log,auditlog,pass\"\nSecDefaultAction \"phase:2,log,auditlog,pass\"\n";
 
@@ -213,6 +238,13 @@ fn hostile_requests_get_a_decision() {
     }
 }
 
+/// Every backend-neutral optimisation off: the per-rule reads the others are checked against.
+const SOURCES_OFF: super::compile::CompileOptions = super::compile::CompileOptions {
+    no_value_sources: true,
+    no_rx_prefilter: true,
+    no_init_snapshot: true,
+};
+
 /// Shared value sources (`eval::sources`) against per-rule reads: the same decisions with
 /// the sources on and off, lists rebuilt once the body added arguments (phase 2 sees
 /// ARGS_POST although phase 1 built the list of the same source), a `ctl` that switches the
@@ -220,8 +252,7 @@ fn hostile_requests_get_a_decision() {
 /// that must not hide a match after a transformation.
 #[test]
 fn value_sources_match_per_rule_reads() {
-    use super::compile::{CompileOptions, CompiledRuleSet};
-    use std::sync::Arc;
+    use super::compile::CompileOptions;
     let rules = format!(
         "{HEAD}SecRule ARGS \"@rx secret\" \"id:1,phase:1,pass,t:none,t:lowercase\"\n\
          SecRule ARGS \"@rx secret\" \"id:2,phase:2,pass,t:none,t:lowercase\"\n\
@@ -231,20 +262,8 @@ fn value_sources_match_per_rule_reads() {
          SecRule ARGS_POST \"@rx secret\" \"id:6,phase:2,pass,t:none,t:lowercase\"\n"
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
-    let on = NativeEngine::from_compiled(Arc::new(
-        CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile"),
-    ));
-    let off = NativeEngine::from_compiled(Arc::new(
-        CompiledRuleSet::compile_with(
-            &set,
-            CompileOptions {
-                no_value_sources: true,
-                no_rx_prefilter: true,
-                no_init_snapshot: true,
-            },
-        )
-        .expect("compile"),
-    ));
+    let on = engine_with(&set, CompileOptions::default());
+    let off = engine_with(&set, SOURCES_OFF);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let plain = [("Content-Type", "text/plain")];
     let cases: &[(Request, &[&str])] = &[
@@ -255,14 +274,7 @@ fn value_sources_match_per_rule_reads() {
         (req("POST", "/", &plain, "c=secret"), &["2", "3", "6"]),
         (req("GET", "/?x=%3cScRiPt", &[], ""), &["4"]),
     ];
-    for (r, want) in cases {
-        let a = on.evaluate(r);
-        let b = off.evaluate(r);
-        assert_eq!(a.matched_ids, b.matched_ids, "sources on/off differ on {:?}", r.uri);
-        assert_eq!(a.matched_ids, *want, "{:?} body {:?}", r.uri, r.body);
-        // The same transaction scratch serves the next request: run it again.
-        assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
-    }
+    assert_same_decisions("sources", &on, &off, cases);
 }
 
 /// Rules the prefilter plans skip, checked against per-rule reads: a plan that is the first
@@ -286,17 +298,7 @@ fn prefilter_plans_match_per_rule_reads() {
     let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
     assert_eq!(plans, 4, "every @rx rule here has a prefilter plan");
     let on = NativeEngine::from_compiled(Arc::new(on));
-    let off = NativeEngine::from_compiled(Arc::new(
-        CompiledRuleSet::compile_with(
-            &set,
-            CompileOptions {
-                no_value_sources: true,
-                no_rx_prefilter: true,
-                no_init_snapshot: true,
-            },
-        )
-        .expect("compile"),
-    ));
+    let off = engine_with(&set, SOURCES_OFF);
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/?a=EVIL&skip1=evil", &[], ""), &[]),
         (req("GET", "/?a=%65vil", &[], ""), &["10"]),
@@ -310,13 +312,7 @@ fn prefilter_plans_match_per_rule_reads() {
         (req("GET", "/?a=xyz12&b=aaaaaaaaaaaa", &[], ""), &["14"]),
         (req("GET", "/?a=xyz12345", &[], ""), &["13", "14"]),
     ];
-    for (r, want) in cases {
-        let a = on.evaluate(r);
-        let b = off.evaluate(r);
-        assert_eq!(a.matched_ids, b.matched_ids, "plans on/off differ on {:?}", r.uri);
-        assert_eq!(a.matched_ids, *want, "{:?} headers {:?}", r.uri, r.headers);
-        assert_eq!(on.evaluate(r).matched_ids, a.matched_ids);
-    }
+    assert_same_decisions("plans", &on, &off, cases);
 }
 
 /// The phase-1 initialisation snapshot against running the rules: the run is found after a
@@ -343,29 +339,17 @@ fn init_snapshot_matches_running_the_rules() {
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
-    // Items: rules 1, 2, then 3, 4, 5 and the marker, then 6 (reads TX it wrote itself, but
-    // TX is no longer empty there: the run stops at the first item after the marker that
-    // is not request-independent, which is 7).
+    // Items 0-1: rules 1 and 2 (they read ARGS). The run is items 2-6: rules 3, 4, 5, the
+    // marker and rule 6 (no target, TX only). Item 7, rule 7, reads ARGS and ends it.
     assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(2..7));
     let on = NativeEngine::from_compiled(Arc::new(on));
-    let off = NativeEngine::from_compiled(Arc::new(
-        CompiledRuleSet::compile_with(
-            &set,
-            CompileOptions { no_init_snapshot: true, ..CompileOptions::default() },
-        )
-        .expect("compile"),
-    ));
+    let off =
+        engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/", &[], ""), &["10"]),
         (req("GET", "/?q=a", &[], ""), &["7", "8", "10"]),
         (req("GET", "/?pre=tx&q=a", &[], ""), &["7", "8", "10", "11"]),
         (req("GET", "/?pre=jump&q=a", &[], ""), &["7", "8"]),
     ];
-    for (r, want) in cases {
-        let a = on.evaluate(r);
-        let b = off.evaluate(r);
-        assert_eq!(a.matched_ids, b.matched_ids, "snapshot on/off differ on {:?}", r.uri);
-        assert_eq!(a.status, b.status);
-        assert_eq!(a.matched_ids, *want, "{:?}", r.uri);
-    }
+    assert_same_decisions("snapshot", &on, &off, cases);
 }
