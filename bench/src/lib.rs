@@ -10,6 +10,7 @@
 //! | [`gate`] | the p50 regression gate against a committed baseline |
 //! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
+pub mod callgrind;
 pub mod ftw;
 pub mod gate;
 pub mod latency;

@@ -52,6 +52,9 @@ enum Command {
     Latency(cmd::latency::Args),
     /// p50 regression gate against a committed baseline (exit 1 on regression).
     Gate(cmd::gate::Args),
+    /// The gate's instruction-counting child, run under callgrind by `gate --gauge instructions`.
+    #[command(hide = true)]
+    GateCount(cmd::gate::CountArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Latency(a) => cmd::latency::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::GateCount(a) => cmd::gate::run_count(a),
     };
     match result {
         Ok(code) => code,

@@ -5,9 +5,11 @@
 
 use super::latency::{build_engines, command_line, read_corpus_file};
 use anyhow::{Result, bail};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wafbench::gate::{self, Baseline, EngineBaseline, Plan, Reference, Workload};
+use wafbench::callgrind::ChildArgs;
+use wafbench::gate::{self, Baseline, EngineBaseline, Gauge, Plan, Reference, Workload};
 use wafbench::latency::{self, Slowdown};
 
 #[derive(clap::Args)]
@@ -15,9 +17,15 @@ pub struct Args {
     /// Baseline file to compare with (or to write, with --write-baseline).
     #[arg(long, default_value = "reports/baseline.json")]
     baseline: PathBuf,
-    /// Largest tolerated p50 slowdown relative to the yardstick, e.g. `25%` or `0.25`.
-    #[arg(long, default_value = "25%")]
-    threshold: String,
+    /// Largest tolerated p50 regression, e.g. `10%` or `0.1`. Default: 10% with the
+    /// instruction gauge, 25% with the time gauge (what each one's measured spread allows).
+    #[arg(long)]
+    threshold: Option<String>,
+    /// What to measure: `instructions` (median instructions per decision, counted by
+    /// callgrind; needs valgrind) or `time` (p50 latency over a yardstick timed in the same
+    /// run). Comparing uses the baseline's gauge; writing defaults to `instructions`.
+    #[arg(long, value_parser = ["instructions", "time"])]
+    gauge: Option<String>,
     /// Corpus file (JSON Lines); only its first --limit lines are used.
     #[arg(long, default_value = "corpora/mixed.jsonl")]
     corpus: String,
@@ -33,17 +41,17 @@ pub struct Args {
     /// Engines to gate, comma-separated.
     #[arg(long, default_value = "native", value_delimiter = ',')]
     engines: Vec<String>,
-    /// Yardstick: `calibration` (the fixed workload; always measured) or `modsec` (added to
-    /// the engines; noisier under load, see `wafbench::gate`).
+    /// Time gauge yardstick: `calibration` (the fixed workload; always measured) or `modsec`
+    /// (added to the engines; noisier under load, see `wafbench::gate`).
     #[arg(long, default_value = "calibration", value_parser = ["modsec", "calibration"])]
     reference: String,
-    /// Repeated interleaved runs; the gate compares the median ratio.
+    /// Time gauge: repeated interleaved runs; the gate compares the median ratio.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
-    /// Timed passes over the corpus per run.
+    /// Time gauge: timed passes over the corpus per run.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     repeat: u32,
-    /// Untimed passes before the runs.
+    /// Untimed (or uncounted) passes before measuring.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
     warmup: u32,
     /// Measure and write the baseline instead of comparing.
@@ -55,7 +63,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let threshold = gate::parse_threshold(&a.threshold)?;
+    let threshold = a.threshold.as_deref().map(gate::parse_threshold).transpose()?;
     let rules = if a.rules == "auto" {
         if waf_engine::crs::CrsLayout::locate().is_ok() {
             "crs".to_string()
@@ -83,23 +91,67 @@ pub fn run(a: Args) -> Result<ExitCode> {
         requests: reqs.len(),
         corpus_sha256,
     };
+    let asked = a.gauge.as_deref().and_then(Gauge::parse);
     let baseline = if a.write_baseline {
         None
     } else {
         let b = Baseline::load(&a.baseline)?;
         gate::check_workload(&b.workload, &workload)?;
+        if let Some(g) = asked.filter(|g| *g != b.gauge) {
+            bail!(
+                "baseline {} was written with the {} gauge, not {}; rewrite it with --write-baseline --gauge {}",
+                a.baseline.display(),
+                b.gauge.name(),
+                g.name(),
+                g.name()
+            );
+        }
         let cpu = latency::Machine::current().cpu_model;
         if b.machine.cpu_model != cpu {
             eprintln!(
-                "wafbench gate: warning: baseline written on `{}`, this is `{cpu}`: ratios differ between CPU models",
-                b.machine.cpu_model
+                "wafbench gate: warning: baseline written on `{}`, this is `{cpu}`: {}",
+                b.machine.cpu_model,
+                match b.gauge {
+                    Gauge::Time => "ratios differ between CPU models",
+                    Gauge::Instructions =>
+                        "libraries that pick SIMD code by CPU feature may count differently",
+                }
             );
         }
         Some(b)
     };
-
+    let gauge = baseline.as_ref().map_or(asked.unwrap_or(Gauge::Instructions), |b| b.gauge);
+    let threshold = threshold.unwrap_or(gauge.default_threshold());
     let names: Vec<String> =
         a.engines.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+
+    if gauge == Gauge::Instructions {
+        let exe = std::env::current_exe()?;
+        let child = ChildArgs {
+            rules: rules.clone(),
+            paranoia,
+            corpus: a.corpus.clone(),
+            limit: a.limit,
+            engines: names.clone(),
+            warmup: a.warmup.max(1),
+        };
+        eprintln!(
+            "wafbench gate: counting instructions of {} decision(s) per engine under callgrind",
+            reqs.len()
+        );
+        let counted = gate::measure_instructions(&exe, &child, reqs.len())?;
+        return match baseline {
+            None => {
+                let engines = counted
+                    .into_iter()
+                    .map(|(n, f)| (n, EngineBaseline::from_instructions(f)))
+                    .collect();
+                write_baseline(&a, gauge, workload, 1, child.warmup, 1, engines)
+            }
+            Some(b) => verdict(&a, gate::compare_instructions(&b, &counted, threshold)?),
+        };
+    }
+
     let mut engines = build_engines(&names, &rules, paranoia)?;
     if a.reference == "modsec" && !names.iter().any(|n| n == "modsec") {
         // The yardstick. Without the library the calibration workload stands in.
@@ -122,41 +174,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
 
     match baseline {
         None => {
-            let b = Baseline {
-                schema: gate::SCHEMA,
-                method: gate::METHOD.into(),
-                workload,
-                runs: a.runs,
-                warmup: a.warmup,
-                repeat: a.repeat,
-                engines: measured
-                    .iter()
-                    .map(|(n, r)| (n.clone(), EngineBaseline::from_runs(r)))
-                    .collect(),
-                git_rev: latency::git_rev(),
-                command: command_line(),
-                machine: latency::Machine::current(),
-                date: latency::utc_now(),
-            };
-            let text = serde_json::to_string_pretty(&b)? + "\n";
-            if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&a.baseline, &text)?;
-            eprintln!("wafbench gate: wrote {}", a.baseline.display());
-            if a.json {
-                print!("{text}");
-            } else {
-                for (n, e) in &b.engines {
-                    println!(
-                        "{n}: p50 {:.1} µs, vs modsec {}, vs calibration {:.4}",
-                        e.p50_ns as f64 / 1e3,
-                        e.p50_vs_modsec.map_or("n/a".into(), |r| format!("{r:.4}")),
-                        e.p50_vs_calibration
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let engines =
+                measured.iter().map(|(n, r)| (n.clone(), EngineBaseline::from_runs(r))).collect();
+            write_baseline(&a, gauge, workload, a.runs, a.warmup, a.repeat, engines)
         }
         Some(b) => {
             let prefer = if a.reference == "calibration" {
@@ -164,13 +184,97 @@ pub fn run(a: Args) -> Result<ExitCode> {
             } else {
                 Reference::Modsec
             };
-            let verdict = gate::compare(&b, &measured, prefer, threshold)?;
-            if a.json {
-                println!("{}", serde_json::to_string(&verdict)?);
-            } else {
-                print!("{}", verdict.render());
-            }
-            Ok(if verdict.pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            verdict(&a, gate::compare(&b, &measured, prefer, threshold)?)
         }
     }
+}
+
+fn verdict(a: &Args, v: gate::Verdict) -> Result<ExitCode> {
+    if a.json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", v.render());
+    }
+    Ok(if v.pass() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn write_baseline(
+    a: &Args,
+    gauge: Gauge,
+    workload: Workload,
+    runs: u32,
+    warmup: u32,
+    repeat: u32,
+    engines: BTreeMap<String, EngineBaseline>,
+) -> Result<ExitCode> {
+    let b = Baseline {
+        schema: gate::SCHEMA,
+        gauge,
+        method: gauge.method().into(),
+        workload,
+        runs,
+        warmup,
+        repeat,
+        engines,
+        git_rev: latency::git_rev(),
+        command: command_line(),
+        machine: latency::Machine::current(),
+        date: latency::utc_now(),
+    };
+    let text = serde_json::to_string_pretty(&b)? + "\n";
+    if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&a.baseline, &text)?;
+    eprintln!("wafbench gate: wrote {}", a.baseline.display());
+    if a.json {
+        print!("{text}");
+    } else {
+        for (n, e) in &b.engines {
+            match &e.instructions {
+                Some(i) => println!(
+                    "{n}: p50 {:.0} instructions per decision (p90 {:.0}, mean {:.0})",
+                    i.p50, i.p90, i.mean
+                ),
+                None => println!(
+                    "{n}: p50 {:.1} µs, vs modsec {}, vs calibration {}",
+                    e.p50_ns.unwrap_or(0) as f64 / 1e3,
+                    e.p50_vs_modsec.map_or("n/a".into(), |r| format!("{r:.4}")),
+                    e.p50_vs_calibration.map_or("n/a".into(), |r| format!("{r:.4}"))
+                ),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wafbench gate-count`: the measuring child of the instruction gauge (hidden; it only
+/// makes sense under callgrind, which `wafbench gate` starts).
+#[derive(clap::Args)]
+pub struct CountArgs {
+    #[arg(long)]
+    rules: String,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    paranoia: Option<u8>,
+    #[arg(long)]
+    corpus: String,
+    #[arg(long)]
+    limit: usize,
+    #[arg(long, value_delimiter = ',')]
+    engines: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
+}
+
+pub fn run_count(a: CountArgs) -> Result<ExitCode> {
+    if !wafbench::callgrind::running_on_valgrind() {
+        bail!("gate-count only runs under callgrind; use `wafbench gate --gauge instructions`");
+    }
+    let Some((reqs, _bad, _sha)) = read_corpus_file(&a.corpus, Some(a.limit), true, "gate")? else {
+        return Ok(ExitCode::from(2));
+    };
+    let mut engines = build_engines(&a.engines, &a.rules, a.paranoia)?;
+    let slowdown = Slowdown::from_env()?;
+    wafbench::callgrind::count_decisions(&mut engines, &reqs, a.warmup, slowdown.as_ref())?;
+    Ok(ExitCode::SUCCESS)
 }
