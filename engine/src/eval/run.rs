@@ -615,6 +615,16 @@ impl<'r> Transaction<'r> {
             && self.remove_target_by_tag.is_empty()
     }
 
+    /// For a backend at the first item of the snapshot's run (`rs.init`): applies the
+    /// snapshot when this transaction may use it ([`Transaction::init_snapshot`]) and is in
+    /// the state it was taken from. True when the run's items must be skipped.
+    pub(crate) fn try_init_snapshot(&mut self) -> bool {
+        match self.init_snapshot() {
+            Some(s) => self.apply_init(s),
+            None => false,
+        }
+    }
+
     /// At the first item of the snapshot's run: when the transaction is in the state the
     /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
     /// pending, as earlier rules may have left it), the run's outcome instead of the run.

@@ -44,13 +44,15 @@ enum JumpTo {
 /// its limits (too many snapshots: measured on CRS PL1, phase 2 then ran in the
 /// interpreter). A `goto` cannot leave its function, so a jump spanning more than two parts'
 /// worth of rules makes its label start a part, and jumps by returning that part's number;
-/// no cut separates a shorter jump from its label. Returns the part (from 1) of each item
-/// and the number of parts.
+/// no cut separates a shorter jump from its label, nor the snapshot's jump over the range
+/// `keep` from its end. Returns the part (from 1) of each item, the number of parts and
+/// whether `keep` could be honoured.
 fn partition(
     items: &[Item],
     jumps: &[Option<String>],
     labels: &[(usize, String, usize)],
-) -> (Vec<usize>, usize) {
+    keep: Option<std::ops::Range<usize>>,
+) -> (Vec<usize>, usize, bool) {
     // (rule position, label position, rules between them) of every structured jump.
     let rule_pos: Vec<usize> = items
         .iter()
@@ -87,8 +89,18 @@ fn partition(
     }
     let forced: Vec<usize> =
         spans.iter().zip(&long).filter(|(_, l)| **l).map(|(s, _)| s.1).collect();
-    let short: Vec<(usize, usize)> =
+    let mut short: Vec<(usize, usize)> =
         spans.iter().zip(&long).filter(|(_, l)| !**l).map(|(s, _)| (s.0, s.1)).collect();
+    // The snapshot's jump over its run (see `generate_with`) stays in one part, like a short
+    // jump: no cut after its first item up to and including the item it lands on. Unless a
+    // long jump's label, which must start a part, lies there: then the run has no jump.
+    let kept = keep.is_some_and(|r| {
+        let free = !forced.iter().any(|&c| r.start < c && c <= r.end);
+        if free {
+            short.push((r.start, r.end));
+        }
+        free
+    });
     let mut part_of = Vec::with_capacity(items.len());
     let (mut part, mut in_part) = (usize::from(!items.is_empty()), 0usize);
     for (pos, item) in items.iter().enumerate() {
@@ -100,7 +112,7 @@ fn partition(
         part_of.push(part);
         in_part += usize::from(matches!(item, Item::Rule(_)));
     }
-    (part_of, part)
+    (part_of, part, kept)
 }
 
 /// Name given to the chunk, so tracebacks and line profilers say where a line comes from.
@@ -255,6 +267,7 @@ pub struct LuaProgram {
 /// The primitive names bound to locals at the top of the chunk.
 pub(crate) const PRIMITIVES: &[&str] = &[
     "pre", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone", "marker",
+    "init",
 ];
 
 /// Where a mapped line belongs: the link's `CRule::index`, the chain's id, the link depth.
@@ -399,11 +412,16 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
                 labels.push((pos, name.clone(), k));
             }
         }
-        let (part_of, parts) = if split {
-            partition(items, &local_jumps[pi], &labels)
+        // CRS's request-independent initialisation, computed once at compile time
+        // (`InitSnapshot`): `init` applies it and the code jumps past the run's items.
+        let snap = if pi == 0 { rs.init.as_ref().map(|s| s.run.clone()) } else { None };
+        let snap = snap.filter(|r| r.start < r.end && r.end <= items.len());
+        let (part_of, parts, kept) = if split {
+            partition(items, &local_jumps[pi], &labels, snap.clone())
         } else {
-            (vec![1; items.len()], usize::from(!items.is_empty()))
+            (vec![1; items.len()], usize::from(!items.is_empty()), true)
         };
+        let snap = snap.filter(|_| kept);
         let table = format!("P{}", pi + 1);
         g.emit(0, &format!("local {table} = {{}}"));
         for (pos, item) in items.iter().enumerate() {
@@ -413,6 +431,18 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
                     g.emit(0, "end");
                 }
                 g.emit(0, &format!("{table}[{}] = function(ctx)", part_of[pos]));
+            }
+            if let Some(r) = &snap {
+                if pos == r.start {
+                    let call = format!(
+                        "if {}(ctx, 0) ~= 0 then goto init_done end -- request-independent run",
+                        g.f("init")
+                    );
+                    g.emit(1, &call);
+                }
+                if pos == r.end {
+                    g.emit(1, "::init_done::");
+                }
             }
             match item {
                 Item::Marker(name) => {
@@ -454,6 +484,9 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
         }
         if parts == 0 {
             g.emit(0, &format!("{table}[1] = function(ctx)"));
+        }
+        if snap.as_ref().is_some_and(|r| r.end == items.len()) {
+            g.emit(1, "::init_done::");
         }
         g.emit(1, "return 0");
         g.emit(0, "end");

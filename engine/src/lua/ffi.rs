@@ -93,6 +93,9 @@ extern "C" fn ffi_cdone(ctx: i64, a: i32, b: i32) -> i32 {
 extern "C" fn ffi_marker(ctx: i64, a: i32) -> i32 {
     guarded(ctx, Prim::Marker, a, 0)
 }
+extern "C" fn ffi_init(ctx: i64, a: i32) -> i32 {
+    guarded(ctx, Prim::Init, a, 0)
+}
 
 type Fn1 = extern "C" fn(i64, i32) -> i32;
 type Fn2 = extern "C" fn(i64, i32, i32) -> i32;
@@ -113,6 +116,7 @@ pub(crate) fn exports() -> Vec<(&'static str, u8, *mut c_void)> {
         ("clause", 1, one(ffi_clause)),
         ("cdone", 2, two(ffi_cdone)),
         ("marker", 1, one(ffi_marker)),
+        ("init", 1, one(ffi_init)),
     ]
 }
 

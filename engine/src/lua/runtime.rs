@@ -32,6 +32,7 @@ pub(crate) enum Prim {
     Clause,
     CondDone,
     Marker,
+    Init,
 }
 
 impl Prim {
@@ -48,6 +49,7 @@ impl Prim {
             "clause" => Prim::Clause,
             "cdone" => Prim::CondDone,
             "marker" => Prim::Marker,
+            "init" => Prim::Init,
             _ => return None,
         })
     }
@@ -166,6 +168,8 @@ impl<'c, 'p> Ctx<'c, 'p> {
                 self.t.at_marker(name);
                 0
             }
+            // 1: the request-independent run's outcome was applied; skip its items.
+            Prim::Init => i32::from(self.t.try_init_snapshot()),
         }
     }
 

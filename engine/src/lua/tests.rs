@@ -239,6 +239,89 @@ fn long_jumps_cross_part_functions() {
     }
 }
 
+/// CRS's initialisation as the Lua engines run it: `init` applies the outcome the rule set
+/// computed at compile time (`InitSnapshot`) and a `goto` skips the run's items, which stay
+/// in one part function although they are more than a part's worth; an earlier rule that
+/// wrote TX, or jumped into the run, makes its rules run instead. When a long jump's label
+/// (which must start a part) lies in the run, the chunk has no such jump and runs the rules.
+#[test]
+fn init_snapshot_jumps_past_the_run_in_one_part() {
+    let build = |run_before_mid: usize| {
+        let mut rules = String::from(HEAD);
+        rules.push_str(
+            "SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.extra=1\"\n\
+             SecRule ARGS:pre \"@streq jump\" \"id:2,phase:1,pass,nolog,skipAfter:MID\"\n",
+        );
+        for i in 0..run_before_mid {
+            rules.push_str(&format!(
+                "SecAction \"id:{},phase:1,pass,nolog,setvar:tx.n=+1\"\n",
+                100 + i
+            ));
+        }
+        rules.push_str("SecMarker MID\n");
+        for i in 0..10 {
+            rules.push_str(&format!(
+                "SecAction \"id:{},phase:1,pass,nolog,setvar:tx.m=+1\"\n",
+                200 + i
+            ));
+        }
+        // A rule that does not match ends the run and forgets MATCHED_VARS: SecActions and
+        // matches keep what came before the run, so without it the run would not end in the
+        // same state whatever preceded it, and there would be no snapshot.
+        rules.push_str(&format!(
+            "SecRule &TX:missing \"@eq 1\" \"id:250,phase:1,deny,status:500\"\n\
+             SecRule ARGS:a \"@streq x\" \"id:300,phase:1,pass,log,setvar:tx.n=+100\"\n\
+             SecRule TX:n \"@eq {run_before_mid}\" \"id:400,phase:2,pass,log\"\n\
+             SecRule TX:m \"@eq 10\" \"id:401,phase:2,pass,log\"\n\
+             SecRule TX:extra \"@eq 1\" \"id:402,phase:2,deny,status:403\"\n"
+        ));
+        rules
+    };
+    let requests = [req("/", ""), req("/?a=x", ""), req("/?pre=tx", ""), req("/?pre=jump&a=x", "")];
+    // 30 rules before the marker: rule 2's jump to MID is short. 40: it is long.
+    for (run_before_mid, jump_in_chunk) in [(30, true), (40, false)] {
+        let rules = build(run_before_mid);
+        let set = crate::seclang::parse_str(&rules, "t.conf").expect("parse");
+        let p = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+        let lines: Vec<&str> = p.source.lines().collect();
+        let from = lines.iter().position(|l| l.contains("goto init_done"));
+        let to = lines.iter().position(|l| l.trim() == "::init_done::");
+        assert_eq!(from.is_some(), jump_in_chunk, "{}", p.source);
+        if let (Some(a), Some(b)) = (from, to) {
+            assert!(a < b);
+            assert!(
+                !lines[a..b].iter().any(|l| l.starts_with("P1[")),
+                "the run spans parts:\n{}",
+                lines[a..=b].join("\n")
+            );
+            assert!(lines[b + 1..].iter().any(|l| l.contains("id:300") || l.contains("rule 300")));
+        }
+        for ps in [PassSet::level(2), PassSet::level(3)] {
+            let (native, mut lua, mut ffi) = engines(&rules, &ps);
+            for r in &requests {
+                let want = native.evaluate(r);
+                for e in [&mut lua, &mut ffi] {
+                    let got = e.evaluate(r).expect("evaluates");
+                    assert_eq!(
+                        (got.status, &got.matched_ids),
+                        (want.status, &want.matched_ids),
+                        "{} / {run_before_mid} / {:?} / {:?}",
+                        e.name(),
+                        ps.passes(),
+                        String::from_utf8_lossy(&r.uri)
+                    );
+                }
+            }
+        }
+        let (native, _, _) = engines(&rules, &PassSet::level(2));
+        let ids = |uri: &str| native.evaluate(&req(uri, "")).matched_ids;
+        assert_eq!(ids("/"), ["400", "401"]);
+        assert_eq!(ids("/?pre=tx"), ["400", "401", "402"]);
+        assert_eq!(native.evaluate(&req("/?pre=tx", "")).status, 403);
+        assert_eq!(ids("/?pre=jump&a=x"), ["300", "401"]);
+    }
+}
+
 /// While `e` evaluates `r` `n` times: the IR length of the longest trace LuaJIT compiled
 /// (`jit.attach` and `jit.util.traceinfo`).
 fn longest_trace(e: &mut LuaEngine, r: &Request, n: usize) -> i64 {
