@@ -16,10 +16,10 @@ use std::process::Command;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpora/mixed.jsonl");
 
-/// `wafbench gate` on the first `limit` lines of the mixed corpus.
+/// `wafbench gate` on the native engine and the first `limit` lines of the mixed corpus.
 fn gate(limit: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wafbench"));
-    cmd.args(["gate", "--corpus", CORPUS, "--limit", limit]).args(extra);
+    cmd.args(["gate", "--engines", "native", "--corpus", CORPUS, "--limit", limit]).args(extra);
     cmd.env_remove("WAFBENCH_INJECT_SLOWDOWN");
     for (k, v) in env {
         cmd.env(k, v);

@@ -38,8 +38,9 @@ pub struct Args {
     /// Paranoia level for `crs`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
     paranoia: u8,
-    /// Engines to gate, comma-separated.
-    #[arg(long, default_value = "native", value_delimiter = ',')]
+    /// Engines to gate, comma-separated. The default covers the native evaluator and the
+    /// Lua backend users deploy (lua-ffi), whose counts are as repeatable as native's.
+    #[arg(long, default_value = "native,lua-ffi", value_delimiter = ',')]
     engines: Vec<String>,
     /// Time gauge yardstick: `calibration` (the fixed workload; always measured) or `modsec`
     /// (added to the engines; noisier under load, see `wafbench::gate`).
