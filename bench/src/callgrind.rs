@@ -116,6 +116,30 @@ pub fn count_decisions(
         }
     }
     client_request(0, START_INSTRUMENTATION, 0);
+    if std::env::var_os("WAFBENCH_CALLGRIND_WHOLE").is_some() {
+        // Profiling by hand (`valgrind --tool=callgrind --instr-atstart=no
+        // --collect-atstart=no wafbench gate-count ...`, then `callgrind_annotate`): one
+        // collected region over the whole pass, dumped at exit, instead of a dump a decision.
+        // `WAFBENCH_CALLGRIND_POLLUTE=MiB`: touch that much memory before each decision,
+        // uncollected, so that `--cache-sim=yes` shows which code misses a cold cache.
+        let pollute: usize = std::env::var("WAFBENCH_CALLGRIND_POLLUTE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(0, |m: usize| m << 20);
+        let mut junk = vec![0u8; pollute];
+        for req in reqs {
+            for e in engines.iter_mut() {
+                for i in (0..junk.len()).step_by(64) {
+                    junk[i] = junk[i].wrapping_add(1);
+                }
+                std::hint::black_box(&junk);
+                client_request(0, TOGGLE_COLLECT, 0);
+                counted_decision(e.as_mut(), req, 0.0);
+                client_request(0, TOGGLE_COLLECT, 0);
+            }
+        }
+        return Ok(());
+    }
     let mut name = String::new();
     for (ri, req) in reqs.iter().enumerate() {
         for e in engines.iter_mut() {

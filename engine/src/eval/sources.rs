@@ -338,6 +338,46 @@ pub(crate) struct SourceCache {
     names: String,
     values: Vec<u8>,
     bits: Vec<u64>,
+    /// Hash of a scanned value, ASCII case folded -> the record that holds its bits. The
+    /// automaton and the one-byte table are ASCII case-insensitive, so a value that differs
+    /// from a scanned one only in ASCII case (a `t:lowercase` chain's output) or equals one
+    /// read through another chain has the same bits: one scan for all of them. Records
+    /// outlive generations (only [`SourceCache::reset`] clears the arenas), so this does too.
+    scanned: HashMap<u64, u32, std::hash::BuildHasherDefault<KeyHasher>>,
+}
+
+/// `w` with its ASCII upper-case letters (bytes `A`..=`Z`) lower-cased, eight bytes at once.
+fn fold_word(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & !HIGH;
+    // Bit 7 of each byte: its low seven bits are >= 'A', resp. > 'Z' (no carry crosses
+    // bytes: 0x7f + 0x3f < 0x100).
+    let ge_a = low7 + (0x80 - u64::from(b'A')) * ONES;
+    let gt_z = low7 + (0x80 - u64::from(b'Z') - 1) * ONES;
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// The words of `v` folded to ASCII lower case; the last one zero-padded.
+fn folded_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    v.chunks(8).map(|c| {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        fold_word(u64::from_le_bytes(b))
+    })
+}
+
+fn fold_hash(v: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = KeyHasher(v.len() as u64);
+    folded_words(v).for_each(|w| h.write_u64(w));
+    h.finish()
+}
+
+/// `a.eq_ignore_ascii_case(b)`, a word at a time.
+fn fold_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && folded_words(a).eq(folded_words(b))
 }
 
 impl SourceCache {
@@ -353,6 +393,7 @@ impl SourceCache {
         self.names.clear();
         self.values.clear();
         self.bits.clear();
+        self.scanned.clear();
     }
 
     /// Gives back memory a huge request made the arenas grow to.
@@ -370,6 +411,7 @@ impl SourceCache {
             self.tvals = Vec::new();
             self.bits = Vec::new();
             self.shared = KeyMap::default();
+            self.scanned = HashMap::default();
         }
     }
 
@@ -402,6 +444,12 @@ impl SourceCache {
         let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
         let start = self.entries.len();
         let (rg, r0, r1) = self.raws[raw];
+        if rg == self.generation && r0 == r1 {
+            // The target yields nothing in this generation (no ARGS on a GET, say): neither
+            // does any chain over it.
+            self.lists[id as usize] = (self.generation, start as u32, start as u32);
+            return Some(start..start);
+        }
         if rg == self.generation {
             // The same values in the same order (the request data is unchanged within a
             // generation): names and exclusions come from the raw list.
@@ -558,6 +606,9 @@ impl SourceCache {
         slot: RxSlot,
         groups: &[PrefilterGroup],
     ) -> bool {
+        if r.is_empty() {
+            return false;
+        }
         let Some(g) = groups.get(slot.group as usize) else { return true };
         let (ug, mut off, mut longest) = self.unions[sid as usize];
         if ug != self.generation {
@@ -601,6 +652,17 @@ impl SourceCache {
     fn scan(&mut self, tv: usize, g: &PrefilterGroup) -> usize {
         let TVal { value: (a, b), bits, .. } = self.tvals[tv];
         if bits == u32::MAX {
+            let value = &self.values[a as usize..b as usize];
+            let h = fold_hash(value);
+            if let Some(&o) = self.scanned.get(&h) {
+                let TVal { value: (oa, ob), bits: ob_bits, .. } = self.tvals[o as usize];
+                if fold_eq(value, &self.values[oa as usize..ob as usize]) {
+                    self.tvals[tv].bits = ob_bits;
+                    return ob_bits as usize;
+                }
+            } else {
+                self.scanned.insert(h, tv as u32);
+            }
             let off = self.bits.len();
             self.bits.resize(off + g.words, 0);
             let value = &self.values[a as usize..b as usize];
@@ -627,5 +689,54 @@ impl SourceCache {
         } else {
             bits as usize
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fold_eq, fold_hash, fold_word};
+
+    /// Every byte value, in every position of the word, folds as `to_ascii_lowercase`.
+    #[test]
+    fn fold_word_lowers_ascii_letters_only() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = [b'%'; 8];
+                bytes[pos] = b;
+                let mut want = bytes;
+                want.make_ascii_lowercase();
+                assert_eq!(
+                    fold_word(u64::from_le_bytes(bytes)).to_le_bytes(),
+                    want,
+                    "byte {b:#04x} at {pos}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fold_eq_is_eq_ignore_ascii_case() {
+        let vals: [&[u8]; 9] = [
+            b"",
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            b"mozilla/5.0 (x11; linux x86_64)",
+            b"MOZILLA/5.0 (X11; LINUX X86_64)",
+            b"mozilla/5.0 (x11; linux x86_64) ",
+            b"\xc3\x89t\xc3\xa9",
+            b"\xc3\xa9t\xc3\xa9",
+            b"@[`{",
+            b"`{@[",
+        ];
+        for a in vals {
+            for b in vals {
+                assert_eq!(fold_eq(a, b), a.eq_ignore_ascii_case(b), "{a:?} {b:?}");
+                if a.eq_ignore_ascii_case(b) {
+                    assert_eq!(fold_hash(a), fold_hash(b));
+                }
+            }
+        }
+        // Zero padding does not make a shorter value equal to one ending in NULs.
+        assert!(!fold_eq(b"abc", b"abc\0"));
+        assert_ne!(fold_hash(b"abc"), fold_hash(b"abc\0"));
     }
 }
