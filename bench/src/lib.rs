@@ -8,9 +8,11 @@
 //! | [`report`], [`report_latency`], [`report_render`] | `wafbench report`/`profile`: engines timed side by side, profiles, flamegraphs, index.html |
 //! | [`latency`] | per-request decision latency of several engines, interleaved, in histograms |
 //! | [`gate`] | the p50 regression gate against a committed baseline |
+//! | [`coldstart`] | decision latency after gaps between decisions (sleep, busy loop, cache eviction, the peer) |
 //! | [`microbench`] | FFI call paths, @ipMatch structures and @pm engines, timed with answers checked |
 
 pub mod callgrind;
+pub mod coldstart;
 pub mod ftw;
 pub mod gate;
 pub mod latency;

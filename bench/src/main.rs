@@ -52,6 +52,8 @@ enum Command {
     Latency(cmd::latency::Args),
     /// p50 regression gate against a committed baseline (exit 1 on regression).
     Gate(cmd::gate::Args),
+    /// Decision latency after gaps between decisions: nothing, a busy loop, a sleep, a cache-evicting write, the peer.
+    Coldstart(cmd::coldstart::Args),
     /// The gate's instruction-counting child, run under callgrind by `gate --gauge instructions`.
     #[command(hide = true)]
     GateCount(cmd::gate::CountArgs),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Latency(a) => cmd::latency::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Coldstart(a) => cmd::coldstart::run(a),
         Command::GateCount(a) => cmd::gate::run_count(a),
     };
     match result {

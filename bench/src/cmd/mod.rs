@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod coldstart;
 pub mod convert;
 pub mod corpus;
 pub mod crs_config;

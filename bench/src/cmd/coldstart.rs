@@ -1,0 +1,94 @@
+//! `wafbench coldstart`: each engine's decision latency after different gaps between
+//! decisions (nothing, a busy loop, a sleep, a cache-evicting write, the ModSecurity peer).
+//! Table (or `--json`) on stdout; progress on stderr. See `wafbench::coldstart`.
+
+use anyhow::{Context, Result, bail};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use wafbench::coldstart::{self, Gap};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rules: `crs`, `default` (the embedded default rule set) or a path.
+    #[arg(long)]
+    rules: String,
+    /// Paranoia level (1-4) for `crs`; CRS's own default (1) when absent.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    paranoia: Option<u8>,
+    /// Corpus file in JSON Lines.
+    #[arg(long)]
+    corpus: String,
+    /// Engines to measure, comma-separated (not `modsec`: it is a gap here).
+    #[arg(long, default_value = "native,lua-ffi", value_delimiter = ',')]
+    engines: Vec<String>,
+    /// Gaps run before each timed decision, comma-separated: `none`, `spin:<N>us|ms`,
+    /// `sleep:<N>us|ms`, `touch:<N>KiB|MiB`, `modsec` (the peer decides the same request).
+    #[arg(
+        long,
+        default_value = "none,spin:1ms,spin:5ms,sleep:5ms,touch:16MiB",
+        value_delimiter = ','
+    )]
+    gaps: Vec<String>,
+    /// Only the first N requests of the corpus.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let gaps = a.gaps.iter().map(|g| Gap::parse(g)).collect::<Result<Vec<_>, _>>()?;
+    if gaps.is_empty() {
+        bail!("no gap given");
+    }
+    if a.engines.iter().any(|e| e.trim() == "modsec") {
+        bail!(
+            "`modsec` is measured by `wafbench latency`; here it can only be a gap (--gaps modsec)"
+        );
+    }
+    let Some((mut reqs, _, corpus_sha256)) =
+        super::latency::read_corpus_file(&a.corpus, None, false, "coldstart")?
+    else {
+        return Ok(ExitCode::from(2));
+    };
+    if let Some(n) = a.limit {
+        reqs.truncate(n);
+    }
+    if reqs.is_empty() {
+        bail!("corpus {} holds no request", a.corpus);
+    }
+    let mut engines = super::latency::build_engines(&a.engines, &a.rules, a.paranoia)?;
+    let mut peer = if gaps.contains(&Gap::Peer) {
+        Some(
+            wafbench::build_engine("modsec", &a.rules, a.paranoia)
+                .context("building the ModSecurity peer for the `modsec` gap")?,
+        )
+    } else {
+        None
+    };
+    let tty = std::io::stderr().is_terminal();
+    let rows = coldstart::measure(&mut engines, peer.as_mut(), &reqs, &gaps, |e, g| {
+        if tty {
+            eprintln!("wafbench coldstart: {e} after {}", g.label());
+        }
+    })?;
+    if a.json {
+        let out = serde_json::json!({
+            "rows": rows,
+            "requests": reqs.len(),
+            "rules": a.rules,
+            "paranoia": a.paranoia,
+            "corpus": a.corpus,
+            "corpus_sha256": corpus_sha256,
+            "git_rev": wafbench::stamp::git_rev(),
+            "command": super::latency::command_line(),
+            "machine": wafbench::stamp::Machine::current(),
+            "date": wafbench::stamp::utc_now(),
+        });
+        println!("{out}");
+    } else {
+        print!("{}", coldstart::render(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
