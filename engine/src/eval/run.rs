@@ -1036,8 +1036,10 @@ impl<'r> Transaction<'r> {
     /// then the link's setvars run, once per matching value as in v3.
     fn after_value_match(&mut self, link: &CRule, negated: bool) {
         if link.actions.capture && !negated {
-            for (k, c) in self.captures.iter().take(10).enumerate() {
-                self.tx.set(&k.to_string(), c.clone());
+            // TX.0-TX.9 exist after the first capture: their buffers are reused.
+            const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+            for (k, c) in KEYS.iter().zip(&self.captures) {
+                self.tx.set_bytes_h(k, ci_hash(k), c);
             }
         }
         self.run_setvars(&link.actions);
