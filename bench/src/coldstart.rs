@@ -31,11 +31,16 @@ pub enum Gap {
     Touch(usize),
     /// The ModSecurity peer decides the same request, as in `wafbench latency`.
     Peer,
+    /// Several gaps one after the other (`sleep:5ms+spin:200us`: does a short busy time
+    /// after the sleep give the speed back?).
+    Seq(Vec<Gap>),
 }
 
 /// A gap that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("bad gap `{0}`: expected none, spin:<N>us|ms, sleep:<N>us|ms, touch:<N>KiB|MiB or modsec")]
+#[error(
+    "bad gap `{0}`: expected none, spin:<N>us|ms, sleep:<N>us|ms, touch:<N>KiB|MiB or modsec, or several joined by +"
+)]
 pub struct GapError(pub String);
 
 /// Largest `touch:` buffer, so that a typo cannot ask for all memory.
@@ -45,6 +50,14 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 
 impl Gap {
     pub fn parse(s: &str) -> Result<Gap, GapError> {
+        if s.contains('+') {
+            let parts = s.split('+').map(Gap::parse_one).collect::<Result<Vec<_>, _>>();
+            return parts.map(Gap::Seq).map_err(|_| GapError(s.to_string()));
+        }
+        Gap::parse_one(s)
+    }
+
+    fn parse_one(s: &str) -> Result<Gap, GapError> {
         let bad = || GapError(s.to_string());
         let s = s.trim();
         match s {
@@ -96,6 +109,7 @@ impl Gap {
             Gap::Touch(b) if b % (1 << 20) == 0 => format!("touch:{}MiB", b >> 20),
             Gap::Touch(b) => format!("touch:{}KiB", b >> 10),
             Gap::Peer => "modsec".into(),
+            Gap::Seq(v) => v.iter().map(Gap::label).collect::<Vec<_>>().join("+"),
         }
     }
 }
@@ -157,6 +171,7 @@ impl GapRunner<'_> {
                     std::hint::black_box(p.decide(req));
                 }
             }
+            Gap::Seq(v) => v.iter().for_each(|g| self.run(g, req)),
         }
     }
 }
@@ -266,6 +281,10 @@ mod tests {
         }
         assert_eq!(Gap::parse("spin:2ms").unwrap(), Gap::Spin(Duration::from_millis(2)));
         assert_eq!(Gap::parse("touch:1MiB").unwrap(), Gap::Touch(1 << 20));
+        assert_eq!(
+            Gap::parse("modsec+sleep:1ms").unwrap(),
+            Gap::Seq(vec![Gap::Peer, Gap::Sleep(Duration::from_millis(1))])
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long, default_value = "native,lua-ffi", value_delimiter = ',')]
     engines: Vec<String>,
     /// Gaps run before each timed decision, comma-separated: `none`, `spin:<N>us|ms`,
-    /// `sleep:<N>us|ms`, `touch:<N>KiB|MiB`, `modsec` (the peer decides the same request).
+    /// `sleep:<N>us|ms`, `touch:<N>KiB|MiB`, `modsec` (the peer decides the same request);
+    /// `a+b` runs one after the other.
     #[arg(
         long,
         default_value = "none,spin:1ms,spin:5ms,sleep:5ms,touch:16MiB",
@@ -59,7 +60,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("corpus {} holds no request", a.corpus);
     }
     let mut engines = super::latency::build_engines(&a.engines, &a.rules, a.paranoia)?;
-    let mut peer = if gaps.contains(&Gap::Peer) {
+    let uses_peer = |g: &Gap| match g {
+        Gap::Seq(v) => v.contains(&Gap::Peer),
+        g => *g == Gap::Peer,
+    };
+    let mut peer = if gaps.iter().any(uses_peer) {
         Some(
             wafbench::build_engine("modsec", &a.rules, a.paranoia)
                 .context("building the ModSecurity peer for the `modsec` gap")?,
