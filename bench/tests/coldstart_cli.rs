@@ -61,26 +61,15 @@ fn json_has_a_row_per_engine_and_gap() {
 
 #[test]
 fn bad_gaps_and_the_peer_as_an_engine_exit_2() {
-    let (code, _, err) = wafbench(&[
-        "coldstart",
-        "--rules",
-        "default",
-        "--corpus",
-        CORPUS,
-        "--gaps",
-        "none,nap:5ms",
-    ]);
-    assert_eq!(code, 2);
-    assert!(err.contains("bad gap `nap:5ms`"), "{err}");
-    let (code, _, err) = wafbench(&[
-        "coldstart",
-        "--rules",
-        "default",
-        "--corpus",
-        CORPUS,
-        "--engines",
-        "native,modsec",
-    ]);
-    assert_eq!(code, 2);
-    assert!(err.contains("can only be a gap"), "{err}");
+    let cases = [
+        (["--gaps", "none,nap:5ms"], "bad gap `nap:5ms`"),
+        (["--engines", "native,modsec"], "can only be a gap"),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["coldstart", "--rules", "default", "--corpus", CORPUS];
+        args.extend(extra);
+        let (code, _, err) = wafbench(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(message), "{err}");
+    }
 }

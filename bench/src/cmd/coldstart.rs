@@ -9,12 +9,8 @@ use wafbench::coldstart::{self, Gap};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rules: `crs`, `default` (the embedded default rule set) or a path.
-    #[arg(long)]
-    rules: String,
-    /// Paranoia level (1-4) for `crs`; CRS's own default (1) when absent.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    set: super::RuleSetArgs,
     /// Corpus file in JSON Lines.
     #[arg(long)]
     corpus: String,
@@ -59,14 +55,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if reqs.is_empty() {
         bail!("corpus {} holds no request", a.corpus);
     }
-    let mut engines = super::latency::build_engines(&a.engines, &a.rules, a.paranoia)?;
+    let mut engines = super::latency::build_engines(&a.engines, &a.set.rules, a.set.paranoia)?;
     let uses_peer = |g: &Gap| match g {
         Gap::Seq(v) => v.contains(&Gap::Peer),
         g => *g == Gap::Peer,
     };
     let mut peer = if gaps.iter().any(uses_peer) {
         Some(
-            wafbench::build_engine("modsec", &a.rules, a.paranoia)
+            wafbench::build_engine("modsec", &a.set.rules, a.set.paranoia)
                 .context("building the ModSecurity peer for the `modsec` gap")?,
         )
     } else {
@@ -82,8 +78,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let out = serde_json::json!({
             "rows": rows,
             "requests": reqs.len(),
-            "rules": a.rules,
-            "paranoia": a.paranoia,
+            "rules": a.set.rules,
+            "paranoia": a.set.paranoia,
             "corpus": a.corpus,
             "corpus_sha256": corpus_sha256,
             "git_rev": wafbench::stamp::git_rev(),

@@ -9,12 +9,8 @@ use waf_engine::Request;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rules: `crs` (the project's CRS rule set) or a path (`.conf` for the modsec engine).
-    #[arg(long)]
-    rules: String,
-    /// Paranoia level (1-4) for `crs`; CRS's own default (1) when absent.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    set: super::RuleSetArgs,
     /// Engine to run (see `wafbench::ENGINE_NAMES`).
     #[arg(long, default_value = "native")]
     engine: String,
@@ -29,8 +25,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let mut engine =
-        wafbench::build_engine_with(&a.engine, &a.rules, a.paranoia, &a.opt.engine_options())?;
+    let mut engine = wafbench::build_engine_with(
+        &a.engine,
+        &a.set.rules,
+        a.set.paranoia,
+        &a.opt.engine_options(),
+    )?;
     let reader: Box<dyn BufRead> = if a.corpus == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {

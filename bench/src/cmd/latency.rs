@@ -10,12 +10,8 @@ use wafbench::latency::{self, Disagreements, LatencyReport, Options, Slowdown};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rules: `crs`, `default` (the embedded default rule set) or a path.
-    #[arg(long)]
-    rules: String,
-    /// Paranoia level (1-4) for `crs`; CRS's own default (1) when absent.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    set: super::RuleSetArgs,
     /// Corpus file in JSON Lines.
     #[arg(long)]
     corpus: String,
@@ -121,7 +117,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("corpus {} holds no request", a.corpus);
     }
     let mut engines =
-        build_engines_with(&a.engines, &a.rules, a.paranoia, &a.opt.engine_options())?;
+        build_engines_with(&a.engines, &a.set.rules, a.set.paranoia, &a.opt.engine_options())?;
     let date = latency::utc_now();
     let machine = latency::Machine::current();
     let list = latency::differential(&mut engines, &reqs);
@@ -146,8 +142,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bad_lines,
         warmup: a.warmup,
         repeat: a.repeat,
-        rules: a.rules,
-        paranoia: a.paranoia,
+        rules: a.set.rules,
+        paranoia: a.set.paranoia,
         corpus: a.corpus,
         corpus_sha256,
         git_rev: latency::git_rev(),

@@ -19,12 +19,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rules: `crs`, `default` (embedded rule set) or a path.
-    #[arg(long)]
-    rules: String,
-    /// Paranoia level (1-4) for `crs`.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-    paranoia: Option<u8>,
+    #[command(flatten)]
+    set: super::RuleSetArgs,
     /// Corpus file in JSON Lines.
     #[arg(long)]
     corpus: PathBuf,
@@ -67,7 +63,7 @@ fn run_native(a: Args) -> Result<ExitCode> {
         bail!("--mode is for the Lua engines; native has one mode (per-rule timers)");
     }
     let (requests, _) = wafbench::report::load_corpus(&a.corpus, a.limit)?;
-    let set = wafbench::load_rule_set(&a.rules, a.paranoia).context("loading rules")?;
+    let set = wafbench::load_rule_set(&a.set.rules, a.set.paranoia).context("loading rules")?;
     let engine = waf_engine::eval::NativeEngine::new(&set).context("compiling rules")?;
     eprintln!("profile: {} requests, native engine", requests.len());
     let p = wafbench::report::write_native_profile(
@@ -94,7 +90,7 @@ fn run_lua(a: Args) -> Result<ExitCode> {
         bail!("--sample-secs must be between 0 and 3600");
     }
     let (requests, _) = wafbench::report::load_corpus(&a.corpus, a.limit)?;
-    let set = wafbench::load_rule_set(&a.rules, a.paranoia).context("loading rules")?;
+    let set = wafbench::load_rule_set(&a.set.rules, a.set.paranoia).context("loading rules")?;
     let mut engine = wafbench::report::build_lua_profile_engine(&a.engine, &set, a.opt.passes())
         .context("building the Lua engine")?;
     let cfg = wafbench::report::LuaProfileConfig {
