@@ -7,6 +7,8 @@
 //!   literal set (memmem / aho-corasick leftmost-first, so the span, and with it TX.0, is the
 //!   regex's), falling back to the regex where the literal form cannot decide (a line anchor
 //!   on a subject holding `\n`; captures of groups inside the literal);
+//! - "match, the whole subject" when the pattern is `^.*$` or kin (CRS 920450 runs it with
+//!   `capture` on every request header name);
 //! - or the prefilter (minimum length, required literals), then the regex.
 //!
 //! Each of the two is switched on or off per operator ([`RxOptimisations`]), so the Lua
@@ -162,6 +164,9 @@ impl Prefilter {
 /// The stand-ins of one `@rx`.
 #[derive(Debug)]
 pub struct FastRx {
+    /// The pattern matches every subject whole ([`rxclass::whole_subject`]): its number of
+    /// capture groups.
+    whole: Option<usize>,
     literal: Option<LiteralSearch>,
     prefilter: Option<Prefilter>,
     on: AtomicU8,
@@ -170,8 +175,12 @@ pub struct FastRx {
 impl FastRx {
     /// Analyses a pattern; `None` when nothing cheaper exists.
     pub fn build(pattern: &str, opts: RxOptimisations) -> Option<FastRx> {
-        let literal = rxclass::classify(pattern).ok().and_then(LiteralSearch::new);
-        let prefilter = if literal.is_some() {
+        let whole = rxclass::whole_subject(pattern);
+        let literal = match whole {
+            Some(_) => None,
+            None => rxclass::classify(pattern).ok().and_then(LiteralSearch::new),
+        };
+        let prefilter = if whole.is_some() || literal.is_some() {
             None
         } else {
             // A minimum length alone is checked by the regex crate itself before it searches
@@ -179,10 +188,10 @@ impl FastRx {
             // literals are kept.
             prefilter::plan(pattern).filter(|p| !p.strings.is_empty()).and_then(Prefilter::new)
         };
-        if literal.is_none() && prefilter.is_none() {
+        if whole.is_none() && literal.is_none() && prefilter.is_none() {
             return None;
         }
-        Some(FastRx { literal, prefilter, on: AtomicU8::new(opts.bits()) })
+        Some(FastRx { whole, literal, prefilter, on: AtomicU8::new(opts.bits()) })
     }
 
     pub fn set(&self, opts: RxOptimisations) {
@@ -191,6 +200,9 @@ impl FastRx {
 
     /// The class this pattern was put in.
     pub fn class(&self) -> RxClass {
+        if self.whole.is_some() {
+            return RxClass::Whole;
+        }
         self.literal.as_ref().map_or(RxClass::Keep, |l| l.plan.class())
     }
 
@@ -211,6 +223,13 @@ impl FastRx {
     ) -> Result<bool, MatchLimitExceeded> {
         let on = self.on.load(Ordering::Relaxed);
         if on & REPLACE != 0 {
+            if let Some(groups) = self.whole {
+                if let Some(c) = captures {
+                    c.clear();
+                    c.extend((0..=groups).map(|_| input.to_vec()));
+                }
+                return Ok(true);
+            }
             if let Some(lit) = &self.literal {
                 match lit.find(input) {
                     Answer::NoMatch => return Ok(false),
@@ -296,6 +315,35 @@ mod tests {
             r"\xff\xfe",
         ] {
             agree(p, inputs);
+        }
+    }
+
+    /// `^.*$` and kin match every subject whole, with or without `\n` anywhere; near
+    /// misses (lazy, one-or-more, `.` short of a byte) stay regexes.
+    #[test]
+    fn whole_subject_forms_agree_with_the_regex() {
+        let inputs: &[&[u8]] =
+            &[b"", b"a", b"User-Agent", b"a\nb", b"a\n", b"\n", b"\n\nx\n", b"\xff\x00\r\n"];
+        for p in [r"^.*$", r".*", r"^.*", r".*$", r"^(.*)$", r"(^.*$)", r"^(?:(.*))$"] {
+            let fast = FastRx::build(p, RxOptimisations::ALL).unwrap();
+            assert_eq!(fast.class(), RxClass::Whole, "{p}");
+            agree(p, inputs);
+            // And against PCRE's own engine, not only the linear one.
+            let exact = RxMatcher::new_backtracking(p).unwrap();
+            for input in inputs {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let want = exact.matches(input, Some(&mut a)).unwrap();
+                let re = RxMatcher::new(p).unwrap();
+                assert_eq!(fast.matches(&re, input, Some(&mut b)).unwrap(), want, "{p} {input:?}");
+                assert_eq!(a, b, "captures of {p} on {input:?}");
+            }
+        }
+        for p in [r"^.*?$", r"^.+$", r"^[^\n]*$", r"^.*x$", r"\b.*$"] {
+            assert_ne!(
+                FastRx::build(p, RxOptimisations::ALL).map(|f| f.class()),
+                Some(RxClass::Whole),
+                "{p}"
+            );
         }
     }
 

@@ -880,11 +880,6 @@ pub struct RxMatcher {
     translated: String,
     /// Recent verdicts of the backtracking engine (see [`Memo`]).
     memo: std::sync::Mutex<Memo>,
-    /// The pattern is `^.*$`, which under DOTALL | MULTILINE matches every subject whole
-    /// (`.` crosses newlines, so the greedy `.*` reaches the end, where `$` holds). CRS
-    /// 920450 runs it with `capture` on every request header name: [`RxMatcher::matches`]
-    /// answers it without a search or a capture engine.
-    whole_subject: bool,
 }
 
 /// The last few verdicts of a backtracking pattern on short subjects. The backtracking
@@ -1044,7 +1039,6 @@ impl RxMatcher {
                 memo: Default::default(),
                 pattern: pattern.to_string(),
                 translated,
-                whole_subject: false,
             });
         }
         let re = regex::bytes::RegexBuilder::new(&t.text)
@@ -1060,7 +1054,6 @@ impl RxMatcher {
             memo: Default::default(),
             pattern: pattern.to_string(),
             translated: t.text,
-            whole_subject: pattern == "^.*$",
         })
     }
 
@@ -1076,7 +1069,6 @@ impl RxMatcher {
             memo: Default::default(),
             pattern: pattern.to_string(),
             translated,
-            whole_subject: false,
         })
     }
 
@@ -1143,13 +1135,6 @@ impl RxMatcher {
         input: &[u8],
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> Result<bool, MatchLimitExceeded> {
-        if self.whole_subject {
-            if let Some(out) = captures {
-                out.clear();
-                out.push(input.to_vec());
-            }
-            return Ok(true);
-        }
         let engine = self.engine_for(input);
         let Some(out) = captures else { return self.is_match_on(engine, input) };
         // Most subjects do not match: answer those on the DFA path, and build capture groups
@@ -1228,28 +1213,6 @@ impl RxMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `^.*$` is answered without a search; the answers are the engines' own.
-    #[test]
-    fn whole_subject_fast_path_agrees_with_the_engines() {
-        let fast = RxMatcher::new("^.*$").unwrap();
-        assert!(fast.whole_subject);
-        let linear = RxMatcher::new("^(?:.*)$").unwrap();
-        assert!(!linear.whole_subject);
-        let exact = RxMatcher::new_backtracking("^.*$").unwrap();
-        let subjects: [&[u8]; 8] =
-            [b"", b"a", b"User-Agent", b"a\nb", b"a\n", b"\n", b"\n\nx\n", b"\xff\x00\r\n"];
-        for s in subjects {
-            let mut got = Vec::new();
-            let verdict = fast.matches(s, Some(&mut got)).unwrap();
-            for other in [&linear, &exact] {
-                let mut want = Vec::new();
-                assert_eq!(verdict, other.matches(s, Some(&mut want)).unwrap(), "{s:?}");
-                assert_eq!(got, want, "{s:?}");
-            }
-            assert_eq!(fast.matches(s, None).unwrap(), verdict);
-        }
-    }
 
     #[test]
     fn lifted_prefixes_keep_pcre_extents() {

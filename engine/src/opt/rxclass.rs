@@ -71,6 +71,8 @@ pub enum RxClass {
     Exact,
     /// `a|b|c` (any anchoring): a literal-set search.
     LiteralSet,
+    /// `^.*$` and its kin: every subject matches, whole (see [`whole_subject`]).
+    Whole,
     /// Stays a regex.
     Keep,
 }
@@ -83,6 +85,7 @@ impl RxClass {
             RxClass::Suffix => "suffix",
             RxClass::Exact => "exact",
             RxClass::LiteralSet => "literal-set",
+            RxClass::Whole => "whole-subject",
             RxClass::Keep => "keep-regex",
         }
     }
@@ -150,6 +153,44 @@ pub fn classify(pattern: &str) -> Result<LiteralPlan, Keep> {
         .parse(&t.text)
         .map_err(|_| Keep::Invalid)?;
     classify_hir(&hir)
+}
+
+/// When the pattern matches every subject, its leftmost match being the whole subject: a
+/// greedy `.*` (DOTALL: any byte), optionally between the line anchors `^` and `$`, in any
+/// number of capture groups. Position 0 is a line start, the greedy repetition runs to the
+/// end, and the end is a line end, whatever the subject holds. Returns how many capture
+/// groups there are (each spans the whole match, like group 0).
+pub fn whole_subject(pattern: &str) -> Option<usize> {
+    let (hir, _) = parse_hir(pattern, false)?;
+    let mut groups = 0usize;
+    let h = strip_captures(&hir, &mut groups);
+    let body = match h.kind() {
+        HirKind::Concat(parts) => {
+            let mut parts: &[Hir] = parts;
+            if let [first, rest @ ..] = parts {
+                if matches!(first.kind(), HirKind::Look(Look::StartLF)) {
+                    parts = rest;
+                }
+            }
+            if let [rest @ .., last] = parts {
+                if matches!(last.kind(), HirKind::Look(Look::EndLF)) {
+                    parts = rest;
+                }
+            }
+            match parts {
+                [one] => one,
+                _ => return None,
+            }
+        }
+        _ => h,
+    };
+    let body = strip_captures(body, &mut groups);
+    let HirKind::Repetition(r) = body.kind() else { return None };
+    let any_byte = match r.sub.kind() {
+        HirKind::Class(c) => class_bytes(c, 257).is_some_and(|b| b.len() == 256),
+        _ => false,
+    };
+    (r.min == 0 && r.max.is_none() && r.greedy && any_byte).then_some(groups)
 }
 
 fn classify_hir(hir: &Hir) -> Result<LiteralPlan, Keep> {
