@@ -14,6 +14,7 @@
 //! and every timed decision must equal that one (an engine whose answer depends on what ran
 //! before it would make the comparison meaningless).
 
+use crate::latency::{EngineTimings, LatencyError};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use waf_engine::{Decision, Engine, Request};
@@ -96,6 +97,15 @@ impl Gap {
         }
     }
 
+    /// Whether running this gap needs the ModSecurity peer.
+    pub fn uses_peer(&self) -> bool {
+        match self {
+            Gap::Peer => true,
+            Gap::Seq(v) => v.iter().any(Gap::uses_peer),
+            _ => false,
+        }
+    }
+
     /// The spelling `parse` reads back.
     pub fn label(&self) -> String {
         let dur = |d: &Duration| {
@@ -126,15 +136,17 @@ pub struct Row {
     pub p50_vs_none: Option<f64>,
 }
 
-/// A timed decision differed from the engine's reference decision.
+/// Why a measurement could not be made.
 #[derive(Debug, thiserror::Error)]
-#[error("engine {engine} decided request {id} differently after gap {gap}: {got:?} vs {want:?}")]
-pub struct Unstable {
-    pub engine: String,
-    pub gap: String,
-    pub id: String,
-    pub got: Box<Decision>,
-    pub want: Box<Decision>,
+#[non_exhaustive]
+pub enum ColdstartError {
+    /// A timed decision differed from the engine's reference decision.
+    #[error(
+        "engine {engine} decided request {id} differently after gap {gap}: {got:?} vs {want:?}"
+    )]
+    Unstable { engine: String, gap: String, id: String, got: Box<Decision>, want: Box<Decision> },
+    #[error(transparent)]
+    Latency(#[from] LatencyError),
 }
 
 /// Runs the gaps. `peer` is needed only for [`Gap::Peer`] (the caller builds it).
@@ -176,14 +188,6 @@ impl GapRunner<'_> {
     }
 }
 
-fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// For each engine and each gap: one untimed pass (after the gap, like the timed one), then
 /// one timed pass in which every request's decision follows the gap. Every decision is
 /// checked against the engine's reference decision.
@@ -193,7 +197,7 @@ pub fn measure(
     reqs: &[Request],
     gaps: &[Gap],
     mut progress: impl FnMut(&str, &Gap),
-) -> Result<Vec<Row>, Unstable> {
+) -> Result<Vec<Row>, ColdstartError> {
     let mut runner = GapRunner { buf: Vec::new(), peer, sink: 0 };
     let mut rows = Vec::new();
     for e in engines.iter_mut() {
@@ -205,14 +209,14 @@ pub fn measure(
                 runner.run(gap, r);
                 std::hint::black_box(e.decide(r));
             }
-            let mut times = Vec::with_capacity(reqs.len());
-            for (r, want) in reqs.iter().zip(&reference) {
+            let mut times = EngineTimings::new(e.name(), reqs.len())?;
+            for (ri, (r, want)) in reqs.iter().zip(&reference).enumerate() {
                 runner.run(gap, r);
                 let t0 = Instant::now();
                 let got = e.decide(std::hint::black_box(r));
-                times.push(t0.elapsed().as_nanos() as u64);
+                times.record(ri, t0.elapsed().as_nanos());
                 if &got != want {
-                    return Err(Unstable {
+                    return Err(ColdstartError::Unstable {
                         engine: e.name().to_string(),
                         gap: gap.label(),
                         id: want.id.clone(),
@@ -221,17 +225,16 @@ pub fn measure(
                     });
                 }
             }
-            times.sort_unstable();
-            let p50 = percentile(&times, 0.5);
+            let st = times.stats();
             if *gap == Gap::None {
-                none_p50 = Some(p50);
+                none_p50 = Some(st.p50_ns);
             }
             rows.push(Row {
                 engine: e.name().to_string(),
                 gap: gap.label(),
-                count: times.len(),
-                p50_ns: p50,
-                p90_ns: percentile(&times, 0.9),
+                count: st.count as usize,
+                p50_ns: st.p50_ns,
+                p90_ns: st.p90_ns,
                 p50_vs_none: None,
             });
         }
@@ -285,6 +288,8 @@ mod tests {
             Gap::parse("modsec+sleep:1ms").unwrap(),
             Gap::Seq(vec![Gap::Peer, Gap::Sleep(Duration::from_millis(1))])
         );
+        assert!(Gap::parse("sleep:1ms+modsec").unwrap().uses_peer());
+        assert!(!Gap::parse("sleep:1ms+spin:1ms").unwrap().uses_peer());
     }
 
     #[test]
@@ -306,13 +311,5 @@ mod tests {
         ] {
             assert_eq!(Gap::parse(s), Err(GapError(s.to_string())), "{s}");
         }
-    }
-
-    #[test]
-    fn percentiles_pick_ranks() {
-        let v: Vec<u64> = (1..=11).collect();
-        assert_eq!(percentile(&v, 0.5), 6);
-        assert_eq!(percentile(&v, 0.9), 10);
-        assert_eq!(percentile(&[], 0.5), 0);
     }
 }

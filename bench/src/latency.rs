@@ -188,6 +188,26 @@ pub struct EngineStats {
 }
 
 impl EngineTimings {
+    /// No samples yet, for a corpus of `requests` requests.
+    pub fn new(name: &str, requests: usize) -> Result<EngineTimings, LatencyError> {
+        let hist = Histogram::new_with_bounds(1, MAX_NS, 3)
+            .map_err(|e| LatencyError::Histogram(e.to_string()))?;
+        Ok(EngineTimings {
+            name: name.to_string(),
+            hist,
+            total_ns: 0,
+            min_ns: vec![u64::MAX; requests],
+        })
+    }
+
+    /// One timed decision of request `ri` (corpus order).
+    pub fn record(&mut self, ri: usize, ns: u128) {
+        let v = u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS);
+        self.total_ns += ns;
+        self.hist.saturating_record(v);
+        self.min_ns[ri] = self.min_ns[ri].min(v);
+    }
+
     pub fn stats(&self) -> EngineStats {
         let h = &self.hist;
         let count = h.len();
@@ -240,10 +260,8 @@ pub fn time_decisions(
     let n = engines.len() + usize::from(calib.is_some());
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let name = engines.get(i).map_or(CALIBRATION.to_string(), |e| e.name().to_string());
-        let hist = Histogram::new_with_bounds(1, MAX_NS, 3)
-            .map_err(|e| LatencyError::Histogram(e.to_string()))?;
-        out.push(EngineTimings { name, hist, total_ns: 0, min_ns: vec![u64::MAX; reqs.len()] });
+        let name = engines.get(i).map_or(CALIBRATION, |e| e.name());
+        out.push(EngineTimings::new(name, reqs.len())?);
     }
     let slow: Vec<f64> = out
         .iter()
@@ -287,11 +305,7 @@ pub fn time_decisions(
                     ns = t0.elapsed().as_nanos();
                 }
                 if timed {
-                    let t = &mut out[p];
-                    let v = u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS);
-                    t.total_ns += ns;
-                    t.hist.saturating_record(v);
-                    t.min_ns[ri] = t.min_ns[ri].min(v);
+                    out[p].record(ri, ns);
                 }
             }
         }

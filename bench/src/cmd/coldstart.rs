@@ -56,11 +56,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("corpus {} holds no request", a.corpus);
     }
     let mut engines = super::latency::build_engines(&a.engines, &a.set.rules, a.set.paranoia)?;
-    let uses_peer = |g: &Gap| match g {
-        Gap::Seq(v) => v.contains(&Gap::Peer),
-        g => *g == Gap::Peer,
-    };
-    let mut peer = if gaps.iter().any(uses_peer) {
+    let mut peer = if gaps.iter().any(Gap::uses_peer) {
         Some(
             wafbench::build_engine("modsec", &a.set.rules, a.set.paranoia)
                 .context("building the ModSecurity peer for the `modsec` gap")?,

@@ -665,7 +665,6 @@ impl SourceCache {
             }
             let off = self.bits.len();
             self.bits.resize(off + g.words, 0);
-            let value = &self.values[a as usize..b as usize];
             let bits = &mut self.bits[off..off + g.words];
             let mut set = |s: u32| bits[(s / 64) as usize] |= 1u64 << (s % 64);
             if let Some(ac) = &g.ac {
