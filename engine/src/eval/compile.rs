@@ -226,17 +226,29 @@ pub struct CompiledRuleSet {
     pub init: Option<super::run::InitSnapshot>,
 }
 
-/// A rule whose first link is a plain `@rx` with a prefilter slot over shared value sources
-/// only. When every value of those sources is already listed and scanned and no value can
-/// match (too short, or a required literal missing), the rule does not match, and the
-/// evaluator moves on without reading the rule itself: on a cold cache (another engine, or
-/// other work, ran in between) that saves the misses on its scattered structures.
+/// How the evaluator can tell, without reading a rule, that it does not match. Either way
+/// the rule is done at once, before its scattered structures are touched: on a cold cache
+/// (another engine, or other work, ran in between) that saves their misses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastSkip {
     pub id: Option<u64>,
-    pub slot: RxSlot,
-    pub start: u32,
-    pub len: u32,
+    pub plan: SkipPlan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipPlan {
+    /// The first link is a plain `@rx` with a prefilter slot over shared value sources only.
+    /// When every value of those sources (`fast_sources[start..start + len]`) is already
+    /// listed and scanned and no value can match (too short, or a required literal
+    /// missing), the rule does not match.
+    Prefilter { slot: RxSlot, start: u32, len: u32 },
+    /// The first link reads only TX keys that no rule writes once the init snapshot is
+    /// taken, with an operator whose argument reads only such keys, and it does not match
+    /// the snapshot's values ([`fold_after_init`]). In a transaction that applied the
+    /// snapshot those keys keep the snapshot's values, so the rule cannot match. CRS: the
+    /// paranoia-level gates (`TX:EXECUTING_PARANOIA_LEVEL "@lt 1"`) and the rules behind
+    /// settings left unset in `crs-setup.conf`.
+    AfterInit,
 }
 
 /// The plan of `rule`, when it qualifies (see [`FastSkip`]).
@@ -269,7 +281,8 @@ fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
             }
         }
     }
-    Some(FastSkip { id: rule.id(), slot, start: start as u32, len: (flat.len() - start) as u32 })
+    let plan = SkipPlan::Prefilter { slot, start: start as u32, len: (flat.len() - start) as u32 };
+    Some(FastSkip { id: rule.id(), plan })
 }
 
 /// Switches for the backend-neutral optimisations of the native evaluator.
@@ -404,6 +417,7 @@ impl CompiledRuleSet {
         };
         if !opts.no_init_snapshot {
             compiled.init = super::run::InitSnapshot::build(&compiled);
+            fold_after_init(&mut compiled);
         }
         Ok(compiled)
     }
@@ -799,6 +813,160 @@ fn request_independent(rule: &CRule) -> bool {
 }
 
 /// The argument of an operator that takes a (possibly macro) string.
+/// The TX keys that rules may write (`setvar`, `expirevar`, `deprecatevar` on `tx`, and
+/// `capture` into TX:0-9), as the init-snapshot folding needs them: exact keys, and for a key
+/// with a macro, its literal prefix (CRS: `tx.header_name_%{tx.0}`). Lower-case, as TX keys
+/// compare without case.
+#[derive(Debug, Default)]
+pub(crate) struct TxWrites {
+    /// A key with no literal prefix: any key may be written.
+    any: bool,
+    keys: std::collections::HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl TxWrites {
+    pub(crate) fn may_write(&self, key: &str) -> bool {
+        let k = key.to_ascii_lowercase();
+        self.any
+            || self.keys.contains(&k)
+            || self.prefixes.iter().any(|p| k.starts_with(p.as_str()))
+    }
+
+    fn add_key(&mut self, collection: &str, key: &MacroString) {
+        if !collection.eq_ignore_ascii_case("tx") {
+            return;
+        }
+        let mut lit = String::new();
+        let mut whole = true;
+        for p in &key.parts {
+            match p {
+                crate::ir::MacroPart::Lit(s) => lit.push_str(s),
+                crate::ir::MacroPart::Var { .. } => {
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        lit.make_ascii_lowercase();
+        if whole {
+            self.keys.insert(lit);
+        } else if lit.is_empty() {
+            self.any = true;
+        } else {
+            self.prefixes.push(lit);
+        }
+    }
+
+    fn add_action(&mut self, a: &Action) {
+        match a {
+            Action::SetVar(sv) => self.add_key(&sv.collection, &sv.key),
+            Action::ExpireVar { collection, key, .. }
+            | Action::DeprecateVar { collection, key, .. } => self.add_key(collection, key),
+            _ => {}
+        }
+    }
+
+    fn add_link(&mut self, link: &CRule) {
+        let a = &link.actions;
+        for sv in &a.setvars {
+            self.add_key(&sv.collection, &sv.key);
+        }
+        a.runtime.iter().for_each(|x| self.add_action(x));
+        if let Some(d) = &a.disruptive {
+            self.add_action(d);
+        }
+        if a.capture {
+            self.keys.extend((0..10).map(|i| i.to_string()));
+        }
+    }
+
+    /// Every write of every rule outside phase 1's items `0..skip_to` (which run before the
+    /// snapshot, or are the run it stands for), and of the phases' default actions.
+    pub(crate) fn of(rs: &CompiledRuleSet, skip_to: usize) -> TxWrites {
+        let mut w = TxWrites::default();
+        for (p, items) in rs.phases.iter().enumerate() {
+            for (k, it) in items.iter().enumerate() {
+                if p == 0 && k < skip_to {
+                    continue;
+                }
+                let mut link = match it {
+                    Item::Rule(r) => Some(r.as_ref()),
+                    Item::Marker(_) => None,
+                };
+                while let Some(l) = link {
+                    w.add_link(l);
+                    link = l.chain.as_deref();
+                }
+            }
+        }
+        for d in &rs.defaults {
+            d.runtime.iter().chain(&d.disruptive).for_each(|a| w.add_action(a));
+        }
+        w
+    }
+}
+
+/// Whether the first link of `rule` reads nothing but TX keys outside `w`: every target a
+/// literal TX key (or its count), and an operator that is pure and whose argument's macros
+/// read only such keys. Its verdict is then the same in every transaction that applied the
+/// init snapshot.
+pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
+    use crate::ir::{MacroPart, OperatorKind as K};
+    if rule.updated || rule.removed || rule.condition.is_some() || rule.targets.is_empty() {
+        return false;
+    }
+    let Some((_, _, op)) = &rule.operator else {
+        return false;
+    };
+    let constant_key = |t: &CTarget| {
+        t.target.variable == Variable::Tx
+            && matches!(&t.target.selector, Some(Selector::Key(k)) if !w.may_write(k))
+    };
+    if !rule.targets.iter().all(constant_key) {
+        return false;
+    }
+    match &op.kind {
+        K::Pm(_) | K::UnconditionalMatch | K::NoMatch => true,
+        k => operator_macro(k).is_some_and(|m| {
+            m.parts.iter().all(|p| match p {
+                MacroPart::Lit(_) => true,
+                MacroPart::Var { var: Variable::Tx, key: Some(k) } => !w.may_write(k),
+                MacroPart::Var { .. } => false,
+            })
+        }),
+    }
+}
+
+/// Gives [`SkipPlan::AfterInit`] to every rule after the init snapshot whose first link
+/// reads only constant TX ([`reads_constant_tx`]) and fails on the snapshot's values.
+fn fold_after_init(rs: &mut CompiledRuleSet) {
+    let Some(init) = &rs.init else {
+        return;
+    };
+    let writes = TxWrites::of(rs, init.run.end);
+    let mut folded = Vec::new();
+    for (p, items) in rs.phases.iter().enumerate() {
+        for (k, it) in items.iter().enumerate() {
+            let Item::Rule(rule) = it else {
+                continue;
+            };
+            if (p == 0 && k < init.run.end)
+                || rs.fast[p][k].is_some()
+                || !reads_constant_tx(rule, &writes)
+            {
+                continue;
+            }
+            if init.first_link_fails(rs, p as u8 + 1, rule) {
+                folded.push((p, k, rule.id()));
+            }
+        }
+    }
+    for (p, k, id) in folded {
+        rs.fast[p][k] = Some(FastSkip { id, plan: SkipPlan::AfterInit });
+    }
+}
+
 pub(crate) fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
     use crate::ir::OperatorKind as K;
     match k {

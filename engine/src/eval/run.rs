@@ -15,8 +15,8 @@
 //! - Phase 2 rules do not run at all when request body access is off.
 
 use super::compile::{
-    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, ci_hash,
-    excludes, is_collection_var, operator_macro, update_selects,
+    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan,
+    ci_hash, excludes, is_collection_var, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -247,6 +247,24 @@ impl InitSnapshot {
     }
 }
 
+impl InitSnapshot {
+    /// Whether the first link of `rule` (in `phase`) fails in a transaction that has just
+    /// applied this snapshot. With the link's reads constant after the snapshot
+    /// ([`super::compile::reads_constant_tx`]), it then fails in every such transaction.
+    pub(crate) fn first_link_fails(&self, rs: &CompiledRuleSet, phase: u8, rule: &CRule) -> bool {
+        let req = Request::default();
+        let mut t = Transaction::new(rs, &req);
+        if !t.phase_prologue(phase) || !t.apply_init(self) {
+            return false;
+        }
+        let tx = t.tx.entries.clone();
+        let mut msg = RuleMsg::new(rule.hot.id);
+        t.current_rule = rule.hot.id;
+        let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
+        !hit && t.tx.entries == tx && t.flow_idle()
+    }
+}
+
 /// Buffers a transaction reuses from the previous one on the same thread, so a request
 /// does not pay for growing them again.
 #[derive(Debug, Default)]
@@ -327,6 +345,9 @@ pub struct Transaction<'r> {
     /// Pending `skipAfter` target (valid while `marker_pending`; the buffer is reused).
     marker: String,
     marker_pending: bool,
+    /// This transaction took the init snapshot ([`InitSnapshot`]): the TX keys that no rule
+    /// writes after it still hold the snapshot's values ([`SkipPlan::AfterInit`]).
+    init_applied: bool,
     allow: Option<AllowScope>,
     it: Intervention,
     final_status: Option<u16>,
@@ -430,6 +451,7 @@ impl<'r> Transaction<'r> {
             skip_next: 0,
             marker: String::new(),
             marker_pending: false,
+            init_applied: false,
             allow: None,
             it: Intervention { disruptive: false, status: 200 },
             final_status: None,
@@ -633,6 +655,7 @@ impl<'r> Transaction<'r> {
             return false;
         }
         self.tx.clone_from(&s.tx);
+        self.init_applied = true;
         for &id in &s.matched_ids {
             if !self.matched_ids.contains(&id) {
                 self.matched_ids.push(id);
@@ -659,8 +682,14 @@ impl<'r> Transaction<'r> {
         {
             return false;
         }
-        let sids = &self.rs.fast_sources[f.start as usize..(f.start + f.len) as usize];
-        if !self.sources.no_match(sids, f.slot, &self.rs.sources, &self.data) {
+        let proven = match f.plan {
+            SkipPlan::Prefilter { slot, start, len } => {
+                let sids = &self.rs.fast_sources[start as usize..(start + len) as usize];
+                self.sources.no_match(sids, slot, &self.rs.sources, &self.data)
+            }
+            SkipPlan::AfterInit => self.init_applied,
+        };
+        if !proven {
             return false;
         }
         self.current_rule = f.id;
@@ -805,6 +834,14 @@ impl<'r> Transaction<'r> {
         if !link.hot.has_operator {
             return true;
         }
+        let global = self.link_targets_match(root, link, msg);
+        self.link_finish(root, link, global, msg)
+    }
+
+    /// A link's operator over all its targets (with the per-value actions of a match);
+    /// whether any value matched.
+    #[inline]
+    fn link_targets_match(&mut self, root: &CRule, link: &CRule, msg: &mut RuleMsg) -> bool {
         if !link.updated {
             // No `SecRuleUpdateTargetBy*` selects this rule: its own lists, no allocation.
             let expanded_arg =
@@ -825,7 +862,7 @@ impl<'r> Transaction<'r> {
                     global = true;
                 }
             }
-            return self.link_finish(root, link, global, msg);
+            return global;
         }
         let (targets, exclusions) = link_targets(self.rs, root, link);
         let expanded_arg = self.link_expansion(link);
@@ -842,7 +879,7 @@ impl<'r> Transaction<'r> {
                 global = true;
             }
         }
-        self.link_finish(root, link, global, msg)
+        global
     }
 
     /// After a link's targets: its chain, then its actions after a full match.
