@@ -224,6 +224,8 @@ pub struct CompiledRuleSet {
     /// The outcome of the leading phase-1 rules that read nothing from the request, computed
     /// once (see [`super::run::InitSnapshot`]).
     pub init: Option<super::run::InitSnapshot>,
+    /// The outcomes of the rules folded by [`SkipPlan::AfterInitMatch`].
+    pub folds: Vec<FoldedMatch>,
 }
 
 /// How the evaluator can tell, without reading a rule, that it does not match. Either way
@@ -249,6 +251,25 @@ pub enum SkipPlan {
     /// paranoia-level gates (`TX:EXECUTING_PARANOIA_LEVEL "@lt 1"`) and the rules behind
     /// settings left unset in `crs-setup.conf`.
     AfterInit,
+    /// As [`SkipPlan::AfterInit`], but the first link matches the snapshot's values and the
+    /// rule's whole effect is fixed: `folds[fold]` ([`FoldedMatch`]). CRS PL1: the gates
+    /// `TX:EXECUTING_PARANOIA_LEVEL "@lt 2"` and the application-exclusion gates, which jump.
+    AfterInitMatch { fold: u32 },
+}
+
+impl SkipPlan {
+    pub fn is_folded_match(&self) -> bool {
+        matches!(self, SkipPlan::AfterInitMatch { .. })
+    }
+}
+
+/// What a rule folded by [`SkipPlan::AfterInitMatch`] does, whatever came before it: the
+/// pairs it appends to MATCHED_VARS, and the `skipAfter` or `skip` it sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldedMatch {
+    pub matched_vars: Vec<(String, Vec<u8>)>,
+    pub marker: Option<String>,
+    pub skip: u32,
 }
 
 /// The plan of `rule`, when it qualifies (see [`FastSkip`]).
@@ -406,6 +427,7 @@ impl CompiledRuleSet {
             fast,
             fast_sources,
             init: None,
+            folds: Vec::new(),
             phases,
             defaults,
             removed_ids,
@@ -938,14 +960,42 @@ pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
     }
 }
 
+/// Whether a rule that matches does nothing but set MATCHED_VARS, log or not, and jump
+/// (`skipAfter`, `skip`): no chain, `setvar`, `capture`, `ctl` or other action, and the same
+/// of its phase's default actions. Its outcome can then be recorded ([`FoldedMatch`]).
+fn only_jumps(rule: &CRule, defaults: &PhaseDefaults) -> bool {
+    let plain = |a: &Action| {
+        matches!(
+            a,
+            Action::Log
+                | Action::NoLog
+                | Action::AuditLog
+                | Action::NoAuditLog
+                | Action::Pass
+                | Action::Skip(_)
+                | Action::SkipAfter(_)
+        )
+    };
+    let a = &rule.actions;
+    rule.chain.is_none()
+        && !a.chained
+        && !a.capture
+        && a.setvars.is_empty()
+        && a.runtime.iter().all(plain)
+        && matches!(a.disruptive, None | Some(Action::Pass))
+        && defaults.runtime.iter().all(plain)
+}
+
 /// Gives [`SkipPlan::AfterInit`] to every rule after the init snapshot whose first link
-/// reads only constant TX ([`reads_constant_tx`]) and fails on the snapshot's values.
+/// reads only constant TX ([`reads_constant_tx`]) and fails on the snapshot's values, and
+/// [`SkipPlan::AfterInitMatch`] to those that match them and only jump ([`only_jumps`]).
 fn fold_after_init(rs: &mut CompiledRuleSet) {
     let Some(init) = &rs.init else {
         return;
     };
     let writes = TxWrites::of(rs, init.run.end);
-    let mut folded = Vec::new();
+    let mut plans = Vec::new();
+    let mut folds = Vec::new();
     for (p, items) in rs.phases.iter().enumerate() {
         for (k, it) in items.iter().enumerate() {
             let Item::Rule(rule) = it else {
@@ -957,14 +1007,26 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
             {
                 continue;
             }
-            if init.first_link_fails(rs, p as u8 + 1, rule) {
-                folded.push((p, k, rule.id()));
+            let phase = p as u8 + 1;
+            if init.first_link_fails(rs, phase, rule) {
+                plans.push((p, k, rule.id(), SkipPlan::AfterInit));
+            } else if only_jumps(rule, &rs.defaults[p]) {
+                if let Some(f) = init.fold_match(rs, phase, rule) {
+                    plans.push((
+                        p,
+                        k,
+                        rule.id(),
+                        SkipPlan::AfterInitMatch { fold: folds.len() as u32 },
+                    ));
+                    folds.push(f);
+                }
             }
         }
     }
-    for (p, k, id) in folded {
-        rs.fast[p][k] = Some(FastSkip { id, plan: SkipPlan::AfterInit });
+    for (p, k, id, plan) in plans {
+        rs.fast[p][k] = Some(FastSkip { id, plan });
     }
+    rs.folds = folds;
 }
 
 pub(crate) fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {

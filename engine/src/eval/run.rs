@@ -15,8 +15,8 @@
 //! - Phase 2 rules do not run at all when request body access is off.
 
 use super::compile::{
-    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan,
-    ci_hash, excludes, is_collection_var, operator_macro, update_selects,
+    CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
+    SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -262,6 +262,63 @@ impl InitSnapshot {
         t.current_rule = rule.hot.id;
         let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
         !hit && t.tx.entries == tx && t.flow_idle()
+    }
+
+    /// The outcome of `rule` (in `phase`) in a transaction that has just applied this
+    /// snapshot, when it matches and does the same whatever current rule and MATCHED_VARS
+    /// came before it (it appends to MATCHED_VARS), having changed nothing but MATCHED_VARS
+    /// and a pending jump (no TX, log, severity, intervention or other flow change). The caller checked
+    /// that its reads are constant and its actions only jump
+    /// ([`super::compile::reads_constant_tx`]).
+    pub(crate) fn fold_match(
+        &self,
+        rs: &CompiledRuleSet,
+        phase: u8,
+        rule: &CRule,
+    ) -> Option<FoldedMatch> {
+        let run = |primed: bool| -> Option<FoldedMatch> {
+            let req = Request::default();
+            let mut t = Transaction::new(rs, &req);
+            if !t.phase_prologue(phase) || !t.apply_init(self) {
+                return None;
+            }
+            if primed {
+                t.current_rule = Some(u64::MAX);
+                t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
+            }
+            let ids = t.matched_ids.clone();
+            let severity = t.highest_severity;
+            let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
+                t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+            };
+            let before = pairs(&t);
+            if !t.eval_rule(rule) {
+                return None;
+            }
+            let after = pairs(&t);
+            let unchanged = t.tx.entries == self.tx.entries
+                && t.env.entries.is_empty()
+                && t.matched_ids == ids
+                && t.highest_severity == severity
+                && !t.it.disruptive
+                && t.it.status == 200
+                && t.final_status.is_none()
+                && t.allow.is_none()
+                && t.engine == rs.config.rule_engine
+                && t.remove_ids.is_empty()
+                && t.remove_tags.is_empty()
+                && t.remove_target_by_id.is_empty()
+                && t.remove_target_by_tag.is_empty()
+                && t.current_rule == rule.hot.id
+                && after.starts_with(&before);
+            unchanged.then(|| FoldedMatch {
+                matched_vars: after[before.len()..].to_vec(),
+                marker: t.marker_pending.then(|| t.marker.clone()),
+                skip: t.skip_next,
+            })
+        };
+        let a = run(false)?;
+        (run(true)? == a).then_some(a)
     }
 }
 
@@ -688,6 +745,22 @@ impl<'r> Transaction<'r> {
                 self.sources.no_match(sids, slot, &self.rs.sources, &self.data)
             }
             SkipPlan::AfterInit => self.init_applied,
+            SkipPlan::AfterInitMatch { fold } if self.init_applied => {
+                let rs: &'r CompiledRuleSet = self.rs;
+                let m = &rs.folds[fold as usize];
+                self.current_rule = f.id;
+                for (n, v) in &m.matched_vars {
+                    self.matched_vars.push_pair(n, v);
+                }
+                if let Some(marker) = &m.marker {
+                    self.marker.clear();
+                    self.marker.push_str(marker);
+                    self.marker_pending = true;
+                }
+                self.skip_next = m.skip;
+                return true;
+            }
+            SkipPlan::AfterInitMatch { .. } => false,
         };
         if !proven {
             return false;

@@ -364,7 +364,8 @@ fn init_folding_matches_running_the_rules() {
     use std::sync::Arc;
     let rules = format!(
         "{HEAD}SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.level=0\"\n\
-         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.level=1,setvar:tx.hdr_a=1,setvar:tx.gone=1,setvar:tx.limit=3\"\n\
+         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.hdr_a=1,setvar:tx.gone=1,setvar:tx.limit=3\"\n\
+         SecRule &TX:level \"@eq 0\" \"id:5,phase:1,pass,nolog,setvar:tx.level=1\"\n\
          SecRule TX:limit \"@eq 0\" \"id:4,phase:1,pass,nolog\"\n\
          SecRule ARGS:never \"@rx .\" \"id:3,phase:1,pass\"\n\
          SecRule TX:level \"@lt 1\" \"id:10,phase:1,pass,nolog,skipAfter:END-A\"\n\
@@ -384,36 +385,49 @@ fn init_folding_matches_running_the_rules() {
          SecRule ARGS:z \"@rx ^(zz)$\" \"id:21,phase:2,pass,nolog,capture\"\n\
          SecRule TX:hdr_a \"@eq 2\" \"id:22,phase:2,pass\"\n\
          SecRule &TX:gone \"@eq 0\" \"id:23,phase:2,pass\"\n\
-         SecRule TX:0 \"@streq zz\" \"id:24,phase:2,pass\"\n"
+         SecRule TX:0 \"@streq zz\" \"id:24,phase:2,pass\"\n\
+         SecRule TX:limit \"@eq 3\" \"id:25,phase:2,pass,skip:1\"\n\
+         SecRule ARGS \"@rx .\" \"id:26,phase:2,pass\"\n\
+         SecRule TX:limit \"@eq 3\" \"id:27,phase:2,pass,nolog,skip:1\"\n\
+         SecRule ARGS \"@rx .\" \"id:28,phase:2,pass\"\n\
+         SecRule ARGS \"@rx .\" \"id:29,phase:2,pass\"\n"
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
-    // The run is rule 2's SecAction and rule 4 (TX only); rule 3 reads ARGS and ends it.
-    assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(1..3));
-    let mut folded: Vec<u64> = on
-        .fast
-        .iter()
-        .flatten()
-        .flatten()
-        .filter(|f| f.plan == SkipPlan::AfterInit)
-        .filter_map(|f| f.id)
-        .collect();
-    folded.sort_unstable();
-    // 10 fails on level 1; 13 and 15 fail on an unset key and on 3 > 15. Not folded: 11 and
-    // 14 match (14's chain reads the request), 16/22 read a key `tx.hdr_%{tx.1}` may write,
-    // 17/23 one that `setvar:!tx.gone` deletes, 18/24 TX:0 that `capture` writes.
-    assert_eq!(folded, [10, 13, 15]);
+    // The run is rules 2, 5 and 4 (TX only); rule 3 reads ARGS and ends it.
+    assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(1..4));
+    let folded = |want: fn(&SkipPlan) -> bool| {
+        let mut ids: Vec<u64> = on
+            .fast
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|f| want(&f.plan))
+            .filter_map(|f| f.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    // 10 fails on level 1; 13 and 15 fail on an unset key and on 3 > 15. Folded as matched:
+    // 11 (a jump) and 27 (a skip, nolog). Not folded: 14 matches and its chain reads the
+    // request, 25 logs, 16/22 read a key `tx.hdr_%{tx.1}` may write, 17/23 one that
+    // `setvar:!tx.gone` deletes, 18/24 TX:0 that `capture` writes.
+    assert_eq!(folded(|p| *p == SkipPlan::AfterInit), [10, 13, 15]);
+    assert_eq!(folded(SkipPlan::is_folded_match), [11, 27]);
+    assert_eq!(on.folds.len(), 2);
+    assert_eq!(on.folds[0].marker.as_deref(), Some("END-A"));
+    assert_eq!((on.folds[1].marker.as_deref(), on.folds[1].skip), (None, 1));
     let on = NativeEngine::from_compiled(Arc::new(on));
     let off =
         engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
     let cases: &[(Request, &[&str])] = &[
-        (req("GET", "/", &[], ""), &[]),
-        (req("GET", "/?q=b", &[], ""), &["14"]),
-        (req("GET", "/?h=a&d=y&z=zz", &[], ""), &["22", "23", "24"]),
+        (req("GET", "/", &[], ""), &["25"]),
+        (req("GET", "/?q=b", &[], ""), &["14", "25", "29"]),
+        (req("GET", "/?h=a&d=y&z=zz", &[], ""), &["22", "23", "24", "25", "29"]),
         // Rule 1 writes TX before the snapshot: no snapshot, every rule runs (10 matches
         // on level 0 and jumps over 11 and 12, which would match `pre`).
-        (req("GET", "/?pre=tx", &[], ""), &[]),
-        (req("GET", "/?pre=tx&q=b", &[], ""), &["14"]),
+        (req("GET", "/?pre=tx", &[], ""), &["25", "29"]),
+        (req("GET", "/?pre=tx&q=b", &[], ""), &["14", "25", "29"]),
     ];
     assert_same_decisions("folding", &on, &off, cases);
 }

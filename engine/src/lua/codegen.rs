@@ -545,8 +545,24 @@ fn gen_rule(
     let id = rule.id();
     let idtxt = id.map_or_else(|| "(no id)".to_string(), |i| i.to_string());
     g.emit(1, &format!("-- rule {idtxt}"));
-    let pre = format!("if {}(ctx, {ri}) ~= 0 then", g.f("pre"));
-    g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
+    // A rule folded as matched (`SkipPlan::AfterInitMatch`) is decided in `pre`, which then
+    // answers 2 when its `skipAfter` is this code's own jump.
+    let pre_jump = match to {
+        Some(_) if !fast.is_some_and(|f| f.plan.is_folded_match()) => None,
+        Some(JumpTo::Label(k)) => Some(format!("goto m{k}")),
+        Some(JumpTo::Part(k)) => Some(format!("return {k}")),
+        None => None,
+    };
+    if let Some(j) = &pre_jump {
+        g.emit(1, "do");
+        let pre = format!("local p = {}(ctx, {ri})", g.f("pre"));
+        g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
+        g.emit(1, &format!("if p == 2 then {j} end"));
+        g.emit(1, "if p ~= 0 then");
+    } else {
+        let pre = format!("if {}(ctx, {ri}) ~= 0 then", g.f("pre"));
+        g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
+    }
     let end_call;
     if let Some(cond) = &rule.condition {
         let mut path = Vec::new();
@@ -585,6 +601,9 @@ fn gen_rule(
         None => g.emit(2, "if f ~= 0 then return -1 end"),
     }
     g.emit(1, "end");
+    if pre_jump.is_some() {
+        g.emit(1, "end");
+    }
 }
 
 /// One chain link at `depth`, with the links after it nested inside.

@@ -99,7 +99,10 @@ impl<'c, 'p> Ctx<'c, 'p> {
             Prim::Pre => {
                 let Some(rp) = plan.rules.get(ua) else { return self.bad("rule", a) };
                 if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
-                    return 0;
+                    // A rule folded as matched may have left its `skipAfter` pending: when
+                    // the code jumps there itself (`gen_rule`), it is told to (FLOW_JUMP).
+                    let folded = rp.fast.is_some_and(|f| f.plan.is_folded_match());
+                    return if folded && self.flow(ua) == FLOW_JUMP { FLOW_JUMP } else { 0 };
                 }
                 self.t.set_current_rule(rp.rule.id());
                 self.msg = RuleMsg::new(rp.rule.id());

@@ -322,6 +322,68 @@ fn init_snapshot_jumps_past_the_run_in_one_part() {
     }
 }
 
+/// Rules folded as matched after the init snapshot (`SkipPlan::AfterInitMatch`) are decided
+/// in `pre`: a short `skipAfter` becomes the caller's `goto`, a long one its part number, a
+/// `skip` stays pending; a transaction that did not take the snapshot runs them. The three
+/// engines agree under every pass set.
+#[test]
+fn folded_matches_jump_like_the_rules() {
+    let mut rules = String::from(HEAD);
+    rules.push_str(
+        "SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.level=0\"\n\
+         SecRule &TX:level \"@eq 0\" \"id:2,phase:1,pass,nolog,setvar:tx.level=1\"\n\
+         SecRule &TX:missing \"@eq 1\" \"id:3,phase:1,pass,nolog\"\n\
+         SecRule ARGS:never \"@rx .\" \"id:4,phase:1,pass\"\n\
+         SecRule TX:level \"@lt 1\" \"id:10,phase:1,pass,nolog,skipAfter:END-SHORT\"\n\
+         SecRule TX:level \"@lt 2\" \"id:11,phase:1,pass,nolog,skipAfter:END-SHORT\"\n\
+         SecRule ARGS \"@rx .\" \"id:12,phase:1,pass\"\n\
+         SecMarker END-SHORT\n\
+         SecRule TX:level \"@eq 1\" \"id:13,phase:2,pass,nolog,skipAfter:END-LONG\"\n",
+    );
+    for i in 0..40 {
+        rules.push_str(&format!(
+            "SecRule ARGS:a \"@streq x\" \"id:{},phase:2,pass,log\"\n",
+            100 + i
+        ));
+    }
+    rules.push_str(
+        "SecMarker END-LONG\n\
+         SecRule TX:level \"@eq 1\" \"id:14,phase:2,pass,nolog,skip:1\"\n\
+         SecRule ARGS \"@rx .\" \"id:15,phase:2,pass\"\n\
+         SecRule ARGS \"@rx .\" \"id:16,phase:2,pass\"\n",
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("parse");
+    let p = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+    assert!(p.source.contains("if p == 2 then goto m"), "{}", p.source);
+    assert!(p.source.contains("if p == 2 then return "), "{}", p.source);
+    let requests = [req("/", ""), req("/?a=x", ""), req("/?pre=tx&a=x", ""), req("/?pre=tx", "")];
+    let mut pass_sets = vec![PassSet::level(0), PassSet::level(2), PassSet::level(3)];
+    pass_sets.extend(Pass::ALL.iter().map(|p| PassSet::level(3).disable(*p)));
+    for ps in &pass_sets {
+        let (native, mut lua, mut ffi) = engines(&rules, ps);
+        for r in &requests {
+            let want = native.evaluate(r);
+            for e in [&mut lua, &mut ffi] {
+                let got = e.evaluate(r).expect("evaluates");
+                assert_eq!(
+                    (got.status, &got.matched_ids),
+                    (want.status, &want.matched_ids),
+                    "{} / {:?} / {:?}",
+                    e.name(),
+                    ps.passes(),
+                    String::from_utf8_lossy(&r.uri)
+                );
+            }
+        }
+    }
+    let (native, _, _) = engines(&rules, &PassSet::level(2));
+    let ids = |uri: &str| native.evaluate(&req(uri, "")).matched_ids;
+    assert_eq!(ids("/?a=x"), ["16"]);
+    let mut all: Vec<String> = (100..140).map(|i| i.to_string()).collect();
+    all.extend(["15".to_string(), "16".to_string()]);
+    assert_eq!(ids("/?pre=tx&a=x"), all);
+}
+
 /// While `e` evaluates `r` `n` times: the IR length of the longest trace LuaJIT compiled
 /// (`jit.attach` and `jit.util.traceinfo`).
 fn longest_trace(e: &mut LuaEngine, r: &Request, n: usize) -> i64 {
