@@ -251,9 +251,10 @@ pub enum SkipPlan {
     /// paranoia-level gates (`TX:EXECUTING_PARANOIA_LEVEL "@lt 1"`) and the rules behind
     /// settings left unset in `crs-setup.conf`.
     AfterInit,
-    /// As [`SkipPlan::AfterInit`], but the first link matches the snapshot's values and the
-    /// rule's whole effect is fixed: `folds[fold]` ([`FoldedMatch`]). CRS PL1: the gates
-    /// `TX:EXECUTING_PARANOIA_LEVEL "@lt 2"` and the application-exclusion gates, which jump.
+    /// As [`SkipPlan::AfterInit`], but the rule (every link reading only such keys) matches
+    /// the snapshot's values and its whole effect is fixed: `folds[fold]` ([`FoldedMatch`]).
+    /// CRS PL1: the gates `TX:EXECUTING_PARANOIA_LEVEL "@lt 2"`, the application-exclusion,
+    /// DoS and IP-reputation gates, which jump.
     AfterInitMatch { fold: u32 },
 }
 
@@ -961,9 +962,12 @@ pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
 }
 
 /// Whether a rule that matches does nothing but set MATCHED_VARS, log or not, and jump
-/// (`skipAfter`, `skip`): no chain, `setvar`, `capture`, `ctl` or other action, and the same
-/// of its phase's default actions. Its outcome can then be recorded ([`FoldedMatch`]).
-fn only_jumps(rule: &CRule, defaults: &PhaseDefaults) -> bool {
+/// (`skipAfter`, `skip`), and reads only constant TX through its whole chain: no `setvar`,
+/// `capture`, `ctl` or other action on any link, none among its phase's default actions, and
+/// every link after the first as [`reads_constant_tx`] (the caller checked the first). Its
+/// outcome can then be recorded ([`FoldedMatch`]). CRS: the DoS and IP-reputation gates are
+/// chains of `&TX:x "@eq 0"`.
+fn only_jumps(rule: &CRule, defaults: &PhaseDefaults, writes: &TxWrites) -> bool {
     let plain = |a: &Action| {
         matches!(
             a,
@@ -976,14 +980,22 @@ fn only_jumps(rule: &CRule, defaults: &PhaseDefaults) -> bool {
                 | Action::SkipAfter(_)
         )
     };
-    let a = &rule.actions;
-    rule.chain.is_none()
-        && !a.chained
-        && !a.capture
-        && a.setvars.is_empty()
-        && a.runtime.iter().all(plain)
-        && matches!(a.disruptive, None | Some(Action::Pass))
-        && defaults.runtime.iter().all(plain)
+    if !defaults.runtime.iter().all(plain) {
+        return false;
+    }
+    let mut link = Some(rule);
+    while let Some(l) = link {
+        let a = &l.actions;
+        let quiet = !a.capture
+            && a.setvars.is_empty()
+            && a.runtime.iter().all(plain)
+            && matches!(a.disruptive, None | Some(Action::Pass));
+        if !quiet || (!std::ptr::eq(l, rule) && !reads_constant_tx(l, writes)) {
+            return false;
+        }
+        link = l.chain.as_deref();
+    }
+    true
 }
 
 /// Gives [`SkipPlan::AfterInit`] to every rule after the init snapshot whose first link
@@ -1010,7 +1022,7 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
             let phase = p as u8 + 1;
             if init.first_link_fails(rs, phase, rule) {
                 plans.push((p, k, rule.id(), SkipPlan::AfterInit));
-            } else if only_jumps(rule, &rs.defaults[p]) {
+            } else if only_jumps(rule, &rs.defaults[p], &writes) {
                 if let Some(f) = init.fold_match(rs, phase, rule) {
                     plans.push((
                         p,

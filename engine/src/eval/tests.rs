@@ -390,7 +390,15 @@ fn init_folding_matches_running_the_rules() {
          SecRule ARGS \"@rx .\" \"id:26,phase:2,pass\"\n\
          SecRule TX:limit \"@eq 3\" \"id:27,phase:2,pass,nolog,skip:1\"\n\
          SecRule ARGS \"@rx .\" \"id:28,phase:2,pass\"\n\
-         SecRule ARGS \"@rx .\" \"id:29,phase:2,pass\"\n"
+         SecRule ARGS \"@rx .\" \"id:29,phase:2,pass\"\n\
+         SecRule &TX:unset \"@eq 0\" \"id:30,phase:2,pass,nolog,skipAfter:END-B,chain\"\n\
+         SecRule &TX:unset2 \"@eq 0\"\n\
+         SecRule ARGS \"@rx .\" \"id:31,phase:2,pass\"\n\
+         SecMarker END-B\n\
+         SecRule &TX:unset \"@eq 0\" \"id:32,phase:2,pass,nolog,skipAfter:END-C,chain\"\n\
+         SecRule TX:hdr_a \"@eq 1\"\n\
+         SecRule ARGS \"@rx .\" \"id:33,phase:2,pass\"\n\
+         SecMarker END-C\n"
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
@@ -409,12 +417,13 @@ fn init_folding_matches_running_the_rules() {
         ids
     };
     // 10 fails on level 1; 13 and 15 fail on an unset key and on 3 > 15. Folded as matched:
-    // 11 (a jump) and 27 (a skip, nolog). Not folded: 14 matches and its chain reads the
-    // request, 25 logs, 16/22 read a key `tx.hdr_%{tx.1}` may write, 17/23 one that
-    // `setvar:!tx.gone` deletes, 18/24 TX:0 that `capture` writes.
+    // 11 (a jump), 27 (a skip, nolog) and 30 (a chain of constant links). Not folded: 14
+    // matches and its chain reads the request, 25 logs, 16/22 read a key `tx.hdr_%{tx.1}`
+    // may write, 17/23 one that `setvar:!tx.gone` deletes, 18/24 TX:0 that `capture`
+    // writes, 32's chain reads `tx.hdr_a`.
     assert_eq!(folded(|p| *p == SkipPlan::AfterInit), [10, 13, 15]);
-    assert_eq!(folded(SkipPlan::is_folded_match), [11, 27]);
-    assert_eq!(on.folds.len(), 2);
+    assert_eq!(folded(SkipPlan::is_folded_match), [11, 27, 30]);
+    assert_eq!(on.folds.len(), 3);
     assert_eq!(on.folds[0].marker.as_deref(), Some("END-A"));
     assert_eq!((on.folds[1].marker.as_deref(), on.folds[1].skip), (None, 1));
     let on = NativeEngine::from_compiled(Arc::new(on));
@@ -423,7 +432,7 @@ fn init_folding_matches_running_the_rules() {
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/", &[], ""), &["25"]),
         (req("GET", "/?q=b", &[], ""), &["14", "25", "29"]),
-        (req("GET", "/?h=a&d=y&z=zz", &[], ""), &["22", "23", "24", "25", "29"]),
+        (req("GET", "/?h=a&d=y&z=zz", &[], ""), &["22", "23", "24", "25", "29", "33"]),
         // Rule 1 writes TX before the snapshot: no snapshot, every rule runs (10 matches
         // on level 0 and jumps over 11 and 12, which would match `pre`).
         (req("GET", "/?pre=tx", &[], ""), &["25", "29"]),
