@@ -1,5 +1,6 @@
 //! Instruction counts per decision, measured by Valgrind's callgrind: the gate's noise-free
-//! gauge (`wafbench gate --gauge instructions`, see [`crate::gate`]).
+//! gauges (`wafbench gate --gauge instructions`, and with the cache simulator
+//! `--gauge cold-lines`, see [`crate::gate`]).
 //!
 //! The measuring process is `wafbench` itself, started under
 //! `valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no --combine-dumps=yes`.
@@ -83,12 +84,38 @@ pub enum CountError {
 }
 
 /// One counted decision: which engine, which request (index in the corpus slice), how many
-/// instructions.
+/// instructions, and with the cache simulator on ([`ColdCache`]), how many cache lines it
+/// fetched from memory (last-level misses: instruction reads, data reads and data writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub engine: String,
     pub request: usize,
     pub instructions: u64,
+    pub lines: Option<u64>,
+}
+
+/// The cold-cache setting of the cold-lines gauge: callgrind simulates a machine with 32 KiB
+/// first-level caches and an 8 MiB last-level cache (fixed, so that counts do not depend on
+/// the host), and the child writes 12 MiB before each decision, outside the counted region,
+/// so that every decision starts with nothing of its own cached, as it does after another
+/// engine ran in `wafbench latency` (the measured state of this project's VMs:
+/// `wafbench coldstart`). A decision touches a few hundred KiB, which the simulated cache
+/// holds, so the count is the lines it touches, each fetched once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdCache;
+
+impl ColdCache {
+    pub const LL_BYTES: usize = 8 << 20;
+    pub const POLLUTE_BYTES: usize = 12 << 20;
+
+    fn valgrind_args() -> [String; 4] {
+        [
+            "--cache-sim=yes".into(),
+            "--I1=32768,8,64".into(),
+            "--D1=32768,8,64".into(),
+            format!("--LL={},16,64", Self::LL_BYTES),
+        ]
+    }
 }
 
 /// The label a dump carries; [`parse_counts`] reads it back.
@@ -96,14 +123,25 @@ fn label(engine: &str, request: usize) -> String {
     format!("wafbench-decision engine={engine} request={request}")
 }
 
+/// Writes one byte per cache line of `junk`: afterwards nothing else is in a cache of that
+/// size or smaller.
+fn evict(junk: &mut [u8]) {
+    for i in (0..junk.len()).step_by(64) {
+        junk[i] = junk[i].wrapping_add(1);
+    }
+    std::hint::black_box(&junk);
+}
+
 /// The child's side: `warmup` untimed passes, then one instrumented pass that collects and
 /// dumps each decision on its own. The slowdown knob busy-waits inside the collected region,
-/// as it does inside the timed region of [`crate::latency`].
+/// as it does inside the timed region of [`crate::latency`]. With `cold`, the caches are
+/// evicted before each decision, outside the collected region ([`ColdCache`]).
 pub fn count_decisions(
     engines: &mut [Box<dyn Engine>],
     reqs: &[Request],
     warmup: u32,
     slowdown: Option<&Slowdown>,
+    cold: Option<ColdCache>,
 ) -> Result<(), CountError> {
     if !cfg!(target_arch = "x86_64") {
         return Err(CountError::Arch);
@@ -129,10 +167,7 @@ pub fn count_decisions(
         let mut junk = vec![0u8; pollute];
         for req in reqs {
             for e in engines.iter_mut() {
-                for i in (0..junk.len()).step_by(64) {
-                    junk[i] = junk[i].wrapping_add(1);
-                }
-                std::hint::black_box(&junk);
+                evict(&mut junk);
                 client_request(0, TOGGLE_COLLECT, 0);
                 counted_decision(e.as_mut(), req, 0.0);
                 client_request(0, TOGGLE_COLLECT, 0);
@@ -141,11 +176,13 @@ pub fn count_decisions(
         return Ok(());
     }
     let mut name = String::new();
+    let mut junk = vec![0u8; if cold.is_some() { ColdCache::POLLUTE_BYTES } else { 0 }];
     for (ri, req) in reqs.iter().enumerate() {
         for e in engines.iter_mut() {
             let slow = slowdown.filter(|s| s.engine == e.name()).map_or(0.0, |s| s.fraction);
             name.clear();
             let _ = write!(name, "{}\0", label(e.name(), ri));
+            evict(&mut junk);
             client_request(0, ZERO_STATS, 0);
             client_request(0, TOGGLE_COLLECT, 0);
             counted_decision(e.as_mut(), req, slow);
@@ -169,12 +206,22 @@ fn counted_decision(e: &mut dyn Engine, req: &Request, slow: f64) {
 }
 
 /// Reads the `(label, totals)` pairs of a combined callgrind dump file, in order, keeping
-/// the parts written by [`count_decisions`].
+/// the parts written by [`count_decisions`]. The `events:` line before a `totals:` line names
+/// its columns: `Ir` first, and with the cache simulator `ILmr`, `DLmr` and `DLmw`.
 pub fn parse_counts(text: &str) -> Result<Vec<Count>, String> {
     let mut out = Vec::new();
     let mut current: Option<(String, usize)> = None;
+    // Column positions of ILmr, DLmr, DLmw in the current `events:` line.
+    let mut miss_cols: Option<[usize; 3]> = None;
     for (n, line) in text.lines().enumerate() {
-        if let Some(desc) = line.strip_prefix("desc: Trigger: Client Request: ") {
+        if let Some(names) = line.strip_prefix("events:") {
+            let names: Vec<&str> = names.split_whitespace().collect();
+            let at = |e: &str| names.iter().position(|x| *x == e);
+            miss_cols = match (at("ILmr"), at("DLmr"), at("DLmw")) {
+                (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                _ => None,
+            };
+        } else if let Some(desc) = line.strip_prefix("desc: Trigger: Client Request: ") {
             current = desc.strip_prefix("wafbench-decision ").and_then(|rest| {
                 let mut engine = None;
                 let mut request = None;
@@ -189,12 +236,15 @@ pub fn parse_counts(text: &str) -> Result<Vec<Count>, String> {
             });
         } else if let Some(total) = line.strip_prefix("totals:") {
             if let Some((engine, request)) = current.take() {
-                let instructions = total
+                let bad = || format!("line {}: bad totals `{line}`", n + 1);
+                let cols: Vec<u64> = total
                     .split_whitespace()
-                    .next()
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .ok_or_else(|| format!("line {}: bad totals `{line}`", n + 1))?;
-                out.push(Count { engine, request, instructions });
+                    .map(|t| t.parse::<u64>().map_err(|_| bad()))
+                    .collect::<Result<_, _>>()?;
+                let instructions = *cols.first().ok_or_else(bad)?;
+                // callgrind leaves out trailing zero columns.
+                let lines = miss_cols.map(|c| c.iter().map(|&i| cols.get(i).unwrap_or(&0)).sum());
+                out.push(Count { engine, request, instructions, lines });
             }
         }
     }
@@ -210,6 +260,8 @@ pub struct ChildArgs {
     pub limit: usize,
     pub engines: Vec<String>,
     pub warmup: u32,
+    /// Simulate the caches and start each decision cold (the cold-lines gauge).
+    pub cold: Option<ColdCache>,
 }
 
 /// Runs `wafbench gate-count` under callgrind and returns every counted decision.
@@ -231,13 +283,19 @@ pub fn run_child(exe: &Path, a: &ChildArgs) -> Result<Vec<Count>, CountError> {
         // names compressed (the default), which keeps the file near 150 KB per decision.
         "--dump-line=no",
     ])
-    .arg(format!("--callgrind-out-file={}", out_file.display()))
-    .arg(exe)
-    .args(["gate-count", "--rules", &a.rules, "--corpus", &a.corpus])
-    .args(["--limit", &a.limit.to_string(), "--warmup", &a.warmup.to_string()])
-    .args(["--engines", &a.engines.join(",")]);
+    .arg(format!("--callgrind-out-file={}", out_file.display()));
+    if a.cold.is_some() {
+        cmd.args(ColdCache::valgrind_args());
+    }
+    cmd.arg(exe)
+        .args(["gate-count", "--rules", &a.rules, "--corpus", &a.corpus])
+        .args(["--limit", &a.limit.to_string(), "--warmup", &a.warmup.to_string()])
+        .args(["--engines", &a.engines.join(",")]);
     if let Some(p) = a.paranoia {
         cmd.args(["--paranoia", &p.to_string()]);
+    }
+    if a.cold.is_some() {
+        cmd.arg("--cold");
     }
     let out = cmd.output()?;
     let result = if out.status.success() {
@@ -326,12 +384,35 @@ totals: 77
         assert_eq!(
             got,
             vec![
-                Count { engine: "native".into(), request: 0, instructions: 1200 },
-                Count { engine: "native".into(), request: 1, instructions: 3400 },
+                Count { engine: "native".into(), request: 0, instructions: 1200, lines: None },
+                Count { engine: "native".into(), request: 1, instructions: 3400, lines: None },
             ]
         );
         let bad =
             "desc: Trigger: Client Request: wafbench-decision engine=native request=0\ntotals: x\n";
         assert!(parse_counts(bad).unwrap_err().contains("line 2"));
+    }
+
+    #[test]
+    fn cold_lines_are_the_last_level_misses_of_a_part() {
+        // With --cache-sim=yes: the columns named by `events:`; trailing zeros are left out.
+        let text = "\
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+part: 2
+desc: Trigger: Client Request: wafbench-decision engine=lua-ffi request=4
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+totals: 90000 30000 12000 900 2500 600 800 2100 500
+part: 3
+desc: Trigger: Client Request: wafbench-decision engine=native request=5
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+totals: 70000 20000 9000 700 1900 400 650 1800
+";
+        let got = parse_counts(text).unwrap();
+        assert_eq!(got[0].instructions, 90000);
+        assert_eq!(got[0].lines, Some(800 + 2100 + 500));
+        assert_eq!(
+            (got[1].engine.as_str(), got[1].request, got[1].lines),
+            ("native", 5, Some(2450))
+        );
     }
 }

@@ -89,6 +89,38 @@ fn instructions_unchanged_build_passes_five_times_and_a_20_percent_slowdown_fail
     assert!(err.contains("gauge"), "{err}");
 }
 
+/// The cold-lines gauge: counts that repeat, a pass against its own baseline, and a
+/// regression reported against a baseline whose native figure is 20% lower.
+#[test]
+fn cold_lines_gauge_repeats_and_trips_on_a_larger_footprint() {
+    if !have_valgrind() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("cold.json");
+    let base = base.to_str().expect("utf-8 path");
+    let (code, out, err) =
+        gate("20", &["--baseline", base, "--write-baseline", "--gauge", "cold-lines"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cold cache lines per decision"), "{out}");
+    let text = std::fs::read_to_string(base).expect("baseline written");
+    let mut b: serde_json::Value = serde_json::from_str(&text).expect("baseline is JSON");
+    assert_eq!(b["gauge"], "cold-lines");
+    let lines = b["engines"]["native"]["cold_lines"]["per_request"].as_array().expect("counts");
+    assert_eq!(lines.len(), 20);
+    // A decision from cold caches fetches at least its code: hundreds of lines, not zero.
+    assert!(lines.iter().all(|c| c.as_u64().is_some_and(|c| c > 100)), "{lines:?}");
+    let (code, out, err) = gate("20", &["--baseline", base], &[]);
+    assert_eq!(code, 0, "unchanged build:\n{out}{err}");
+    assert!(out.contains("lines") && out.contains("gate: pass"), "{out}");
+    let p50 = b["engines"]["native"]["cold_lines"]["p50"].as_f64().expect("p50");
+    b["engines"]["native"]["cold_lines"]["p50"] = serde_json::json!(p50 / 1.2);
+    std::fs::write(base, b.to_string()).expect("rewrite baseline");
+    let (code, out, err) = gate("20", &["--baseline", base], &[]);
+    assert_eq!(code, 1, "20% more lines than the baseline must trip a 10% gate:\n{out}{err}");
+    assert!(out.contains("REGRESSED"), "{out}");
+}
+
 #[test]
 fn time_gauge_trips_on_a_doubled_decision_time() {
     let dir = tempfile::tempdir().expect("temp dir");

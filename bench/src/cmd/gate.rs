@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wafbench::callgrind::ChildArgs;
+use wafbench::callgrind::{ChildArgs, ColdCache};
 use wafbench::gate::{self, Baseline, EngineBaseline, Gauge, Plan, Reference, Workload};
 use wafbench::latency::{self, Slowdown};
 
@@ -22,9 +22,11 @@ pub struct Args {
     #[arg(long)]
     threshold: Option<String>,
     /// What to measure: `instructions` (median instructions per decision, counted by
-    /// callgrind; needs valgrind) or `time` (p50 latency over a yardstick timed in the same
-    /// run). Comparing uses the baseline's gauge; writing defaults to `instructions`.
-    #[arg(long, value_parser = ["instructions", "time"])]
+    /// callgrind; needs valgrind), `cold-lines` (median cache lines a decision fetches from
+    /// memory when it starts with cold caches, from callgrind's cache simulator) or `time`
+    /// (p50 latency over a yardstick timed in the same run). Comparing uses the baseline's
+    /// gauge; writing defaults to `instructions`.
+    #[arg(long, value_parser = ["instructions", "cold-lines", "time"])]
     gauge: Option<String>,
     /// Corpus file (JSON Lines); only its first --limit lines are used.
     #[arg(long, default_value = "corpora/mixed.jsonl")]
@@ -114,7 +116,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 b.machine.cpu_model,
                 match b.gauge {
                     Gauge::Time => "ratios differ between CPU models",
-                    Gauge::Instructions =>
+                    Gauge::Instructions | Gauge::ColdLines =>
                         "libraries that pick SIMD code by CPU feature may count differently",
                 }
             );
@@ -126,8 +128,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let names: Vec<String> =
         a.engines.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
 
-    if gauge == Gauge::Instructions {
+    if let Some(reference) = gauge.count_reference() {
         let exe = std::env::current_exe()?;
+        let cold = (gauge == Gauge::ColdLines).then_some(ColdCache);
         let child = ChildArgs {
             rules: rules.clone(),
             paranoia,
@@ -135,9 +138,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
             limit: a.limit,
             engines: names.clone(),
             warmup: a.warmup.max(1),
+            cold,
         };
         eprintln!(
-            "wafbench gate: counting instructions of {} decision(s) per engine under callgrind",
+            "wafbench gate: counting {} of {} decision(s) per engine under callgrind",
+            if cold.is_some() { "cold cache lines" } else { "instructions" },
             reqs.len()
         );
         let counted = gate::measure_instructions(&exe, &child, reqs.len())?;
@@ -145,11 +150,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
             None => {
                 let engines = counted
                     .into_iter()
-                    .map(|(n, f)| (n, EngineBaseline::from_instructions(f)))
+                    .map(|(n, f)| (n, EngineBaseline::from_counts(gauge, f)))
                     .collect();
                 write_baseline(&a, gauge, workload, 1, child.warmup, 1, engines)
             }
-            Some(b) => verdict(&a, gate::compare_instructions(&b, &counted, threshold)?),
+            Some(b) => verdict(&a, gate::compare_counts(&b, &counted, threshold, reference)?),
         };
     }
 
@@ -232,9 +237,10 @@ fn write_baseline(
         print!("{text}");
     } else {
         for (n, e) in &b.engines {
-            match &e.instructions {
+            let unit = if gauge == Gauge::ColdLines { "cold cache lines" } else { "instructions" };
+            match e.counts(gauge) {
                 Some(i) => println!(
-                    "{n}: p50 {:.0} instructions per decision (p90 {:.0}, mean {:.0})",
+                    "{n}: p50 {:.0} {unit} per decision (p90 {:.0}, mean {:.0})",
                     i.p50, i.p90, i.mean
                 ),
                 None => println!(
@@ -265,6 +271,9 @@ pub struct CountArgs {
     engines: Vec<String>,
     #[arg(long, default_value_t = 1)]
     warmup: u32,
+    /// Evict the caches before each decision (the cold-lines gauge; valgrind simulates them).
+    #[arg(long)]
+    cold: bool,
 }
 
 pub fn run_count(a: CountArgs) -> Result<ExitCode> {
@@ -276,6 +285,7 @@ pub fn run_count(a: CountArgs) -> Result<ExitCode> {
     };
     let mut engines = build_engines(&a.engines, &a.rules, a.paranoia)?;
     let slowdown = Slowdown::from_env()?;
-    wafbench::callgrind::count_decisions(&mut engines, &reqs, a.warmup, slowdown.as_ref())?;
+    let cold = a.cold.then_some(ColdCache);
+    wafbench::callgrind::count_decisions(&mut engines, &reqs, a.warmup, slowdown.as_ref(), cold)?;
     Ok(ExitCode::SUCCESS)
 }
