@@ -92,6 +92,28 @@ fn engines(rules: &str, passes: &PassSet) -> (NativeEngine, LuaEngine, LuaEngine
     (native, mk(Backend::Mlua), mk(Backend::Ffi))
 }
 
+/// The three engines built from `rules` decide every request alike (status and logged ids)
+/// under each pass set.
+fn assert_agree(rules: &str, pass_sets: &[PassSet], requests: &[Request], what: &str) {
+    for ps in pass_sets {
+        let (native, mut lua, mut ffi) = engines(rules, ps);
+        for r in requests {
+            let want = native.evaluate(r);
+            for e in [&mut lua, &mut ffi] {
+                let got = e.evaluate(r).expect("evaluates");
+                assert_eq!(
+                    (got.status, &got.matched_ids),
+                    (want.status, &want.matched_ids),
+                    "{what} / {} / {:?} / {:?}",
+                    e.name(),
+                    ps.passes(),
+                    String::from_utf8_lossy(&r.uri)
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn lua_engines_agree_with_native_on_every_flow() {
     let requests = [
@@ -210,33 +232,19 @@ fn long_jumps_cross_part_functions() {
         req("/?a=x&s3=1", ""),
         req("/?a=x&skip=1&s3=1", ""),
     ];
-    for ps in [PassSet::level(0), PassSet::level(2), PassSet::level(3)] {
-        let (native, mut lua, mut ffi) = engines(&rules, &ps);
-        for r in &requests {
-            let want = native.evaluate(r);
-            for e in [&mut lua, &mut ffi] {
-                let got = e.evaluate(r).expect("evaluates");
-                assert_eq!(
-                    (got.status, &got.matched_ids),
-                    (want.status, &want.matched_ids),
-                    "{} / passes {:?} / {:?}",
-                    e.name(),
-                    ps.passes(),
-                    String::from_utf8_lossy(&r.uri)
-                );
-            }
-        }
-        let skipped = native.evaluate(&requests[1]);
-        assert!(skipped.matched_ids.contains(&"200".to_string()));
-        assert!(!skipped.matched_ids.contains(&"139".to_string()));
-        assert_eq!(native.evaluate(&requests[0]).status, 403);
-        let both = native.evaluate(&requests[2]);
-        assert!(both.matched_ids.contains(&"139".to_string()));
-        assert!(
-            !both.matched_ids.contains(&"200".to_string())
-                && both.matched_ids.contains(&"300".to_string())
-        );
-    }
+    let pass_sets = [PassSet::level(0), PassSet::level(2), PassSet::level(3)];
+    assert_agree(&rules, &pass_sets, &requests, "long jumps");
+    let (native, _, _) = engines(&rules, &PassSet::level(2));
+    let skipped = native.evaluate(&requests[1]);
+    assert!(skipped.matched_ids.contains(&"200".to_string()));
+    assert!(!skipped.matched_ids.contains(&"139".to_string()));
+    assert_eq!(native.evaluate(&requests[0]).status, 403);
+    let both = native.evaluate(&requests[2]);
+    assert!(both.matched_ids.contains(&"139".to_string()));
+    assert!(
+        !both.matched_ids.contains(&"200".to_string())
+            && both.matched_ids.contains(&"300".to_string())
+    );
 }
 
 /// CRS's initialisation as the Lua engines run it: `init` applies the outcome the rule set
@@ -296,23 +304,8 @@ fn init_snapshot_jumps_past_the_run_in_one_part() {
             );
             assert!(lines[b + 1..].iter().any(|l| l.contains("id:300") || l.contains("rule 300")));
         }
-        for ps in [PassSet::level(2), PassSet::level(3)] {
-            let (native, mut lua, mut ffi) = engines(&rules, &ps);
-            for r in &requests {
-                let want = native.evaluate(r);
-                for e in [&mut lua, &mut ffi] {
-                    let got = e.evaluate(r).expect("evaluates");
-                    assert_eq!(
-                        (got.status, &got.matched_ids),
-                        (want.status, &want.matched_ids),
-                        "{} / {run_before_mid} / {:?} / {:?}",
-                        e.name(),
-                        ps.passes(),
-                        String::from_utf8_lossy(&r.uri)
-                    );
-                }
-            }
-        }
+        let pass_sets = [PassSet::level(2), PassSet::level(3)];
+        assert_agree(&rules, &pass_sets, &requests, &run_before_mid.to_string());
         let (native, _, _) = engines(&rules, &PassSet::level(2));
         let ids = |uri: &str| native.evaluate(&req(uri, "")).matched_ids;
         assert_eq!(ids("/"), ["400", "401"]);
@@ -359,23 +352,7 @@ fn folded_matches_jump_like_the_rules() {
     let requests = [req("/", ""), req("/?a=x", ""), req("/?pre=tx&a=x", ""), req("/?pre=tx", "")];
     let mut pass_sets = vec![PassSet::level(0), PassSet::level(2), PassSet::level(3)];
     pass_sets.extend(Pass::ALL.iter().map(|p| PassSet::level(3).disable(*p)));
-    for ps in &pass_sets {
-        let (native, mut lua, mut ffi) = engines(&rules, ps);
-        for r in &requests {
-            let want = native.evaluate(r);
-            for e in [&mut lua, &mut ffi] {
-                let got = e.evaluate(r).expect("evaluates");
-                assert_eq!(
-                    (got.status, &got.matched_ids),
-                    (want.status, &want.matched_ids),
-                    "{} / {:?} / {:?}",
-                    e.name(),
-                    ps.passes(),
-                    String::from_utf8_lossy(&r.uri)
-                );
-            }
-        }
-    }
+    assert_agree(&rules, &pass_sets, &requests, "folded");
     let (native, _, _) = engines(&rules, &PassSet::level(2));
     let ids = |uri: &str| native.evaluate(&req(uri, "")).matched_ids;
     assert_eq!(ids("/?a=x"), ["16"]);
