@@ -126,15 +126,14 @@ pub(crate) enum TRef {
     Update(usize),
 }
 
-/// A rule (first link) handle.
+/// A rule (first link) handle: what `pre` reads for every rule, kept small (the marker of a
+/// local jump, read only after a match, is in [`Plan::local_jumps`]).
 #[derive(Debug)]
 pub(crate) struct RulePlan {
     pub(crate) rule: Arc<CRule>,
-    /// The marker a `skipAfter` of this rule jumps to with a `goto` (when the structured
-    /// jumps pass proved it local and forward).
-    pub(crate) local_jump: Option<String>,
-    /// The rule's prefilter plan: `pre` answers a rule it proves cannot match by itself,
-    /// as the native evaluator does, and the generated code skips the block.
+    /// The rule's skip plan: `pre` answers a rule it proves cannot match (or whose folded
+    /// outcome it applies) by itself, as the native evaluator does, and the generated code
+    /// skips the block.
     pub(crate) fast: Option<FastSkip>,
 }
 
@@ -159,6 +158,9 @@ pub(crate) struct ClausePlan {
 pub struct Plan {
     pub(crate) rs: Arc<CompiledRuleSet>,
     pub(crate) rules: Vec<RulePlan>,
+    /// Parallel to `rules`: the marker a `skipAfter` of the rule jumps to with a `goto` (when
+    /// the structured jumps pass proved it local and forward).
+    pub(crate) local_jumps: Vec<Option<String>>,
     pub(crate) links: Vec<LinkPlan>,
     pub(crate) clauses: Vec<ClausePlan>,
     pub(crate) markers: Vec<String>,
@@ -347,6 +349,7 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
     let plan = Plan {
         rs: rs.clone(),
         rules: Vec::new(),
+        local_jumps: Vec::new(),
         links: Vec::new(),
         clauses: Vec::new(),
         markers: Vec::new(),
@@ -541,7 +544,8 @@ fn gen_rule(
     let ri = g.plan.rules.len();
     // Only keep the jump when its label exists (it always does when the pass chose it).
     let jump = if to.is_some() { jump } else { None };
-    g.plan.rules.push(RulePlan { rule: rule.clone(), local_jump: jump, fast });
+    g.plan.rules.push(RulePlan { rule: rule.clone(), fast });
+    g.plan.local_jumps.push(jump);
     let id = rule.id();
     let idtxt = id.map_or_else(|| "(no id)".to_string(), |i| i.to_string());
     g.emit(1, &format!("-- rule {idtxt}"));

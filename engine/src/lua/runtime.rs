@@ -104,8 +104,9 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     let folded = rp.fast.is_some_and(|f| f.plan.is_folded_match());
                     return if folded && self.flow(ua) == FLOW_JUMP { FLOW_JUMP } else { 0 };
                 }
-                self.t.set_current_rule(rp.rule.id());
-                self.msg = RuleMsg::new(rp.rule.id());
+                // `hot.id`: on the rule's first cache line, which `rule_should_run` read.
+                self.t.set_current_rule(rp.rule.hot.id);
+                self.msg = RuleMsg::new(rp.rule.hot.id);
                 1
             }
             Prim::LinkBegin => {
@@ -182,7 +183,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
         if self.t.interrupted() {
             return FLOW_STOP;
         }
-        let local = self.plan.rules.get(ri).and_then(|r| r.local_jump.as_deref());
+        let local = self.plan.local_jumps.get(ri).and_then(Option::as_deref);
         if let (Some(want), Some(pending)) = (local, self.t.pending_marker()) {
             if want == pending {
                 self.t.clear_marker();
