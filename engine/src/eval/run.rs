@@ -747,17 +747,17 @@ impl<'r> Transaction<'r> {
             SkipPlan::AfterInit => self.init_applied,
             SkipPlan::AfterInitMatch { fold } if self.init_applied => {
                 let rs: &'r CompiledRuleSet = self.rs;
-                let m = &rs.folds[fold as usize];
+                let (folds, i) = (&rs.folds, fold as usize);
                 self.current_rule = f.id;
-                for (n, v) in &m.matched_vars {
+                for (n, v) in folds.pairs(i) {
                     self.matched_vars.push_pair(n, v);
                 }
-                if let Some(marker) = &m.marker {
+                if let Some(marker) = folds.marker(i) {
                     self.marker.clear();
                     self.marker.push_str(marker);
                     self.marker_pending = true;
                 }
-                self.skip_next = m.skip;
+                self.skip_next = folds.skip(i);
                 return true;
             }
             SkipPlan::AfterInitMatch { .. } => false,

@@ -424,8 +424,11 @@ fn init_folding_matches_running_the_rules() {
     assert_eq!(folded(|p| *p == SkipPlan::AfterInit), [10, 13, 15]);
     assert_eq!(folded(SkipPlan::is_folded_match), [11, 27, 30]);
     assert_eq!(on.folds.len(), 3);
-    assert_eq!(on.folds[0].marker.as_deref(), Some("END-A"));
-    assert_eq!((on.folds[1].marker.as_deref(), on.folds[1].skip), (None, 1));
+    assert_eq!(on.folds.marker(0), Some("END-A"));
+    assert_eq!((on.folds.marker(1), on.folds.skip(1)), (None, 1));
+    // Rule 30's chain appends a pair per link.
+    let names: Vec<&str> = on.folds.pairs(2).map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
     let on = NativeEngine::from_compiled(Arc::new(on));
     let off =
         engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
