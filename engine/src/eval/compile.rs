@@ -903,7 +903,6 @@ fn request_independent(rule: &CRule) -> bool {
     true
 }
 
-/// The argument of an operator that takes a (possibly macro) string.
 /// The TX keys that rules may write (`setvar`, `expirevar`, `deprecatevar` on `tx`, and
 /// `capture` into TX:0-9), as the init-snapshot folding needs them: exact keys, and for a key
 /// with a macro, its literal prefix (CRS: `tx.header_name_%{tx.0}`). Lower-case, as TX keys
@@ -1108,6 +1107,7 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
     rs.folds = folds;
 }
 
+/// The argument of an operator that takes a (possibly macro) string.
 pub(crate) fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString> {
     use crate::ir::OperatorKind as K;
     match k {

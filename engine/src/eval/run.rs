@@ -252,16 +252,29 @@ impl InitSnapshot {
     /// applied this snapshot. With the link's reads constant after the snapshot
     /// ([`super::compile::reads_constant_tx`]), it then fails in every such transaction.
     pub(crate) fn first_link_fails(&self, rs: &CompiledRuleSet, phase: u8, rule: &CRule) -> bool {
+        self.probe(rs, phase, |t| {
+            let mut msg = RuleMsg::new(rule.hot.id);
+            t.current_rule = rule.hot.id;
+            let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
+            (!hit && t.tx.entries == self.tx.entries && t.flow_idle()).then_some(())
+        })
+        .is_some()
+    }
+
+    /// `f` on a fresh transaction over an empty request, in `phase`, that has just applied
+    /// this snapshot (`None` when it cannot).
+    fn probe<R>(
+        &self,
+        rs: &CompiledRuleSet,
+        phase: u8,
+        f: impl FnOnce(&mut Transaction<'_>) -> Option<R>,
+    ) -> Option<R> {
         let req = Request::default();
         let mut t = Transaction::new(rs, &req);
         if !t.phase_prologue(phase) || !t.apply_init(self) {
-            return false;
+            return None;
         }
-        let tx = t.tx.entries.clone();
-        let mut msg = RuleMsg::new(rule.hot.id);
-        t.current_rule = rule.hot.id;
-        let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
-        !hit && t.tx.entries == tx && t.flow_idle()
+        f(&mut t)
     }
 
     /// The outcome of `rule` (in `phase`) in a transaction that has just applied this
@@ -277,48 +290,44 @@ impl InitSnapshot {
         rule: &CRule,
     ) -> Option<FoldedMatch> {
         let run = |primed: bool| -> Option<FoldedMatch> {
-            let req = Request::default();
-            let mut t = Transaction::new(rs, &req);
-            if !t.phase_prologue(phase) || !t.apply_init(self) {
-                return None;
-            }
-            if primed {
-                t.current_rule = Some(u64::MAX);
-                t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
-            }
-            let ids = t.matched_ids.clone();
-            let severity = t.highest_severity;
-            let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
-                t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
-            };
-            let before = pairs(&t);
-            if !t.eval_rule(rule) {
-                return None;
-            }
-            let after = pairs(&t);
-            let unchanged = t.tx.entries == self.tx.entries
-                && t.env.entries.is_empty()
-                && t.matched_ids == ids
-                && t.highest_severity == severity
-                && !t.it.disruptive
-                && t.it.status == 200
-                && t.final_status.is_none()
-                && t.allow.is_none()
-                && t.engine == rs.config.rule_engine
-                && t.remove_ids.is_empty()
-                && t.remove_tags.is_empty()
-                && t.remove_target_by_id.is_empty()
-                && t.remove_target_by_tag.is_empty()
-                && t.current_rule == rule.hot.id
-                && after.starts_with(&before);
-            unchanged.then(|| FoldedMatch {
-                matched_vars: after[before.len()..].to_vec(),
-                marker: t.marker_pending.then(|| t.marker.clone()),
-                skip: t.skip_next,
-            })
+            self.probe(rs, phase, |t| Self::fold_outcome(t, rule, primed))
         };
         let a = run(false)?;
         (run(true)? == a).then_some(a)
+    }
+
+    /// [`InitSnapshot::fold_match`]'s probe of `rule` in `t`; `primed` starts it from a
+    /// current rule and MATCHED_VARS pair that real predecessors could leave.
+    fn fold_outcome(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Option<FoldedMatch> {
+        if primed {
+            t.current_rule = Some(u64::MAX);
+            t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
+        }
+        let tx = t.tx.entries.clone();
+        let ids = t.matched_ids.clone();
+        let severity = t.highest_severity;
+        let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
+            t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+        };
+        let before = pairs(t);
+        if !t.eval_rule(rule) {
+            return None;
+        }
+        let after = pairs(t);
+        let unchanged = t.tx.entries == tx
+            && t.env.entries.is_empty()
+            && t.matched_ids == ids
+            && t.highest_severity == severity
+            && t.it.status == 200
+            && t.final_status.is_none()
+            && t.flow_idle_but_jumps()
+            && t.current_rule == rule.hot.id
+            && after.starts_with(&before);
+        unchanged.then(|| FoldedMatch {
+            matched_vars: after[before.len()..].to_vec(),
+            marker: t.marker_pending.then(|| t.marker.clone()),
+            skip: t.skip_next,
+        })
     }
 }
 
@@ -683,9 +692,12 @@ impl<'r> Transaction<'r> {
     /// No intervention, `skipAfter`, `skip`, `allow`, engine change or run-time removal is
     /// pending: the rules ahead run exactly as written.
     fn flow_idle(&self) -> bool {
+        !self.marker_pending && self.skip_next == 0 && self.flow_idle_but_jumps()
+    }
+
+    /// [`Transaction::flow_idle`] but for a pending `skipAfter` or `skip`.
+    fn flow_idle_but_jumps(&self) -> bool {
         !self.it.disruptive
-            && !self.marker_pending
-            && self.skip_next == 0
             && self.allow.is_none()
             && self.engine == self.rs.config.rule_engine
             && self.remove_ids.is_empty()
