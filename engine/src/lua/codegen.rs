@@ -39,6 +39,16 @@ enum JumpTo {
     Part(usize),
 }
 
+impl JumpTo {
+    /// The Lua statement that takes the jump.
+    fn statement(self) -> String {
+        match self {
+            JumpTo::Label(k) => format!("goto m{k}"),
+            JumpTo::Part(k) => format!("return {k}"),
+        }
+    }
+}
+
 /// Splits a phase's items into part functions of about [`PART_RULES`] rules: LuaJIT
 /// compiles each part to traces of its own, while one trace through a whole phase overflows
 /// its limits (too many snapshots: measured on CRS PL1, phase 2 then ran in the
@@ -551,12 +561,8 @@ fn gen_rule(
     g.emit(1, &format!("-- rule {idtxt}"));
     // A rule folded as matched (`SkipPlan::AfterInitMatch`) is decided in `pre`, which then
     // answers 2 when its `skipAfter` is this code's own jump.
-    let pre_jump = match to {
-        Some(_) if !fast.is_some_and(|f| f.plan.is_folded_match()) => None,
-        Some(JumpTo::Label(k)) => Some(format!("goto m{k}")),
-        Some(JumpTo::Part(k)) => Some(format!("return {k}")),
-        None => None,
-    };
+    let folded = fast.is_some_and(|f| f.plan.is_folded_match());
+    let pre_jump = to.filter(|_| folded).map(JumpTo::statement);
     if let Some(j) = &pre_jump {
         g.emit(1, "do");
         let pre = format!("local p = {}(ctx, {ri})", g.f("pre"));
@@ -589,16 +595,10 @@ fn gen_rule(
         end_call = format!("local f = {}(ctx, {ri}, m)", g.f("done"));
     }
     g.emit_mapped(2, &end_call, at(rule, id, 0), LineKind::RuleEnd, None);
-    match to {
-        Some(JumpTo::Label(k)) => {
+    match to.map(JumpTo::statement) {
+        Some(jump) => {
             g.emit(2, "if f ~= 0 then");
-            g.emit(3, &format!("if f == 2 then goto m{k} end"));
-            g.emit(3, "return -1");
-            g.emit(2, "end");
-        }
-        Some(JumpTo::Part(k)) => {
-            g.emit(2, "if f ~= 0 then");
-            g.emit(3, &format!("if f == 2 then return {k} end"));
+            g.emit(3, &format!("if f == 2 then {jump} end"));
             g.emit(3, "return -1");
             g.emit(2, "end");
         }
