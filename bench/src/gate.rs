@@ -218,7 +218,7 @@ impl InstrFigures {
 /// Counts every engine's decisions under callgrind (see [`crate::callgrind`]) and groups
 /// them per engine: instructions, or with `args.cold` the cold cache lines. `exe` is the
 /// `wafbench` binary that runs the counting child.
-pub fn measure_instructions(
+pub fn measure_counts(
     exe: &std::path::Path,
     args: &crate::callgrind::ChildArgs,
     requests: usize,
@@ -599,16 +599,6 @@ pub fn compare(
     Ok(Verdict { threshold, rows, notes })
 }
 
-/// The instruction gauge's comparison: each engine's median instructions per decision
-/// against the baseline's. Engines the baseline lacks are noted, not gated.
-pub fn compare_instructions(
-    baseline: &Baseline,
-    current: &BTreeMap<String, InstrFigures>,
-    threshold: f64,
-) -> Result<Verdict, GateError> {
-    compare_counts(baseline, current, threshold, Reference::Instructions)
-}
-
 /// A counted gauge's comparison (instructions, or cold lines: `reference`): each engine's
 /// median count per decision against the baseline's. Engines the baseline lacks are noted,
 /// not gated.
@@ -799,17 +789,20 @@ mod tests {
         // One request getting much dearer does not move the median; most of them do.
         let same = InstrFigures::from_counts(vec![900, 1000, 9000, 1100, 1010]);
         let cur = BTreeMap::from([("native".to_string(), same)]);
-        let v = compare_instructions(&b, &cur, 0.10).unwrap();
+        let v = compare_counts(&b, &cur, 0.10, Reference::Instructions).unwrap();
         assert!(v.pass(), "{}", v.render());
         let slow = InstrFigures::from_counts(vec![1080, 1200, 6000, 1300, 1200]);
         let cur = BTreeMap::from([("native".to_string(), slow)]);
-        let v = compare_instructions(&b, &cur, 0.10).unwrap();
+        let v = compare_counts(&b, &cur, 0.10, Reference::Instructions).unwrap();
         assert!(!v.pass());
         assert!((v.rows[0].change - 0.2).abs() < 1e-9);
         assert!(v.render().contains("1200 instructions"), "{}", v.render());
         // A time baseline has no counts to compare with.
         let t = baseline(runs(&[0.02; 3], &[0.5; 3]));
-        assert!(matches!(compare_instructions(&t, &cur, 0.1), Err(GateError::NothingToGate)));
+        assert!(matches!(
+            compare_counts(&t, &cur, 0.1, Reference::Instructions),
+            Err(GateError::NothingToGate)
+        ));
     }
 
     #[test]

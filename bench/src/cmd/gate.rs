@@ -145,7 +145,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             if cold.is_some() { "cold cache lines" } else { "instructions" },
             reqs.len()
         );
-        let counted = gate::measure_instructions(&exe, &child, reqs.len())?;
+        let counted = gate::measure_counts(&exe, &child, reqs.len())?;
         return match baseline {
             None => {
                 let engines = counted
