@@ -641,7 +641,7 @@ impl<'r> Transaction<'r> {
         let items = &rs.phases[phase as usize - 1];
         let init = if phase == 1 { self.init_snapshot() } else { None };
         let mut next = 0;
-        while let Some(item) = items.get(next) {
+        while next < items.len() {
             let k = next;
             next += 1;
             if let Some(s) = init {
@@ -650,24 +650,45 @@ impl<'r> Transaction<'r> {
                     continue;
                 }
             }
-            match item {
-                Item::Marker(name) => self.at_marker(name),
-                Item::Rule(rule) => {
-                    if !self.rule_should_run(rule, fast.get(k).and_then(Option::as_ref)) {
+            let rule = match fast.get(k).and_then(Option::as_ref) {
+                // Only rules have plans. A rule its plan skips is not read: the loop then
+                // reads 16 bytes of `fast` for it, not its item and the rule behind it.
+                Some(f) => {
+                    let id = || match &items[k] {
+                        Item::Rule(r) => r.hot.id,
+                        Item::Marker(_) => None,
+                    };
+                    if !self.rule_turn() || self.fast_no_match(f, id) {
                         continue;
                     }
-                    let started = self.profile.as_ref().map(|_| std::time::Instant::now());
-                    let matched = self.eval_rule(rule);
-                    if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
-                        let s = &mut p[rule.index];
-                        s.evaluated += 1;
-                        s.matched += u64::from(matched);
-                        s.nanos += t0.elapsed().as_nanos() as u64;
-                    }
-                    if self.it.disruptive {
-                        break;
+                    match &items[k] {
+                        Item::Rule(r) if !self.is_removed(r) => r,
+                        _ => continue,
                     }
                 }
+                None => match &items[k] {
+                    Item::Marker(name) => {
+                        self.at_marker(name);
+                        continue;
+                    }
+                    Item::Rule(r) => {
+                        if !self.rule_should_run(r, None) {
+                            continue;
+                        }
+                        r
+                    }
+                },
+            };
+            let started = self.profile.as_ref().map(|_| std::time::Instant::now());
+            let matched = self.eval_rule(rule);
+            if let (Some(t0), Some(p)) = (started, self.profile.as_mut()) {
+                let s = &mut p[rule.index];
+                s.evaluated += 1;
+                s.matched += u64::from(matched);
+                s.nanos += t0.elapsed().as_nanos() as u64;
+            }
+            if self.it.disruptive {
+                break;
             }
         }
     }
@@ -740,27 +761,32 @@ impl<'r> Transaction<'r> {
     }
 
     /// A rule with a [`FastSkip`] plan that provably does not match, as `eval_rule` would
-    /// leave it: the rule current, MATCHED_VAR(S) forgotten. False when the plan cannot
-    /// decide (lists or scans missing, a value that may match, run-time removals, profiling).
-    fn fast_no_match(&mut self, f: &FastSkip) -> bool {
+    /// leave it: MATCHED_VAR(S) forgotten. False when the plan cannot decide (lists or scans
+    /// missing, a value that may match, run-time removals, profiling). `id` reads the rule's
+    /// id, needed only once `ctl:ruleRemoveById` removed something.
+    ///
+    /// The current rule (`RULE:id`) is left as it was: only a rule reads it, and
+    /// `eval_rule` (or the Lua `pre`) sets it before the rule does.
+    fn fast_no_match(&mut self, f: &FastSkip, id: impl FnOnce() -> Option<u64>) -> bool {
         if self.every_rule_runs()
             || !self.remove_tags.is_empty()
             || !self.remove_target_by_id.is_empty()
             || !self.remove_target_by_tag.is_empty()
-            || f.id.is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id)))
+            || (!self.remove_ids.is_empty()
+                && id().is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id))))
         {
             return false;
         }
         let proven = match f.plan {
             SkipPlan::Prefilter { slot, start, len } => {
-                let sids = &self.rs.fast_sources[start as usize..(start + len) as usize];
+                let start = start as usize;
+                let sids = &self.rs.fast_sources[start..start + usize::from(len)];
                 self.sources.no_match(sids, slot, &self.rs.sources, &self.data)
             }
             SkipPlan::AfterInit => self.init_applied,
             SkipPlan::AfterInitMatch { fold } if self.init_applied => {
                 let rs: &'r CompiledRuleSet = self.rs;
                 let (folds, i) = (&rs.folds, fold as usize);
-                self.current_rule = f.id;
                 for (n, v) in folds.pairs(i) {
                     self.matched_vars.push_pair(n, v);
                 }
@@ -777,7 +803,6 @@ impl<'r> Transaction<'r> {
         if !proven {
             return false;
         }
-        self.current_rule = f.id;
         self.matched_vars.clear();
         true
     }
@@ -806,7 +831,9 @@ impl<'r> Transaction<'r> {
     /// count), `allow`, and removal. With the rule's [`FastSkip`] plan, a rule the prefilter
     /// proves cannot match is done here, before the rule itself is read.
     pub(crate) fn rule_should_run(&mut self, rule: &CRule, fast: Option<&FastSkip>) -> bool {
-        self.rule_turn() && !fast.is_some_and(|f| self.fast_no_match(f)) && !self.is_removed(rule)
+        self.rule_turn()
+            && !fast.is_some_and(|f| self.fast_no_match(f, || rule.hot.id))
+            && !self.is_removed(rule)
     }
 
     /// The checks of `rule_should_run` that do not read the rule (it uses up a `skip`).
@@ -1089,7 +1116,7 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             let possible = match link.rx_slot {
-                Some(slot) => self.sources.may_match(i, slot, &rs.sources.groups),
+                Some(slot) => self.sources.may_match(i, slot, &rs.sources.prefilter),
                 None => true,
             };
             // The operator (far into the rule) is read only for a value it may match.

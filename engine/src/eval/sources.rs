@@ -29,15 +29,15 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// Where a link's `@rx` sits in its chain's prefilter group.
+/// Where a link's `@rx` sits in the prefilter, and the shortest value it can match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxSlot {
-    pub group: u32,
     pub slot: u32,
     pub min_len: u32,
 }
 
-/// The required literals of every `@rx` run after one transformation chain.
+/// The required literals of every `@rx`, whatever its chain: the bits of a value depend on
+/// its bytes alone (see the module docs).
 #[derive(Debug, Default)]
 pub struct PrefilterGroup {
     ac: Option<AhoCorasick>,
@@ -60,7 +60,7 @@ pub struct SourceDesc {
     pub chain: Vec<Transformation>,
 }
 
-/// Compile-time tables: source ids and prefilter groups.
+/// Compile-time tables: source ids and the prefilter.
 #[derive(Debug, Default)]
 pub struct SourceTable {
     pub source_count: u32,
@@ -71,7 +71,7 @@ pub struct SourceTable {
     /// Per source: its raw list, one per (target, exclusions) whatever the chain.
     pub source_raw: Vec<u32>,
     pub raw_count: u32,
-    pub groups: Vec<PrefilterGroup>,
+    pub prefilter: PrefilterGroup,
 }
 
 /// Builds a [`SourceTable`] while rules compile.
@@ -83,8 +83,8 @@ pub struct SourceBuilder {
     source_raw: Vec<u32>,
     descs: Vec<SourceDesc>,
     chains: HashMap<Vec<Transformation>, u32>,
-    /// Per chain: each slot's literals.
-    group_literals: Vec<Vec<Vec<Vec<u8>>>>,
+    /// Per slot: its regex's required literals.
+    slot_literals: Vec<Vec<Vec<u8>>>,
     /// Switched off by [`super::compile::CompileOptions`]: no sources, no prefilter.
     disabled: bool,
     prefilter_disabled: bool,
@@ -115,11 +115,7 @@ impl SourceBuilder {
 
     fn chain_id(&mut self, chain: &[Transformation]) -> u32 {
         let n = self.chains.len() as u32;
-        let id = *self.chains.entry(chain.to_vec()).or_insert(n);
-        if self.group_literals.len() <= id as usize {
-            self.group_literals.resize_with(id as usize + 1, Vec::new);
-        }
-        id
+        *self.chains.entry(chain.to_vec()).or_insert(n)
     }
 
     /// The source id of `t` read by a link with these exclusions and chain, or `None` when
@@ -173,81 +169,64 @@ impl SourceBuilder {
             return None;
         }
         let req = prefilter::required(translated)?;
-        // One group for every regex: bits then depend on the bytes alone (see module docs).
+        // One automaton for every regex, whatever its chain: bits then depend on the bytes
+        // alone (see module docs).
         let _ = chain;
-        Some(self.slot(req.literals, req.min_len))
-    }
-
-    fn slot(&mut self, literals: Vec<Vec<u8>>, min_len: usize) -> RxSlot {
-        let group = 0u32;
-        if self.group_literals.is_empty() {
-            self.group_literals.push(Vec::new());
-        }
-        let slots = &mut self.group_literals[group as usize];
-        slots.push(literals);
-        RxSlot {
-            group,
-            slot: slots.len() as u32 - 1,
-            min_len: u32::try_from(min_len).unwrap_or(u32::MAX),
-        }
+        let slot = u32::try_from(self.slot_literals.len()).ok()?;
+        self.slot_literals.push(req.literals);
+        Some(RxSlot { slot, min_len: u32::try_from(req.min_len).unwrap_or(u32::MAX) })
     }
 
     pub fn finish(self) -> Result<SourceTable, String> {
-        let mut groups = Vec::with_capacity(self.group_literals.len());
-        for slots in self.group_literals {
-            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-            let mut patterns: Vec<Vec<u8>> = Vec::new();
-            let mut pattern_slots: Vec<Vec<u32>> = Vec::new();
-            let mut byte_slots: Vec<(u8, Vec<u32>)> = Vec::new();
-            for (s, lits) in slots.iter().enumerate() {
-                for l in lits {
-                    if let [b] = l.as_slice() {
-                        match byte_slots.iter_mut().find(|(x, _)| x == b) {
-                            Some((_, v)) => v.push(s as u32),
-                            None => byte_slots.push((*b, vec![s as u32])),
-                        }
-                        continue;
+        let slots = &self.slot_literals;
+        let mut index: HashMap<&[u8], usize> = HashMap::new();
+        let mut patterns: Vec<&[u8]> = Vec::new();
+        let mut pattern_slots: Vec<Vec<u32>> = Vec::new();
+        let mut byte_slots: Vec<(u8, Vec<u32>)> = Vec::new();
+        for (s, lits) in slots.iter().enumerate() {
+            for l in lits {
+                if let [b] = l.as_slice() {
+                    match byte_slots.iter_mut().find(|(x, _)| x == b) {
+                        Some((_, v)) => v.push(s as u32),
+                        None => byte_slots.push((*b, vec![s as u32])),
                     }
-                    let i = *index.entry(l.clone()).or_insert_with(|| {
-                        patterns.push(l.clone());
-                        pattern_slots.push(Vec::new());
-                        patterns.len() - 1
-                    });
-                    pattern_slots[i].push(s as u32);
+                    continue;
                 }
+                let i = *index.entry(l.as_slice()).or_insert_with(|| {
+                    patterns.push(l.as_slice());
+                    pattern_slots.push(Vec::new());
+                    patterns.len() - 1
+                });
+                pattern_slots[i].push(s as u32);
             }
-            let ac = if patterns.is_empty() {
-                None
-            } else {
-                Some(
-                    AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::Standard)
-                        .kind(Some(AhoCorasickKind::DFA))
-                        .build(&patterns)
-                        .or_else(|_| {
-                            AhoCorasickBuilder::new()
-                                .ascii_case_insensitive(true)
-                                .match_kind(MatchKind::Standard)
-                                .build(&patterns)
-                        })
-                        .map_err(|e| format!("prefilter automaton: {e}"))?,
-                )
-            };
-            groups.push(PrefilterGroup {
-                ac,
-                pattern_slots,
-                byte_slots,
-                words: slots.len().div_ceil(64),
-            });
         }
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&patterns)
+                    .or_else(|_| {
+                        AhoCorasickBuilder::new()
+                            .ascii_case_insensitive(true)
+                            .match_kind(MatchKind::Standard)
+                            .build(&patterns)
+                    })
+                    .map_err(|e| format!("prefilter automaton: {e}"))?,
+            )
+        };
+        let prefilter =
+            PrefilterGroup { ac, pattern_slots, byte_slots, words: slots.len().div_ceil(64) };
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             source_chain: self.source_chain,
             descs: self.descs,
             source_raw: self.source_raw,
             raw_count: self.raws.len() as u32,
-            groups,
+            prefilter,
         })
     }
 }
@@ -589,7 +568,7 @@ impl SourceCache {
         data: &RequestData,
     ) -> bool {
         sids.iter().all(|&sid| match self.list(sid, table, data) {
-            Some(r) => !self.list_may_match(sid, r, slot, &table.groups),
+            Some(r) => !self.list_may_match(sid, r, slot, &table.prefilter),
             None => false,
         })
     }
@@ -604,12 +583,11 @@ impl SourceCache {
         sid: u32,
         r: std::ops::Range<usize>,
         slot: RxSlot,
-        groups: &[PrefilterGroup],
+        g: &PrefilterGroup,
     ) -> bool {
         if r.is_empty() {
             return false;
         }
-        let Some(g) = groups.get(slot.group as usize) else { return true };
         let (ug, mut off, mut longest) = self.unions[sid as usize];
         if ug != self.generation {
             off = self.bits.len() as u32;
@@ -637,13 +615,12 @@ impl SourceCache {
 
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
     /// slot's chain).
-    pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, groups: &[PrefilterGroup]) -> bool {
+    pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, g: &PrefilterGroup) -> bool {
         let tv = self.entries[i].tval as usize;
         let (a, b) = self.tvals[tv].value;
         if (b - a) < slot.min_len {
             return false;
         }
-        let Some(g) = groups.get(slot.group as usize) else { return true };
         let off = self.scan(tv, g);
         self.has_bit(off, slot)
     }

@@ -360,7 +360,7 @@ fn init_snapshot_matches_running_the_rules() {
 /// are folded; a transaction that did not take the snapshot runs them all.
 #[test]
 fn init_folding_matches_running_the_rules() {
-    use super::compile::{CompileOptions, CompiledRuleSet, SkipPlan};
+    use super::compile::{CompileOptions, CompiledRuleSet, Item, SkipPlan};
     use std::sync::Arc;
     let rules = format!(
         "{HEAD}SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.level=0\"\n\
@@ -405,13 +405,12 @@ fn init_folding_matches_running_the_rules() {
     // The run is rules 2, 5 and 4 (TX only); rule 3 reads ARGS and ends it.
     assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(1..4));
     let folded = |want: fn(&SkipPlan) -> bool| {
-        let mut ids: Vec<u64> = on
-            .fast
-            .iter()
-            .flatten()
-            .flatten()
-            .filter(|f| want(&f.plan))
-            .filter_map(|f| f.id)
+        let mut ids: Vec<u64> = (0..5)
+            .flat_map(|p| on.phases[p].iter().zip(&on.fast[p]))
+            .filter_map(|(item, f)| match (item, f) {
+                (Item::Rule(r), Some(f)) if want(&f.plan) => r.id(),
+                _ => None,
+            })
             .collect();
         ids.sort_unstable();
         ids
