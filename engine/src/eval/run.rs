@@ -30,69 +30,138 @@ use std::borrow::Cow;
 
 /// A case-insensitively keyed collection (TX, IP, ...), in insertion order, with an index
 /// by a case-insensitive hash of the key: CRS reads `TX:<key>` in most of its rules.
+///
+/// Keys and values live in two arenas, so that copying a collection (every CRS transaction
+/// starts from the init snapshot's 40 TX entries, [`InitSnapshot`]) is four blocks, not two
+/// per entry. A value that grows is appended again; the bytes it leaves behind are counted
+/// and reclaimed once they outweigh the live ones.
 #[derive(Debug, Default, Clone)]
 pub struct Collection {
-    entries: Vec<(String, Vec<u8>)>,
+    entries: Vec<Slot>,
+    keys: String,
+    values: Vec<u8>,
+    /// Bytes of `keys` and `values` that no entry refers to any more.
+    dead: usize,
     /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
     /// taken by another key are found by a scan (correct, only slower, for crafted keys).
     index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
 }
 
+/// An entry of a [`Collection`]: where its key and its value are in the arenas.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Collections are equal when they hold the same keys (as stored) and values in the same
+/// order, wherever the bytes sit in their arenas.
+impl PartialEq for Collection {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries.len() == other.entries.len() && self.iter().eq(other.iter())
+    }
+}
+
 impl Collection {
+    fn key(&self, i: usize) -> &str {
+        let (a, b) = self.entries[i].key;
+        &self.keys[a..b]
+    }
+    fn value(&self, i: usize) -> &[u8] {
+        let (a, b) = self.entries[i].value;
+        &self.values[a..b]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
     fn position(&self, key: &str) -> Option<usize> {
         self.position_h(key, ci_hash(key))
     }
     /// `position` with the key's [`ci_hash`] computed beforehand.
     fn position_h(&self, key: &str, h: u64) -> Option<usize> {
         let i = *self.index.get(&h)?;
-        if self.entries[i].0.eq_ignore_ascii_case(key) {
+        if self.key(i).eq_ignore_ascii_case(key) {
             return Some(i);
         }
-        self.entries.iter().position(|(k, _)| k.eq_ignore_ascii_case(key))
+        (0..self.entries.len()).find(|&j| self.key(j).eq_ignore_ascii_case(key))
     }
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.position(key).map(|i| self.entries[i].1.as_slice())
+        self.position(key).map(|i| self.value(i))
     }
     /// The entry under `key` (hashed beforehand): (key as first stored, value).
     fn get_entry_h(&self, key: &str, h: u64) -> Option<(&str, &[u8])> {
-        self.position_h(key, h).map(|i| (self.entries[i].0.as_str(), self.entries[i].1.as_slice()))
+        self.position_h(key, h).map(|i| (self.key(i), self.value(i)))
     }
     /// v3 `storeOrUpdateFirst`.
     pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        let h = ci_hash(key);
-        match self.position_h(key, h) {
-            Some(i) => self.entries[i].1 = value,
-            None => self.push_new(key, h, value),
-        }
+        self.set_bytes_h(key, ci_hash(key), &value);
     }
-    /// `set` with the key hashed beforehand, reusing the old value's buffer.
+    /// `set` with the key hashed beforehand.
     fn set_bytes_h(&mut self, key: &str, h: u64, value: &[u8]) {
-        match self.position_h(key, h) {
-            Some(i) => {
-                let v = &mut self.entries[i].1;
-                v.clear();
-                v.extend_from_slice(value);
-            }
-            None => self.push_new(key, h, value.to_vec()),
+        let Some(i) = self.position_h(key, h) else {
+            self.push_new(key, h, value);
+            return;
+        };
+        let (a, b) = self.entries[i].value;
+        if value.len() <= b - a {
+            // In place; the tail it no longer uses is dead.
+            self.values[a..a + value.len()].copy_from_slice(value);
+            self.entries[i].value = (a, a + value.len());
+            self.dead += b - a - value.len();
+        } else {
+            let start = self.values.len();
+            self.values.extend_from_slice(value);
+            self.entries[i].value = (start, self.values.len());
+            self.dead += b - a;
         }
+        self.compact_if_mostly_dead();
     }
     /// Appends a key not yet stored (its hash may be taken: see `index`).
-    fn push_new(&mut self, key: &str, h: u64, value: Vec<u8>) {
+    fn push_new(&mut self, key: &str, h: u64, value: &[u8]) {
         self.index.entry(h).or_insert(self.entries.len());
-        self.entries.push((key.to_string(), value));
+        let (k0, v0) = (self.keys.len(), self.values.len());
+        self.keys.push_str(key);
+        self.values.extend_from_slice(value);
+        self.entries.push(Slot { key: (k0, self.keys.len()), value: (v0, self.values.len()) });
     }
     pub fn remove(&mut self, key: &str) {
         if self.position(key).is_none() {
             return;
         }
-        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
-        self.index.clear();
-        for (i, (k, _)) in self.entries.iter().enumerate() {
-            self.index.entry(ci_hash(k)).or_insert(i);
+        let mut kept = Vec::with_capacity(self.entries.len());
+        for i in 0..self.entries.len() {
+            let Slot { key: (ka, kb), value: (va, vb) } = self.entries[i];
+            if self.key(i).eq_ignore_ascii_case(key) {
+                self.dead += (kb - ka) + (vb - va);
+            } else {
+                kept.push(self.entries[i]);
+            }
         }
+        self.entries = kept;
+        self.index.clear();
+        for i in 0..self.entries.len() {
+            let h = ci_hash(self.key(i));
+            self.index.entry(h).or_insert(i);
+        }
+        self.compact_if_mostly_dead();
+    }
+    /// Copies the live bytes to fresh arenas once the dead ones outweigh them (and a page).
+    fn compact_if_mostly_dead(&mut self) {
+        let live = self.keys.len() + self.values.len() - self.dead;
+        if self.dead <= live.max(4096) {
+            return;
+        }
+        let (mut keys, mut values) = (String::with_capacity(live), Vec::with_capacity(live));
+        for i in 0..self.entries.len() {
+            let (k0, v0) = (keys.len(), values.len());
+            keys.push_str(self.key(i));
+            values.extend_from_slice(self.value(i));
+            self.entries[i] = Slot { key: (k0, keys.len()), value: (v0, values.len()) };
+        }
+        (self.keys, self.values, self.dead) = (keys, values, 0);
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+        (0..self.entries.len()).map(|i| (self.key(i), self.value(i)))
     }
 }
 
@@ -200,7 +269,7 @@ impl InitSnapshot {
         }
         let a = Self::take(rs, run.clone(), false)?;
         let b = Self::take(rs, run, true)?;
-        (a.tx.entries == b.tx.entries
+        (a.tx == b.tx
             && a.matched_ids == b.matched_ids
             && a.highest_severity == b.highest_severity
             && a.current_rule == b.current_rule
@@ -235,7 +304,7 @@ impl InitSnapshot {
                 }
             }
         }
-        let clean = t.flow_idle() && t.final_status.is_none() && t.env.entries.is_empty();
+        let clean = t.flow_idle() && t.final_status.is_none() && t.env.is_empty();
         clean.then(|| InitSnapshot {
             run,
             tx: t.tx.clone(),
@@ -256,7 +325,7 @@ impl InitSnapshot {
             let mut msg = RuleMsg::new(rule.hot.id);
             t.current_rule = rule.hot.id;
             let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
-            (!hit && t.tx.entries == self.tx.entries && t.flow_idle()).then_some(())
+            (!hit && t.tx == self.tx && t.flow_idle()).then_some(())
         })
         .is_some()
     }
@@ -303,7 +372,7 @@ impl InitSnapshot {
             t.current_rule = Some(u64::MAX);
             t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
         }
-        let tx = t.tx.entries.clone();
+        let tx = t.tx.clone();
         let ids = t.matched_ids.clone();
         let severity = t.highest_severity;
         let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
@@ -314,8 +383,8 @@ impl InitSnapshot {
             return None;
         }
         let after = pairs(t);
-        let unchanged = t.tx.entries == tx
-            && t.env.entries.is_empty()
+        let unchanged = t.tx == tx
+            && t.env.is_empty()
             && t.matched_ids == ids
             && t.highest_severity == severity
             && t.it.status == 200
@@ -741,7 +810,7 @@ impl<'r> Transaction<'r> {
     /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
     /// pending, as earlier rules may have left it), the run's outcome instead of the run.
     fn apply_init(&mut self, s: &InitSnapshot) -> bool {
-        if !(self.tx.entries.is_empty() && self.flow_idle()) {
+        if !(self.tx.is_empty() && self.flow_idle()) {
             return false;
         }
         self.tx.clone_from(&s.tx);
@@ -1307,7 +1376,7 @@ impl<'r> Transaction<'r> {
                     let pre = stoi(&self.expand_cow(&sv.value));
                     let cur = self
                         .collection(&coll)
-                        .and_then(|c| c.position_h(&key, h).map(|i| stoi(&c.entries[i].1)))
+                        .and_then(|c| c.position_h(&key, h).map(|i| stoi(c.value(i))))
                         .unwrap_or(0);
                     let n = if sv.op == SetVarOp::Add { cur + pre } else { cur - pre };
                     Cow::Owned(n.to_string().into_bytes())
@@ -1652,5 +1721,54 @@ impl<'r> Transaction<'r> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod collection_tests {
+    use super::Collection;
+
+    fn pairs(c: &Collection) -> Vec<(String, Vec<u8>)> {
+        c.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+    }
+
+    /// Values that shrink, grow and are removed keep insertion order and case-insensitive
+    /// lookup, through compactions; equality ignores where the bytes sit.
+    #[test]
+    fn arenas_keep_order_and_values_through_rewrites() {
+        let mut c = Collection::default();
+        c.set("Anomaly_Score", b"0".to_vec());
+        c.set("allowed_methods", b"GET HEAD POST OPTIONS".to_vec());
+        c.set("x", b"1".to_vec());
+        c.set("ANOMALY_SCORE", b"5".to_vec());
+        c.set("allowed_methods", b"GET".to_vec());
+        assert_eq!(c.get("anomaly_score"), Some(&b"5"[..]));
+        assert_eq!(c.get("ALLOWED_METHODS"), Some(&b"GET"[..]));
+        // Grows past its old room 10,000 times: appended each time, compacted on the way.
+        for n in 0..10_000u32 {
+            c.set("x", n.to_string().repeat(4).into_bytes());
+        }
+        assert_eq!(c.get("x"), Some("9999".repeat(4).as_bytes()));
+        assert!(c.values.len() + c.keys.len() < 3 * 4096 + 64, "dead bytes reclaimed");
+        c.remove("ALLOWED_methods");
+        assert_eq!(c.get("allowed_methods"), None);
+        c.set("late", b"v".to_vec());
+        let want: Vec<(String, Vec<u8>)> = vec![
+            ("Anomaly_Score".into(), b"5".to_vec()),
+            ("x".into(), "9999".repeat(4).into_bytes()),
+            ("late".into(), b"v".to_vec()),
+        ];
+        assert_eq!(pairs(&c), want);
+        let mut fresh = Collection::default();
+        for (k, v) in &want {
+            fresh.set(k, v.clone());
+        }
+        assert!(c == fresh);
+        fresh.set("late", b"w".to_vec());
+        assert!(c != fresh);
+        let mut copy = Collection::default();
+        copy.clone_from(&c);
+        assert!(copy == c);
+        assert_eq!(copy.get("anomaly_score"), Some(&b"5"[..]));
     }
 }
