@@ -79,6 +79,25 @@ impl Default for TxnConfig {
 }
 
 impl TxnConfig {
+    /// What the request view reads: everything but the response MIME types, whose copy
+    /// would cost each transaction a few allocations.
+    fn request_side(&self) -> TxnConfig {
+        TxnConfig {
+            request_body_access: self.request_body_access,
+            request_body_limit: self.request_body_limit,
+            request_body_no_files_limit: self.request_body_no_files_limit,
+            request_body_limit_action: self.request_body_limit_action,
+            arguments_limit: self.arguments_limit,
+            json_depth_limit: self.json_depth_limit,
+            argument_separator: self.argument_separator,
+            cookie_format: self.cookie_format,
+            response_body_access: self.response_body_access,
+            response_body_limit: self.response_body_limit,
+            response_body_limit_action: self.response_body_limit_action,
+            response_body_mime_types: Vec::new(),
+        }
+    }
+
     /// Applies one directive (a later one overrides an earlier one).
     pub fn apply(&mut self, d: &ConfigDirective) {
         match d {
@@ -297,7 +316,10 @@ enum ArgOrigin {
 #[derive(Debug, Clone)]
 pub struct RequestData {
     cfg: TxnConfig,
-    scalars: Vec<Option<Vec<u8>>>,
+    /// Per [`Variable`]: where its value sits in `scalar_bytes`, once set. A value set
+    /// again is appended again (a few body-processing flags are).
+    scalars: Vec<Option<(usize, usize)>>,
+    scalar_bytes: Vec<u8>,
     args: Coll,
     args_get: Coll,
     args_post: Coll,
@@ -377,8 +399,9 @@ impl RequestData {
     fn empty(cfg: &TxnConfig) -> Self {
         use Variable::*;
         RequestData {
-            cfg: cfg.clone(),
+            cfg: cfg.request_side(),
             scalars: vec![None; Variable::ALL.len()],
+            scalar_bytes: Vec::with_capacity(512),
             args: Coll::new(Args),
             args_get: Coll::new(ArgsGet),
             args_post: Coll::new(ArgsPost),
@@ -401,15 +424,18 @@ impl RequestData {
         }
     }
 
-    fn set(&mut self, v: Variable, value: impl Into<Vec<u8>>) {
+    fn set(&mut self, v: Variable, value: impl AsRef<[u8]>) {
         if let Some(slot) = self.scalars.get_mut(v as usize) {
-            *slot = Some(value.into());
+            let start = self.scalar_bytes.len();
+            self.scalar_bytes.extend_from_slice(value.as_ref());
+            *slot = Some((start, self.scalar_bytes.len()));
         }
     }
 
     /// A scalar's value, if set.
     pub fn scalar(&self, v: Variable) -> Option<&[u8]> {
-        self.scalars.get(v as usize).and_then(|s| s.as_deref())
+        let (a, b) = (*self.scalars.get(v as usize)?)?;
+        self.scalar_bytes.get(a..b)
     }
 
     /// Builds the phase-1 variables (connection, request line, ARGS_GET, headers, cookies).
@@ -635,7 +661,9 @@ impl RequestData {
 
         let access = self.body_access_override.unwrap_or(self.cfg.request_body_access);
         if access {
-            let mut full = Vec::new();
+            // Written straight into the scalar arena (it holds the body).
+            let full = &mut self.scalar_bytes;
+            let start = full.len();
             for e in &self.headers.elems {
                 full.extend_from_slice(&e.key);
                 full.extend_from_slice(b": ");
@@ -644,8 +672,11 @@ impl RequestData {
             }
             full.extend_from_slice(b"\n\n");
             full.extend_from_slice(body);
-            self.set(FullRequestLength, full.len().to_string());
-            self.set(FullRequest, full);
+            let end = full.len();
+            if let Some(slot) = self.scalars.get_mut(FullRequest as usize) {
+                *slot = Some((start, end));
+            }
+            self.set(FullRequestLength, (end - start).to_string());
             if !body.is_empty() {
                 self.set(RequestBody, body);
                 self.set(RequestBodyLength, body.len().to_string());
