@@ -1132,12 +1132,24 @@ pub(crate) fn operator_macro(k: &crate::ir::OperatorKind) -> Option<&MacroString
     }
 }
 
-/// Case-insensitive hash of a collection key (ASCII folding, as v3 compares keys).
+/// Case-insensitive hash of a collection key (ASCII folding, as v3 compares keys), eight
+/// bytes at a time: CRS looks up `TX:<key>` keys of 20 to 36 bytes dozens of times per
+/// request, and a byte at a time this was a quarter of each lookup.
 pub fn ci_hash(key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h = (h.rotate_left(5) ^ u64::from(b.to_ascii_lowercase()))
-            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    let bytes = key.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for c in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = mix(h, super::sources::fold_word(u64::from_le_bytes(w)));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = mix(h, super::sources::fold_word(u64::from_le_bytes(w)));
     }
     h
 }
@@ -1233,6 +1245,24 @@ impl KeyRegex {
 #[cfg(test)]
 mod key_regex_tests {
     use super::KeyRegex;
+
+    /// Keys equal but for ASCII case hash alike, whatever their length against the 8-byte
+    /// words; the length and every byte take part otherwise.
+    #[test]
+    fn ci_hash_folds_ascii_case_only() {
+        use super::ci_hash;
+        for key in ["", "a", "anomaly_score", "Inbound_Anomaly_Score_Threshold", "x\u{e9}Y"] {
+            assert_eq!(ci_hash(key), ci_hash(&key.to_ascii_uppercase()), "{key}");
+            assert_eq!(ci_hash(key), ci_hash(&key.to_ascii_lowercase()), "{key}");
+        }
+        let distinct =
+            ["", "a", "b", "a\0", "ab", "abcdefgh", "abcdefghi", "abcdefgi", "\u{e9}", "\u{c9}"];
+        for (i, a) in distinct.iter().enumerate() {
+            for b in &distinct[i + 1..] {
+                assert_ne!(ci_hash(a), ci_hash(b), "{a:?} {b:?}");
+            }
+        }
+    }
 
     /// The byte-comparison stand-ins decide exactly as the regex they replace.
     #[test]

@@ -1686,7 +1686,10 @@ impl<'r> Transaction<'r> {
     }
 
     pub(crate) fn expand(&self, m: &MacroString) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Room for the literals and a short value: one allocation for most expansions.
+        let lits: usize =
+            m.parts.iter().map(|p| if let MacroPart::Lit(s) = p { s.len() } else { 0 }).sum();
+        let mut out = Vec::with_capacity(lits + 16);
         for p in &m.parts {
             match p {
                 MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
