@@ -93,7 +93,18 @@ pub fn detect_sqli(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// True when libinjection's XSS detector flags the input.
+///
+/// An input without `<` and without `=` is never flagged, and is not handed to the
+/// detector: every token it reports on (a tag, a comment, a doctype) opens with `<`, and an
+/// attribute value it checks must follow an attribute name and `=` (the value an attribute
+/// context starts with has no name before it). `no_lt_or_eq_is_never_xss` holds both
+/// backends to it. Most benign cookies, user agents and referers take this path.
 pub fn detect_xss(input: &[u8]) -> bool {
+    memchr::memchr2(b'<', b'=', input).is_some() && detect_xss_full(input)
+}
+
+/// [`detect_xss`] without the shortcut.
+fn detect_xss_full(input: &[u8]) -> bool {
     match backend() {
         // SAFETY: pointer and length describe `input`.
         Backend::C { xss, .. } => (unsafe { xss(input.as_ptr(), input.len()) }) != 0,
@@ -142,6 +153,40 @@ mod tests {
         for (input, want) in xss {
             assert_eq!(detect_xss(input), *want, "{} {input:?}", backend_name());
             assert_eq!(detect_xss_port(input), *want, "port {input:?}");
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The shortcut of [`detect_xss`]: without `<` and `=`, neither backend flags the
+        /// input, however it strings together event handlers, URL schemes, quotes and
+        /// entities.
+        #[test]
+        fn no_lt_or_eq_is_never_xss(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "on", "onerror", "ONLOAD", "onclick", "javascript:", "vbscript:",
+                        "data:", "style", "xmlns", "xlink:href", "src", "href", "formaction",
+                        "attributename", " ", "\t", "\n", "\x0c", "/", ">", "\"", "'", "`",
+                        "&#", "&#x3c;", "&lt;", "!", "-", "--", "?", "[if", "xml", "import",
+                        "entity", "alert(1)", "a", "x", "\0", ";", ":", "\\", "%3C", "&",
+                        "(", ")", "script", "svg", "iframe",
+                    ])
+                    .prop_map(|t| t.as_bytes().to_vec()),
+                    proptest::collection::vec(
+                        proptest::num::u8::ANY.prop_filter("no < or =", |b| *b != b'<' && *b != b'='),
+                        1..4,
+                    ),
+                ],
+                0..14,
+            )
+        ) {
+            let input = parts.concat();
+            proptest::prop_assert!(!detect_xss_full(&input), "{} {:?}", backend_name(), input);
+            proptest::prop_assert!(!detect_xss_port(&input), "port {:?}", input);
         }
     }
 
