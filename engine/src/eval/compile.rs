@@ -81,7 +81,7 @@ pub struct CRule {
     pub removed: bool,
     /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
     pub updated: bool,
-    /// This link's `@rx` in its chain's prefilter group (see [`super::sources`]).
+    /// This link's `@rx` in the shared prefilter (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
@@ -214,7 +214,7 @@ pub struct CompiledRuleSet {
     pub removed_msgs: Vec<String>,
     pub target_updates: Vec<TargetUpdate>,
     pub rule_count: usize,
-    /// Value sources and `@rx` prefilter groups.
+    /// Value sources and the `@rx` prefilter.
     pub sources: SourceTable,
     /// Parallel to `phases`: for each rule that the shared prefilter alone can prove does
     /// not match (see [`FastSkip`]), its plan.

@@ -11,7 +11,7 @@
 //! processor or access): [`SourceCache::invalidate`].
 //!
 //! The required literals ([`super::prefilter`]) of every `@rx` sit in one case-insensitive
-//! Aho-Corasick automaton ([`PrefilterGroup`]): one scan of a value gives a bit per regex,
+//! Aho-Corasick automaton ([`Prefilter`]): one scan of a value gives a bit per regex,
 //! clear meaning that regex cannot match it. The bits belong to the bytes, not to the chain:
 //! a value that a chain leaves unchanged (most benign values, under most chains) shares one
 //! transformed-value record, hence one scan, with every other chain that leaves it unchanged.
@@ -39,7 +39,7 @@ pub struct RxSlot {
 /// The required literals of every `@rx`, whatever its chain: the bits of a value depend on
 /// its bytes alone (see the module docs).
 #[derive(Debug, Default)]
-pub struct PrefilterGroup {
+pub struct Prefilter {
     ac: Option<AhoCorasick>,
     /// Per automaton pattern: the slots (regexes) it stands for.
     pattern_slots: Vec<Vec<u32>>,
@@ -66,12 +66,12 @@ pub struct SourceTable {
     pub source_count: u32,
     /// Per source: what it reads.
     pub descs: Vec<SourceDesc>,
-    /// Per source: its chain (= prefilter group) id.
+    /// Per source: its transformation chain id.
     pub source_chain: Vec<u32>,
     /// Per source: its raw list, one per (target, exclusions) whatever the chain.
     pub source_raw: Vec<u32>,
     pub raw_count: u32,
-    pub prefilter: PrefilterGroup,
+    pub prefilter: Prefilter,
 }
 
 /// Builds a [`SourceTable`] while rules compile.
@@ -219,7 +219,7 @@ impl SourceBuilder {
             )
         };
         let prefilter =
-            PrefilterGroup { ac, pattern_slots, byte_slots, words: slots.len().div_ceil(64) };
+            Prefilter { ac, pattern_slots, byte_slots, words: slots.len().div_ceil(64) };
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             source_chain: self.source_chain,
@@ -583,7 +583,7 @@ impl SourceCache {
         sid: u32,
         r: std::ops::Range<usize>,
         slot: RxSlot,
-        g: &PrefilterGroup,
+        g: &Prefilter,
     ) -> bool {
         if r.is_empty() {
             return false;
@@ -615,7 +615,7 @@ impl SourceCache {
 
     /// Whether the regex in `slot` could match entry `i` (which belongs to a source of the
     /// slot's chain).
-    pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, g: &PrefilterGroup) -> bool {
+    pub(crate) fn may_match(&mut self, i: usize, slot: RxSlot, g: &Prefilter) -> bool {
         let tv = self.entries[i].tval as usize;
         let (a, b) = self.tvals[tv].value;
         if (b - a) < slot.min_len {
@@ -626,7 +626,7 @@ impl SourceCache {
     }
 
     /// The offset of the prefilter bits of value record `tv`, scanning it on first use.
-    fn scan(&mut self, tv: usize, g: &PrefilterGroup) -> usize {
+    fn scan(&mut self, tv: usize, g: &Prefilter) -> usize {
         let TVal { value: (a, b), bits, .. } = self.tvals[tv];
         if bits == u32::MAX {
             let value = &self.values[a as usize..b as usize];
