@@ -35,7 +35,7 @@ use std::borrow::Cow;
 /// starts from the init snapshot's 40 TX entries, [`InitSnapshot`]) is four blocks, not two
 /// per entry. A value that grows is appended again; the bytes it leaves behind are counted
 /// and reclaimed once they outweigh the live ones.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Collection {
     entries: Vec<Slot>,
     keys: String,
@@ -45,6 +45,28 @@ pub struct Collection {
     /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
     /// taken by another key are found by a scan (correct, only slower, for crafted keys).
     index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
+}
+
+/// `clone_from` reuses the target's buffers: a transaction copies the init snapshot's TX
+/// into the collection of the transaction before it (kept in [`Scratch`]), with no
+/// allocation once the buffers have grown to a decision's size.
+impl Clone for Collection {
+    fn clone(&self) -> Self {
+        Collection {
+            entries: self.entries.clone(),
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+            dead: self.dead,
+            index: self.index.clone(),
+        }
+    }
+    fn clone_from(&mut self, source: &Self) {
+        self.entries.clone_from(&source.entries);
+        self.keys.clone_from(&source.keys);
+        self.values.clone_from(&source.values);
+        self.dead = source.dead;
+        self.index.clone_from(&source.index);
+    }
 }
 
 /// An entry of a [`Collection`]: where its key and its value are in the arenas.
@@ -73,6 +95,18 @@ impl Collection {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// Empty, keeping the buffers (see [`Scratch`]); dropped instead past `bytes`.
+    fn clear_within(&mut self, bytes: usize) {
+        if self.keys.capacity() + self.values.capacity() > bytes || self.entries.capacity() > 1024 {
+            *self = Collection::default();
+            return;
+        }
+        self.entries.clear();
+        self.keys.clear();
+        self.values.clear();
+        self.dead = 0;
+        self.index.clear();
     }
     fn position(&self, key: &str) -> Option<usize> {
         self.position_h(key, ci_hash(key))
@@ -408,6 +442,7 @@ struct Scratch {
     matched_vars: ValueBuf,
     captures: Vec<Vec<u8>>,
     sources: SourceCache,
+    tx: Collection,
 }
 
 thread_local! {
@@ -422,6 +457,7 @@ impl Scratch {
     }
     fn give_back(mut self) {
         self.sources.trim();
+        self.tx.clear_within(1 << 16);
         for b in [&mut self.values, &mut self.matched_vars] {
             b.clear();
             if b.items.len() > 1024 {
@@ -551,6 +587,7 @@ impl Drop for Transaction<'_> {
             matched_vars: std::mem::take(&mut self.matched_vars),
             captures: std::mem::take(&mut self.captures),
             sources: std::mem::take(&mut self.sources),
+            tx: std::mem::take(&mut self.tx),
         }
         .give_back();
     }
@@ -570,7 +607,7 @@ impl<'r> Transaction<'r> {
         Transaction {
             rs,
             data: RequestData::new(req, &rs.config.txn),
-            tx: Collection::default(),
+            tx: scratch.tx,
             ip: Collection::default(),
             global: Collection::default(),
             session: Collection::default(),

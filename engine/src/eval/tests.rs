@@ -442,3 +442,23 @@ fn init_folding_matches_running_the_rules() {
     ];
     assert_same_decisions("folding", &on, &off, cases);
 }
+
+/// TX lives in the reused transaction scratch: what one transaction set, in the init run or
+/// from the request, is gone in the next one.
+#[test]
+fn tx_does_not_leak_into_the_next_transaction() {
+    let rules = "SecRuleEngine On\n\
+         SecAction \"id:1,phase:1,pass,nolog,setvar:tx.count=+1\"\n\
+         SecRule ARGS:a \"@streq x\" \"id:2,phase:1,pass,nolog,setvar:tx.from_request=1\"\n\
+         SecRule TX:count \"@gt 1\" \"id:3,phase:1,deny,status:403\"\n\
+         SecRule &TX:from_request \"@eq 1\" \"id:4,phase:1,deny,status:401\"\n";
+    let set = crate::seclang::parse_str(rules, "t.conf").expect("rules parse");
+    let e = NativeEngine::new(&set).expect("rules compile");
+    let with = req("GET", "/?a=x", &[], "");
+    let without = req("GET", "/", &[], "");
+    assert_eq!(e.evaluate(&with).status, 401);
+    for _ in 0..3 {
+        assert_eq!(e.evaluate(&without).status, 200);
+        assert_eq!(e.evaluate(&with).status, 401);
+    }
+}
