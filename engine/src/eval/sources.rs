@@ -326,7 +326,7 @@ pub(crate) struct SourceCache {
 }
 
 /// `w` with its ASCII upper-case letters (bytes `A`..=`Z`) lower-cased, eight bytes at once.
-pub(crate) fn fold_word(w: u64) -> u64 {
+fn fold_word(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
     let low7 = w & !HIGH;
@@ -347,7 +347,9 @@ fn folded_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
-fn fold_hash(v: &[u8]) -> u64 {
+/// A hash of `v` that ignores ASCII case, a word at a time (also the collections' key hash,
+/// [`super::compile::ci_hash`]).
+pub(crate) fn fold_hash(v: &[u8]) -> u64 {
     use std::hash::Hasher;
     let mut h = KeyHasher(v.len() as u64);
     folded_words(v).for_each(|w| h.write_u64(w));
