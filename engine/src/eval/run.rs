@@ -127,8 +127,8 @@ impl Collection {
         self.position_h(key, h).map(|i| (self.key(i), self.value(i)))
     }
     /// v3 `storeOrUpdateFirst`.
-    pub fn set(&mut self, key: &str, value: Vec<u8>) {
-        self.set_bytes_h(key, ci_hash(key), &value);
+    pub fn set(&mut self, key: &str, value: &[u8]) {
+        self.set_bytes_h(key, ci_hash(key), value);
     }
     /// `set` with the key hashed beforehand.
     fn set_bytes_h(&mut self, key: &str, h: u64, value: &[u8]) {
@@ -162,16 +162,14 @@ impl Collection {
         if self.position(key).is_none() {
             return;
         }
-        let mut kept = Vec::with_capacity(self.entries.len());
-        for i in 0..self.entries.len() {
-            let Slot { key: (ka, kb), value: (va, vb) } = self.entries[i];
-            if self.key(i).eq_ignore_ascii_case(key) {
-                self.dead += (kb - ka) + (vb - va);
-            } else {
-                kept.push(self.entries[i]);
+        let (keys, dead) = (&self.keys, &mut self.dead);
+        self.entries.retain(|&Slot { key: (ka, kb), value: (va, vb) }| {
+            let gone = keys[ka..kb].eq_ignore_ascii_case(key);
+            if gone {
+                *dead += (kb - ka) + (vb - va);
             }
-        }
-        self.entries = kept;
+            !gone
+        });
         self.index.clear();
         for i in 0..self.entries.len() {
             let h = ci_hash(self.key(i));
@@ -1465,7 +1463,7 @@ impl<'r> Transaction<'r> {
             Action::SetEnv { name, value } => {
                 let n = String::from_utf8_lossy(&self.expand(name)).into_owned();
                 let v = self.expand(value);
-                self.env.set(&n, v);
+                self.env.set(&n, &v);
             }
             // Persistent collections are per transaction here (see the module docs of
             // `eval`); initcol/expirevar/deprecatevar/setuid/setsid/setrsc need no work.
@@ -1777,22 +1775,22 @@ mod collection_tests {
     #[test]
     fn arenas_keep_order_and_values_through_rewrites() {
         let mut c = Collection::default();
-        c.set("Anomaly_Score", b"0".to_vec());
-        c.set("allowed_methods", b"GET HEAD POST OPTIONS".to_vec());
-        c.set("x", b"1".to_vec());
-        c.set("ANOMALY_SCORE", b"5".to_vec());
-        c.set("allowed_methods", b"GET".to_vec());
+        c.set("Anomaly_Score", b"0");
+        c.set("allowed_methods", b"GET HEAD POST OPTIONS");
+        c.set("x", b"1");
+        c.set("ANOMALY_SCORE", b"5");
+        c.set("allowed_methods", b"GET");
         assert_eq!(c.get("anomaly_score"), Some(&b"5"[..]));
         assert_eq!(c.get("ALLOWED_METHODS"), Some(&b"GET"[..]));
         // Grows past its old room 10,000 times: appended each time, compacted on the way.
         for n in 0..10_000u32 {
-            c.set("x", n.to_string().repeat(4).into_bytes());
+            c.set("x", n.to_string().repeat(4).as_bytes());
         }
         assert_eq!(c.get("x"), Some("9999".repeat(4).as_bytes()));
         assert!(c.values.len() + c.keys.len() < 3 * 4096 + 64, "dead bytes reclaimed");
         c.remove("ALLOWED_methods");
         assert_eq!(c.get("allowed_methods"), None);
-        c.set("late", b"v".to_vec());
+        c.set("late", b"v");
         let want: Vec<(String, Vec<u8>)> = vec![
             ("Anomaly_Score".into(), b"5".to_vec()),
             ("x".into(), "9999".repeat(4).into_bytes()),
@@ -1801,10 +1799,10 @@ mod collection_tests {
         assert_eq!(pairs(&c), want);
         let mut fresh = Collection::default();
         for (k, v) in &want {
-            fresh.set(k, v.clone());
+            fresh.set(k, v);
         }
         assert!(c == fresh);
-        fresh.set("late", b"w".to_vec());
+        fresh.set("late", b"w");
         assert!(c != fresh);
         let mut copy = Collection::default();
         copy.clone_from(&c);
