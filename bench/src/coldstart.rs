@@ -10,9 +10,20 @@
 //! gap kind runs before every timed decision, untimed, and the table gives each gap's p50
 //! and p90 and its p50 as a multiple of back-to-back.
 //!
+//! Gaps are interleaved request by request (each request's decision is timed after every gap
+//! in turn), as `latency` interleaves engines: a change of the host's state during the pass
+//! hits every gap alike. Measured one gap after the other, the same gap's p50 moved by 2x
+//! between runs minutes apart.
+//!
+//! `--probe` adds an engine-free row per gap: a dependent walk over 4,096 lines of a 256 KiB
+//! buffer ([`Chase`]), which shows what a gap does to memory the process touched just before
+//! it, with no rule engine in the way. On 2026-12-02 its p50 went from about 17 µs back to
+//! back to 110-600 µs after a 5 ms busy loop that touches no memory: the host, not the engine,
+//! empties the caches while a vCPU computes something else.
+//!
 //! Decisions are checked before anything is timed: each engine decides every request once,
 //! and every timed decision must equal that one (an engine whose answer depends on what ran
-//! before it would make the comparison meaningless).
+//! before it would make the comparison meaningless). The probe checks its walk too.
 
 use crate::latency::{EngineTimings, LatencyError};
 use serde::Serialize;
@@ -145,8 +156,57 @@ pub enum ColdstartError {
         "engine {engine} decided request {id} differently after gap {gap}: {got:?} vs {want:?}"
     )]
     Unstable { engine: String, gap: String, id: String, got: Box<Decision>, want: Box<Decision> },
+    /// The memory probe's walk did not close its cycle (memory corruption, or a bug here).
+    #[error("the memory probe's walk did not come back to its start")]
+    Probe,
     #[error(transparent)]
     Latency(#[from] LatencyError),
+}
+
+/// The memory probe: a cycle through every 64-byte line of a 256 KiB buffer in an order
+/// fixed by a seed, each step's address read from the line before (no overlap, no hardware
+/// prefetch), so that its time is the latency of 4,096 reads where the buffer then is.
+pub struct Chase {
+    next: Vec<u64>,
+}
+
+impl Chase {
+    /// Row name of the probe.
+    pub const NAME: &'static str = "probe:chase-256KiB";
+    const LINES: usize = 4096;
+    const WORDS_PER_LINE: usize = 8;
+
+    pub fn new() -> Chase {
+        use rand::{SeedableRng, seq::SliceRandom};
+        let mut order: Vec<usize> = (1..Self::LINES).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed));
+        order.insert(0, 0);
+        let mut next = vec![0u64; Self::LINES * Self::WORDS_PER_LINE];
+        for (i, &line) in order.iter().enumerate() {
+            let to = order[(i + 1) % Self::LINES];
+            next[line * Self::WORDS_PER_LINE] = (to * Self::WORDS_PER_LINE) as u64;
+        }
+        Chase { next }
+    }
+
+    /// Walks the whole cycle from line 0; true when it came back to line 0 after exactly
+    /// one visit of every line.
+    pub fn walk(&self) -> bool {
+        let mut i = 0usize;
+        for step in 1..=Self::LINES {
+            i = self.next[i] as usize;
+            if i == 0 {
+                return step == Self::LINES;
+            }
+        }
+        false
+    }
+}
+
+impl Default for Chase {
+    fn default() -> Self {
+        Chase::new()
+    }
 }
 
 /// Runs the gaps. `peer` is needed only for [`Gap::Peer`] (the caller builds it).
@@ -188,33 +248,49 @@ impl GapRunner<'_> {
     }
 }
 
-/// For each engine and each gap: one untimed pass (after the gap, like the timed one), then
-/// one timed pass in which every request's decision follows the gap. Every decision is
-/// checked against the engine's reference decision.
+/// For each engine: one untimed pass (every gap before every request, like the timed one),
+/// then one timed pass in which each request is decided after each gap in turn, each time
+/// right after the previous request's decision and the gap. Every
+/// decision is checked against the engine's reference decision. With `probe`, the same for
+/// [`Chase`] (one walk per request and gap).
 pub fn measure(
     engines: &mut [Box<dyn Engine>],
     peer: Option<&mut Box<dyn Engine>>,
     reqs: &[Request],
     gaps: &[Gap],
+    probe: bool,
     mut progress: impl FnMut(&str, &Gap),
 ) -> Result<Vec<Row>, ColdstartError> {
     let mut runner = GapRunner { buf: Vec::new(), peer, sink: 0 };
     let mut rows = Vec::new();
     for e in engines.iter_mut() {
         let reference: Vec<Decision> = reqs.iter().map(|r| e.decide(r)).collect();
-        let mut none_p50 = None;
-        for gap in gaps {
-            progress(e.name(), gap);
-            for r in reqs {
+        for r in reqs {
+            for gap in gaps {
                 runner.run(gap, r);
                 std::hint::black_box(e.decide(r));
             }
-            let mut times = EngineTimings::new(e.name(), reqs.len())?;
-            for (ri, (r, want)) in reqs.iter().zip(&reference).enumerate() {
+        }
+        // Gaps interleaved request by request, as `latency` interleaves engines: a change of
+        // the host's state during the pass hits every gap alike. Every timed decision
+        // follows the previous request's decision (untimed), then the gap, so that `none`
+        // means back to back. What ran a few decisions earlier still shows (the first
+        // decisions after the peer stay slow), so the gaps' order turns by one with each
+        // request: every gap follows every other equally often.
+        let mut times = gaps
+            .iter()
+            .map(|_| EngineTimings::new(e.name(), reqs.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        progress(e.name(), &Gap::Seq(gaps.to_vec()));
+        for (ri, (r, want)) in reqs.iter().zip(&reference).enumerate() {
+            let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
+            for gi in rotation(ri, gaps.len()) {
+                let (gap, t) = (&gaps[gi], &mut times[gi]);
+                std::hint::black_box(e.decide(prev));
                 runner.run(gap, r);
                 let t0 = Instant::now();
                 let got = e.decide(std::hint::black_box(r));
-                times.record(ri, t0.elapsed().as_nanos());
+                t.record(ri, t0.elapsed().as_nanos());
                 if &got != want {
                     return Err(ColdstartError::Unstable {
                         engine: e.name().to_string(),
@@ -225,27 +301,63 @@ pub fn measure(
                     });
                 }
             }
-            let st = times.stats();
-            if *gap == Gap::None {
-                none_p50 = Some(st.p50_ns);
-            }
-            rows.push(Row {
-                engine: e.name().to_string(),
-                gap: gap.label(),
-                count: st.count as usize,
-                p50_ns: st.p50_ns,
-                p90_ns: st.p90_ns,
-                p50_vs_none: None,
-            });
         }
-        if let Some(base) = none_p50.filter(|&b| b > 0) {
-            for row in rows.iter_mut().filter(|r| r.engine == e.name()) {
-                row.p50_vs_none = Some(row.p50_ns as f64 / base as f64);
+        push_rows(&mut rows, e.name(), gaps, &times);
+    }
+    if probe {
+        let chase = Chase::new();
+        progress(Chase::NAME, &Gap::Seq(gaps.to_vec()));
+        let mut times = gaps
+            .iter()
+            .map(|_| EngineTimings::new(Chase::NAME, reqs.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (ri, r) in reqs.iter().enumerate() {
+            for gi in rotation(ri, gaps.len()) {
+                let (gap, t) = (&gaps[gi], &mut times[gi]);
+                std::hint::black_box(std::hint::black_box(&chase).walk());
+                runner.run(gap, r);
+                let t0 = Instant::now();
+                let ok = std::hint::black_box(&chase).walk();
+                t.record(ri, t0.elapsed().as_nanos());
+                if !ok {
+                    return Err(ColdstartError::Probe);
+                }
             }
         }
+        push_rows(&mut rows, Chase::NAME, gaps, &times);
     }
     std::hint::black_box(runner.sink);
     Ok(rows)
+}
+
+/// Gap indices for request `ri`: `0..n` turned left by `ri`.
+fn rotation(ri: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (ri + k) % n)
+}
+
+/// One row per gap for `name`, with each p50 over the `none` gap's when it was measured.
+fn push_rows(rows: &mut Vec<Row>, name: &str, gaps: &[Gap], times: &[EngineTimings]) {
+    let first = rows.len();
+    let mut none_p50 = None;
+    for (gap, t) in gaps.iter().zip(times) {
+        let st = t.stats();
+        if *gap == Gap::None {
+            none_p50 = Some(st.p50_ns);
+        }
+        rows.push(Row {
+            engine: name.to_string(),
+            gap: gap.label(),
+            count: st.count as usize,
+            p50_ns: st.p50_ns,
+            p90_ns: st.p90_ns,
+            p50_vs_none: None,
+        });
+    }
+    if let Some(base) = none_p50.filter(|&b| b > 0) {
+        for row in &mut rows[first..] {
+            row.p50_vs_none = Some(row.p50_ns as f64 / base as f64);
+        }
+    }
 }
 
 /// The Markdown table `wafbench coldstart` prints.
@@ -290,6 +402,33 @@ mod tests {
         );
         assert!(Gap::parse("sleep:1ms+modsec").unwrap().uses_peer());
         assert!(!Gap::parse("sleep:1ms+spin:1ms").unwrap().uses_peer());
+    }
+
+    #[test]
+    fn each_gap_takes_each_place_in_turn() {
+        let orders: Vec<Vec<usize>> = (0..3).map(|ri| rotation(ri, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1]]);
+        assert_eq!(rotation(7, 1).collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn the_probe_walks_one_cycle_through_every_line() {
+        let c = Chase::new();
+        assert!(c.walk());
+        let mut seen = vec![false; Chase::LINES];
+        let mut i = 0usize;
+        for _ in 0..Chase::LINES {
+            assert!(!seen[i / Chase::WORDS_PER_LINE], "line visited twice");
+            seen[i / Chase::WORDS_PER_LINE] = true;
+            i = c.next[i] as usize;
+        }
+        assert_eq!(i, 0);
+        assert!(seen.iter().all(|&s| s));
+        // A broken cycle is reported, not walked forever.
+        let mut broken = Chase::new();
+        let to = broken.next[0] as usize;
+        broken.next[to] = to as u64;
+        assert!(!broken.walk());
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct Args {
     /// Only the first N requests of the corpus.
     #[arg(long)]
     limit: Option<usize>,
+    /// Also time a memory probe after each gap: a dependent walk over 4,096 lines of a 256
+    /// KiB buffer (row `probe:chase-256KiB`), to tell the host's part from the engines'.
+    #[arg(long)]
+    probe: bool,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -65,7 +69,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None
     };
     let tty = std::io::stderr().is_terminal();
-    let rows = coldstart::measure(&mut engines, peer.as_mut(), &reqs, &gaps, |e, g| {
+    let rows = coldstart::measure(&mut engines, peer.as_mut(), &reqs, &gaps, a.probe, |e, g| {
         if tty {
             eprintln!("wafbench coldstart: {e} after {}", g.label());
         }
