@@ -1,5 +1,5 @@
 //! The real `wafbench coldstart` binary: one row per engine and gap with the documented
-//! fields, back-to-back as the unit of the ratio, bad gaps and `modsec` as an engine refused
+//! fields (the memory probe's rows after the engines'), back-to-back as the unit of the ratio, bad gaps and `modsec` as an engine refused
 //! with exit 2.
 
 use std::process::Command;
@@ -29,6 +29,7 @@ fn json_has_a_row_per_engine_and_gap() {
         "native,lua-ffi",
         "--gaps",
         "none,spin:200us,sleep:100us,touch:256KiB",
+        "--probe",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -41,7 +42,7 @@ fn json_has_a_row_per_engine_and_gap() {
         .map(|r| (r["engine"].as_str().unwrap().into(), r["gap"].as_str().unwrap().into()))
         .collect();
     let mut want = Vec::new();
-    for e in ["native", "lua-ffi"] {
+    for e in ["native", "lua-ffi", "probe:chase-256KiB"] {
         for g in ["none", "spin:200us", "sleep:100us", "touch:256KiB"] {
             want.push((e.to_string(), g.to_string()));
         }
