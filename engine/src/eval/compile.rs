@@ -1174,6 +1174,44 @@ fn literal(s: &str) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// `lit` (ASCII lower case) at `k[i..]`, ASCII case-insensitively.
+#[inline]
+fn folded_at(k: &[u8], i: usize, lit: &[u8]) -> bool {
+    k.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit))
+}
+
+/// Whether `k` contains `lit` (ASCII lower case, not empty), ASCII case-insensitively. Only
+/// positions holding `lit`'s first byte in either case can start it: they are found eight
+/// bytes at a time (a zero byte of the folded word XOR the first byte marks one; bytes
+/// above a marked one may be false alarms, which the comparison rejects).
+fn contains_folded(k: &[u8], lit: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let Some(&f) = lit.first() else { return true };
+    let Some(last) = k.len().checked_sub(lit.len()) else { return false };
+    let want = u64::from(f) * ONES;
+    let mut base = 0;
+    while base <= last {
+        let mut b = [0u8; 8];
+        let n = (k.len() - base).min(8);
+        b[..n].copy_from_slice(&k[base..base + n]);
+        let x = super::sources::fold_word(u64::from_le_bytes(b)) ^ want;
+        let mut m = x.wrapping_sub(ONES) & !x & HIGH;
+        while m != 0 {
+            let i = base + m.trailing_zeros() as usize / 8;
+            if i > last {
+                break;
+            }
+            if folded_at(k, i, lit) {
+                return true;
+            }
+            m &= m - 1;
+        }
+        base += 8;
+    }
+    false
+}
+
 impl KeyRegex {
     pub fn new(pattern: &str) -> Result<KeyRegex, EvalError> {
         let re = regex::RegexBuilder::new(pattern)
@@ -1201,28 +1239,22 @@ impl KeyRegex {
     }
 
     pub fn is_match(&self, key: &str) -> bool {
+        self.is_match_in(key, true)
+    }
+
+    /// [`KeyRegex::is_match`] for a key that may hold a newline only when `lines` is true
+    /// (a collection knows whether any of its keys does): most keys then fail at their first
+    /// byte, with no search for a newline after which the literal could start.
+    pub fn is_match_in(&self, key: &str, lines: bool) -> bool {
         let k = key.as_bytes();
-        let at = |i: usize, lit: &[u8]| {
-            k.len() >= i + lit.len() && k[i..i + lit.len()].eq_ignore_ascii_case(lit)
-        };
         match self {
             KeyRegex::Prefix(lit) => {
-                at(0, lit)
-                    || (k.len() > lit.len()
-                        && k.contains(&b'\n')
-                        && memchr::memchr_iter(b'\n', k).any(|i| at(i + 1, lit)))
+                folded_at(k, 0, lit)
+                    || (lines
+                        && k.len() > lit.len()
+                        && memchr::memchr_iter(b'\n', k).any(|i| folded_at(k, i + 1, lit)))
             }
-            KeyRegex::Contains(lit) => match lit.first() {
-                // Only positions holding the first byte (either case) can start a match.
-                Some(&f) => {
-                    k.len() >= lit.len()
-                        && k[..=k.len() - lit.len()]
-                            .iter()
-                            .enumerate()
-                            .any(|(i, &b)| b.to_ascii_lowercase() == f && at(i, lit))
-                }
-                None => true,
-            },
+            KeyRegex::Contains(lit) => contains_folded(k, lit),
             KeyRegex::Regex(re) => re.is_match(key),
         }
     }
@@ -1230,6 +1262,30 @@ impl KeyRegex {
 
 #[cfg(test)]
 mod key_regex_tests {
+    #[test]
+    fn contains_folded_agrees_with_a_plain_search() {
+        let lits: [&[u8]; 4] = [b"p", b"paramcounter_", b"pp", b"multipart_headers_content_types"];
+        let keys: [&[u8]; 9] = [
+            b"",
+            b"p",
+            b"xxPxxxxpxxxxxxxxPp",
+            b"tx_PARAMCOUNTER_q",
+            b"paramcounter",
+            b"xxxxxxxparamcounter_",
+            b"\x00\x70\xf0P",
+            b"abcdefgh",
+            b"MULTIPART_HEADERS_CONTENT_TYPES_x",
+        ];
+        for lit in lits {
+            for k in keys {
+                let want = k.len() >= lit.len()
+                    && (0..=k.len() - lit.len())
+                        .any(|i| k[i..i + lit.len()].eq_ignore_ascii_case(lit));
+                assert_eq!(super::contains_folded(k, lit), want, "{k:?} {lit:?}");
+            }
+        }
+    }
+
     use super::KeyRegex;
 
     /// Keys equal but for ASCII case hash alike, whatever their length against the 8-byte

@@ -42,6 +42,9 @@ pub struct Collection {
     values: Vec<u8>,
     /// Bytes of `keys` and `values` that no entry refers to any more.
     dead: usize,
+    /// Whether a key ever stored since the last clear holds a newline (a `/^lit/` selector
+    /// then also tests the positions after each newline, [`super::compile::KeyRegex::is_match_in`]).
+    newline_keys: bool,
     /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
     /// taken by another key are found by a scan (correct, only slower, for crafted keys).
     index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
@@ -57,6 +60,7 @@ impl Clone for Collection {
             keys: self.keys.clone(),
             values: self.values.clone(),
             dead: self.dead,
+            newline_keys: self.newline_keys,
             index: self.index.clone(),
         }
     }
@@ -65,6 +69,7 @@ impl Clone for Collection {
         self.keys.clone_from(&source.keys);
         self.values.clone_from(&source.values);
         self.dead = source.dead;
+        self.newline_keys = source.newline_keys;
         self.index.clone_from(&source.index);
     }
 }
@@ -106,6 +111,7 @@ impl Collection {
         self.keys.clear();
         self.values.clear();
         self.dead = 0;
+        self.newline_keys = false;
         self.index.clear();
     }
     fn position(&self, key: &str) -> Option<usize> {
@@ -153,6 +159,7 @@ impl Collection {
     /// Appends a key not yet stored (its hash may be taken: see `index`).
     fn push_new(&mut self, key: &str, h: u64, value: &[u8]) {
         self.index.entry(h).or_insert(self.entries.len());
+        self.newline_keys |= key.contains('\n');
         let (k0, v0) = (self.keys.len(), self.values.len());
         self.keys.push_str(key);
         self.values.extend_from_slice(value);
@@ -1628,11 +1635,12 @@ impl<'r> Transaction<'r> {
                     out.push_var(var.name(), k, v);
                 }
             } else if let Some(c) = self.collection_of(var) {
+                let lines = c.newline_keys;
                 for (k, v) in c.iter() {
                     let keep = match (&t.target.selector, &t.key_regex) {
                         (None, _) => true,
                         (Some(Selector::Key(key)), _) => k.eq_ignore_ascii_case(key),
-                        (Some(Selector::Regex(_)), Some(re)) => re.is_match(k),
+                        (Some(Selector::Regex(_)), Some(re)) => re.is_match_in(k, lines),
                         (Some(Selector::Regex(_)), None) => false,
                     };
                     if keep {

@@ -326,7 +326,7 @@ pub(crate) struct SourceCache {
 }
 
 /// `w` with its ASCII upper-case letters (bytes `A`..=`Z`) lower-cased, eight bytes at once.
-fn fold_word(w: u64) -> u64 {
+pub(crate) fn fold_word(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
     let low7 = w & !HIGH;
