@@ -1402,7 +1402,7 @@ impl<'r> Transaction<'r> {
     fn run_setvars(&mut self, a: &CActions) {
         for (k, sv) in a.setvars.iter().enumerate() {
             let key_bytes = self.expand_cow(&sv.key);
-            let key = String::from_utf8_lossy(&key_bytes);
+            let key = crate::txn::utf8_lossy(&key_bytes);
             let h = a.setvar_key_hash.get(k).copied().flatten().unwrap_or_else(|| ci_hash(&key));
             let coll = lower(&sv.collection);
             let value: Cow<'_, [u8]> = match sv.op {
