@@ -1778,6 +1778,27 @@ mod collection_tests {
         c.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
     }
 
+    /// A `/^lit/` selector must also try after each newline of a key: the collection says
+    /// whether any key it holds has one, and forgets it when cleared.
+    #[test]
+    fn collections_know_whether_a_key_spans_lines() {
+        use crate::eval::compile::KeyRegex;
+        let re = KeyRegex::new("^header_name_").unwrap();
+        let mut c = Collection::default();
+        c.set("anomaly_score", b"0");
+        assert!(!c.newline_keys);
+        c.set("x\nheader_name_host", b"1");
+        assert!(c.newline_keys);
+        let hits: Vec<&str> =
+            c.iter().filter(|(k, _)| re.is_match_in(k, c.newline_keys)).map(|(k, _)| k).collect();
+        assert_eq!(hits, ["x\nheader_name_host"]);
+        let mut copy = Collection::default();
+        copy.clone_from(&c);
+        assert!(copy.newline_keys);
+        c.clear_within(1 << 20);
+        assert!(!c.newline_keys);
+    }
+
     /// Values that shrink, grow and are removed keep insertion order and case-insensitive
     /// lookup, through compactions; equality ignores where the bytes sit.
     #[test]
