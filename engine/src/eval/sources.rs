@@ -46,8 +46,66 @@ pub struct Prefilter {
     /// One-byte literals (ASCII-folded) and their slots: found through a byte-presence
     /// table rather than the automaton, where they would report every occurrence.
     byte_slots: Vec<(u8, Vec<u32>)>,
+    /// With at most 64 one-byte literals (CRS has 57): per byte value, the bit of the literal
+    /// it is (either ASCII case), 0 for none, so that a value's literals are one OR per byte;
+    /// and per literal (bit `i`), its slots as `words` words to OR into the value's bits.
+    /// Empty otherwise (`byte_slots` is then read instead).
+    byte_bit: Vec<u64>,
+    byte_masks: Vec<u64>,
     /// Words of 64 bits per value.
     words: usize,
+}
+
+impl Prefilter {
+    fn new(
+        ac: Option<AhoCorasick>,
+        pattern_slots: Vec<Vec<u32>>,
+        byte_slots: Vec<(u8, Vec<u32>)>,
+        slot_count: usize,
+    ) -> Prefilter {
+        let words = slot_count.div_ceil(64);
+        let (mut byte_bit, mut byte_masks) = (Vec::new(), Vec::new());
+        if byte_slots.len() <= 64 {
+            byte_bit = vec![0u64; 256];
+            byte_masks = vec![0u64; byte_slots.len() * words];
+            for (i, (c, slots)) in byte_slots.iter().enumerate() {
+                byte_bit[usize::from(*c)] |= 1 << i;
+                byte_bit[usize::from(c.to_ascii_uppercase())] |= 1 << i;
+                for &s in slots {
+                    byte_masks[i * words + (s / 64) as usize] |= 1u64 << (s % 64);
+                }
+            }
+        }
+        Prefilter { ac, pattern_slots, byte_slots, byte_bit, byte_masks, words }
+    }
+
+    /// ORs into `bits` (`words` words) the slots of the one-byte literals `value` holds.
+    fn or_byte_bits(&self, value: &[u8], bits: &mut [u64]) {
+        if !self.byte_bit.is_empty() {
+            let mut present = 0u64;
+            for &c in value {
+                present |= self.byte_bit[usize::from(c)];
+            }
+            while present != 0 {
+                let i = present.trailing_zeros() as usize;
+                present &= present - 1;
+                let mask = &self.byte_masks[i * self.words..(i + 1) * self.words];
+                bits.iter_mut().zip(mask).for_each(|(b, m)| *b |= m);
+            }
+        } else if !self.byte_slots.is_empty() {
+            let mut present = [false; 256];
+            for &c in value {
+                present[usize::from(c.to_ascii_lowercase())] = true;
+            }
+            for (c, slots) in &self.byte_slots {
+                if present[usize::from(*c)] {
+                    for &s in slots {
+                        bits[(s / 64) as usize] |= 1u64 << (s % 64);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a source reads: one target, the exclusions that filter it, the chain after them.
@@ -218,8 +276,7 @@ impl SourceBuilder {
                     .map_err(|e| format!("prefilter automaton: {e}"))?,
             )
         };
-        let prefilter =
-            Prefilter { ac, pattern_slots, byte_slots, words: slots.len().div_ceil(64) };
+        let prefilter = Prefilter::new(ac, pattern_slots, byte_slots, slots.len());
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             source_chain: self.source_chain,
@@ -651,17 +708,7 @@ impl SourceCache {
                     g.pattern_slots[m.pattern().as_usize()].iter().for_each(|&s| set(s));
                 }
             }
-            if !g.byte_slots.is_empty() {
-                let mut present = [false; 256];
-                for &c in value {
-                    present[usize::from(c.to_ascii_lowercase())] = true;
-                }
-                for (c, slots) in &g.byte_slots {
-                    if present[usize::from(*c)] {
-                        slots.iter().for_each(|&s| set(s));
-                    }
-                }
-            }
+            g.or_byte_bits(value, bits);
             self.tvals[tv].bits = off as u32;
             off
         } else {
@@ -672,7 +719,39 @@ impl SourceCache {
 
 #[cfg(test)]
 mod tests {
-    use super::{fold_eq, fold_hash, fold_word};
+    use super::{Prefilter, fold_eq, fold_hash, fold_word};
+
+    /// The per-literal masks give the same bits as the slot lists they replace, in either
+    /// ASCII case, for a literal in several slots and a slot past the first word.
+    #[test]
+    fn byte_masks_set_the_slots_of_the_literals_present() {
+        let lits =
+            vec![(b'<', vec![0, 70]), (b'a', vec![3]), (b'%', vec![64, 3]), (b'\0', vec![5])];
+        let fast = Prefilter::new(None, Vec::new(), lits.clone(), 80);
+        let mut slow = Prefilter::new(None, Vec::new(), lits, 80);
+        slow.byte_bit.clear();
+        slow.byte_masks.clear();
+        let want = |set: &[u32]| {
+            let mut w = vec![0u64; 2];
+            set.iter().for_each(|&s| w[(s / 64) as usize] |= 1 << (s % 64));
+            w
+        };
+        let cases: [(&[u8], &[u32]); 6] = [
+            (b"", &[]),
+            (b"xyz", &[]),
+            (b"A", &[3]),
+            (b"x<y", &[0, 70]),
+            (b"<%A", &[0, 3, 64, 70]),
+            (b"\0", &[5]),
+        ];
+        for (value, set) in cases {
+            for p in [&fast, &slow] {
+                let mut bits = vec![0u64; 2];
+                p.or_byte_bits(value, &mut bits);
+                assert_eq!(bits, want(set), "{value:?}");
+            }
+        }
+    }
 
     /// Every byte value, in every position of the word, folds as `to_ascii_lowercase`.
     #[test]
