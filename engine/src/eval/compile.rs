@@ -1262,6 +1262,21 @@ impl KeyRegex {
 
 #[cfg(test)]
 mod key_regex_tests {
+    proptest::proptest! {
+        /// Over keys of bytes that stress the word-at-a-time search (both cases of the first
+        /// byte, NUL and 0x01 next to it, high bytes), the same answer as a plain search.
+        #[test]
+        fn contains_folded_is_a_case_insensitive_search(
+            k in proptest::collection::vec(
+                proptest::sample::select(b"pPaA_\x00\x01\xf0\xd0x".to_vec()), 0..40),
+            lit in proptest::sample::select(vec![&b"p"[..], b"pa", b"pa_p", b"ap", b"p\x01"]),
+        ) {
+            let want = k.len() >= lit.len()
+                && (0..=k.len() - lit.len()).any(|i| k[i..i + lit.len()].eq_ignore_ascii_case(lit));
+            proptest::prop_assert_eq!(super::contains_folded(&k, lit), want);
+        }
+    }
+
     #[test]
     fn contains_folded_agrees_with_a_plain_search() {
         let lits: [&[u8]; 4] = [b"p", b"paramcounter_", b"pp", b"multipart_headers_content_types"];

@@ -69,7 +69,8 @@ impl Prefilter {
             byte_bit = vec![0u64; 256];
             byte_masks = vec![0u64; byte_slots.len() * words];
             for (i, (c, slots)) in byte_slots.iter().enumerate() {
-                byte_bit[usize::from(*c)] |= 1 << i;
+                // Literals come folded; either case of the byte is the literal.
+                byte_bit[usize::from(c.to_ascii_lowercase())] |= 1 << i;
                 byte_bit[usize::from(c.to_ascii_uppercase())] |= 1 << i;
                 for &s in slots {
                     byte_masks[i * words + (s / 64) as usize] |= 1u64 << (s % 64);
