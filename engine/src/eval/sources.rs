@@ -318,6 +318,9 @@ struct TVal {
     /// A chain whose every step is in `same` leaves the bytes unchanged without running.
     known: u64,
     same: u64,
+    /// For the record of raw request bytes: the first of its chain links (`u32::MAX` for
+    /// none), see [`SourceCache::links`].
+    chains: u32,
 }
 
 /// FxHash-style hasher for small integer keys ([`SourceCache`], the collection index).
@@ -344,10 +347,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-/// Chain id of the shared record of bytes no chain changed.
-const IDENTITY: u32 = u32::MAX;
-
-type KeyMap = HashMap<(u32, usize, usize), u32, std::hash::BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<(usize, usize), u32, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Per-request lists of the sources read so far.
 #[derive(Debug, Default)]
@@ -368,10 +368,14 @@ pub(crate) struct SourceCache {
     raw_names: Vec<(u32, u32)>,
     entries: Vec<Entry>,
     tvals: Vec<TVal>,
-    /// (chain, address, length) of a request-data value borrowed in this generation ->
-    /// its transformed value. Addresses are stable while the request data is unchanged,
-    /// which is what a generation means.
+    /// (address, length) of a request-data value borrowed in this generation -> the record
+    /// of its raw bytes, from which its chains' outputs are linked (`links`). Addresses are
+    /// stable while the request data is unchanged, which is what a generation means.
     shared: KeyMap,
+    /// (chain, transformed value, next link) per chain already run over a raw record's
+    /// bytes, listed from the record (`TVal::chains`): a value is read through a few chains,
+    /// so a short walk replaces a second hash lookup and insert per entry.
+    links: Vec<(u32, u32, u32)>,
     names: String,
     values: Vec<u8>,
     bits: Vec<u64>,
@@ -429,6 +433,7 @@ impl SourceCache {
         self.raw_names.clear();
         self.entries.clear();
         self.tvals.clear();
+        self.links.clear();
         self.names.clear();
         self.values.clear();
         self.bits.clear();
@@ -448,6 +453,7 @@ impl SourceCache {
             self.entries = Vec::new();
             self.raw_names = Vec::new();
             self.tvals = Vec::new();
+            self.links = Vec::new();
             self.bits = Vec::new();
             self.shared = KeyMap::default();
             self.scanned = HashMap::default();
@@ -542,25 +548,31 @@ impl SourceCache {
             }
         };
         let (p, l) = (raw.as_ptr() as usize, raw.len());
-        if let Some(&tval) = self.shared.get(&(chain_id, p, l)) {
-            self.entries.push(Entry { name, tval });
-            return;
-        }
         // The record of the raw bytes: shared by every chain that leaves them unchanged (and
         // its prefilter scan with it).
-        let id = match self.shared.get(&(IDENTITY, p, l)) {
+        let id = match self.shared.get(&(p, l)) {
             Some(&tv) => tv,
             None => {
                 let tv = self.push_tval(raw);
-                self.shared.insert((IDENTITY, p, l), tv);
+                self.shared.insert((p, l), tv);
                 tv
             }
         };
+        let mut link = self.tvals[id as usize].chains;
+        while let Some(&(c, tval, next)) = self.links.get(link as usize) {
+            if c == chain_id {
+                self.entries.push(Entry { name, tval });
+                return;
+            }
+            link = next;
+        }
         let tval = match self.run_chain(id, chain, raw) {
             Some(out) if out.as_ref() != raw => self.push_tval(&out),
             _ => id,
         };
-        self.shared.insert((chain_id, p, l), tval);
+        let rec = &mut self.tvals[id as usize];
+        self.links.push((chain_id, tval, rec.chains));
+        rec.chains = (self.links.len() - 1) as u32;
         self.entries.push(Entry { name, tval });
     }
 
@@ -602,6 +614,7 @@ impl SourceCache {
             bits: u32::MAX,
             known: 0,
             same: 0,
+            chains: u32::MAX,
         });
         tv
     }
