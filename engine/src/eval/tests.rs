@@ -277,6 +277,33 @@ fn value_sources_match_per_rule_reads() {
     assert_same_decisions("sources", &on, &off, cases);
 }
 
+/// One value read through several chains, in an order that makes each chain's output the
+/// first, a repeat, or the raw bytes themselves: every rule sees its own chain's output (the
+/// source cache links each chain's output from the raw bytes' record), and a second value
+/// of the same list gets none of the first one's.
+#[test]
+fn each_chain_over_a_value_keeps_its_own_output() {
+    use super::compile::CompileOptions;
+    let rules = format!(
+        "{HEAD}SecRule ARGS \"@streq ABC%41\" \"id:10,phase:2,pass,t:none\"\n\
+         SecRule ARGS \"@streq abc%41\" \"id:11,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS \"@streq ABCA\" \"id:12,phase:2,pass,t:none,t:urlDecode\"\n\
+         SecRule ARGS \"@streq abca\" \"id:13,phase:2,pass,t:none,t:urlDecode,t:lowercase\"\n\
+         SecRule ARGS \"@streq abc%41\" \"id:14,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS \"@streq ABC%41\" \"id:15,phase:2,pass,t:none,t:trim\"\n\
+         SecRule ARGS \"@streq xyz\" \"id:16,phase:2,pass,t:none,t:urlDecode,t:lowercase\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = engine_with(&set, CompileOptions::default());
+    let off = engine_with(&set, SOURCES_OFF);
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/?a=ABC%2541", &[], ""), &["10", "11", "12", "13", "14", "15"]),
+        (req("GET", "/?a=ABC%2541&b=XYZ", &[], ""), &["10", "11", "12", "13", "14", "15", "16"]),
+        (req("GET", "/?b=XYZ&a=abc", &[], ""), &["16"]),
+    ];
+    assert_same_decisions("chains", &on, &off, cases);
+}
+
 /// Rules the prefilter plans skip, checked against per-rule reads: a plan that is the first
 /// reader of its list builds it (regex and key exclusions applied from the table's copy), and
 /// two plans over one list whose union of bits says "may match" (a short value with the
