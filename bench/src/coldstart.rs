@@ -249,10 +249,8 @@ impl GapRunner<'_> {
 }
 
 /// For each engine: one untimed pass (every gap before every request, like the timed one),
-/// then one timed pass in which each request is decided after each gap in turn, each time
-/// right after the previous request's decision and the gap. Every
-/// decision is checked against the engine's reference decision. With `probe`, the same for
-/// [`Chase`] (one walk per request and gap).
+/// then the [`timed_pass`], every decision checked against the engine's reference decision.
+/// With `probe`, a timed pass of [`Chase`] too (one walk per request and gap).
 pub fn measure(
     engines: &mut [Box<dyn Engine>],
     peer: Option<&mut Box<dyn Engine>>,
@@ -271,63 +269,81 @@ pub fn measure(
                 std::hint::black_box(e.decide(r));
             }
         }
-        // Gaps interleaved request by request, as `latency` interleaves engines: a change of
-        // the host's state during the pass hits every gap alike. Every timed decision
-        // follows the previous request's decision (untimed), then the gap, so that `none`
-        // means back to back. What ran a few decisions earlier still shows (the first
-        // decisions after the peer stay slow), so the gaps' order turns by one with each
-        // request: every gap follows every other equally often.
-        let mut times = gaps
-            .iter()
-            .map(|_| EngineTimings::new(e.name(), reqs.len()))
-            .collect::<Result<Vec<_>, _>>()?;
         progress(e.name(), &Gap::Seq(gaps.to_vec()));
-        for (ri, (r, want)) in reqs.iter().zip(&reference).enumerate() {
-            let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
-            for gi in rotation(ri, gaps.len()) {
-                let (gap, t) = (&gaps[gi], &mut times[gi]);
-                std::hint::black_box(e.decide(prev));
-                runner.run(gap, r);
-                let t0 = Instant::now();
-                let got = e.decide(std::hint::black_box(r));
-                t.record(ri, t0.elapsed().as_nanos());
-                if &got != want {
-                    return Err(ColdstartError::Unstable {
-                        engine: e.name().to_string(),
-                        gap: gap.label(),
-                        id: want.id.clone(),
-                        got: Box::new(got),
-                        want: Box::new(want.clone()),
-                    });
+        let name = e.name().to_string();
+        let times = timed_pass(
+            e,
+            &name,
+            &mut runner,
+            reqs,
+            gaps,
+            |e, r| e.decide(std::hint::black_box(r)),
+            |ri, gap, got| {
+                let want = &reference[ri];
+                if &got == want {
+                    return Ok(());
                 }
-            }
-        }
-        push_rows(&mut rows, e.name(), gaps, &times);
+                Err(ColdstartError::Unstable {
+                    engine: name.clone(),
+                    gap: gap.label(),
+                    id: want.id.clone(),
+                    got: Box::new(got),
+                    want: Box::new(want.clone()),
+                })
+            },
+        )?;
+        push_rows(&mut rows, &name, gaps, &times);
     }
     if probe {
-        let chase = Chase::new();
         progress(Chase::NAME, &Gap::Seq(gaps.to_vec()));
-        let mut times = gaps
-            .iter()
-            .map(|_| EngineTimings::new(Chase::NAME, reqs.len()))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (ri, r) in reqs.iter().enumerate() {
-            for gi in rotation(ri, gaps.len()) {
-                let (gap, t) = (&gaps[gi], &mut times[gi]);
-                std::hint::black_box(std::hint::black_box(&chase).walk());
-                runner.run(gap, r);
-                let t0 = Instant::now();
-                let ok = std::hint::black_box(&chase).walk();
-                t.record(ri, t0.elapsed().as_nanos());
-                if !ok {
-                    return Err(ColdstartError::Probe);
-                }
-            }
-        }
+        let times = timed_pass(
+            &mut Chase::new(),
+            Chase::NAME,
+            &mut runner,
+            reqs,
+            gaps,
+            |c, _| std::hint::black_box(&*c).walk(),
+            |_, _, ok| if ok { Ok(()) } else { Err(ColdstartError::Probe) },
+        )?;
         push_rows(&mut rows, Chase::NAME, gaps, &times);
     }
     std::hint::black_box(runner.sink);
     Ok(rows)
+}
+
+/// The timed pass every row comes from, engines and probe alike: per gap, the times of
+/// `timed` (a decision, a walk) on each request, each answer judged by `check` (request
+/// index, gap, answer) before the next step.
+///
+/// Gaps are interleaved request by request, as `latency` interleaves engines: a change of
+/// the host's state during the pass hits every gap alike. Every timed step follows the same
+/// step on the previous request (untimed), then the gap, so that `none` means back to back.
+/// What ran a few steps earlier still shows (the first decisions after the peer stay slow),
+/// so the gaps' order turns by one with each request: every gap follows every other equally
+/// often.
+fn timed_pass<S: ?Sized, T>(
+    subject: &mut S,
+    name: &str,
+    runner: &mut GapRunner<'_>,
+    reqs: &[Request],
+    gaps: &[Gap],
+    timed: impl Fn(&mut S, &Request) -> T,
+    mut check: impl FnMut(usize, &Gap, T) -> Result<(), ColdstartError>,
+) -> Result<Vec<EngineTimings>, ColdstartError> {
+    let mut times =
+        gaps.iter().map(|_| EngineTimings::new(name, reqs.len())).collect::<Result<Vec<_>, _>>()?;
+    for (ri, r) in reqs.iter().enumerate() {
+        let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
+        for gi in rotation(ri, gaps.len()) {
+            std::hint::black_box(timed(subject, prev));
+            runner.run(&gaps[gi], r);
+            let t0 = Instant::now();
+            let answer = timed(subject, r);
+            times[gi].record(ri, t0.elapsed().as_nanos());
+            check(ri, &gaps[gi], answer)?;
+        }
+    }
+    Ok(times)
 }
 
 /// Gap indices for request `ri`: `0..n` turned left by `ri`.
