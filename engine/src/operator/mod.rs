@@ -97,6 +97,10 @@ enum Op {
     Ip(ipmatch::IpSet),
     /// Literal argument (empty when it holds macros: then the expanded one is used).
     Str(StrOp, Vec<u8>),
+    /// `@within`: the literal argument prepared, or (with macros) the last expanded argument
+    /// of 64 bytes or more, prepared (CRS's lists come from TX variables set once, so the
+    /// expansion is the same on every call).
+    Within(Option<strings::Haystack>, Mutex<Option<strings::Haystack>>),
     /// Parsed literal argument, or `None` with macros.
     Num(NumOp, Option<i64>),
     Sqli,
@@ -222,7 +226,13 @@ impl CompiledOperator {
             OperatorKind::EndsWith(m) => with_string(StrOp::EndsWith, m),
             OperatorKind::Contains(m) => with_string(StrOp::Contains, m),
             OperatorKind::ContainsWord(m) => with_string(StrOp::ContainsWord, m),
-            OperatorKind::Within(m) => with_string(StrOp::Within, m),
+            OperatorKind::Within(m) => CompiledOperator {
+                op: Op::Within(
+                    m.as_literal().map(|s| strings::Haystack::new(s.as_bytes())),
+                    Mutex::new(None),
+                ),
+                ..with_string(StrOp::Within, m)
+            },
             OperatorKind::DetectSqli => simple(Op::Sqli),
             OperatorKind::DetectXss => simple(Op::Xss),
             OperatorKind::ValidateByteRange(r) => {
@@ -338,6 +348,26 @@ impl CompiledOperator {
                     StrOp::Contains | StrOp::StrMatch => strings::contains(input, arg),
                     StrOp::ContainsWord => strings::contains_word(input, arg),
                     StrOp::Within => strings::within(input, arg),
+                }
+            }
+            Op::Within(Some(h), _) => h.within(input),
+            Op::Within(None, last) => {
+                let arg = dynamic();
+                // Below 64 bytes memmem searches without preparing the needle.
+                if input.is_empty() || arg.len() < 64 {
+                    return Ok(strings::within(input, arg));
+                }
+                let Ok(mut last) = last.lock() else {
+                    return Ok(strings::within(input, arg));
+                };
+                match &*last {
+                    Some(h) if h.bytes() == arg => h.within(input),
+                    _ => {
+                        let h = strings::Haystack::new(arg);
+                        let hit = h.within(input);
+                        *last = Some(h);
+                        hit
+                    }
                 }
             }
             Op::Num(op, lit) => {
@@ -571,6 +601,19 @@ mod tests {
         assert!(op.matches(b"GET", Some(b"^GET$"), None).unwrap());
         let op = CompiledOperator::compile(&OperatorKind::Within(m.clone())).unwrap();
         assert!(op.matches(b"GET", Some(b"GET POST"), None).unwrap());
+        // Arguments of 64 bytes or more are prepared once and kept while the expansion stays
+        // the same: the one-entry cache follows the expansion.
+        let a = b"/proxy/ /lock-token/ /content-range/ /if/ /x-forwarded-host/ /te/ /trailer/";
+        let b = b"/accept/ /accept-encoding/ /connection/ /host/ /user-agent/ /referer/ /dnt/";
+        assert!(a.len() >= 64 && b.len() >= 64);
+        for (arg, yes, no) in [(a, "/if/", "/host/"), (b, "/host/", "/if/"), (a, "/te/", "/dnt/")] {
+            assert!(op.matches(yes.as_bytes(), Some(arg), None).unwrap(), "{yes}");
+            assert!(!op.matches(no.as_bytes(), Some(arg), None).unwrap(), "{no}");
+            assert!(op.matches(b"", Some(arg), None).unwrap());
+        }
+        let lit_op = CompiledOperator::compile(&OperatorKind::Within(lit("GET HEAD"))).unwrap();
+        assert!(lit_op.matches(b"HEAD", None, None).unwrap());
+        assert!(!lit_op.matches(b"PUT", None, None).unwrap());
         let op = CompiledOperator::compile(&OperatorKind::Ge(m)).unwrap();
         assert!(op.matches(b"10", Some(b"5"), None).unwrap());
         assert!(!op.matches(b"1", Some(b"5"), None).unwrap());
