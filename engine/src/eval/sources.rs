@@ -334,6 +334,9 @@ impl SourceBuilder {
 /// A value of a raw list that the exclusions drop.
 const EXCLUDED: (u32, u32) = (u32::MAX, u32::MAX);
 
+/// A raw value without a record of its bytes (see [`SourceCache::raw_records`]).
+const NO_RECORD: u32 = u32::MAX;
+
 // One bit per transformation in `TVal::known`/`same`: the enum (last variant below) must
 // stay under 64 variants.
 const _: () = assert!((Transformation::Utf8ToUnicode as u32) < 64);
@@ -405,6 +408,11 @@ pub(crate) struct SourceCache {
     /// Per raw list (a target read with its exclusions, before any chain): (generation,
     /// first, end) in `raw_names`.
     raws: Vec<(u64, u32, u32)>,
+    /// Per value of `raw_names`: the record of its raw bytes ([`SourceCache::shared`]), or
+    /// [`NO_RECORD`] for a value built for the read (and for an excluded one). A raw list
+    /// whose values all have records is replayed from them, without reading the request
+    /// data again.
+    raw_records: Vec<u32>,
     /// Per value the target yields, in order: its name in `names`, or [`EXCLUDED`]. Sources
     /// of the same raw list replay it instead of testing the exclusions again.
     raw_names: Vec<(u32, u32)>,
@@ -473,6 +481,7 @@ impl SourceCache {
         self.unions.resize(source_count as usize, (0, 0, 0));
         self.raws.resize(raw_count as usize, (0, 0, 0));
         self.raw_names.clear();
+        self.raw_records.clear();
         self.entries.clear();
         self.tvals.clear();
         self.links.clear();
@@ -494,6 +503,7 @@ impl SourceCache {
         if self.entries.capacity() > KEEP / 8 {
             self.entries = Vec::new();
             self.raw_names = Vec::new();
+            self.raw_records = Vec::new();
             self.tvals = Vec::new();
             self.links = Vec::new();
             self.bits = Vec::new();
@@ -537,7 +547,21 @@ impl SourceCache {
             self.lists[id as usize] = (self.generation, start as u32, start as u32);
             return Some(start..start);
         }
-        if rg == self.generation {
+        let replayable = rg == self.generation
+            && self.raw_records[r0 as usize..r1 as usize]
+                .iter()
+                .zip(&self.raw_names[r0 as usize..r1 as usize])
+                .all(|(&rec, &name)| rec != NO_RECORD || name == EXCLUDED);
+        if replayable {
+            // Every value has the record of its raw bytes: the list is those records read
+            // through this chain, names from the raw list.
+            for i in r0 as usize..r1 as usize {
+                let name = self.raw_names[i];
+                if name != EXCLUDED {
+                    self.push_recorded(chain_id, chain, name, self.raw_records[i]);
+                }
+            }
+        } else if rg == self.generation {
             // The same values in the same order (the request data is unchanged within a
             // generation): names and exclusions come from the raw list.
             let mut i = r0 as usize;
@@ -554,13 +578,15 @@ impl SourceCache {
             data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
                 if excluded(&v.name) {
                     self.raw_names.push(EXCLUDED);
+                    self.raw_records.push(NO_RECORD);
                     return;
                 }
                 let n0 = self.names.len();
                 self.names.push_str(&v.name);
                 let name = (n0 as u32, self.names.len() as u32);
                 self.raw_names.push(name);
-                self.push_entry(chain_id, chain, name, v.value);
+                let rec = self.push_entry(chain_id, chain, name, v.value);
+                self.raw_records.push(rec);
             });
             self.raws[raw] = (self.generation, r0, self.raw_names.len() as u32);
         }
@@ -578,7 +604,7 @@ impl SourceCache {
         chain: &[Transformation],
         name: (u32, u32),
         value: Cow<'_, [u8]>,
-    ) {
+    ) -> u32 {
         let raw = match value {
             Cow::Borrowed(b) => b,
             // Built for this read (no stable address): transformed on its own.
@@ -586,7 +612,7 @@ impl SourceCache {
                 let out = transform::apply_chain(chain, &v);
                 let tval = self.push_tval(&out);
                 self.entries.push(Entry { name, tval });
-                return;
+                return NO_RECORD;
             }
         };
         let (p, l) = (raw.as_ptr() as usize, raw.len());
@@ -600,18 +626,58 @@ impl SourceCache {
                 tv
             }
         };
+        if !self.push_linked(chain_id, name, id) {
+            let tval = match self.run_chain(id, chain, raw) {
+                Some(out) if out.as_ref() != raw => self.push_tval(&out),
+                _ => id,
+            };
+            self.link(id, chain_id, name, tval);
+        }
+        id
+    }
+
+    /// The entry of a replayed raw value: record `id` read through `chain`, the chain run
+    /// over the record's copy of the raw bytes the first time.
+    fn push_recorded(
+        &mut self,
+        chain_id: u32,
+        chain: &[Transformation],
+        name: (u32, u32),
+        id: u32,
+    ) {
+        if self.push_linked(chain_id, name, id) {
+            return;
+        }
+        // The bytes are read from `values` while the chain's bookkeeping writes `tvals`:
+        // `values` is set aside meanwhile (a move, not a copy).
+        let values = std::mem::take(&mut self.values);
+        let (a, b) = self.tvals[id as usize].value;
+        let raw = &values[a as usize..b as usize];
+        let out = self.run_chain(id, chain, raw).filter(|o| o.as_ref() != raw).map(Cow::into_owned);
+        self.values = values;
+        let tval = match out {
+            Some(out) => self.push_tval(&out),
+            None => id,
+        };
+        self.link(id, chain_id, name, tval);
+    }
+
+    /// Pushes the entry of record `id` through chain `chain_id` when that chain already ran
+    /// over it; false when it did not.
+    fn push_linked(&mut self, chain_id: u32, name: (u32, u32), id: u32) -> bool {
         let mut link = self.tvals[id as usize].chains;
         while let Some(&(c, tval, next)) = self.links.get(link as usize) {
             if c == chain_id {
                 self.entries.push(Entry { name, tval });
-                return;
+                return true;
             }
             link = next;
         }
-        let tval = match self.run_chain(id, chain, raw) {
-            Some(out) if out.as_ref() != raw => self.push_tval(&out),
-            _ => id,
-        };
+        false
+    }
+
+    /// Records that chain `chain_id` turns record `id` into `tval`, and pushes the entry.
+    fn link(&mut self, id: u32, chain_id: u32, name: (u32, u32), tval: u32) {
         let rec = &mut self.tvals[id as usize];
         self.links.push((chain_id, tval, rec.chains));
         rec.chains = (self.links.len() - 1) as u32;

@@ -248,8 +248,9 @@ const SOURCES_OFF: super::compile::CompileOptions = super::compile::CompileOptio
 /// Shared value sources (`eval::sources`) against per-rule reads: the same decisions with
 /// the sources on and off, lists rebuilt once the body added arguments (phase 2 sees
 /// ARGS_POST although phase 1 built the list of the same source), a `ctl` that switches the
-/// body processor, exclusions that differ between rules sharing a target, and a prefilter
-/// that must not hide a match after a transformation.
+/// body processor, exclusions that differ between rules sharing a target (and a list with an
+/// exclusion read again through another chain, replayed from its raw records), and a
+/// prefilter that must not hide a match after a transformation.
 #[test]
 fn value_sources_match_per_rule_reads() {
     use super::compile::CompileOptions;
@@ -259,7 +260,8 @@ fn value_sources_match_per_rule_reads() {
          SecRule ARGS|!ARGS:a \"@rx secret\" \"id:3,phase:2,pass,t:none,t:lowercase\"\n\
          SecRule ARGS \"@rx <script\" \"id:4,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase\"\n\
          SecRule REQUEST_HEADERS:Content-Type \"@rx ^text/plain\" \"id:5,phase:1,pass,nolog,ctl:requestBodyProcessor=URLENCODED\"\n\
-         SecRule ARGS_POST \"@rx secret\" \"id:6,phase:2,pass,t:none,t:lowercase\"\n"
+         SecRule ARGS_POST \"@rx secret\" \"id:6,phase:2,pass,t:none,t:lowercase\"\n\
+         SecRule ARGS|!ARGS:a \"@rx secret\" \"id:7,phase:2,pass,t:none,t:urlDecode,t:lowercase\"\n"
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = engine_with(&set, CompileOptions::default());
@@ -267,11 +269,11 @@ fn value_sources_match_per_rule_reads() {
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let plain = [("Content-Type", "text/plain")];
     let cases: &[(Request, &[&str])] = &[
-        (req("GET", "/?q=SECRET", &[], ""), &["1", "2", "3"]),
+        (req("GET", "/?q=SECRET", &[], ""), &["1", "2", "3", "7"]),
         (req("POST", "/?q=x", &form, "a=Secret"), &["2", "6"]),
-        (req("POST", "/?q=x", &form, "b=Secret"), &["2", "3", "6"]),
+        (req("POST", "/?q=x", &form, "b=Secret"), &["2", "3", "6", "7"]),
         (req("POST", "/", &form, "b=%3CSCRIPT%3E"), &["4"]),
-        (req("POST", "/", &plain, "c=secret"), &["2", "3", "6"]),
+        (req("POST", "/", &plain, "c=secret"), &["2", "3", "6", "7"]),
         (req("GET", "/?x=%3cScRiPt", &[], ""), &["4"]),
     ];
     assert_same_decisions("sources", &on, &off, cases);
