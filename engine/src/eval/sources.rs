@@ -406,8 +406,9 @@ pub(crate) struct SourceCache {
     /// prefilter bits, once a plan asked (see [`SourceCache::no_match`]).
     unions: Vec<(u64, u32, u32)>,
     /// Per raw list (a target read with its exclusions, before any chain): (generation,
-    /// first, end) in `raw_names`.
-    raws: Vec<(u64, u32, u32)>,
+    /// first, end) in `raw_names`, and whether every value it keeps has a record (see
+    /// `raw_records`).
+    raws: Vec<(u64, u32, u32, bool)>,
     /// Per value of `raw_names`: the record of its raw bytes ([`SourceCache::shared`]), or
     /// [`NO_RECORD`] for a value built for the read (and for an excluded one). A raw list
     /// whose values all have records is replayed from them, without reading the request
@@ -479,7 +480,7 @@ impl SourceCache {
         self.invalidate();
         self.lists.resize(source_count as usize, (0, 0, 0));
         self.unions.resize(source_count as usize, (0, 0, 0));
-        self.raws.resize(raw_count as usize, (0, 0, 0));
+        self.raws.resize(raw_count as usize, (0, 0, 0, false));
         self.raw_names.clear();
         self.raw_records.clear();
         self.entries.clear();
@@ -540,19 +541,14 @@ impl SourceCache {
         let SourceDesc { target: t, exclusions, chain } = table.descs.get(id as usize)?;
         let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
         let start = self.entries.len();
-        let (rg, r0, r1) = self.raws[raw];
+        let (rg, r0, r1, recorded) = self.raws[raw];
         if rg == self.generation && r0 == r1 {
             // The target yields nothing in this generation (no ARGS on a GET, say): neither
             // does any chain over it.
             self.lists[id as usize] = (self.generation, start as u32, start as u32);
             return Some(start..start);
         }
-        let replayable = rg == self.generation
-            && self.raw_records[r0 as usize..r1 as usize]
-                .iter()
-                .zip(&self.raw_names[r0 as usize..r1 as usize])
-                .all(|(&rec, &name)| rec != NO_RECORD || name == EXCLUDED);
-        if replayable {
+        if rg == self.generation && recorded {
             // Every value has the record of its raw bytes: the list is those records read
             // through this chain, names from the raw list.
             for i in r0 as usize..r1 as usize {
@@ -575,6 +571,7 @@ impl SourceCache {
             debug_assert_eq!(i, r1 as usize, "raw list replayed out of step");
         } else {
             let r0 = self.raw_names.len() as u32;
+            let mut recorded = true;
             data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
                 if excluded(&v.name) {
                     self.raw_names.push(EXCLUDED);
@@ -586,9 +583,10 @@ impl SourceCache {
                 let name = (n0 as u32, self.names.len() as u32);
                 self.raw_names.push(name);
                 let rec = self.push_entry(chain_id, chain, name, v.value);
+                recorded &= rec != NO_RECORD;
                 self.raw_records.push(rec);
             });
-            self.raws[raw] = (self.generation, r0, self.raw_names.len() as u32);
+            self.raws[raw] = (self.generation, r0, self.raw_names.len() as u32, recorded);
         }
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
