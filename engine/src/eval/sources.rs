@@ -595,7 +595,8 @@ impl SourceCache {
 
     /// One value of a list being built: its name, and its transformed value, shared with
     /// every list that reads the same request bytes through the same chain (or leaves them
-    /// unchanged).
+    /// unchanged). Returns the record of the raw bytes, [`NO_RECORD`] for a value built for
+    /// this read (it has no stable address to share it by).
     fn push_entry(
         &mut self,
         chain_id: u32,

@@ -357,7 +357,8 @@ impl CompiledOperator {
                 if input.is_empty() || arg.len() < 64 {
                     return Ok(strings::within(input, arg));
                 }
-                let Ok(mut last) = last.lock() else {
+                // Never waits: another thread holding the cache means a plain search.
+                let Ok(mut last) = last.try_lock() else {
                     return Ok(strings::within(input, arg));
                 };
                 match &*last {
