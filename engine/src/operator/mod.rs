@@ -82,7 +82,6 @@ enum StrOp {
     EndsWith,
     Contains,
     ContainsWord,
-    Within,
     StrMatch,
 }
 
@@ -150,21 +149,21 @@ impl CompiledOperator {
             needs_expansion: false,
             fast: None,
         };
-        let with_string = |op: StrOp, m: &MacroString| CompiledOperator {
+        // An operator whose argument may hold macros (expanded per call when it does).
+        let with_arg = |op: Op, m: &MacroString| CompiledOperator {
             last_expansion: Mutex::new(None),
-            op: Op::Str(op, m.as_literal().map(|s| s.as_bytes().to_vec()).unwrap_or_default()),
+            op,
             name,
             arg: Some(m.to_string()),
             needs_expansion: m.has_macros(),
             fast: None,
         };
-        let with_number = |op: NumOp, m: &MacroString| CompiledOperator {
-            last_expansion: Mutex::new(None),
-            op: Op::Num(op, m.as_literal().map(|s| numeric::parse(op, s.as_bytes()))),
-            name,
-            arg: Some(m.to_string()),
-            needs_expansion: m.has_macros(),
-            fast: None,
+        let with_string = |op: StrOp, m: &MacroString| {
+            let lit = m.as_literal().map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+            with_arg(Op::Str(op, lit), m)
+        };
+        let with_number = |op: NumOp, m: &MacroString| {
+            with_arg(Op::Num(op, m.as_literal().map(|s| numeric::parse(op, s.as_bytes()))), m)
         };
         let with_regex = |make: fn(RxMatcher) -> Op, pattern: &str| {
             let re = RxMatcher::new(pattern).map_err(|e| regex_err(name, pattern, e))?;
@@ -226,13 +225,13 @@ impl CompiledOperator {
             OperatorKind::EndsWith(m) => with_string(StrOp::EndsWith, m),
             OperatorKind::Contains(m) => with_string(StrOp::Contains, m),
             OperatorKind::ContainsWord(m) => with_string(StrOp::ContainsWord, m),
-            OperatorKind::Within(m) => CompiledOperator {
-                op: Op::Within(
+            OperatorKind::Within(m) => with_arg(
+                Op::Within(
                     m.as_literal().map(|s| strings::Haystack::new(s.as_bytes())),
                     Mutex::new(None),
                 ),
-                ..with_string(StrOp::Within, m)
-            },
+                m,
+            ),
             OperatorKind::DetectSqli => simple(Op::Sqli),
             OperatorKind::DetectXss => simple(Op::Xss),
             OperatorKind::ValidateByteRange(r) => {
@@ -347,7 +346,6 @@ impl CompiledOperator {
                     StrOp::EndsWith => strings::ends_with(input, arg),
                     StrOp::Contains | StrOp::StrMatch => strings::contains(input, arg),
                     StrOp::ContainsWord => strings::contains_word(input, arg),
-                    StrOp::Within => strings::within(input, arg),
                 }
             }
             Op::Within(Some(h), _) => h.within(input),
