@@ -625,18 +625,12 @@ impl SourceCache {
                 tv
             }
         };
-        if !self.push_linked(chain_id, name, id) {
-            let tval = match self.run_chain(id, chain, raw) {
-                Some(out) if out.as_ref() != raw => self.push_tval(&out),
-                _ => id,
-            };
-            self.link(id, chain_id, name, tval);
-        }
+        self.push_recorded(chain_id, chain, name, id);
         id
     }
 
-    /// The entry of a replayed raw value: record `id` read through `chain`, the chain run
-    /// over the record's copy of the raw bytes the first time.
+    /// The entry of record `id` read through `chain` (a value just recorded, or a replayed
+    /// one), the chain run over the record's copy of the raw bytes the first time.
     fn push_recorded(
         &mut self,
         chain_id: u32,
