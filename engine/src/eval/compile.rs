@@ -41,6 +41,10 @@ pub struct CTarget {
     /// Shared per-request value list (see [`super::sources`]), when this target of this
     /// link reads request data.
     pub source: Option<u32>,
+    /// For a key regex on TX: the positions of the init snapshot's TX keys it selects,
+    /// found on first use ([`super::run::InitSnapshot::key_hits`]). A target belongs to one
+    /// compiled rule set, so to one snapshot.
+    pub snapshot_hits: std::sync::OnceLock<Box<[u32]>>,
 }
 
 /// What a rule does when it (or its chain) matched, split the way v3 runs them.
@@ -628,6 +632,7 @@ pub(crate) fn compile_target(t: &Target) -> Result<CTarget, EvalError> {
         key_regex,
         key_hash,
         source: None,
+        snapshot_hits: std::sync::OnceLock::new(),
     })
 }
 

@@ -45,6 +45,11 @@ pub struct Collection {
     /// Whether a key ever stored since the last clear holds a newline (a `/^lit/` selector
     /// then also tests the positions after each newline, [`super::compile::KeyRegex::is_match_in`]).
     newline_keys: bool,
+    /// How many leading entries hold, in order, the keys of the rule set's init snapshot's
+    /// TX (set when a transaction takes the snapshot; 0 once a key is removed). A key
+    /// selector's answers on those keys never change, so it tests only the entries after
+    /// them ([`super::compile::CTarget::snapshot_hits`]).
+    from_snapshot: usize,
     /// Case-insensitive key hash -> the first entry stored with it. Keys whose hash is
     /// taken by another key are found by a scan (correct, only slower, for crafted keys).
     index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
@@ -61,6 +66,7 @@ impl Clone for Collection {
             values: self.values.clone(),
             dead: self.dead,
             newline_keys: self.newline_keys,
+            from_snapshot: self.from_snapshot,
             index: self.index.clone(),
         }
     }
@@ -70,6 +76,7 @@ impl Clone for Collection {
         self.values.clone_from(&source.values);
         self.dead = source.dead;
         self.newline_keys = source.newline_keys;
+        self.from_snapshot = source.from_snapshot;
         self.index.clone_from(&source.index);
     }
 }
@@ -112,6 +119,7 @@ impl Collection {
         self.values.clear();
         self.dead = 0;
         self.newline_keys = false;
+        self.from_snapshot = 0;
         self.index.clear();
     }
     fn position(&self, key: &str) -> Option<usize> {
@@ -169,6 +177,7 @@ impl Collection {
         if self.position(key).is_none() {
             return;
         }
+        self.from_snapshot = 0;
         let (keys, dead) = (&self.keys, &mut self.dead);
         self.entries.retain(|&Slot { key: (ka, kb), value: (va, vb) }| {
             let gone = keys[ka..kb].eq_ignore_ascii_case(key);
@@ -200,7 +209,11 @@ impl Collection {
         (self.keys, self.values, self.dead) = (keys, values, 0);
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        (0..self.entries.len()).map(|i| (self.key(i), self.value(i)))
+        self.iter_from(0)
+    }
+    /// The entries from the `from`th on.
+    fn iter_from(&self, from: usize) -> impl Iterator<Item = (&str, &[u8])> {
+        (from..self.entries.len()).map(|i| (self.key(i), self.value(i)))
     }
 }
 
@@ -301,6 +314,16 @@ pub struct InitSnapshot {
 }
 
 impl InitSnapshot {
+    /// The positions of the snapshot's TX keys that `re` selects (see
+    /// [`Collection::from_snapshot`]).
+    pub(crate) fn key_hits(&self, re: &super::compile::KeyRegex) -> Box<[u32]> {
+        let lines = self.tx.newline_keys;
+        (0..self.tx.entries.len())
+            .filter(|&i| re.is_match_in(self.tx.key(i), lines))
+            .map(|i| i as u32)
+            .collect()
+    }
+
     pub(crate) fn build(rs: &CompiledRuleSet) -> Option<InitSnapshot> {
         let run = super::compile::request_independent_run(&rs.phases[0])?;
         if rs.config.rule_engine == EngineMode::Off {
@@ -856,6 +879,7 @@ impl<'r> Transaction<'r> {
             return false;
         }
         self.tx.clone_from(&s.tx);
+        self.tx.from_snapshot = s.tx.entries.len();
         self.init_applied = true;
         for &id in &s.matched_ids {
             if !self.matched_ids.contains(&id) {
@@ -1636,7 +1660,20 @@ impl<'r> Transaction<'r> {
                 }
             } else if let Some(c) = self.collection_of(var) {
                 let lines = c.newline_keys;
-                for (k, v) in c.iter() {
+                let mut from = 0;
+                if let (Some(snap), Some(re), Some(Selector::Regex(_)), Variable::Tx) =
+                    (self.rs.init.as_ref(), &t.key_regex, &t.target.selector, var)
+                {
+                    if c.from_snapshot > 0 {
+                        // The snapshot's keys lead, in order: their answers were found once.
+                        let hits = t.snapshot_hits.get_or_init(|| snap.key_hits(re));
+                        for &i in hits.iter() {
+                            out.push_var(var.name(), c.key(i as usize), c.value(i as usize));
+                        }
+                        from = c.from_snapshot;
+                    }
+                }
+                for (k, v) in c.iter_from(from) {
                     let keep = match (&t.target.selector, &t.key_regex) {
                         (None, _) => true,
                         (Some(Selector::Key(key)), _) => k.eq_ignore_ascii_case(key),
@@ -1757,6 +1794,7 @@ impl<'r> Transaction<'r> {
                         key_regex: None,
                         key_hash: None,
                         source: None,
+                        snapshot_hits: std::sync::OnceLock::new(),
                     };
                     let mut v = ValueBuf::default();
                     self.collect_values(&t, &mut v);

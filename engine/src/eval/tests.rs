@@ -491,3 +491,41 @@ fn tx_does_not_leak_into_the_next_transaction() {
         assert_eq!(e.evaluate(&with).status, 401);
     }
 }
+
+/// A key regex on TX answers the init snapshot's keys from positions found once
+/// (`CTarget::snapshot_hits`) and tests only the keys added after them: the same values, in
+/// the same order, as testing every key, with keys added by the request, after a snapshot
+/// key is removed (positions shift), and in a transaction that did not take the snapshot.
+#[test]
+fn tx_key_selectors_answer_snapshot_keys_as_a_full_scan() {
+    use super::compile::CompileOptions;
+    let rules = format!(
+        "{HEAD}SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.hdr_pre=1\"\n\
+         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.hdr_a=1,setvar:tx.other=2,setvar:tx.hdr_b=x\"\n\
+         SecRule &TX:other \"@eq 9\" \"id:5,phase:1,pass,nolog\"\n\
+         SecRule ARGS:add \"@rx .\" \"id:3,phase:1,pass,nolog,setvar:tx.hdr_new=%{{matched_var}}\"\n\
+         SecRule ARGS:del \"@streq a\" \"id:4,phase:1,pass,nolog,setvar:!tx.hdr_a\"\n\
+         SecRule TX:/^hdr_/ \"@streq 1\" \"id:20,phase:2,pass\"\n\
+         SecRule TX:/^hdr_/ \"@streq new\" \"id:21,phase:2,pass\"\n\
+         SecRule &TX:/^hdr_/ \"@eq 3\" \"id:22,phase:2,pass\"\n\
+         SecRule TX:/hdr_/ \"@rx .\" \"id:23,phase:2,pass,nolog,setvar:tx.seen=%{{matched_var_name}}\"\n\
+         SecRule TX:seen \"@streq TX:hdr_new\" \"id:24,phase:2,pass\"\n\
+         SecRule TX:seen \"@streq TX:hdr_b\" \"id:25,phase:2,pass\"\n\
+         SecRule TX:/^other$/ \"@eq 2\" \"id:26,phase:2,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = engine_with(&set, CompileOptions::default());
+    assert!(on.compiled().init.is_some(), "rules 2.. are the snapshot's run");
+    let off =
+        engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/", &[], ""), &["20", "25", "26"]),
+        (req("GET", "/?add=new", &[], ""), &["20", "21", "22", "24", "26"]),
+        (req("GET", "/?del=a", &[], ""), &["25", "26"]),
+        (req("GET", "/?del=a&add=new", &[], ""), &["21", "24", "26"]),
+        (req("GET", "/?add=new&del=a", &[], ""), &["21", "24", "26"]),
+        (req("GET", "/?pre=tx", &[], ""), &["20", "22", "25", "26"]),
+        (req("GET", "/?pre=tx&del=a", &[], ""), &["20", "25", "26"]),
+    ];
+    assert_same_decisions("snapshot key hits", &on, &off, cases);
+}
