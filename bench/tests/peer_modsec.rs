@@ -123,3 +123,33 @@ fn missing_library_says_how_to_install() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("libmodsecurity3 not found: apt-get install libmodsecurity3"), "{err}");
 }
+
+/// multiMatch tests the raw value and each transformation's output that differs from its
+/// input (v3 `executeTransformation` compares the strings), the next step running on it:
+/// a step that only cuts the value down (`t:trim`, a failed `t:base64Decode`'s empty output)
+/// counts as a change too. Pinned against libmodsecurity3; native missed both before.
+#[test]
+fn multimatch_variants_include_steps_that_cut_the_value() {
+    let rules = r#"
+SecRuleEngine On
+SecDefaultAction "phase:1,log,auditlog,pass"
+SecRule ARGS:a "@streq x" "id:1,phase:1,pass,log,t:none,t:trim,multiMatch"
+SecRule ARGS:b "@streq x" "id:2,phase:1,pass,log,t:none,t:trim,t:lowercase,multiMatch"
+SecRule ARGS:b "@streq  X" "id:3,phase:1,pass,log,t:none,t:trim,t:lowercase,multiMatch"
+SecRule ARGS:c "@rx ^$" "id:4,phase:1,pass,log,t:none,t:base64Decode,multiMatch"
+"#;
+    let mut p = ModSecPeer::from_seclang(rules).expect("libmodsecurity3 loads the rules");
+    let set = waf_engine::seclang::parse_str(rules, "t.conf").expect("rules parse");
+    let mut native = waf_engine::eval::NativeEngine::new(&set).expect("rules compile");
+    for (uri, want) in [
+        ("/?a=%20x", &["1"][..]),
+        ("/?b=%20X", &["2", "3"][..]),
+        ("/?c=%21%21", &["4"][..]),
+        ("/?a=x", &["1"][..]),
+    ] {
+        let v3 = p.decide(&req(uri));
+        let ours = native.decide(&req(uri));
+        assert_eq!(v3.matched_ids, want, "libmodsecurity3 on {uri}");
+        assert_eq!(ours.matched_ids, v3.matched_ids, "native on {uri}");
+    }
+}

@@ -1410,9 +1410,11 @@ impl<'r> Transaction<'r> {
         out.push(Cow::Borrowed(value));
         let mut cur: Cow<'v, [u8]> = Cow::Borrowed(value);
         for &t in chain {
+            // v3 compares each step's output with its input: a step that only cuts the value
+            // down (a trim, a failed decode's empty output: borrowed sub-slices) changed it.
             let next = match transform::apply(t, &cur) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(o) => Some(o),
+                Cow::Borrowed(b) if b == cur.as_ref() => None,
+                o => Some(o.into_owned()),
             };
             if let Some(o) = next {
                 if o.as_slice() != cur.as_ref() {
