@@ -1406,21 +1406,23 @@ impl<'r> Transaction<'r> {
         value: &'v [u8],
         out: &mut Vec<Cow<'v, [u8]>>,
     ) {
-        let chain = &link.actions.chain;
         out.push(Cow::Borrowed(value));
-        let mut cur: Cow<'v, [u8]> = Cow::Borrowed(value);
-        for &t in chain {
-            // v3 compares each step's output with its input: a step that only cuts the value
+        for &t in &link.actions.chain {
+            // Each step runs on the last variant (the value as the steps so far left it).
+            // v3 compares a step's output with its input: a step that only cuts the value
             // down (a trim, a failed decode's empty output: borrowed sub-slices) changed it.
-            let next = match transform::apply(t, &cur) {
-                Cow::Borrowed(b) if b == cur.as_ref() => None,
-                o => Some(o.into_owned()),
+            let next = {
+                let cur = out.last().map_or(value, |c| c.as_ref());
+                match transform::apply(t, cur) {
+                    // Usually the input itself: the same bytes, no comparison needed.
+                    Cow::Borrowed(b) if std::ptr::eq(b, cur) || b == cur => None,
+                    Cow::Borrowed(b) => Some(b.to_vec()),
+                    Cow::Owned(o) if o.as_slice() == cur => None,
+                    Cow::Owned(o) => Some(o),
+                }
             };
             if let Some(o) = next {
-                if o.as_slice() != cur.as_ref() {
-                    out.push(Cow::Owned(o.clone()));
-                    cur = Cow::Owned(o);
-                }
+                out.push(Cow::Owned(o));
             }
         }
     }
