@@ -10,8 +10,8 @@ pub struct OptArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
     /// Turn one Lua compiler pass off (repeatable): hoist-locals, structured-jumps,
-    /// elide-markers, lean-links, transform-cache, operator-replacement, regex-prefilter,
-    /// clause-reordering.
+    /// elide-markers, lean-links, skip-runs, transform-cache, operator-replacement,
+    /// regex-prefilter, clause-reordering.
     #[arg(long, value_name = "NAME")]
     pub disable_pass: Vec<Pass>,
 }

@@ -278,8 +278,8 @@ pub struct LuaProgram {
 
 /// The primitive names bound to locals at the top of the chunk.
 pub(crate) const PRIMITIVES: &[&str] = &[
-    "pre", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone", "marker",
-    "init",
+    "pre", "scan", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone",
+    "marker", "init",
 ];
 
 /// Where a mapped line belongs: the link's `CRule::index`, the chain's id, the link depth.
@@ -435,6 +435,21 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
             (vec![1; items.len()], usize::from(!items.is_empty()), true)
         };
         let snap = snap.filter(|_| kept);
+        // Rules `pre` may skip by their plan, run together (see `Pass::SkipRuns`): not a
+        // folded match (its `pre` may ask for a jump), nothing between them (a marker's
+        // label, the snapshot's call or label, a part boundary).
+        let runnable = |q: usize| {
+            g.passes.enabled(Pass::SkipRuns)
+                && matches!(items[q], Item::Rule(_))
+                && rs.fast[pi].get(q).copied().flatten().is_some_and(|f| !f.plan.is_folded_match())
+        };
+        let starts_block = |q: usize| {
+            q == 0
+                || part_of[q] != part_of[q - 1]
+                || snap.as_ref().is_some_and(|r| q == r.start || q == r.end)
+        };
+        // The run being generated: its last position and the handle of its last rule.
+        let mut run: Option<(usize, usize)> = None;
         let table = format!("P{}", pi + 1);
         g.emit(0, &format!("local {table} = {{}}"));
         for (pos, item) in items.iter().enumerate() {
@@ -491,7 +506,24 @@ pub fn generate_with(rs: Arc<CompiledRuleSet>, passes: &PassSet, split: bool) ->
                         }
                     });
                     let fast = rs.fast[pi].get(pos).copied().flatten();
-                    gen_rule(&mut g, rule, jump, to, fast);
+                    if run.is_none() && runnable(pos) {
+                        let mut end = pos;
+                        while end + 1 < items.len() && runnable(end + 1) && !starts_block(end + 1) {
+                            end += 1;
+                        }
+                        if end > pos {
+                            let first = g.plan.rules.len();
+                            let last = first + (end - pos);
+                            g.emit(1, "do");
+                            g.emit(1, &format!("local k = {}(ctx, {first}, {last})", g.f("scan")));
+                            run = Some((end, last));
+                        }
+                    }
+                    gen_rule(&mut g, rule, jump, to, fast, run.map(|(_, last)| last));
+                    if run.is_some_and(|(end, _)| end == pos) {
+                        g.emit(1, "end");
+                        run = None;
+                    }
                 }
             }
         }
@@ -550,6 +582,7 @@ fn gen_rule(
     jump: Option<String>,
     to: Option<JumpTo>,
     fast: Option<FastSkip>,
+    run_last: Option<usize>,
 ) {
     let ri = g.plan.rules.len();
     // Only keep the jump when its label exists (it always does when the pass chose it).
@@ -563,7 +596,11 @@ fn gen_rule(
     // answers 2 when its `skipAfter` is this code's own jump.
     let folded = fast.is_some_and(|f| f.plan.is_folded_match());
     let pre_jump = to.filter(|_| folded).map(JumpTo::statement);
-    if let Some(j) = &pre_jump {
+    if run_last.is_some() {
+        // In a run: the run's `scan` did this rule's `pre` and named it (or a later rule).
+        let entry = format!("if k == {ri} then");
+        g.emit_mapped(1, &entry, at(rule, id, 0), LineKind::RuleEntry, None);
+    } else if let Some(j) = &pre_jump {
         g.emit(1, "do");
         let pre = format!("local p = {}(ctx, {ri})", g.f("pre"));
         g.emit_mapped(1, &pre, at(rule, id, 0), LineKind::RuleEntry, None);
@@ -603,6 +640,9 @@ fn gen_rule(
             g.emit(2, "end");
         }
         None => g.emit(2, "if f ~= 0 then return -1 end"),
+    }
+    if let Some(last) = run_last.filter(|&last| ri < last) {
+        g.emit(2, &format!("k = {}(ctx, {}, {last})", g.f("scan"), ri + 1));
     }
     g.emit(1, "end");
     if pre_jump.is_some() {

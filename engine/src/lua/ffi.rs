@@ -63,6 +63,9 @@ fn guarded(ctx: i64, p: Prim, a: i32, b: i32) -> i32 {
 extern "C" fn ffi_pre(ctx: i64, a: i32) -> i32 {
     guarded(ctx, Prim::Pre, a, 0)
 }
+extern "C" fn ffi_scan(ctx: i64, a: i32, b: i32) -> i32 {
+    guarded(ctx, Prim::Scan, a, b)
+}
 extern "C" fn ffi_lbegin(ctx: i64, a: i32) -> i32 {
     guarded(ctx, Prim::LinkBegin, a, 0)
 }
@@ -106,6 +109,7 @@ pub(crate) fn exports() -> Vec<(&'static str, u8, *mut c_void)> {
     let two = |f: Fn2| f as *mut c_void;
     vec![
         ("pre", 1, one(ffi_pre)),
+        ("scan", 2, two(ffi_scan)),
         ("lbegin", 1, one(ffi_lbegin)),
         ("tgt", 2, two(ffi_tgt)),
         ("tgt0", 2, two(ffi_tgt0)),

@@ -25,6 +25,10 @@ pub enum Pass {
     ElideMarkers,
     /// Links without operator macro or exclusions skip the `lbegin` call.
     LeanLinks,
+    /// Consecutive rules with a skip plan (`crate::eval::compile::FastSkip`) are passed
+    /// over by one `scan` call that runs their `pre` checks in turn and names the first
+    /// rule to run, instead of one `pre` call per rule.
+    SkipRuns,
     /// One transformation per request of each (value, transformation chain) pair, shared
     /// by every rule that uses it.
     TransformCache,
@@ -54,6 +58,7 @@ impl Pass {
         Pass::StructuredJumps,
         Pass::ElideMarkers,
         Pass::LeanLinks,
+        Pass::SkipRuns,
         Pass::TransformCache,
         Pass::OperatorReplacement,
         Pass::RegexPrefilter,
@@ -68,6 +73,7 @@ impl Pass {
             Pass::StructuredJumps => "structured-jumps",
             Pass::ElideMarkers => "elide-markers",
             Pass::LeanLinks => "lean-links",
+            Pass::SkipRuns => "skip-runs",
             Pass::TransformCache => "transform-cache",
             Pass::OperatorReplacement => "operator-replacement",
             Pass::RegexPrefilter => "regex-prefilter",

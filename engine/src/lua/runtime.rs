@@ -22,6 +22,7 @@ use std::ffi::c_void;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Prim {
     Pre,
+    Scan,
     LinkBegin,
     Target,
     Target0,
@@ -39,6 +40,7 @@ impl Prim {
     pub(crate) fn from_name(n: &str) -> Option<Prim> {
         Some(match n {
             "pre" => Prim::Pre,
+            "scan" => Prim::Scan,
             "lbegin" => Prim::LinkBegin,
             "tgt" => Prim::Target,
             "tgt0" => Prim::Target0,
@@ -96,18 +98,19 @@ impl<'c, 'p> Ctx<'c, 'p> {
         let ua = usize::try_from(a).unwrap_or(usize::MAX);
         let ub = usize::try_from(b).unwrap_or(usize::MAX);
         match p {
-            Prim::Pre => {
-                let Some(rp) = plan.rules.get(ua) else { return self.bad("rule", a) };
-                if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
-                    // A rule folded as matched may have left its `skipAfter` pending: when
-                    // the code jumps there itself (`gen_rule`), it is told to (FLOW_JUMP).
-                    let folded = rp.fast.is_some_and(|f| f.plan.is_folded_match());
-                    return if folded && self.flow(ua) == FLOW_JUMP { FLOW_JUMP } else { 0 };
+            Prim::Pre => self.pre(ua, a),
+            // Rules `a..=b` (a run without folded plans, see `gen_run`): `pre` of each in
+            // turn up to the first that runs, whose handle is returned; `b + 1` when none.
+            Prim::Scan => {
+                if ua > ub || ub >= plan.rules.len() {
+                    return self.bad("rule", b);
                 }
-                // `hot.id`: on the rule's first cache line, which `rule_should_run` read.
-                self.t.set_current_rule(rp.rule.hot.id);
-                self.msg = RuleMsg::new(rp.rule.hot.id);
-                1
+                for r in ua..=ub {
+                    if self.pre(r, r as i32) != 0 {
+                        return r as i32;
+                    }
+                }
+                b.saturating_add(1)
             }
             Prim::LinkBegin => {
                 let Some((_, link, lp)) = plan.link(ua) else { return self.bad("link", a) };
@@ -175,6 +178,21 @@ impl<'c, 'p> Ctx<'c, 'p> {
             // 1: the request-independent run's outcome was applied; skip its items.
             Prim::Init => i32::from(self.t.try_init_snapshot()),
         }
+    }
+
+    /// `pre` of rule `ri` (handle `a` as the generated code passed it).
+    fn pre(&mut self, ri: usize, a: i32) -> i32 {
+        let Some(rp) = self.plan.rules.get(ri) else { return self.bad("rule", a) };
+        if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
+            // A rule folded as matched may have left its `skipAfter` pending: when the code
+            // jumps there itself (`gen_rule`), it is told to (FLOW_JUMP).
+            let folded = rp.fast.is_some_and(|f| f.plan.is_folded_match());
+            return if folded && self.flow(ri) == FLOW_JUMP { FLOW_JUMP } else { 0 };
+        }
+        // `hot.id`: on the rule's first cache line, which `rule_should_run` read.
+        self.t.set_current_rule(rp.rule.hot.id);
+        self.msg = RuleMsg::new(rp.rule.hot.id);
+        1
     }
 
     /// After a rule: stop the phase when it interrupted (v3 breaks out of the phase loop),
