@@ -226,6 +226,25 @@ fn lower(key: &str) -> Cow<'_, str> {
     }
 }
 
+/// `n` in decimal, written at the end of `buf` (20 bytes hold every `i64`).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
 /// v3's `stoi` as used by `setvar` and the numeric operators: optional leading white space,
 /// a sign, digits; anything else (or overflow) gives 0.
 pub fn stoi(b: &[u8]) -> i64 {
@@ -471,6 +490,7 @@ struct Scratch {
     captures: Vec<Vec<u8>>,
     sources: SourceCache,
     tx: Collection,
+    setvar_bufs: (Vec<u8>, Vec<u8>),
 }
 
 thread_local! {
@@ -486,6 +506,11 @@ impl Scratch {
     fn give_back(mut self) {
         self.sources.trim();
         self.tx.clear_within(1 << 16);
+        for b in [&mut self.setvar_bufs.0, &mut self.setvar_bufs.1] {
+            if b.capacity() > 1 << 16 {
+                *b = Vec::new();
+            }
+        }
         for b in [&mut self.values, &mut self.matched_vars] {
             b.clear();
             if b.items.len() > 1024 {
@@ -558,6 +583,8 @@ pub struct Transaction<'r> {
     /// Scratch buffers reused across rules (and across transactions, see [`Scratch`]).
     values: ValueBuf,
     captures: Vec<Vec<u8>>,
+    /// A setvar's expanded key and value.
+    setvar_bufs: (Vec<u8>, Vec<u8>),
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
     pub profile: Option<Vec<RuleStat>>,
     /// Per-request cache of transformed values (off unless a backend turns it on).
@@ -616,6 +643,7 @@ impl Drop for Transaction<'_> {
             captures: std::mem::take(&mut self.captures),
             sources: std::mem::take(&mut self.sources),
             tx: std::mem::take(&mut self.tx),
+            setvar_bufs: std::mem::take(&mut self.setvar_bufs),
         }
         .give_back();
     }
@@ -662,6 +690,7 @@ impl<'r> Transaction<'r> {
             response_status: 200,
             values: scratch.values,
             captures: scratch.captures,
+            setvar_bufs: scratch.setvar_bufs,
             profile: None,
             transform_cache: None,
             count_every_rule: false,
@@ -1428,14 +1457,21 @@ impl<'r> Transaction<'r> {
     }
 
     fn run_setvars(&mut self, a: &CActions) {
+        if a.setvars.is_empty() {
+            return;
+        }
+        // Expanded into buffers kept across setvars (and transactions): no allocation per
+        // macro.
+        let (mut kbuf, mut vbuf) = std::mem::take(&mut self.setvar_bufs);
         for (k, sv) in a.setvars.iter().enumerate() {
-            let key_bytes = self.expand_cow(&sv.key);
-            let key = crate::txn::utf8_lossy(&key_bytes);
+            let key_bytes = self.expand_in(&sv.key, &mut kbuf);
+            let key = crate::txn::utf8_lossy(key_bytes);
             let h = a.setvar_key_hash.get(k).copied().flatten().unwrap_or_else(|| ci_hash(&key));
             let coll = lower(&sv.collection);
-            let value: Cow<'_, [u8]> = match sv.op {
-                SetVarOp::Set => self.expand_cow(&sv.value),
-                SetVarOp::Create => Cow::Borrowed(b"1"),
+            let mut digits = [0u8; 20];
+            let value: &[u8] = match sv.op {
+                SetVarOp::Set => self.expand_in(&sv.value, &mut vbuf),
+                SetVarOp::Create => b"1",
                 SetVarOp::Delete => {
                     if let Some(c) = self.collection_mut(&coll) {
                         c.remove(&key);
@@ -1443,19 +1479,20 @@ impl<'r> Transaction<'r> {
                     continue;
                 }
                 SetVarOp::Add | SetVarOp::Sub => {
-                    let pre = stoi(&self.expand_cow(&sv.value));
+                    let pre = stoi(self.expand_in(&sv.value, &mut vbuf));
                     let cur = self
                         .collection(&coll)
                         .and_then(|c| c.position_h(&key, h).map(|i| stoi(c.value(i))))
                         .unwrap_or(0);
                     let n = if sv.op == SetVarOp::Add { cur + pre } else { cur - pre };
-                    Cow::Owned(n.to_string().into_bytes())
+                    decimal(n, &mut digits)
                 }
             };
             if let Some(c) = self.collection_mut(&coll) {
-                c.set_bytes_h(&key, h, &value);
+                c.set_bytes_h(&key, h, value);
             }
         }
+        self.setvar_bufs = (kbuf, vbuf);
     }
 
     /// `executeActionsAfterFullMatch`.
@@ -1761,11 +1798,16 @@ impl<'r> Transaction<'r> {
 
     /// Macro expansion (`RunTimeString::evaluate`): the first value of each variable, or
     /// nothing when it has none.
-    pub(crate) fn expand_cow<'m>(&self, m: &'m MacroString) -> Cow<'m, [u8]> {
+    /// `m` expanded: its literal when it has no macro, else the expansion written to `buf`.
+    fn expand_in<'a>(&self, m: &'a MacroString, buf: &'a mut Vec<u8>) -> &'a [u8] {
         match m.parts.as_slice() {
-            [] => Cow::Borrowed(b""),
-            [MacroPart::Lit(s)] => Cow::Borrowed(s.as_bytes()),
-            _ => Cow::Owned(self.expand(m)),
+            [] => b"",
+            [MacroPart::Lit(s)] => s.as_bytes(),
+            _ => {
+                buf.clear();
+                self.expand_into(m, buf);
+                buf
+            }
         }
     }
 
@@ -1774,6 +1816,12 @@ impl<'r> Transaction<'r> {
         let lits: usize =
             m.parts.iter().map(|p| if let MacroPart::Lit(s) = p { s.len() } else { 0 }).sum();
         let mut out = Vec::with_capacity(lits + 16);
+        self.expand_into(m, &mut out);
+        out
+    }
+
+    /// Appends the expansion of `m` to `out`.
+    fn expand_into(&self, m: &MacroString, out: &mut Vec<u8>) {
         for p in &m.parts {
             match p {
                 MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
@@ -1808,7 +1856,27 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
-        out
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    proptest::proptest! {
+        /// The digits a setvar's `+=`/`-=` writes are `to_string`'s, for every `i64`.
+        #[test]
+        fn decimal_is_to_string(n in proptest::num::i64::ANY) {
+            let mut buf = [0u8; 20];
+            let want = n.to_string();
+            proptest::prop_assert_eq!(super::decimal(n, &mut buf), want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn decimal_at_the_edges() {
+        for n in [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut buf = [0u8; 20];
+            assert_eq!(super::decimal(n, &mut buf), n.to_string().as_bytes(), "{n}");
+        }
     }
 }
 
