@@ -1796,8 +1796,6 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    /// Macro expansion (`RunTimeString::evaluate`): the first value of each variable, or
-    /// nothing when it has none.
     /// `m` expanded: its literal when it has no macro, else the expansion written to `buf`.
     fn expand_in<'a>(&self, m: &'a MacroString, buf: &'a mut Vec<u8>) -> &'a [u8] {
         match m.parts.as_slice() {
@@ -1820,7 +1818,8 @@ impl<'r> Transaction<'r> {
         out
     }
 
-    /// Appends the expansion of `m` to `out`.
+    /// Macro expansion (`RunTimeString::evaluate`), appended to `out`: the first value of each
+    /// variable, or nothing when it has none.
     fn expand_into(&self, m: &MacroString, out: &mut Vec<u8>) {
         for p in &m.parts {
             match p {
