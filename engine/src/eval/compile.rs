@@ -230,6 +230,11 @@ pub struct CompiledRuleSet {
     pub init: Option<super::run::InitSnapshot>,
     /// The outcomes of the rules folded by [`SkipPlan::AfterInitMatch`].
     pub folds: FoldTable,
+    /// Parallel to `phases`: for a rule whose every `skipAfter` (its links' and the phase
+    /// defaults') names one marker, the position of the first marker item of that name after
+    /// it; `u32::MAX` otherwise. When such a rule leaves its jump pending, the native loop
+    /// goes straight there instead of past every item in between (see [`jump_targets`]).
+    pub jumps: [Vec<u32>; 5],
 }
 
 /// How the evaluator can tell, without reading a rule, that it does not match. Either way
@@ -388,6 +393,43 @@ fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
     Some(FastSkip { plan: SkipPlan::Prefilter { slot, start: start_u32, len } })
 }
 
+/// [`CompiledRuleSet::jumps`] of one phase. Only rules run (or are folded) while no jump is
+/// pending, so a jump pending after such a rule was set by it, to its one marker; the items
+/// in between would each be passed over (a rule does not run, nor use up a `skip`, while a
+/// jump is pending, and a marker of another name leaves it pending).
+fn jump_targets(items: &[Item], defaults: &PhaseDefaults) -> Vec<u32> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| {
+            let Item::Rule(rule) = item else { return u32::MAX };
+            let mut actions: Vec<&Action> = defaults.runtime.iter().collect();
+            let mut link = Some(rule.as_ref());
+            while let Some(l) = link {
+                actions.extend(&l.actions.runtime);
+                link = l.chain.as_deref();
+            }
+            let mut name: Option<&str> = None;
+            let mut single = true;
+            for a in actions {
+                if let Action::SkipAfter(m) = a {
+                    match name {
+                        None => name = Some(m),
+                        Some(n) if n == m => {}
+                        Some(_) => single = false,
+                    }
+                }
+            }
+            let (Some(name), true) = (name, single) else { return u32::MAX };
+            items[k + 1..]
+                .iter()
+                .position(|i| matches!(i, Item::Marker(m) if m == name))
+                .and_then(|d| u32::try_from(k + 1 + d).ok())
+                .unwrap_or(u32::MAX)
+        })
+        .collect()
+}
+
 /// Switches for the backend-neutral optimisations of the native evaluator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompileOptions {
@@ -504,7 +546,9 @@ impl CompiledRuleSet {
                 })
                 .collect()
         });
+        let jumps = std::array::from_fn(|p| jump_targets(&phases[p], &defaults[p]));
         let mut compiled = CompiledRuleSet {
+            jumps,
             config: EngineConfig { rule_engine, txn },
             fast,
             fast_sources,

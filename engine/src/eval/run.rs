@@ -803,10 +803,25 @@ impl<'r> Transaction<'r> {
         let fast = &rs.fast[phase as usize - 1];
         let items = &rs.phases[phase as usize - 1];
         let init = if phase == 1 { self.init_snapshot() } else { None };
+        let jumps = &rs.jumps[phase as usize - 1];
+        // The item just done, when no jump was pending before it: a jump pending now is its
+        // own, and goes straight to its marker when the rule set knows where that is.
+        let mut from: Option<usize> = None;
         let mut next = 0;
         while next < items.len() {
+            if let Some(f) = from.take() {
+                if self.marker_pending {
+                    match jumps.get(f) {
+                        Some(&t) if t != u32::MAX => next = t as usize,
+                        _ => {}
+                    }
+                }
+            }
             let k = next;
             next += 1;
+            if !self.marker_pending {
+                from = Some(k);
+            }
             if let Some(s) = init {
                 if k == s.run.start && self.apply_init(s) {
                     next = s.run.end;

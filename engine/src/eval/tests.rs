@@ -529,3 +529,67 @@ fn tx_key_selectors_answer_snapshot_keys_as_a_full_scan() {
     ];
     assert_same_decisions("snapshot key hits", &on, &off, cases);
 }
+
+/// A rule whose `skipAfter` names one marker jumps straight to that marker's position
+/// (`CompiledRuleSet::jumps`), deciding as walking past every item would: rules and markers of
+/// other names in between, a jump set by a chain link, a rule naming two markers (no entry:
+/// it walks) with a `skip`, and jumps in the next phase.
+#[test]
+fn skip_after_jumps_decide_as_the_walk() {
+    let rules = format!(
+        "{HEAD}SecRule ARGS:a \"@streq 1\" \"id:1,phase:1,pass,nolog,skipAfter:M1\"\n\
+         SecRule ARGS \"@rx .\" \"id:2,phase:1,pass\"\n\
+         SecMarker OTHER\n\
+         SecRule ARGS \"@rx .\" \"id:3,phase:1,pass\"\n\
+         SecMarker M1\n\
+         SecRule ARGS \"@rx .\" \"id:4,phase:1,pass\"\n\
+         SecRule ARGS:b \"@streq 1\" \"id:5,phase:1,pass,nolog,chain\"\n\
+         SecRule ARGS:b \"@rx 1\" \"skipAfter:M2\"\n\
+         SecRule ARGS \"@rx .\" \"id:6,phase:1,pass\"\n\
+         SecMarker M2\n\
+         SecRule ARGS:c \"@streq 1\" \"id:7,phase:1,pass,nolog,skip:1,skipAfter:M3,skipAfter:M2\"\n\
+         SecRule ARGS \"@rx .\" \"id:8,phase:1,pass\"\n\
+         SecRule ARGS:d \"@streq 1\" \"id:9,phase:2,pass,nolog,skipAfter:M3\"\n\
+         SecRule ARGS \"@rx .\" \"id:10,phase:2,pass\"\n\
+         SecMarker M3\n\
+         SecRule ARGS \"@rx .\" \"id:11,phase:2,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let e = NativeEngine::new(&set).expect("rules compile");
+    let rs = e.compiled();
+    // Phase 1 items: 1, 2, OTHER, 3, M1, 4, 5, 6, M2, 7, 8, M3; phase 2: 9, 10, M3 (with
+    // every marker of the file), 11.
+    let at = |p: usize, id: u64| {
+        rs.phases[p]
+            .iter()
+            .position(|i| matches!(i, super::compile::Item::Rule(r) if r.id() == Some(id)))
+            .expect("rule in phase")
+    };
+    let marker = |p: usize, name: &str| {
+        rs.phases[p]
+            .iter()
+            .position(|i| matches!(i, super::compile::Item::Marker(m) if m == name))
+            .expect("marker in phase") as u32
+    };
+    assert_eq!(rs.jumps[0][at(0, 1)], marker(0, "M1"));
+    assert_eq!(rs.jumps[0][at(0, 5)], marker(0, "M2"));
+    assert_eq!(rs.jumps[0][at(0, 7)], u32::MAX, "two names: no entry");
+    assert_eq!(rs.jumps[1][at(1, 9)], marker(1, "M3"));
+    let cases: &[(&str, &[&str])] = &[
+        ("/?x=1", &["2", "3", "4", "6", "8", "10", "11"]),
+        ("/?a=1", &["4", "6", "8", "10", "11"]),
+        ("/?b=1", &["2", "3", "4", "8", "10", "11"]),
+        // 7 names two markers (no table entry): its jump and its skip:1 take 8 and 9.
+        ("/?c=1", &["2", "3", "4", "6", "10", "11"]),
+        ("/?d=1", &["2", "3", "4", "6", "8", "11"]),
+        ("/?a=1&d=1", &["4", "6", "8", "11"]),
+        ("/?c=1&d=1", &["2", "3", "4", "6", "10", "11"]),
+        ("/?b=1&c=1", &["2", "3", "4", "10", "11"]),
+    ];
+    // The same ids as the build before the table (c7240ea: every item walked) and as
+    // libmodsecurity3 (`wafbench eval --engine modsec` on these rules and requests).
+    for (uri, want) in cases {
+        let d = e.evaluate(&req("GET", uri, &[], ""));
+        assert_eq!(d.matched_ids, *want, "{uri}");
+    }
+}
