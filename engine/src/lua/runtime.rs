@@ -99,8 +99,9 @@ impl<'c, 'p> Ctx<'c, 'p> {
         let ub = usize::try_from(b).unwrap_or(usize::MAX);
         match p {
             Prim::Pre => self.pre(ua, a),
-            // Rules `a..=b` (a run of rules without folded plans, `Pass::SkipRuns`): `pre` of each in
-            // turn up to the first that runs, whose handle is returned; `b + 1` when none.
+            // Rules `a..=b` (a run of rules without folded plans, `Pass::SkipRuns`): `pre` of
+            // each in turn up to the first that runs, whose handle is returned; `b + 1` when
+            // none.
             Prim::Scan => {
                 if ua > ub || ub >= plan.rules.len() {
                     return self.bad("rule", b);
