@@ -11,7 +11,7 @@
 //! and p90 and its p50 as a multiple of back-to-back.
 //!
 //! Gaps are interleaved request by request (each request's decision is timed after every gap
-//! in turn), as `latency` interleaves engines: a change of the host's state during the pass
+//! in turn, in balanced orders), as `latency` interleaves engines: a change of the host's state during the pass
 //! hits every gap alike. Measured one gap after the other, the same gap's p50 moved by 2x
 //! between runs minutes apart.
 //!
@@ -319,8 +319,8 @@ pub fn measure(
 /// the host's state during the pass hits every gap alike. Every timed step follows the same
 /// step on the previous request (untimed), then the gap, so that `none` means back to back.
 /// What ran a few steps earlier still shows (the first decisions after the peer stay slow),
-/// so the gaps' order turns by one with each request: every gap follows every other equally
-/// often.
+/// so the gaps' order changes with each request such that every gap follows every other
+/// equally often ([`crate::latency::order::balanced`]).
 fn timed_pass<S: ?Sized, T>(
     subject: &mut S,
     name: &str,
@@ -332,9 +332,10 @@ fn timed_pass<S: ?Sized, T>(
 ) -> Result<Vec<EngineTimings>, ColdstartError> {
     let mut times =
         gaps.iter().map(|_| EngineTimings::new(name, reqs.len())).collect::<Result<Vec<_>, _>>()?;
+    let orders = crate::latency::order::balanced(gaps.len());
     for (ri, r) in reqs.iter().enumerate() {
         let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
-        for gi in rotation(ri, gaps.len()) {
+        for &gi in &orders[ri % orders.len()] {
             std::hint::black_box(timed(subject, prev));
             runner.run(&gaps[gi], r);
             let t0 = Instant::now();
@@ -344,11 +345,6 @@ fn timed_pass<S: ?Sized, T>(
         }
     }
     Ok(times)
-}
-
-/// Gap indices for request `ri`: `0..n` turned left by `ri`.
-fn rotation(ri: usize, n: usize) -> impl Iterator<Item = usize> {
-    (0..n).map(move |k| (ri + k) % n)
 }
 
 /// One row per gap for `name`, with each p50 over the `none` gap's when it was measured.
@@ -418,13 +414,6 @@ mod tests {
         );
         assert!(Gap::parse("sleep:1ms+modsec").unwrap().uses_peer());
         assert!(!Gap::parse("sleep:1ms+spin:1ms").unwrap().uses_peer());
-    }
-
-    #[test]
-    fn each_gap_takes_each_place_in_turn() {
-        let orders: Vec<Vec<usize>> = (0..3).map(|ri| rotation(ri, 3).collect()).collect();
-        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1]]);
-        assert_eq!(rotation(7, 1).collect::<Vec<_>>(), [0]);
     }
 
     #[test]

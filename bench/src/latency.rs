@@ -4,8 +4,9 @@
 //! Data flow: corpus -> [`differential`] (every engine decides every request once, untimed;
 //! decisions are compared with the reference engine, because timings are only comparable on
 //! equal work) -> [`time_decisions`] (warm-up passes, then timed passes; within a pass the
-//! engines take turns request by request, the order rotating per request, so that drift in
-//! CPU frequency or machine load hits every engine alike) -> one `hdrhistogram` per engine
+//! engines take turns request by request, so that drift in CPU frequency or machine load hits
+//! every engine alike, in orders that change per request so that each engine runs right after
+//! each other one equally often: [`order::balanced`]) -> one `hdrhistogram` per engine
 //! (nanoseconds) -> [`EngineStats`] -> [`LatencyReport`] (table or JSON).
 //!
 //! One timed sample is one `Engine::decide` call: the request view is built, every phase
@@ -19,6 +20,7 @@
 
 pub mod calibration;
 pub mod inputs;
+pub mod order;
 
 use crate::report_render::fmt_ns;
 use hdrhistogram::Histogram;
@@ -272,6 +274,7 @@ pub fn time_decisions(
         .collect();
     let passes = opts.warmup + opts.repeat;
     let progress = opts.progress && std::io::stderr().is_terminal();
+    let orders = order::balanced(n);
     let mut turn = 0usize;
     for pass in 0..passes {
         let timed = pass >= opts.warmup;
@@ -285,11 +288,11 @@ pub fn time_decisions(
                     reqs.len()
                 );
             }
-            // Rotate who goes first, so no engine always runs right after the heavy one
-            // (whose cache footprint the next one pays for).
+            // Balanced orders: no engine runs right after the heavy one (whose cache
+            // footprint the next one pays for) more often than the others do.
+            let order = &orders[turn % orders.len()];
             turn = turn.wrapping_add(1);
-            for k in 0..n {
-                let p = (turn + k) % n;
+            for &p in order {
                 let t0 = Instant::now();
                 if p < engines.len() {
                     std::hint::black_box(engines[p].decide(std::hint::black_box(req)));

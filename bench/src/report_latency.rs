@@ -7,8 +7,9 @@
 //!
 //! Flow: one untimed pass per engine (warm-up, and the decisions compared with the first
 //! engine's: a measurement whose answers disagree is reported as such), then `rounds` passes
-//! in which every request goes through every engine in a rotating order (so drift on a noisy
-//! VM hits all engines alike), one `Instant` pair per request (never per rule: the clock
+//! in which every request goes through every engine, in orders balanced so that each engine
+//! runs right after each other one equally often (so drift on a noisy VM and the caches the
+//! previous engine left hit all engines alike: [`crate::latency::order`]), one `Instant` pair per request (never per rule: the clock
 //! costs 40-80 ns here), recorded into one hdrhistogram per engine.
 
 use hdrhistogram::Histogram;
@@ -97,10 +98,13 @@ pub fn compare_engines(
         .map(|_| Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid"))
         .collect();
     let n = engines.len();
-    for round in 0..rounds {
-        for (i, r) in requests.iter().enumerate() {
-            for k in 0..n {
-                let e = (i + round + k) % n;
+    let orders = crate::latency::order::balanced(n);
+    let mut turn = 0usize;
+    for _ in 0..rounds {
+        for r in requests {
+            let order = &orders[turn % orders.len()];
+            turn += 1;
+            for &e in order {
                 let t = Instant::now();
                 std::hint::black_box(engines[e].decide(r));
                 hists[e].saturating_record(t.elapsed().as_nanos().max(1) as u64);
@@ -151,7 +155,7 @@ pub fn compare_engines(
         rounds,
         method: format!(
             "one warm-up pass per engine (decisions compared with the first engine), then {rounds} \
-             interleaved round(s): each request through every engine in rotating order, one \
+             interleaved round(s): each request through every engine in balanced orders, one \
              Instant pair per request, hdrhistogram (3 significant digits)"
         ),
     }
