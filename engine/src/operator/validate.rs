@@ -6,6 +6,10 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByteRanges {
     allowed: [bool; 256],
+    /// The refused bytes when there are one to three of them (CRS's 920270 at paranoia 1,
+    /// `1-255`, refuses NUL alone): looked for with `memchr`, many bytes per step, instead
+    /// of one table lookup per byte. Empty otherwise.
+    few: Vec<u8>,
 }
 
 impl ByteRanges {
@@ -18,12 +22,20 @@ impl ByteRanges {
                 allowed[usize::from(b)] = true;
             }
         }
-        ByteRanges { allowed }
+        let refused: Vec<u8> = (0..=255u8).filter(|&b| !allowed[usize::from(b)]).collect();
+        let few = if refused.len() <= 3 { refused } else { Vec::new() };
+        ByteRanges { allowed, few }
     }
 
     /// True when some byte lies outside every range (the empty input is valid).
     pub fn matches(&self, input: &[u8]) -> bool {
-        input.iter().any(|&b| !self.allowed[usize::from(b)])
+        match *self.few.as_slice() {
+            [a] => memchr::memchr(a, input).is_some(),
+            [a, b] => memchr::memchr2(a, b, input).is_some(),
+            [a, b, c] => memchr::memchr3(a, b, c, input).is_some(),
+            // No byte refused, or more than three.
+            _ => input.iter().any(|&b| !self.allowed[usize::from(b)]),
+        }
     }
 }
 
@@ -124,6 +136,31 @@ mod tests {
         }
         assert!(!ByteRanges::new(&[(0, 255)]).matches(b"\0\xff"));
         assert!(ByteRanges::new(&[]).matches(b"a"));
+        let nul = ByteRanges::new(&[(1, 255)]);
+        assert_eq!(nul.few, [0]);
+        assert!(nul.matches(b"abc\0def") && !nul.matches(b"abc\xffdef"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the ranges (so one, two, three or many refused bytes), the answer is the
+        /// table's, byte by byte.
+        #[test]
+        fn byte_ranges_answer_as_the_table(
+            ranges in proptest::collection::vec((proptest::num::u8::ANY, proptest::num::u8::ANY), 0..4),
+            refused_near in proptest::sample::select(vec![0u8, 1, 2, 3, 254, 255]),
+            input in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            // Half the cases refuse few bytes: ranges that leave out the ends of 0..=255.
+            let mut ranges = ranges;
+            if refused_near < 4 {
+                ranges.push((refused_near, 255));
+            } else {
+                ranges.push((0, refused_near));
+            }
+            let r = ByteRanges::new(&ranges);
+            let want = input.iter().any(|&b| !r.allowed[usize::from(b)]);
+            proptest::prop_assert_eq!(r.matches(&input), want);
+        }
     }
 
     #[test]
