@@ -11,9 +11,9 @@
 //! and p90 and its p50 as a multiple of back-to-back.
 //!
 //! Gaps are interleaved request by request (each request's decision is timed after every gap
-//! in turn, in balanced orders), as `latency` interleaves engines: a change of the host's state during the pass
-//! hits every gap alike. Measured one gap after the other, the same gap's p50 moved by 2x
-//! between runs minutes apart.
+//! in turn, in balanced orders), as `latency` interleaves engines: a change of the host's
+//! state during the pass hits every gap alike. Measured one gap after the other, the same
+//! gap's p50 moved by 2x between runs minutes apart.
 //!
 //! `--probe` adds an engine-free row per gap: a dependent walk over 4,096 lines of a 256 KiB
 //! buffer ([`Chase`]), which shows what a gap does to memory the process touched just before

@@ -9,8 +9,9 @@
 //! engine's: a measurement whose answers disagree is reported as such), then `rounds` passes
 //! in which every request goes through every engine, in orders balanced so that each engine
 //! runs right after each other one equally often (so drift on a noisy VM and the caches the
-//! previous engine left hit all engines alike: [`crate::latency::order`]), one `Instant` pair per request (never per rule: the clock
-//! costs 40-80 ns here), recorded into one hdrhistogram per engine.
+//! previous engine left hit all engines alike: [`crate::latency::order`]), one `Instant`
+//! pair per request (never per rule: the clock costs 40-80 ns here), recorded into one
+//! hdrhistogram per engine.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
