@@ -313,9 +313,14 @@ mod tests {
             r"(?i)(a)(b)c",
             r"^(?:GET|HEADGET)",
             r"\xff\xfe",
+            r"^$",
+            r"^(|x)$",
         ] {
             agree(p, inputs);
         }
+        // `^$` (CRS's empty-header checks): the empty subject, and under the multi-line
+        // anchors any empty line, which the regex decides.
+        agree(r"^$", &[b"", b"x", b"\n", b"x\n", b"\nx", b"a\n\nb", b"\n\n", b" "]);
     }
 
     /// `^.*$` and kin match every subject whole, with or without `\n` anywhere; near

@@ -13,9 +13,10 @@
 //! generator emits a condition's children in.
 //!
 //! What they catch in CRS 3.3.4 (`engine/tests/opt_crs_rx.rs`, by `paranoia-level/N` tag):
-//! PL1 200 `@rx` operators: literal 8, prefix 3, exact 4, literal set 34, kept 151 (89 of
-//! them with a required-literal prefilter); PL4 266: literal 10, prefix 4, exact 6, literal
-//! set 41, kept 205 (105 prefiltered). No CRS chain qualifies for reordering (0 of 115), and
+//! PL1 200 `@rx` operators: literal 8, prefix 3, exact 9 (five of them `^$`, since
+//! 2026-12-03), literal set 35, whole subject 2, kept 143 (89 of them with a
+//! required-literal prefilter); PL4 266: literal 10, prefix 4, exact 11, literal set 42, whole
+//! subject 2, kept 197 (105 prefiltered). No CRS chain qualifies for reordering (0 of 115), and
 //! CRS reads MATCHED_VAR, so conditions are not reordered there either.
 //!
 //! Measured on the native path (`engine/tests/opt_measure.rs`, every CRS pattern with a

@@ -237,7 +237,9 @@ fn strip_captures<'h>(mut h: &'h Hir, n: &mut usize) -> &'h Hir {
 fn finish(body: &Hir, whole_groups: usize, start: bool, end: bool) -> Result<LiteralPlan, Keep> {
     let mut inner_groups = false;
     let units = lang(body, &mut inner_groups, MAX_STRINGS)?;
-    let (strings, ci) = fold(units)?;
+    // Between both line anchors the empty string is a subject of its own (`^$`, CRS's
+    // empty-header checks: 920290, 920310, 920330, ...), not "matches everywhere".
+    let (strings, ci) = fold(units, start && end)?;
     let anchor = match (start, end) {
         (false, false) => Anchor::None,
         (true, false) => Anchor::Start,
@@ -359,11 +361,11 @@ fn product(a: &[Vec<Unit>], b: &[Vec<Unit>], max: usize) -> Result<Vec<Vec<Unit>
 }
 
 /// Units -> byte strings and one case mode, deduplicated keeping the first.
-fn fold(units: Vec<Vec<Unit>>) -> Result<(Vec<Vec<u8>>, bool), Keep> {
+fn fold(units: Vec<Vec<Unit>>, allow_empty: bool) -> Result<(Vec<Vec<u8>>, bool), Keep> {
     let any_fold = units.iter().flatten().any(|u| matches!(u, Unit::Fold(_)));
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(units.len());
     for s in units {
-        if s.is_empty() {
+        if s.is_empty() && !allow_empty {
             return Err(Keep::EmptyString);
         }
         let mut bytes = Vec::with_capacity(s.len());
@@ -404,6 +406,8 @@ mod tests {
             (r"\.php$", RxClass::Suffix, &[".php"], false),
             (r"^(?:GET|HEAD)$", RxClass::LiteralSet, &["GET", "HEAD"], false),
             (r"^0$", RxClass::Exact, &["0"], false),
+            (r"^$", RxClass::Exact, &[""], false),
+            (r"^(?:|-)$", RxClass::LiteralSet, &["", "-"], false),
             (r"(?:ab|abc|x)", RxClass::LiteralSet, &["ab", "abc", "x"], false),
             (r"ab(?:c|d)", RxClass::LiteralSet, &["abc", "abd"], false),
             (r"a{3}", RxClass::Literal, &["aaa"], false),
@@ -449,7 +453,9 @@ mod tests {
             (r"(?i)a(?-i)b", Keep::MixedCase),
             (r"[a-z]{20}", Keep::NotFinite),
             (r"(", Keep::Invalid),
-            (r"^$", Keep::EmptyString),
+            (r"^$x", Keep::Assertion),
+            (r"^(?:|a)", Keep::EmptyString),
+            (r"(?:|a)$", Keep::EmptyString),
             (r"foo^bar", Keep::Assertion),
         ];
         for (p, why) in cases {
