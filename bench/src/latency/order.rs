@@ -26,6 +26,8 @@ pub fn balanced(n: usize) -> Vec<Vec<usize>> {
     }
     let total = n * (n - 1);
     let mut walk = Vec::with_capacity(total);
+    // The first turn is 0 (any solution can be relabelled so).
+    walk.push(0);
     let mut used = vec![false; n * n];
     let mut budget = SEARCH_BUDGET;
     if extend(n, total, &mut walk, &mut used, &mut budget) {
@@ -34,9 +36,9 @@ pub fn balanced(n: usize) -> Vec<Vec<usize>> {
     (0..n).map(|t| (0..n).map(|k| (t + k) % n).collect()).collect()
 }
 
-/// Depth-first: extends `walk` (whole permutations of `0..n` laid end to end) by one turn
-/// whose arc from the previous turn is new; complete when `total` turns are laid and the arc
-/// back to the first turn is the one left.
+/// Depth-first: extends `walk` (whole permutations of `0..n` laid end to end, never empty) by
+/// one turn whose arc from the previous turn is new; complete when `total` turns are laid and
+/// the arc back to the first turn is the one left.
 fn extend(
     n: usize,
     total: usize,
@@ -44,15 +46,7 @@ fn extend(
     used: &mut [bool],
     budget: &mut u32,
 ) -> bool {
-    let Some(&last) = walk.last() else {
-        // The first turn is 0 (any solution can be relabelled so).
-        walk.push(0);
-        if extend(n, total, walk, used, budget) {
-            return true;
-        }
-        walk.pop();
-        return false;
-    };
+    let Some(&last) = walk.last() else { return false };
     if walk.len() == total {
         return last != walk[0] && !used[last * n + walk[0]];
     }
