@@ -187,6 +187,9 @@ const MAX_DENSE_ENTRIES: usize = 1 << 22;
 /// Marks a table entry whose target state reports a match.
 const REPORT_BIT: u32 = 1 << 31;
 
+/// [`REPORT_BIT`] of a narrow table ([`Table::Narrow`]).
+const NARROW_REPORT_BIT: u16 = 1 << 15;
+
 /// ModSecurity's automaton with every fail walk precomputed: one table load per input byte.
 /// Input bytes map to classes (the distinct case-folded bytes of the phrases, plus class 0
 /// for bytes in no phrase, which always lead back to the root).
@@ -194,13 +197,44 @@ const REPORT_BIT: u32 = 1 << 31;
 struct Dense {
     class: [u8; 256],
     stride: usize,
-    /// `next[node * stride + class]`: the target's row offset (`target * stride`,
-    /// premultiplied to save a multiply per byte), with [`REPORT_BIT`] when it reports.
-    next: Vec<u32>,
+    next: Table,
+}
+
+/// `next[node * stride + class]`: the target's row offset (`target * stride`, premultiplied
+/// to save a multiply per byte), with the report bit when it reports.
+#[derive(Debug, Clone)]
+enum Table {
+    /// Tables of at most 2^15 entries (17 of the 24 that CRS PL1 builds), in 16-bit
+    /// entries: a row spans half the cache lines, and a decision on a cold cache reads
+    /// the lines of the rows it walks.
+    Narrow(Box<[u16]>),
+    Wide(Box<[u32]>),
+}
+
+/// One table load per input byte, up to the first entry with `report` set: (bytes read,
+/// node reached).
+#[inline]
+fn first_report_in<T: Copy + Into<u32>>(
+    next: &[T],
+    class: &[u8; 256],
+    stride: usize,
+    report: u32,
+    haystack: &[u8],
+) -> Option<(usize, u32)> {
+    let mut row = ROOT as usize;
+    for (i, &b) in haystack.iter().enumerate() {
+        let e: u32 = next[row + class[b as usize] as usize].into();
+        if e & report != 0 {
+            return Some((i + 1, (e & !report) / stride as u32));
+        }
+        row = e as usize;
+    }
+    None
 }
 
 impl Dense {
-    fn build(t: &ModsecTrie, bfs: &[u32]) -> Option<Dense> {
+    /// The table, narrow when it fits and `narrow` allows it.
+    fn build(t: &ModsecTrie, bfs: &[u32], narrow: bool) -> Option<Dense> {
         let mut class = [0u8; 256];
         let mut used = [false; 256];
         for &(c, _) in &t.edges {
@@ -240,20 +274,33 @@ impl Dense {
                 next[n as usize * stride + k] = (target * stride as u32) | flag;
             }
         }
+        // Row offsets are below `entries`, so they fit in 15 bits when it is at most 2^15.
+        let next = if narrow && entries <= 1 << 15 {
+            let narrow = |e: u32| {
+                let flag = if e & REPORT_BIT != 0 { NARROW_REPORT_BIT } else { 0 };
+                (e & !REPORT_BIT) as u16 | flag
+            };
+            Table::Narrow(next.into_iter().map(narrow).collect())
+        } else {
+            Table::Wide(next.into_boxed_slice())
+        };
         Some(Dense { class, stride, next })
     }
 
     #[inline]
     fn first_report(&self, haystack: &[u8]) -> Option<(usize, u32)> {
-        let mut row = ROOT as usize;
-        for (i, &b) in haystack.iter().enumerate() {
-            let e = self.next[row + self.class[b as usize] as usize];
-            if e & REPORT_BIT != 0 {
-                return Some((i + 1, (e & !REPORT_BIT) / self.stride as u32));
+        match &self.next {
+            Table::Narrow(next) => first_report_in(
+                next,
+                &self.class,
+                self.stride,
+                u32::from(NARROW_REPORT_BIT),
+                haystack,
+            ),
+            Table::Wide(next) => {
+                first_report_in(next, &self.class, self.stride, REPORT_BIT, haystack)
             }
-            row = e as usize;
         }
-        None
     }
 }
 
@@ -352,8 +399,22 @@ impl ModsecTrie {
             // Input is lowercased before lookup, so uppercase never needs an entry.
         }
         let mut trie = ModsecTrie { nodes, edges, root_next, textbook_fail, dense: None };
-        trie.dense = Dense::build(&trie, &bfs);
+        trie.dense = Dense::build(&trie, &bfs, true);
         trie
+    }
+
+    /// The nodes breadth-first, as `build` visits them.
+    #[cfg(test)]
+    fn bfs(&self) -> Vec<u32> {
+        let mut order = vec![ROOT];
+        let mut at = 0;
+        while at < order.len() {
+            let n = &self.nodes[order[at] as usize];
+            let (a, k) = (n.first_edge as usize, n.edge_count as usize);
+            order.extend(self.edges[a..a + k].iter().map(|&(_, c)| c));
+            at += 1;
+        }
+        order
     }
 
     fn has_textbook_fail_links(&self) -> bool {
@@ -498,8 +559,14 @@ mod tests {
         ) {
             let m = PhraseMatcher::new(&phrases).unwrap();
             let full = m.trie.first_report_sparse(hay.as_bytes());
-            proptest::prop_assert!(m.trie.dense.is_some());
+            let narrow = matches!(m.trie.dense, Some(Dense { next: Table::Narrow(_), .. }));
+            proptest::prop_assert!(narrow);
             proptest::prop_assert_eq!(m.trie.first_report(hay.as_bytes()), full);
+            // The wide table, which lists of more than 2^15 entries take.
+            let wide = Dense::build(&m.trie, &m.trie.bfs(), false).unwrap();
+            let is_wide = matches!(wide.next, Table::Wide(_));
+            proptest::prop_assert!(is_wide);
+            proptest::prop_assert_eq!(wide.first_report(hay.as_bytes()), full);
             let want = full.map(|(end, n)| end - m.trie.nodes[n as usize].depth as usize..end);
             proptest::prop_assert_eq!(m.find(hay.as_bytes()), want.clone());
             proptest::prop_assert_eq!(m.is_match(hay.as_bytes()), want.is_some());
