@@ -291,8 +291,9 @@ impl<'b> Collection<'b> {
     /// Copies every entry's bytes, in order, to fresh arenas of this collection's own; a
     /// base's index is merged into this one's, and the base let go.
     fn rewrite_arenas(&mut self) {
-        let mut keys = String::with_capacity(self.keys.len());
-        let mut values = Vec::with_capacity(self.values.len());
+        let live = |f: fn(&Self, usize) -> usize| (0..self.entries.len()).map(|i| f(self, i)).sum();
+        let mut keys = String::with_capacity(live(|c, i| c.key(i).len()));
+        let mut values = Vec::with_capacity(live(|c, i| c.value(i).len()));
         for i in 0..self.entries.len() {
             let (k0, v0) = (keys.len(), values.len());
             keys.push_str(self.key(i));

@@ -77,13 +77,7 @@ enum Literals {
 
 impl Literals {
     fn build(patterns: &[&[u8]]) -> Result<Literals, String> {
-        let built = dfa::Builder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .start_kind(StartKind::Unanchored)
-            .prefilter(false)
-            .build(patterns);
-        match built {
+        match Self::dfa(patterns) {
             Ok(d) => Ok(LitTable::copy(&d).map_or(Literals::Dfa(d), Literals::Table)),
             Err(_) => AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -92,6 +86,16 @@ impl Literals {
                 .map(Literals::Other)
                 .map_err(|e| format!("prefilter automaton: {e}")),
         }
+    }
+
+    /// The crate's DFA over `patterns`, as the prefilter walks it.
+    fn dfa(patterns: &[&[u8]]) -> Result<dfa::DFA, aho_corasick::BuildError> {
+        dfa::Builder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
+            .build(patterns)
     }
 
     /// Calls `found` with the id of every pattern that occurs in `value` (once per
@@ -996,14 +1000,7 @@ mod tests {
             let table = Literals::build(&pats).unwrap();
             proptest::prop_assert!(matches!(table, Literals::Table(_)));
             // The crate's DFA walked as is: the path of DFAs with more than 2^15 states.
-            let dfa = Literals::Dfa(
-                aho_corasick::dfa::Builder::new()
-                    .ascii_case_insensitive(true)
-                    .start_kind(aho_corasick::StartKind::Unanchored)
-                    .prefilter(false)
-                    .build(&pats)
-                    .unwrap(),
-            );
+            let dfa = Literals::Dfa(Literals::dfa(&pats).unwrap());
             let other = Literals::Other(
                 aho_corasick::AhoCorasick::builder()
                     .ascii_case_insensitive(true)

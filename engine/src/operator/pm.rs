@@ -306,6 +306,11 @@ impl Dense {
 
 impl ModsecTrie {
     fn build(phrases: &[Vec<u8>]) -> ModsecTrie {
+        Self::build_with(phrases, true)
+    }
+
+    /// [`ModsecTrie::build`], its dense table narrow when it fits and `narrow` allows it.
+    fn build_with(phrases: &[Vec<u8>], narrow: bool) -> ModsecTrie {
         // Growing trie: children kept as small sorted vectors while inserting.
         let mut children: Vec<Vec<(u8, u32)>> = vec![Vec::new()];
         let mut depth = vec![0u32];
@@ -399,22 +404,8 @@ impl ModsecTrie {
             // Input is lowercased before lookup, so uppercase never needs an entry.
         }
         let mut trie = ModsecTrie { nodes, edges, root_next, textbook_fail, dense: None };
-        trie.dense = Dense::build(&trie, &bfs, true);
+        trie.dense = Dense::build(&trie, &bfs, narrow);
         trie
-    }
-
-    /// The nodes breadth-first, as `build` visits them.
-    #[cfg(test)]
-    fn bfs(&self) -> Vec<u32> {
-        let mut order = vec![ROOT];
-        let mut at = 0;
-        while at < order.len() {
-            let n = &self.nodes[order[at] as usize];
-            let (a, k) = (n.first_edge as usize, n.edge_count as usize);
-            order.extend(self.edges[a..a + k].iter().map(|&(_, c)| c));
-            at += 1;
-        }
-        order
     }
 
     fn has_textbook_fail_links(&self) -> bool {
@@ -563,7 +554,7 @@ mod tests {
             proptest::prop_assert!(narrow);
             proptest::prop_assert_eq!(m.trie.first_report(hay.as_bytes()), full);
             // The wide table, which lists of more than 2^15 entries take.
-            let wide = Dense::build(&m.trie, &m.trie.bfs(), false).unwrap();
+            let wide = ModsecTrie::build_with(&m.spelled, false).dense.unwrap();
             let is_wide = matches!(wide.next, Table::Wide(_));
             proptest::prop_assert!(is_wide);
             proptest::prop_assert_eq!(wide.first_report(hay.as_bytes()), full);
