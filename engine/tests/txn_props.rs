@@ -65,24 +65,36 @@ proptest! {
 
     #[test]
     fn request_line_bounded(method in prop::collection::vec(any::<u8>(), 0..16), u in tokens(UE, 40), ver in "[ -~]{0,12}") {
-        let p = uri::parse_request_line(&method, &u, &ver);
+        let mut out = Vec::new();
+        let p = uri::parse_request_line(&method, &u, &ver, &mut out);
         let n = method.len() + u.len() + ver.len() + 8;
         prop_assert!(p.request_line.len() <= n);
         prop_assert!(p.uri.len() <= u.len() && p.filename.len() <= u.len() && p.uri_raw.len() <= u.len());
         prop_assert!(p.query.map_or(0, |q| q.len()) <= u.len());
+        // Every span lies in the buffer, which holds the request line and one decoded URI.
+        for s in [p.request_line, p.protocol, p.uri, p.uri_raw, p.filename].into_iter().chain(p.basename) {
+            prop_assert!(s.start <= s.end && s.end <= out.len());
+        }
+        prop_assert!(out.len() <= n + u.len());
     }
 
     #[test]
     fn urlencoded_bounded(b in tokens(UE, 60), sep in prop::sample::select(vec![b'&', b';'])) {
-        let (pairs, _) = urlencoded::parse_urlencoded(&b, sep);
-        let out: usize = pairs.iter().map(|p| p.name.len() + p.value.len()).sum();
-        prop_assert!(out <= b.len());
-        prop_assert!(pairs.len() <= b.len() + 1);
+        let mut buf = Vec::new();
+        let mut pairs = 0;
+        for f in urlencoded::split_fields(&b, sep) {
+            let (k, v, _) = urlencoded::decode_field(f, &mut buf);
+            prop_assert!(k.end <= v.start && v.end == buf.len());
+            pairs += 1;
+        }
+        prop_assert!(buf.len() <= b.len());
+        prop_assert!(pairs <= b.len() + 1);
     }
 
     #[test]
     fn cookies_bounded(b in tokens(&[b";", b"=", b" ", b"a", b"\"", b"$Version"], 40)) {
-        let c = cookies::parse_cookies(&b);
+        let mut c = Vec::new();
+        cookies::parse_cookies(&b, |k, v| c.push((k.to_vec(), v.to_vec())));
         prop_assert!(total(&c) <= b.len());
     }
 

@@ -25,7 +25,7 @@ use crate::ir::{
 };
 use crate::request::{Decision, Request};
 use crate::transform;
-use crate::txn::{BodyProcessor, RequestData};
+use crate::txn::{BodyProcessor, RequestData, decimal};
 use std::borrow::Cow;
 
 /// A case-insensitively keyed collection (TX, IP, ...), in insertion order, with an index
@@ -324,25 +324,6 @@ fn lower(key: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(key)
     }
-}
-
-/// `n` in decimal, written at the end of `buf` (20 bytes hold every `i64`).
-fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 /// v3's `stoi` as used by `setvar` and the numeric operators: optional leading white space,
@@ -1973,27 +1954,6 @@ impl<'r> Transaction<'r> {
                     }
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod decimal_tests {
-    proptest::proptest! {
-        /// The digits a setvar's `+=`/`-=` writes are `to_string`'s, for every `i64`.
-        #[test]
-        fn decimal_is_to_string(n in proptest::num::i64::ANY) {
-            let mut buf = [0u8; 20];
-            let want = n.to_string();
-            proptest::prop_assert_eq!(super::decimal(n, &mut buf), want.as_bytes());
-        }
-    }
-
-    #[test]
-    fn decimal_at_the_edges() {
-        for n in [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, i64::MIN + 1] {
-            let mut buf = [0u8; 20];
-            assert_eq!(super::decimal(n, &mut buf), n.to_string().as_bytes(), "{n}");
         }
     }
 }

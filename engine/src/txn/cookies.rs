@@ -13,21 +13,20 @@ pub fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// Parses one `Cookie` header value into (name, value) pairs, in order.
-pub fn parse_cookies(value: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut fields: Vec<&[u8]> = split_fields(value, b';').collect();
-    // Optional white space after the last cookie-pair is dropped; nothing else is trimmed
-    // on the right, so `a=1 ; b=2` keeps the space in `1 `.
-    if let Some(last) = fields.last_mut() {
-        while let Some((&c, rest)) = last.split_last() {
-            if !is_c_space(c) {
-                break;
+/// Parses one `Cookie` header value, handing each (name, value) pair to `each` in order.
+pub fn parse_cookies<'v>(value: &'v [u8], mut each: impl FnMut(&'v [u8], &'v [u8])) {
+    let mut fields = split_fields(value, b';').peekable();
+    while let Some(mut f) = fields.next() {
+        if fields.peek().is_none() {
+            // Optional white space after the last cookie-pair is dropped; nothing else is
+            // trimmed on the right, so `a=1 ; b=2` keeps the space in `1 `.
+            while let Some((&c, rest)) = f.split_last() {
+                if !is_c_space(c) {
+                    break;
+                }
+                f = rest;
             }
-            *last = rest;
         }
-    }
-    let mut out = Vec::new();
-    for f in fields {
         if f.is_empty() {
             continue;
         }
@@ -45,9 +44,8 @@ pub fn parse_cookies(value: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         if k.is_empty() {
             continue;
         }
-        out.push((k.to_vec(), v.to_vec()));
+        each(k, v);
     }
-    out
 }
 
 #[cfg(test)]
@@ -70,7 +68,8 @@ mod tests {
             ("   ", &[]),
         ];
         for (input, want) in cases {
-            let got = parse_cookies(input.as_bytes());
+            let mut got = Vec::new();
+            parse_cookies(input.as_bytes(), |k, v| got.push((k.to_vec(), v.to_vec())));
             let want: Vec<(Vec<u8>, Vec<u8>)> =
                 want.iter().map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec())).collect();
             assert_eq!(got, want, "{input:?}");

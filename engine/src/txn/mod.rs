@@ -239,31 +239,101 @@ impl CompiledSelector {
     }
 }
 
-/// One element of a collection, with its MATCHED_VAR_NAME precomputed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A range of bytes in a buffer: the request view keeps every value in one arena and hands
+/// out these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start, end }
+    }
+
+    /// The bytes of `buf` this span covers (a span made from `buf` always fits).
+    #[inline]
+    pub fn of(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start..self.end]
+    }
+
+    pub fn len(self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `b` to `buf` and returns where it went.
+    pub fn push(buf: &mut Vec<u8>, b: &[u8]) -> Span {
+        let start = buf.len();
+        buf.extend_from_slice(b);
+        Span::new(start, buf.len())
+    }
+}
+
+/// One element of a collection: key and value in the byte arena, its MATCHED_VAR_NAME
+/// (`ARGS:q`) followed by its name under the collection's `*_NAMES` variable
+/// (`ARGS_NAMES:q`, empty when there is none) in the name arena, built once here rather than
+/// by every rule that reads them. `names.0..names.1` is the first, `names.1..names.2` the
+/// second. The ARGS and ARGS_GET (or ARGS_POST) elements of one argument share its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Elem {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    /// The element's name (`ARGS:q`) followed by its name under the collection's `*_NAMES`
-    /// variable (`ARGS_NAMES:q`, empty when there is none), built once here rather than by
-    /// every rule that reads them; `split` is where the first ends.
-    names: String,
-    split: usize,
+    key: Span,
+    value: Span,
+    names: (usize, usize, usize),
 }
 
 impl Elem {
-    fn name(&self) -> &str {
-        &self.names[..self.split]
+    fn name(self, names: &str) -> &str {
+        &names[self.names.0..self.names.1]
     }
-    fn names_name(&self) -> &str {
-        &self.names[self.split..]
+    fn names_name(self, names: &str) -> &str {
+        &names[self.names.1..self.names.2]
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Coll {
-    var: Variable,
-    elems: Vec<Elem>,
+/// The request view's collections, as indexes into `RequestData::colls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CollId {
+    Args,
+    ArgsGet,
+    ArgsPost,
+    Headers,
+    Cookies,
+    Files,
+    FilesNames,
+    FilesSizes,
+    FilesTmpContent,
+    FilesTmpNames,
+    PartHeaders,
+    MpNames,
+    MpFilenames,
+}
+
+const COLLS: usize = 13;
+
+impl CollId {
+    fn var(self) -> Variable {
+        use Variable::*;
+        match self {
+            CollId::Args => Args,
+            CollId::ArgsGet => ArgsGet,
+            CollId::ArgsPost => ArgsPost,
+            CollId::Headers => RequestHeaders,
+            CollId::Cookies => RequestCookies,
+            CollId::Files => Files,
+            CollId::FilesNames => FilesNames,
+            CollId::FilesSizes => FilesSizes,
+            CollId::FilesTmpContent => FilesTmpContent,
+            CollId::FilesTmpNames => FilesTmpNames,
+            CollId::PartHeaders => MultipartPartHeaders,
+            CollId::MpNames => MultipartName,
+            CollId::MpFilenames => MultipartFilename,
+        }
+    }
 }
 
 /// `String::from_utf8_lossy`, with the standard library's faster validation first: most
@@ -275,26 +345,35 @@ pub(crate) fn utf8_lossy(b: &[u8]) -> Cow<'_, str> {
     }
 }
 
-impl Coll {
-    fn new(var: Variable) -> Self {
-        Coll { var, elems: Vec::new() }
-    }
-    fn push(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let k = utf8_lossy(&key);
-        let var = self.var.name();
-        let nv = names_variable(self.var);
-        let mut names =
-            String::with_capacity(2 * (k.len() + 1) + var.len() + nv.map_or(0, str::len));
-        names.push_str(var);
-        names.push(':');
-        names.push_str(&k);
-        let split = names.len();
-        if let Some(nv) = nv {
-            names.push_str(nv);
-            names.push(':');
-            names.push_str(&k);
+/// `n` in decimal, written at the end of `buf` (20 bytes hold every `i64`).
+pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
         }
-        self.elems.push(Elem { key, value, names, split });
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// `format!("{:.6}", n as f64)`, as v3's `std::to_string` of a double prints a whole number,
+/// without the formatting machinery for the sizes a request has.
+fn write_fixed6(out: &mut Vec<u8>, n: u64) {
+    match i64::try_from(n) {
+        Ok(i) if n < 1 << 53 => {
+            let mut buf = [0u8; 20];
+            out.extend_from_slice(decimal(i, &mut buf));
+            out.extend_from_slice(b".000000");
+        }
+        _ => out.extend_from_slice(format!("{:.6}", n as f64).as_bytes()),
     }
 }
 
@@ -325,23 +404,17 @@ enum ArgOrigin {
 #[derive(Debug, Clone)]
 pub struct RequestData {
     cfg: TxnConfig,
-    /// Per [`Variable`]: where its value sits in `scalar_bytes`, once set. A value set
-    /// again is appended again (a few body-processing flags are).
-    scalars: Vec<Option<(usize, usize)>>,
-    scalar_bytes: Vec<u8>,
-    args: Coll,
-    args_get: Coll,
-    args_post: Coll,
-    headers: Coll,
-    cookies: Coll,
-    files: Coll,
-    files_names: Coll,
-    files_sizes: Coll,
-    files_tmp_content: Coll,
-    files_tmp_names: Coll,
-    part_headers: Coll,
-    mp_names: Coll,
-    mp_filenames: Coll,
+    /// Every value and key, one after another: the request line's variables, headers,
+    /// arguments, cookies, body. A value set again is appended again (a few
+    /// body-processing flags are).
+    bytes: Vec<u8>,
+    /// The elements' names (see [`Elem`]).
+    names: String,
+    /// Per [`Variable`]: 1 + its index in `scalars` once set, else 0.
+    scalar_slot: [u8; VARIABLES],
+    /// Where each scalar set so far sits in `bytes` (at most one entry a variable).
+    scalars: Vec<Span>,
+    colls: [Vec<Elem>; COLLS],
     xml: Option<xml::XmlDoc>,
     combined_size: u64,
     /// From Content-Type (or `ctl:requestBodyProcessor=URLENCODED`): v3's `m_requestBodyType`.
@@ -352,6 +425,8 @@ pub struct RequestData {
     body_access_override: Option<bool>,
     body_limit: Option<limits::BodyLimit>,
 }
+
+const VARIABLES: usize = Variable::ALL.len();
 
 /// Variables this module owns that are plain values.
 fn is_request_scalar(v: Variable) -> bool {
@@ -405,25 +480,15 @@ fn is_request_scalar(v: Variable) -> bool {
 }
 
 impl RequestData {
-    fn empty(cfg: &TxnConfig) -> Self {
-        use Variable::*;
+    fn empty(cfg: &TxnConfig, bytes: usize, names: usize) -> Self {
         RequestData {
             cfg: cfg.request_side(),
-            scalars: vec![None; Variable::ALL.len()],
-            scalar_bytes: Vec::with_capacity(512),
-            args: Coll::new(Args),
-            args_get: Coll::new(ArgsGet),
-            args_post: Coll::new(ArgsPost),
-            headers: Coll::new(RequestHeaders),
-            cookies: Coll::new(RequestCookies),
-            files: Coll::new(Files),
-            files_names: Coll::new(FilesNames),
-            files_sizes: Coll::new(FilesSizes),
-            files_tmp_content: Coll::new(FilesTmpContent),
-            files_tmp_names: Coll::new(FilesTmpNames),
-            part_headers: Coll::new(MultipartPartHeaders),
-            mp_names: Coll::new(MultipartName),
-            mp_filenames: Coll::new(MultipartFilename),
+            bytes: Vec::with_capacity(bytes),
+            names: String::with_capacity(names),
+            scalar_slot: [0; VARIABLES],
+            // Phase 1 sets 15 to 18, a body a few more.
+            scalars: Vec::with_capacity(24),
+            colls: Default::default(),
             xml: None,
             combined_size: 0,
             body_type: None,
@@ -433,54 +498,104 @@ impl RequestData {
         }
     }
 
-    fn set(&mut self, v: Variable, value: impl AsRef<[u8]>) {
-        if let Some(slot) = self.scalars.get_mut(v as usize) {
-            let start = self.scalar_bytes.len();
-            self.scalar_bytes.extend_from_slice(value.as_ref());
-            *slot = Some((start, self.scalar_bytes.len()));
+    /// Points `v` at `span` of the byte arena.
+    fn set_span(&mut self, v: Variable, span: Span) {
+        let Some(slot) = self.scalar_slot.get_mut(v as usize) else { return };
+        match *slot {
+            0 => {
+                // At most one entry a variable, so fewer than VARIABLES (< 255) in all.
+                self.scalars.push(span);
+                *slot = self.scalars.len() as u8;
+            }
+            i => self.scalars[usize::from(i) - 1] = span,
         }
+    }
+
+    fn set(&mut self, v: Variable, value: impl AsRef<[u8]>) {
+        let span = Span::push(&mut self.bytes, value.as_ref());
+        self.set_span(v, span);
     }
 
     /// A scalar's value, if set.
     pub fn scalar(&self, v: Variable) -> Option<&[u8]> {
-        let (a, b) = (*self.scalars.get(v as usize)?)?;
-        self.scalar_bytes.get(a..b)
+        let i = usize::from(*self.scalar_slot.get(v as usize)?).checked_sub(1)?;
+        Some(self.scalars.get(i)?.of(&self.bytes))
+    }
+
+    /// Adds an element to a collection, its key and value already in the byte arena.
+    fn push_elem(&mut self, c: CollId, key: Span, value: Span) {
+        let k = utf8_lossy(key.of(&self.bytes));
+        let var = c.var();
+        let names = &mut self.names;
+        let start = names.len();
+        names.push_str(var.name());
+        names.push(':');
+        names.push_str(&k);
+        let split = names.len();
+        if let Some(nv) = names_variable(var) {
+            names.push_str(nv);
+            names.push(':');
+            names.push_str(&k);
+        }
+        let names = (start, split, names.len());
+        self.colls[c as usize].push(Elem { key, value, names });
+    }
+
+    /// Adds an element to a collection, copying its key and value into the arena.
+    fn push(&mut self, c: CollId, key: &[u8], value: &[u8]) {
+        let key = Span::push(&mut self.bytes, key);
+        let value = Span::push(&mut self.bytes, value);
+        self.push_elem(c, key, value);
     }
 
     /// Builds the phase-1 variables (connection, request line, ARGS_GET, headers, cookies).
     pub fn new(req: &Request, cfg: &TxnConfig) -> RequestData {
         use Variable::*;
-        let mut d = RequestData::empty(cfg);
+        // Room for what phase 1 usually writes, so the arenas are not grown and copied on
+        // the way: the request line's variables hold the URI about four times, each header
+        // its name and value once; a header's two element names take its name twice and 38
+        // bytes, an argument's four take about its name four times.
+        let (mut header_bytes, mut name_bytes) = (0, 0);
+        for (k, v) in &req.headers {
+            header_bytes += k.len() + v.len();
+            name_bytes += 2 * k.len() + 38;
+        }
+        let bytes = 4 * req.uri.len() + header_bytes + req.id.len() + 128;
+        let names = name_bytes + 4 * req.uri.len() + 64;
+        let mut d = RequestData::empty(cfg, bytes, names);
+        d.colls[CollId::Headers as usize].reserve_exact(req.headers.len());
         d.set(RemoteAddr, req.client_ip.as_bytes());
-        d.set(RemotePort, req.client_port.to_string());
+        let mut digits = [0u8; 20];
+        d.set(RemotePort, decimal(i64::from(req.client_port), &mut digits));
         d.set(ServerAddr, req.server_ip.as_bytes());
-        d.set(ServerPort, req.server_port.to_string());
+        d.set(ServerPort, decimal(i64::from(req.server_port), &mut digits));
         // The peer creates its transaction with the corpus id, so UNIQUE_ID is that id.
-        let id = if req.id.is_empty() {
+        if req.id.is_empty() {
             use sha1::Digest;
             let h = sha1::Sha1::digest(&req.uri);
-            h.iter().take(10).map(|b| format!("{b:02x}")).collect::<String>()
+            let id = h.iter().take(10).map(|b| format!("{b:02x}")).collect::<String>();
+            d.set(UniqueId, id);
         } else {
-            req.id.clone()
-        };
-        d.set(UniqueId, id);
+            d.set(UniqueId, &req.id);
+        }
         // Set by the Transaction constructor.
         d.set(UrlencodedError, "0");
 
-        let p = uri::parse_request_line(req.method.as_bytes(), &req.uri, &req.version);
         d.set(RequestMethod, uri::c_str(req.method.as_bytes()));
-        d.set(RequestLine, p.request_line);
-        d.set(RequestProtocol, p.protocol);
-        d.set(PathInfo, p.filename.clone());
-        d.set(RequestFilename, p.filename);
+        let p =
+            uri::parse_request_line(req.method.as_bytes(), &req.uri, &req.version, &mut d.bytes);
+        d.set_span(RequestLine, p.request_line);
+        d.set_span(RequestProtocol, p.protocol);
+        d.set_span(PathInfo, p.filename);
+        d.set_span(RequestFilename, p.filename);
         if let Some(b) = p.basename {
-            d.set(RequestBasename, b);
+            d.set_span(RequestBasename, b);
         }
-        d.set(RequestUri, p.uri);
-        d.set(RequestUriRaw, p.uri_raw);
+        d.set_span(RequestUri, p.uri);
+        d.set_span(RequestUriRaw, p.uri_raw);
         if let Some(q) = p.query {
             if !q.is_empty() {
-                d.extract_urlencoded(&q, ArgOrigin::Get);
+                d.extract_urlencoded(q, ArgOrigin::Get);
             }
             d.set(QueryString, q);
         }
@@ -494,23 +609,23 @@ impl RequestData {
     /// `Transaction::addRequestHeader`: every occurrence is kept, in order.
     fn add_header(&mut self, k: &str, v: &str) {
         use Variable::*;
-        self.headers.push(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        self.push(CollId::Headers, k.as_bytes(), v.as_bytes());
         if k.eq_ignore_ascii_case("authorization") {
             let t = v.split(' ').next().unwrap_or("");
             self.set(AuthType, t);
         } else if k.eq_ignore_ascii_case("cookie") {
-            for (ck, cv) in cookies::parse_cookies(v.as_bytes()) {
-                self.cookies.push(ck, cv);
-            }
+            cookies::parse_cookies(v.as_bytes(), |ck, cv| self.push(CollId::Cookies, ck, cv));
         } else if k.eq_ignore_ascii_case("content-type") {
             // A prefix test on the lower-cased value; a later Content-Type that matches
             // neither leaves the earlier choice in place.
-            let l = v.to_ascii_lowercase();
-            if l.starts_with("multipart/form-data") {
+            let v = v.as_bytes();
+            let starts =
+                |p: &str| v.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()));
+            if starts("multipart/form-data") {
                 self.body_type = Some(BodyProcessor::Multipart);
                 self.set(ReqbodyProcessor, "MULTIPART");
             }
-            if l.starts_with("application/x-www-form-urlencoded") {
+            if starts("application/x-www-form-urlencoded") {
                 self.body_type = Some(BodyProcessor::Urlencoded);
                 self.set(ReqbodyProcessor, "URLENCODED");
             }
@@ -555,35 +670,40 @@ impl RequestData {
         self.body_limit.and_then(|l| l.reject_status)
     }
 
-    /// `Transaction::addArgument`: refuses beyond SecArgumentsLimit.
-    fn add_argument(&mut self, origin: ArgOrigin, key: Vec<u8>, value: Vec<u8>) -> bool {
+    /// `Transaction::addArgument`: refuses beyond SecArgumentsLimit. The key and value are
+    /// already in the byte arena.
+    fn add_argument(&mut self, origin: ArgOrigin, key: Span, value: Span) -> bool {
         if let Some(limit) = self.cfg.arguments_limit {
-            if self.args.elems.len() as u64 >= limit {
+            if self.colls[CollId::Args as usize].len() as u64 >= limit {
                 return false;
             }
         }
         self.combined_size += (key.len() + value.len()) as u64;
         match origin {
-            ArgOrigin::Get => self.args_get.push(key.clone(), value.clone()),
-            ArgOrigin::Post => self.args_post.push(key.clone(), value.clone()),
+            ArgOrigin::Get => self.push_elem(CollId::ArgsGet, key, value),
+            ArgOrigin::Post => self.push_elem(CollId::ArgsPost, key, value),
             ArgOrigin::Json => {}
         }
-        self.args.push(key, value);
+        self.push_elem(CollId::Args, key, value);
         // v3 keeps the size in a double and prints it with std::to_string: "60.000000"
         // (observed with libmodsecurity3 3.0.9).
-        let s = format!("{:.6}", self.combined_size as f64);
-        self.set(Variable::ArgsCombinedSize, s);
+        let start = self.bytes.len();
+        write_fixed6(&mut self.bytes, self.combined_size);
+        let span = Span::new(start, self.bytes.len());
+        self.set_span(Variable::ArgsCombinedSize, span);
         true
     }
 
     fn extract_urlencoded(&mut self, buf: &[u8], origin: ArgOrigin) {
-        let (pairs, invalid) = urlencoded::parse_urlencoded(buf, self.cfg.argument_separator);
+        let mut invalid = false;
+        for field in urlencoded::split_fields(buf, self.cfg.argument_separator) {
+            let (name, value, bad) = urlencoded::decode_field(field, &mut self.bytes);
+            invalid |= bad;
+            // v3 keeps calling addArgument after the limit; each call is refused.
+            self.add_argument(origin, name, value);
+        }
         if invalid {
             self.set(Variable::UrlencodedError, "1");
-        }
-        for p in pairs {
-            // v3 keeps calling addArgument after the limit; each call is refused.
-            self.add_argument(origin, p.name, p.value);
         }
     }
 
@@ -648,6 +768,8 @@ impl RequestData {
             if !no_files_exceeded {
                 let depth = self.cfg.json_depth_limit;
                 let r = json::parse_json(body, depth, &mut |k, v| {
+                    let k = Span::push(&mut self.bytes, &k);
+                    let v = Span::push(&mut self.bytes, &v);
                     self.add_argument(ArgOrigin::Json, k, v)
                 });
                 match r {
@@ -670,25 +792,24 @@ impl RequestData {
 
         let access = self.body_access_override.unwrap_or(self.cfg.request_body_access);
         if access {
-            // Written straight into the scalar arena (it holds the body).
-            let full = &mut self.scalar_bytes;
+            // Written straight into the arena (it holds the body).
+            let full = &mut self.bytes;
             let start = full.len();
-            for e in &self.headers.elems {
-                full.extend_from_slice(&e.key);
+            for e in &self.colls[CollId::Headers as usize] {
+                full.extend_from_within(e.key.start..e.key.end);
                 full.extend_from_slice(b": ");
-                full.extend_from_slice(&e.value);
+                full.extend_from_within(e.value.start..e.value.end);
                 full.push(b'\n');
             }
             full.extend_from_slice(b"\n\n");
             full.extend_from_slice(body);
             let end = full.len();
-            if let Some(slot) = self.scalars.get_mut(FullRequest as usize) {
-                *slot = Some((start, end));
-            }
-            self.set(FullRequestLength, (end - start).to_string());
+            self.set_span(FullRequest, Span::new(start, end));
+            let mut digits = [0u8; 20];
+            self.set(FullRequestLength, decimal((end - start) as i64, &mut digits));
             if !body.is_empty() {
                 self.set(RequestBody, body);
-                self.set(RequestBodyLength, body.len().to_string());
+                self.set(RequestBodyLength, decimal(body.len() as i64, &mut digits));
             }
         }
     }
@@ -703,14 +824,16 @@ impl RequestData {
         for (v, val) in out.vars {
             self.set(v, val);
         }
-        for (name, line) in out.part_headers {
-            self.part_headers.push(name, line);
+        for (name, line) in &out.part_headers {
+            self.push(CollId::PartHeaders, name, line);
         }
-        for n in out.names {
-            self.mp_names.push(n.clone(), n);
+        for n in &out.names {
+            let n = Span::push(&mut self.bytes, n);
+            self.push_elem(CollId::MpNames, n, n);
         }
-        for n in out.filenames {
-            self.mp_filenames.push(n.clone(), n);
+        for n in &out.filenames {
+            let n = Span::push(&mut self.bytes, n);
+            self.push_elem(CollId::MpFilenames, n, n);
         }
         let mut combined = 0u64;
         let mut any_file = false;
@@ -719,16 +842,23 @@ impl RequestData {
                 // Multipart fields bypass addArgument: no SecArgumentsLimit, no
                 // ARGS_COMBINED_SIZE (multipart.cc sets ARGS/ARGS_POST directly).
                 multipart::PartKind::Field { value } => {
-                    self.args.push(p.name.clone(), value.clone());
-                    self.args_post.push(p.name, value);
+                    let name = Span::push(&mut self.bytes, &p.name);
+                    let value = Span::push(&mut self.bytes, &value);
+                    self.push_elem(CollId::Args, name, value);
+                    self.push_elem(CollId::ArgsPost, name, value);
                 }
                 multipart::PartKind::File { filename, size } => {
                     any_file = true;
                     combined += size;
-                    self.files.push(p.name.clone(), filename);
-                    self.files_names.push(p.name.clone(), p.name.clone());
-                    self.files_sizes.push(p.name.clone(), size.to_string().into_bytes());
-                    self.files_tmp_content.push(p.name, Vec::new());
+                    let name = Span::push(&mut self.bytes, &p.name);
+                    let filename = Span::push(&mut self.bytes, &filename);
+                    self.push_elem(CollId::Files, name, filename);
+                    self.push_elem(CollId::FilesNames, name, name);
+                    let mut digits = [0u8; 20];
+                    let size = Span::push(&mut self.bytes, decimal(size as i64, &mut digits));
+                    self.push_elem(CollId::FilesSizes, name, size);
+                    let empty = Span::new(self.bytes.len(), self.bytes.len());
+                    self.push_elem(CollId::FilesTmpContent, name, empty);
                 }
             }
         }
@@ -749,27 +879,27 @@ impl RequestData {
         }
     }
 
-    fn coll(&self, var: Variable) -> Option<(&Coll, Option<&'static str>)> {
+    fn coll(&self, var: Variable) -> Option<(CollId, Option<&'static str>)> {
         use Variable::*;
         Some(match var {
-            Args => (&self.args, None),
-            ArgsGet => (&self.args_get, None),
-            ArgsPost => (&self.args_post, None),
-            ArgsNames => (&self.args, Some("ARGS_NAMES")),
-            ArgsGetNames => (&self.args_get, Some("ARGS_GET_NAMES")),
-            ArgsPostNames => (&self.args_post, Some("ARGS_POST_NAMES")),
-            RequestHeaders => (&self.headers, None),
-            RequestHeadersNames => (&self.headers, Some("REQUEST_HEADERS_NAMES")),
-            RequestCookies => (&self.cookies, None),
-            RequestCookiesNames => (&self.cookies, Some("REQUEST_COOKIES_NAMES")),
-            Files => (&self.files, None),
-            FilesNames => (&self.files_names, None),
-            FilesSizes => (&self.files_sizes, None),
-            FilesTmpContent => (&self.files_tmp_content, None),
-            FilesTmpNames => (&self.files_tmp_names, None),
-            MultipartPartHeaders => (&self.part_headers, None),
-            MultipartName => (&self.mp_names, None),
-            MultipartFilename => (&self.mp_filenames, None),
+            Args => (CollId::Args, None),
+            ArgsGet => (CollId::ArgsGet, None),
+            ArgsPost => (CollId::ArgsPost, None),
+            ArgsNames => (CollId::Args, Some("ARGS_NAMES")),
+            ArgsGetNames => (CollId::ArgsGet, Some("ARGS_GET_NAMES")),
+            ArgsPostNames => (CollId::ArgsPost, Some("ARGS_POST_NAMES")),
+            RequestHeaders => (CollId::Headers, None),
+            RequestHeadersNames => (CollId::Headers, Some("REQUEST_HEADERS_NAMES")),
+            RequestCookies => (CollId::Cookies, None),
+            RequestCookiesNames => (CollId::Cookies, Some("REQUEST_COOKIES_NAMES")),
+            Files => (CollId::Files, None),
+            FilesNames => (CollId::FilesNames, None),
+            FilesSizes => (CollId::FilesSizes, None),
+            FilesTmpContent => (CollId::FilesTmpContent, None),
+            FilesTmpNames => (CollId::FilesTmpNames, None),
+            MultipartPartHeaders => (CollId::PartHeaders, None),
+            MultipartName => (CollId::MpNames, None),
+            MultipartFilename => (CollId::MpFilenames, None),
             _ => return None,
         })
     }
@@ -794,22 +924,23 @@ impl RequestData {
         out: &mut dyn FnMut(VarValue<'a>),
     ) -> bool {
         if let Some((c, names_var)) = self.coll(var) {
-            for e in &c.elems {
-                if selector.is_some_and(|s| !s.matches_key(&e.key)) {
+            let (bytes, names) = (&self.bytes[..], &self.names[..]);
+            for &e in &self.colls[c as usize] {
+                let key = e.key.of(bytes);
+                if selector.is_some_and(|s| !s.matches_key(key)) {
                     continue;
                 }
                 match names_var {
                     None => out(VarValue {
-                        name: Cow::Borrowed(e.name()),
-                        value: Cow::Borrowed(&e.value),
+                        name: Cow::Borrowed(e.name(names)),
+                        value: Cow::Borrowed(e.value.of(bytes)),
                     }),
                     Some(nv) => out(VarValue {
-                        name: if e.names_name().starts_with(nv) && e.names_name().len() > nv.len() {
-                            Cow::Borrowed(e.names_name())
-                        } else {
-                            Cow::Owned(format!("{nv}:{}", String::from_utf8_lossy(&e.key)))
+                        name: match e.names_name(names) {
+                            n if n.starts_with(nv) && n.len() > nv.len() => Cow::Borrowed(n),
+                            _ => Cow::Owned(format!("{nv}:{}", String::from_utf8_lossy(key))),
                         },
-                        value: Cow::Borrowed(&e.key),
+                        value: Cow::Borrowed(key),
                     }),
                 }
             }
@@ -849,5 +980,43 @@ impl RequestData {
     pub fn count(&self, var: Variable, selector: Option<&CompiledSelector>) -> Option<usize> {
         let mut n = 0;
         self.for_each(var, selector, &mut |_| n += 1).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    proptest::proptest! {
+        /// The digits a setvar's `+=`/`-=` writes are `to_string`'s, for every `i64`.
+        #[test]
+        fn decimal_is_to_string(n in proptest::num::i64::ANY) {
+            let mut buf = [0u8; 20];
+            let want = n.to_string();
+            proptest::prop_assert_eq!(super::decimal(n, &mut buf), want.as_bytes());
+        }
+
+        /// ARGS_COMBINED_SIZE is printed as `std::to_string` of a double prints it.
+        #[test]
+        fn fixed6_is_format_of_the_double(n in proptest::num::u64::ANY) {
+            let mut out = Vec::new();
+            super::write_fixed6(&mut out, n);
+            proptest::prop_assert_eq!(out, format!("{:.6}", n as f64).into_bytes());
+        }
+    }
+
+    #[test]
+    fn fixed6_is_format() {
+        for n in [0u64, 1, 60, 999_999, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, u64::MAX] {
+            let mut out = b"x".to_vec();
+            super::write_fixed6(&mut out, n);
+            assert_eq!(out[1..], *format!("{:.6}", n as f64).as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn decimal_at_the_edges() {
+        for n in [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut buf = [0u8; 20];
+            assert_eq!(super::decimal(n, &mut buf), n.to_string().as_bytes(), "{n}");
+        }
     }
 }

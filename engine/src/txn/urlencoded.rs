@@ -2,19 +2,13 @@
 //! URLENCODED request bodies (ARGS_POST).
 //!
 //! Data flow: bytes -> [`split_fields`] (v3's `ssplit` on the argument separator) ->
-//! `name=value` split on the first `=` -> both halves through
-//! [`crate::txn::uri::urldecode_nonstrict`] -> [`Pair`]s. Semantics follow
+//! [`decode_field`]: `name=value` split on the first `=`, both halves through
+//! [`crate::txn::uri::urldecode_nonstrict_into`] into the caller's buffer. Semantics follow
 //! `Transaction::extractArguments` (src/transaction.cc) and `utils::string::ssplit` /
 //! `ssplit_pair` (src/utils/string.cc) of ModSecurity v3.0.9.
 
-use super::uri::urldecode_nonstrict;
-
-/// One decoded argument.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pair {
-    pub name: Vec<u8>,
-    pub value: Vec<u8>,
-}
+use super::Span;
+use super::uri::urldecode_nonstrict_into;
 
 /// Splits like `std::getline` in a loop (v3's `ssplit`): an empty input gives no field, a
 /// trailing separator gives no empty last field, but `a&&b` gives an empty middle field.
@@ -24,25 +18,19 @@ pub fn split_fields(buf: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
     trimmed.split(move |&c| c == sep).filter(move |_| !empty)
 }
 
-/// Parses a whole urlencoded buffer. The flag is true when any name or value held an
-/// invalid `%` escape (URLENCODED_ERROR).
+/// Decodes one field of a urlencoded buffer into `out`: its name and value, and whether
+/// either held an invalid `%` escape (URLENCODED_ERROR).
 ///
 /// Every field becomes an argument, even an empty one (`a=1&&b=2` yields an argument with
 /// empty name and value), and a field without `=` is a name with an empty value.
-pub fn parse_urlencoded(buf: &[u8], sep: u8) -> (Vec<Pair>, bool) {
-    let mut out = Vec::new();
-    let mut invalid = false;
-    for field in split_fields(buf, sep) {
-        let (k, v) = match memchr::memchr(b'=', field) {
-            Some(i) => (&field[..i], &field[i + 1..]),
-            None => (field, &field[field.len()..]),
-        };
-        let (name, i1) = urldecode_nonstrict(k);
-        let (value, i2) = urldecode_nonstrict(v);
-        invalid |= i1 | i2;
-        out.push(Pair { name, value });
-    }
-    (out, invalid)
+pub fn decode_field(field: &[u8], out: &mut Vec<u8>) -> (Span, Span, bool) {
+    let (k, v) = match memchr::memchr(b'=', field) {
+        Some(i) => (&field[..i], &field[i + 1..]),
+        None => (field, &field[field.len()..]),
+    };
+    let (name, i1) = urldecode_nonstrict_into(k, out);
+    let (value, i2) = urldecode_nonstrict_into(v, out);
+    (name, value, i1 | i2)
 }
 
 #[cfg(test)]
@@ -50,18 +38,17 @@ mod tests {
     use super::*;
 
     fn pairs(buf: &[u8], sep: u8) -> (Vec<(String, String)>, bool) {
-        let (p, inv) = parse_urlencoded(buf, sep);
-        (
-            p.into_iter()
-                .map(|p| {
-                    (
-                        String::from_utf8_lossy(&p.name).into_owned(),
-                        String::from_utf8_lossy(&p.value).into_owned(),
-                    )
-                })
-                .collect(),
-            inv,
-        )
+        let mut out = Vec::new();
+        let mut inv = false;
+        let spans: Vec<(Span, Span)> = split_fields(buf, sep)
+            .map(|f| {
+                let (k, v, bad) = decode_field(f, &mut out);
+                inv |= bad;
+                (k, v)
+            })
+            .collect();
+        let text = |s: Span| String::from_utf8_lossy(s.of(&out)).into_owned();
+        (spans.into_iter().map(|(k, v)| (text(k), text(v))).collect(), inv)
     }
 
     #[test]
