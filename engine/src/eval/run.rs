@@ -341,55 +341,81 @@ pub fn stoi(b: &[u8]) -> i64 {
 }
 
 /// (MATCHED_VAR_NAME, value) pairs read per rule, with their buffers kept for the next
-/// rule: `clear` forgets the pairs, not the allocations.
-#[derive(Debug, Default)]
+/// rule: `clear` forgets the pairs, not the allocations. Names follow one another in one
+/// string and values in one byte buffer (two blocks to write, not two a pair); `ends` holds
+/// where each pair's name and value end, so a pair starts where the one before it ends.
+/// Equal when they hold the same pairs: the buffers hold nothing past the last pair.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ValueBuf {
-    items: Vec<(String, Vec<u8>)>,
-    len: usize,
+    names: String,
+    bytes: Vec<u8>,
+    ends: Vec<(usize, usize)>,
 }
 
 impl ValueBuf {
     pub(crate) fn clear(&mut self) {
-        self.len = 0;
+        self.names.clear();
+        self.bytes.clear();
+        self.ends.clear();
     }
-    /// A cleared slot for the next pair.
-    fn push(&mut self) -> &mut (String, Vec<u8>) {
-        if self.len == self.items.len() {
-            self.items.push(Default::default());
-        }
-        let slot = &mut self.items[self.len];
-        self.len += 1;
-        slot.0.clear();
-        slot.1.clear();
-        slot
+    fn end_pair(&mut self) {
+        self.ends.push((self.names.len(), self.bytes.len()));
     }
     fn push_pair(&mut self, name: &str, value: &[u8]) {
-        let slot = self.push();
-        slot.0.push_str(name);
-        slot.1.extend_from_slice(value);
+        self.names.push_str(name);
+        self.bytes.extend_from_slice(value);
+        self.end_pair();
     }
     /// A pair named `VAR:key`.
     fn push_var(&mut self, var: &str, key: &str, value: &[u8]) {
-        let slot = self.push();
-        slot.0.push_str(var);
-        slot.0.push(':');
-        slot.0.push_str(key);
-        slot.1.extend_from_slice(value);
+        self.names.push_str(var);
+        self.names.push(':');
+        self.names.push_str(key);
+        self.bytes.extend_from_slice(value);
+        self.end_pair();
     }
     fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+        if len < self.ends.len() {
+            self.ends.truncate(len);
+            let (n, b) = self.ends.last().copied().unwrap_or_default();
+            self.names.truncate(n);
+            self.bytes.truncate(b);
+        }
     }
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.ends.len()
+    }
+    /// The `i`th pair (`i < len`).
+    fn pair(&self, i: usize) -> (&str, &[u8]) {
+        let (n0, b0) = if i == 0 { (0, 0) } else { self.ends[i - 1] };
+        let (n1, b1) = self.ends[i];
+        (&self.names[n0..n1], &self.bytes[b0..b1])
     }
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.items[..self.len].iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        let mut start = (0, 0);
+        self.ends.iter().map(move |&(n, b)| {
+            let (n0, b0) = std::mem::replace(&mut start, (n, b));
+            (&self.names[n0..n], &self.bytes[b0..b])
+        })
+    }
+    /// Becomes a copy of `other`, in its own buffers.
+    fn copy_from(&mut self, other: &ValueBuf) {
+        self.clear();
+        self.names.push_str(&other.names);
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends.extend_from_slice(&other.ends);
     }
     pub(crate) fn last(&self) -> Option<(&str, &[u8])> {
-        self.items[..self.len].last().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.ends.len().checked_sub(1).map(|i| self.pair(i))
     }
     pub(crate) fn first(&self) -> Option<&[u8]> {
-        self.items[..self.len].first().map(|(_, v)| v.as_slice())
+        (!self.ends.is_empty()).then(|| self.pair(0).1)
+    }
+    /// Too big to keep for the next transaction.
+    fn oversized(&self) -> bool {
+        self.ends.capacity() > 1024
+            || self.names.capacity() > 1 << 16
+            || self.bytes.capacity() > 1 << 20
     }
 }
 
@@ -413,7 +439,7 @@ pub struct InitSnapshot {
     matched_ids: Vec<u64>,
     highest_severity: u8,
     current_rule: Option<u64>,
-    matched_vars: Vec<(String, Vec<u8>)>,
+    matched_vars: ValueBuf,
 }
 
 impl InitSnapshot {
@@ -478,7 +504,7 @@ impl InitSnapshot {
             matched_ids: t.matched_ids.clone(),
             highest_severity: t.highest_severity,
             current_rule: t.current_rule,
-            matched_vars: t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+            matched_vars: t.matched_vars.clone(),
         })
     }
 }
@@ -598,7 +624,7 @@ impl Scratch {
         }
         for b in [&mut self.values, &mut self.matched_vars] {
             b.clear();
-            if b.items.len() > 1024 {
+            if b.oversized() {
                 *b = ValueBuf::default();
             }
         }
@@ -1017,10 +1043,7 @@ impl<'r> Transaction<'r> {
         }
         self.highest_severity = self.highest_severity.min(s.highest_severity);
         self.current_rule = s.current_rule;
-        self.matched_vars.clear();
-        for (n, v) in &s.matched_vars {
-            self.matched_vars.push_pair(n, v);
-        }
+        self.matched_vars.copy_from(&s.matched_vars);
         true
     }
 
@@ -1836,9 +1859,8 @@ impl<'r> Transaction<'r> {
         if t.target.count {
             let n = out.len() - start;
             out.truncate(start);
-            let slot = out.push();
-            slot.0.push_str(var.name());
-            slot.1.extend_from_slice(n.to_string().as_bytes());
+            let mut digits = [0u8; 20];
+            out.push_pair(var.name(), decimal(n as i64, &mut digits));
         }
     }
 
@@ -2091,6 +2113,71 @@ mod collection_tests {
             proptest::prop_assert_eq!(own.get("score"), copy.get("score"));
             let kept = shared.recycle(1 << 16);
             proptest::prop_assert!(kept.is_empty() && kept.base.is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+mod value_buf_tests {
+    use super::ValueBuf;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Pair(String, Vec<u8>),
+        Var(String, String, Vec<u8>),
+        Truncate(usize),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => ("[a-zé:]{0,6}", prop::collection::vec(any::<u8>(), 0..6))
+                .prop_map(|(n, v)| Op::Pair(n, v)),
+            2 => ("[A-Z]{1,4}", "[a-z]{0,4}", prop::collection::vec(any::<u8>(), 0..6))
+                .prop_map(|(a, k, v)| Op::Var(a, k, v)),
+            2 => (0usize..8).prop_map(Op::Truncate),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// The buffer holds what a list of owned pairs would, through pushes, truncations
+        /// and clears, and a copy holds the same.
+        #[test]
+        fn acts_as_a_list_of_pairs(ops in prop::collection::vec(op(), 0..40)) {
+            let mut b = ValueBuf::default();
+            let mut model: Vec<(String, Vec<u8>)> = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Pair(n, v) => {
+                        b.push_pair(&n, &v);
+                        model.push((n, v));
+                    }
+                    Op::Var(a, k, v) => {
+                        b.push_var(&a, &k, &v);
+                        model.push((format!("{a}:{k}"), v));
+                    }
+                    Op::Truncate(n) => {
+                        b.truncate(n);
+                        model.truncate(n);
+                    }
+                    Op::Clear => {
+                        b.clear();
+                        model.clear();
+                    }
+                }
+                let got: Vec<(String, Vec<u8>)> =
+                    b.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+                prop_assert_eq!(&got, &model);
+                prop_assert_eq!(b.len(), model.len());
+                prop_assert_eq!(b.last(), model.last().map(|(n, v)| (n.as_str(), v.as_slice())));
+                prop_assert_eq!(b.first(), model.first().map(|(_, v)| v.as_slice()));
+            }
+            let mut c = ValueBuf::default();
+            c.push_pair("stale", b"x");
+            c.copy_from(&b);
+            prop_assert_eq!(&c, &b);
         }
     }
 }
