@@ -7,11 +7,8 @@
 //! the value.
 
 use super::urlencoded::split_fields;
-
-/// v3 uses C `isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`.
-pub fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
+// v3 uses C `isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`.
+use crate::transform::is_c_space;
 
 /// Parses one `Cookie` header value, handing each (name, value) pair to `each` in order.
 pub fn parse_cookies<'v>(value: &'v [u8], mut each: impl FnMut(&'v [u8], &'v [u8])) {

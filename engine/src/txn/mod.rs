@@ -516,6 +516,13 @@ impl RequestData {
         self.set_span(v, span);
     }
 
+    /// Sets `v` to `n` in decimal (a length or a port: a `usize` always fits an `i64`, as no
+    /// allocation holds more than `isize::MAX` bytes).
+    fn set_decimal(&mut self, v: Variable, n: usize) {
+        let mut digits = [0u8; 20];
+        self.set(v, decimal(n as i64, &mut digits));
+    }
+
     /// A scalar's value, if set.
     pub fn scalar(&self, v: Variable) -> Option<&[u8]> {
         let i = usize::from(*self.scalar_slot.get(v as usize)?).checked_sub(1)?;
@@ -565,10 +572,9 @@ impl RequestData {
         let mut d = RequestData::empty(cfg, bytes, names);
         d.colls[CollId::Headers as usize].reserve_exact(req.headers.len());
         d.set(RemoteAddr, req.client_ip.as_bytes());
-        let mut digits = [0u8; 20];
-        d.set(RemotePort, decimal(i64::from(req.client_port), &mut digits));
+        d.set_decimal(RemotePort, req.client_port.into());
         d.set(ServerAddr, req.server_ip.as_bytes());
-        d.set(ServerPort, decimal(i64::from(req.server_port), &mut digits));
+        d.set_decimal(ServerPort, req.server_port.into());
         // The peer creates its transaction with the corpus id, so UNIQUE_ID is that id.
         if req.id.is_empty() {
             use sha1::Digest;
@@ -805,11 +811,10 @@ impl RequestData {
             full.extend_from_slice(body);
             let end = full.len();
             self.set_span(FullRequest, Span::new(start, end));
-            let mut digits = [0u8; 20];
-            self.set(FullRequestLength, decimal((end - start) as i64, &mut digits));
+            self.set_decimal(FullRequestLength, end - start);
             if !body.is_empty() {
                 self.set(RequestBody, body);
-                self.set(RequestBodyLength, decimal(body.len() as i64, &mut digits));
+                self.set_decimal(RequestBodyLength, body.len());
             }
         }
     }

@@ -125,7 +125,7 @@ pub struct Multipart {
 
 /// C `isspace`.
 fn is_space(c: u8) -> bool {
-    super::cookies::is_c_space(c)
+    crate::transform::is_c_space(c)
 }
 
 fn c_str(b: &[u8]) -> &[u8] {

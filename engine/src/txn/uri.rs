@@ -7,6 +7,7 @@
 //! `utils::uri_decode` / `urldecode_nonstrict_inplace` (src/utils/decode.cc).
 
 use super::Span;
+use crate::transform::{is_hex, x2c};
 
 /// The variables derived from the request line: spans of the buffer
 /// [`parse_request_line`] wrote them to, and the raw query string as a slice of the URI.
@@ -34,52 +35,30 @@ pub fn c_str(b: &[u8]) -> &[u8] {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
+/// The byte a `%XX` escape at `src[i]` stands for, when two hex digits follow the `%`.
+fn escape_at(src: &[u8], i: usize) -> Option<u8> {
+    match src.get(i + 1..i + 3) {
+        Some(&[hi, lo]) if is_hex(hi) && is_hex(lo) => Some(x2c(hi, lo)),
         _ => None,
     }
 }
 
-/// `utils::uri_decode`, appended to `out`: `%XX` with two hex digits becomes one byte,
-/// everything else (including `+` and broken escapes) is copied.
-pub fn uri_decode_into(src: &[u8], out: &mut Vec<u8>) -> Span {
-    let start = out.len();
-    out.reserve(src.len());
-    let mut i = 0;
-    while i < src.len() {
-        // Runs without `%` are copied whole.
-        let run = memchr::memchr(b'%', &src[i..]).map_or(src.len(), |p| i + p);
-        out.extend_from_slice(&src[i..run]);
-        i = run;
-        if i >= src.len() {
-            break;
-        }
-        if i + 2 < src.len() {
-            if let (Some(a), Some(b)) = (hex_val(src[i + 1]), hex_val(src[i + 2])) {
-                out.push((a << 4) | b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b'%');
-        i += 1;
-    }
-    Span::new(start, out.len())
-}
-
-/// `urldecode_nonstrict_inplace`, appended to `out`: like [`uri_decode_into`] but `+` becomes
-/// a space; the flag says whether an invalid escape (a `%` not followed by two hex digits)
-/// was seen, which sets URLENCODED_ERROR.
-pub fn urldecode_nonstrict_into(src: &[u8], out: &mut Vec<u8>) -> (Span, bool) {
+/// v3's two URL decoders in one loop, appending to `out`: `%XX` with two hex digits becomes
+/// one byte, a broken escape keeps its `%` (and is flagged), `+` becomes a space when
+/// `plus_is_space`; runs without either are copied whole.
+fn decode_into(src: &[u8], plus_is_space: bool, out: &mut Vec<u8>) -> (Span, bool) {
     let start = out.len();
     out.reserve(src.len());
     let mut invalid = false;
     let mut i = 0;
-    while i < src.len() {
-        let run = memchr::memchr2(b'%', b'+', &src[i..]).map_or(src.len(), |p| i + p);
+    loop {
+        let rest = &src[i..];
+        let next = if plus_is_space {
+            memchr::memchr2(b'%', b'+', rest)
+        } else {
+            memchr::memchr(b'%', rest)
+        };
+        let run = next.map_or(src.len(), |p| i + p);
         out.extend_from_slice(&src[i..run]);
         i = run;
         match src.get(i) {
@@ -88,27 +67,33 @@ pub fn urldecode_nonstrict_into(src: &[u8], out: &mut Vec<u8>) -> (Span, bool) {
                 out.push(b' ');
                 i += 1;
             }
-            Some(_) => {
-                let pair = src
-                    .get(i + 1)
-                    .copied()
-                    .and_then(hex_val)
-                    .zip(src.get(i + 2).copied().and_then(hex_val));
-                match pair {
-                    Some((a, b)) => {
-                        out.push((a << 4) | b);
-                        i += 3;
-                    }
-                    None => {
-                        invalid = true;
-                        out.push(b'%');
-                        i += 1;
-                    }
+            Some(_) => match escape_at(src, i) {
+                Some(c) => {
+                    out.push(c);
+                    i += 3;
                 }
-            }
+                None => {
+                    invalid = true;
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
         }
     }
     (Span::new(start, out.len()), invalid)
+}
+
+/// `utils::uri_decode`, appended to `out`: `%XX` with two hex digits becomes one byte,
+/// everything else (including `+` and broken escapes) is copied.
+pub fn uri_decode_into(src: &[u8], out: &mut Vec<u8>) -> Span {
+    decode_into(src, false, out).0
+}
+
+/// `urldecode_nonstrict_inplace`, appended to `out`: like [`uri_decode_into`] but `+` becomes
+/// a space; the flag says whether an invalid escape (a `%` not followed by two hex digits)
+/// was seen, which sets URLENCODED_ERROR.
+pub fn urldecode_nonstrict_into(src: &[u8], out: &mut Vec<u8>) -> (Span, bool) {
+    decode_into(src, true, out)
 }
 
 /// Splits the request line the way `processURI` does, appending the variables it derives to
