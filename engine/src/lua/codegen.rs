@@ -278,8 +278,8 @@ pub struct LuaProgram {
 
 /// The primitive names bound to locals at the top of the chunk.
 pub(crate) const PRIMITIVES: &[&str] = &[
-    "pre", "scan", "lbegin", "tgt", "tgt0", "lend", "after", "done", "uncond", "clause", "cdone",
-    "marker", "init",
+    "pre", "scan", "lbegin", "tgt", "tgt0", "lend", "link", "after", "done", "uncond", "clause",
+    "cdone", "marker", "init",
 ];
 
 /// Where a mapped line belongs: the link's `CRule::index`, the chain's id, the link depth.
@@ -626,7 +626,10 @@ fn gen_rule(
     } else if rule.operator.is_none() {
         end_call = format!("local f = {}(ctx, {ri})", g.f("uncond"));
     } else {
-        g.emit(2, "local h, m = 0, 0");
+        // `h`: whether some target of the link matched (no fused `link` call).
+        let locals =
+            if g.passes.enabled(Pass::FusedLinks) { "local m = 0" } else { "local h, m = 0, 0" };
+        g.emit(2, locals);
         let mut chain: Vec<(usize, &CRule)> = Vec::new();
         gen_link(g, ri, rule, rule, 0, 2, &mut chain);
         end_call = format!("local f = {}(ctx, {ri}, m)", g.f("done"));
@@ -692,7 +695,7 @@ fn gen_link<'r>(
     let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
     let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
     g.plan.links.push(LinkPlan { rule: ri, depth, targets: trefs, exclusions: erefs });
-    if depth > 0 {
+    if depth > 0 && !g.passes.enabled(Pass::FusedLinks) {
         g.emit(indent, "h = 0");
     }
     if g.passes.enabled(Pass::OperatorReplacement) {
@@ -701,17 +704,25 @@ fn gen_link<'r>(
             g.emit(indent, &format!("-- @rx replaced by a literal search ({})", c.name()));
         }
     }
-    if needs_begin {
-        let s = format!("{}(ctx, {l})", g.f("lbegin"));
-        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
+    if g.passes.enabled(Pass::FusedLinks) {
+        // One call for the link: the runtime begins it when it has to (as `needs_begin`
+        // says), reads every target and ends it. The line stands for all the targets.
+        let s = format!("if {}(ctx, {l}) ~= 0 then", g.f("link"));
+        let name = Some(names.join("|"));
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, name);
+    } else {
+        if needs_begin {
+            let s = format!("{}(ctx, {l})", g.f("lbegin"));
+            g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkBegin, None);
+        }
+        let tfn = if needs_begin { g.f("tgt") } else { g.f("tgt0") };
+        for (k, name) in names.into_iter().enumerate() {
+            let s = format!("if {tfn}(ctx, {l}, {k}) ~= 0 then h = 1 end");
+            g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, Some(name));
+        }
+        let s = format!("if {}(ctx, {l}, h) ~= 0 then", g.f("lend"));
+        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkEnd, None);
     }
-    let tfn = if needs_begin { g.f("tgt") } else { g.f("tgt0") };
-    for (k, name) in names.into_iter().enumerate() {
-        let s = format!("if {tfn}(ctx, {l}, {k}) ~= 0 then h = 1 end");
-        g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, Some(name));
-    }
-    let s = format!("if {}(ctx, {l}, h) ~= 0 then", g.f("lend"));
-    g.emit_mapped(indent, &s, at(link, id, depth), LineKind::LinkEnd, None);
     chain.push((l, link));
     match (&link.chain, link.actions.chained) {
         (Some(child), true) => gen_link(g, ri, root, child, depth + 1, indent + 1, chain),

@@ -78,6 +78,9 @@ extern "C" fn ffi_tgt0(ctx: i64, a: i32, b: i32) -> i32 {
 extern "C" fn ffi_lend(ctx: i64, a: i32, b: i32) -> i32 {
     guarded(ctx, Prim::LinkEnd, a, b)
 }
+extern "C" fn ffi_link(ctx: i64, a: i32) -> i32 {
+    guarded(ctx, Prim::Link, a, 0)
+}
 extern "C" fn ffi_after(ctx: i64, a: i32) -> i32 {
     guarded(ctx, Prim::After, a, 0)
 }
@@ -114,6 +117,7 @@ pub(crate) fn exports() -> Vec<(&'static str, u8, *mut c_void)> {
         ("tgt", 2, two(ffi_tgt)),
         ("tgt0", 2, two(ffi_tgt0)),
         ("lend", 2, two(ffi_lend)),
+        ("link", 1, one(ffi_link)),
         ("after", 1, one(ffi_after)),
         ("done", 2, two(ffi_done)),
         ("uncond", 1, one(ffi_uncond)),

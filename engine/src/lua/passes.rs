@@ -25,6 +25,10 @@ pub enum Pass {
     ElideMarkers,
     /// Links without operator macro or exclusions skip the `lbegin` call.
     LeanLinks,
+    /// A link's targets run in one `link` call (its `lbegin` when needed, every target, its
+    /// `lend`) instead of one call per target between `lbegin` and `lend`: fewer calls
+    /// through the boundary and shorter traces. Off, a line profile has a line per target.
+    FusedLinks,
     /// Consecutive rules with a skip plan (`crate::eval::compile::FastSkip`) are passed
     /// over by one `scan` call that runs their `pre` checks in turn and names the first
     /// rule to run, instead of one `pre` call per rule.
@@ -58,6 +62,7 @@ impl Pass {
         Pass::StructuredJumps,
         Pass::ElideMarkers,
         Pass::LeanLinks,
+        Pass::FusedLinks,
         Pass::SkipRuns,
         Pass::TransformCache,
         Pass::OperatorReplacement,
@@ -73,6 +78,7 @@ impl Pass {
             Pass::StructuredJumps => "structured-jumps",
             Pass::ElideMarkers => "elide-markers",
             Pass::LeanLinks => "lean-links",
+            Pass::FusedLinks => "fused-links",
             Pass::SkipRuns => "skip-runs",
             Pass::TransformCache => "transform-cache",
             Pass::OperatorReplacement => "operator-replacement",
@@ -179,6 +185,8 @@ mod tests {
             (2, Pass::RegexPrefilter, true),
             (2, Pass::ClauseReordering, true),
             (1, Pass::ClauseReordering, false),
+            (0, Pass::FusedLinks, false),
+            (1, Pass::FusedLinks, true),
         ];
         for &(lvl, p, on) in cases {
             assert_eq!(PassSet::level(lvl).enabled(p), on, "level {lvl} {p}");

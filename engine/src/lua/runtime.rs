@@ -27,6 +27,7 @@ pub(crate) enum Prim {
     Target,
     Target0,
     LinkEnd,
+    Link,
     After,
     Done,
     Uncond,
@@ -45,6 +46,7 @@ impl Prim {
             "tgt" => Prim::Target,
             "tgt0" => Prim::Target0,
             "lend" => Prim::LinkEnd,
+            "link" => Prim::Link,
             "after" => Prim::After,
             "done" => Prim::Done,
             "uncond" => Prim::Uncond,
@@ -146,6 +148,28 @@ impl<'c, 'p> Ctx<'c, 'p> {
             Prim::LinkEnd => {
                 let Some((_, link, _)) = plan.link(ua) else { return self.bad("link", a) };
                 i32::from(self.t.link_end(link, b != 0))
+            }
+            // `lbegin` (when the link has exclusions or an operator macro), every target
+            // in order (each one read even after a hit, as `tgt` calls would), `lend`.
+            Prim::Link => {
+                let Some((root, link, lp)) = plan.link(ua) else { return self.bad("link", a) };
+                let begin = !lp.exclusions.is_empty() || link.hot.needs_expansion;
+                if begin {
+                    self.call(Prim::LinkBegin, a, 0);
+                }
+                let mut hit = false;
+                for (k, &r) in lp.targets.iter().enumerate() {
+                    let Some(t) = plan.target(link, r) else {
+                        return self.bad("target", k as i32);
+                    };
+                    let (ex, arg) = if begin {
+                        (Excl::Refs(&self.exclusions), self.expanded.as_deref())
+                    } else {
+                        (Excl::Refs(&[]), None)
+                    };
+                    hit |= self.t.link_target(root, link, t, ex, arg, &mut self.msg);
+                }
+                i32::from(self.t.link_end(link, hit))
             }
             Prim::After => {
                 let Some((_, link, _)) = plan.link(ua) else { return self.bad("link", a) };

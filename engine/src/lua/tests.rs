@@ -192,6 +192,62 @@ fn runs_of_skippable_rules_scan_once_and_decide_alike() {
     assert_agree(&rules, &pass_sets, &requests, "runs");
 }
 
+/// With `fused-links` a link is one `link` call that begins it only when it has to, reads
+/// every target (each one, after a hit too: each may set variables and log) and ends it.
+/// Links with exclusions, with an operator macro, in a chain, with several targets and with a
+/// negated operator decide as the native evaluator and as one call per target do.
+#[test]
+fn fused_links_read_every_target_in_one_call() {
+    let rules = format!(
+        "{HEAD}SecRule ARGS|REQUEST_HEADERS:User-Agent \"@rx evil\" \"id:120,phase:2,pass,t:lowercase,setvar:tx.hits=+1\"\n\
+         SecRule ARGS|!ARGS:skip \"@rx bad\" \"id:121,phase:2,pass\"\n\
+         SecAction \"id:122,phase:1,pass,nolog,setvar:tx.want=magic\"\n\
+         SecRule ARGS \"@streq %{{tx.want}}\" \"id:123,phase:2,pass\"\n\
+         SecRule ARGS:a \"@rx ^x\" \"id:124,phase:2,pass,chain\"\n\
+         SecRule ARGS:b|ARGS:c \"!@rx ^y\" \"\"\n\
+         SecRule TX:hits \"@ge 2\" \"id:125,phase:2,deny,status:403\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("parse");
+    let fused = compile_to_lua(&set, &PassSet::level(2)).expect("compile");
+    let apart =
+        compile_to_lua(&set, &PassSet::level(2).disable(Pass::FusedLinks)).expect("compile");
+    for p in [&fused, &apart] {
+        assert_eq!(p.plan.links.len(), 6, "{}", p.source);
+    }
+    assert_eq!(fused.source.matches("w_link(ctx").count(), 6, "{}", fused.source);
+    for call in ["w_tgt(ctx", "w_tgt0(ctx", "w_lend(ctx", "w_lbegin(ctx"] {
+        assert!(!fused.source.contains(call), "{call} in {}", fused.source);
+        assert!(apart.source.contains(call), "no {call} in {}", apart.source);
+    }
+    // (URI, extra headers, rules matched)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
+        ("/?q=none", &[], &[]),
+        ("/?q=evil&r=EVIL", &[], &["120", "125"]),
+        ("/?q=Evil", &[("User-Agent", "evil bot")], &["120", "125"]),
+        ("/?q=evil", &[], &["120"]),
+        ("/?skip=bad", &[], &[]),
+        ("/?skip=bad&other=bad", &[], &["121"]),
+        ("/?x=magic", &[], &["123"]),
+        ("/?a=x1&b=y&c=z", &[], &["124"]),
+        ("/?a=x1&b=y&c=y", &[], &[]),
+    ];
+    let requests: Vec<Request> = cases
+        .iter()
+        .map(|(u, h, _)| {
+            let mut r = req(u, "");
+            r.headers.extend(h.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            r
+        })
+        .collect();
+    let native = NativeEngine::new(&set).expect("native");
+    for ((u, _, want), r) in cases.iter().zip(&requests) {
+        assert_eq!(native.evaluate(r).matched_ids, *want, "native on {u}");
+    }
+    let pass_sets = [PassSet::level(2), PassSet::level(2).disable(Pass::FusedLinks)];
+    assert_agree(&rules, &pass_sets, &requests, "fused links");
+}
+
 #[test]
 fn jumps_become_gotos_and_the_source_map_points_at_rules() {
     let text = format!("{HEAD}{}\n", CASES[1].1);
