@@ -154,6 +154,10 @@ pub(crate) struct LinkPlan {
     pub(crate) depth: usize,
     pub(crate) targets: Vec<TRef>,
     pub(crate) exclusions: Vec<TRef>,
+    /// The link is begun (`lbegin`: operator macro, exclusions) before its targets are read
+    /// with `tgt`; otherwise they are read with `tgt0`. Decided once here for both the
+    /// separate calls and the fused `link` call.
+    pub(crate) begin: bool,
 }
 
 /// A clause of a Cloudflare-style condition: the root rule and the path of child indexes.
@@ -694,7 +698,13 @@ fn gen_link<'r>(
     let needs_expansion = link.operator.as_ref().is_some_and(|(_, op, _)| op.needs_expansion());
     let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
     let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
-    g.plan.links.push(LinkPlan { rule: ri, depth, targets: trefs, exclusions: erefs });
+    g.plan.links.push(LinkPlan {
+        rule: ri,
+        depth,
+        targets: trefs,
+        exclusions: erefs,
+        begin: needs_begin,
+    });
     if depth > 0 && !g.passes.enabled(Pass::FusedLinks) {
         g.emit(indent, "h = 0");
     }
@@ -705,8 +715,8 @@ fn gen_link<'r>(
         }
     }
     if g.passes.enabled(Pass::FusedLinks) {
-        // One call for the link: the runtime begins it when it has to (as `needs_begin`
-        // says), reads every target and ends it. The line stands for all the targets.
+        // One call for the link: the runtime begins it when `needs_begin` says so, reads
+        // every target and ends it. The line stands for all the targets.
         let s = format!("if {}(ctx, {l}) ~= 0 then", g.f("link"));
         let name = Some(names.join("|"));
         g.emit_mapped(indent, &s, at(link, id, depth), LineKind::Target, name);

@@ -12,7 +12,7 @@
 //! generated chunk serves both.
 
 use super::codegen::Plan;
-use crate::eval::compile::CTarget;
+use crate::eval::compile::{CRule, CTarget};
 use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
 use std::cell::Cell;
@@ -131,30 +131,17 @@ impl<'c, 'p> Ctx<'c, 'p> {
                 let Some(t) = lp.targets.get(ub).and_then(|&r| plan.target(link, r)) else {
                     return self.bad("target", b);
                 };
-                let hit = if p == Prim::Target {
-                    self.t.link_target(
-                        root,
-                        link,
-                        t,
-                        Excl::Refs(&self.exclusions),
-                        self.expanded.as_deref(),
-                        &mut self.msg,
-                    )
-                } else {
-                    self.t.link_target(root, link, t, Excl::Refs(&[]), None, &mut self.msg)
-                };
-                i32::from(hit)
+                i32::from(self.read_target(root, link, t, p == Prim::Target))
             }
             Prim::LinkEnd => {
                 let Some((_, link, _)) = plan.link(ua) else { return self.bad("link", a) };
                 i32::from(self.t.link_end(link, b != 0))
             }
-            // `lbegin` (when the link has exclusions or an operator macro), every target
-            // in order (each one read even after a hit, as `tgt` calls would), `lend`.
+            // The calls `gen_link` emits when the link is not fused: `lbegin` when the plan
+            // says so, `tgt` (or `tgt0`) for every target in order, even after a hit, `lend`.
             Prim::Link => {
                 let Some((root, link, lp)) = plan.link(ua) else { return self.bad("link", a) };
-                let begin = !lp.exclusions.is_empty() || link.hot.needs_expansion;
-                if begin {
+                if lp.begin {
                     self.call(Prim::LinkBegin, a, 0);
                 }
                 let mut hit = false;
@@ -162,12 +149,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     let Some(t) = plan.target(link, r) else {
                         return self.bad("target", k as i32);
                     };
-                    let (ex, arg) = if begin {
-                        (Excl::Refs(&self.exclusions), self.expanded.as_deref())
-                    } else {
-                        (Excl::Refs(&[]), None)
-                    };
-                    hit |= self.t.link_target(root, link, t, ex, arg, &mut self.msg);
+                    hit |= self.read_target(root, link, t, lp.begin);
                 }
                 i32::from(self.t.link_end(link, hit))
             }
@@ -203,6 +185,17 @@ impl<'c, 'p> Ctx<'c, 'p> {
             // 1: the request-independent run's outcome was applied; skip its items.
             Prim::Init => i32::from(self.t.try_init_snapshot()),
         }
+    }
+
+    /// One target of a link (`tgt`): with the exclusions and operator argument `lbegin`
+    /// set up when `begun`, with neither otherwise (`tgt0`).
+    fn read_target(&mut self, root: &CRule, link: &CRule, t: &CTarget, begun: bool) -> bool {
+        let (ex, arg) = if begun {
+            (Excl::Refs(&self.exclusions), self.expanded.as_deref())
+        } else {
+            (Excl::Refs(&[]), None)
+        };
+        self.t.link_target(root, link, t, ex, arg, &mut self.msg)
     }
 
     /// `pre` of rule `ri` (handle `a` as the generated code passed it).
