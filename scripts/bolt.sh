@@ -5,24 +5,30 @@
 # the README, "Latency, the p50 gate, profiles and the report", for what it measured).
 #
 # Steps: build with relocations kept (BOLT moves functions) and v0 symbol names (legacy names
-# such as `..cmd..coldstart..` read to BOLT as `.cold` fragments of another function), write
-# an instrumented copy, run it over training corpora generated here with their own seeds (not
-# the committed corpora the benchmarks read), then lay the binary out from that profile.
+# such as `..cmd..coldstart..` stop BOLT, which takes them for `.cold` fragments of another
+# function), write an instrumented copy, run it over training corpora generated here with a
+# seed of its own (not the committed corpora the benchmarks read), then lay the binary out
+# from that profile.
 # Usage: bash scripts/bolt.sh [--rules crs|default|PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rules=crs
 [ -d /usr/share/modsecurity-crs ] || rules=default
-if [ "${1:-}" = --rules ] && [ -n "${2:-}" ]; then rules=$2; fi
+if [ $# -eq 2 ] && [ "$1" = --rules ]; then
+  rules=$2
+elif [ $# -ne 0 ]; then
+  echo "usage: bash scripts/bolt.sh [--rules crs|default|PATH]" >&2
+  exit 2
+fi
 
 BOLT=${LLVM_BOLT:-llvm-bolt-22}
 MERGE=${MERGE_FDATA:-merge-fdata-22}
-if ! command -v "$BOLT" >/dev/null; then
+if ! command -v "$BOLT" >/dev/null || ! command -v "$MERGE" >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bolt-22) >&2
   else
-    echo "bolt.sh: $BOLT not found; install Debian's bolt-22 (or set LLVM_BOLT)" >&2
+    echo "bolt.sh: $BOLT or $MERGE not found; install Debian's bolt-22 (or set LLVM_BOLT and MERGE_FDATA)" >&2
     exit 2
   fi
 fi
