@@ -857,7 +857,8 @@ fn lift_may_reorder(text: &str) -> bool {
 }
 
 enum Engine {
-    Linear(regex::bytes::Regex),
+    /// The regex, and the same regex built for verdicts only ([`verdict_regex`]).
+    Linear(regex::bytes::Regex, Verdict),
     /// The backtracking engine, with a linear superset prefilter ([`Dialect::Relaxed`]) when
     /// one compiles: most inputs are rejected at linear speed, without the Latin-1 copy.
     Backtracking(Box<fancy_regex::Regex>, Option<regex::bytes::Regex>),
@@ -920,6 +921,33 @@ impl std::fmt::Debug for RxMatcher {
     }
 }
 
+type Verdict = Box<regex_automata::meta::Regex>;
+
+/// `text` (a translated pattern) built for yes/no answers alone, on one search path: no
+/// capture groups, and no literal prefilter (the meta engine's own, which picks a different
+/// search strategy, and so different code, per pattern). A decision answers a few dozen `@rx`
+/// on caches another process has evicted, where each strategy's code and tables are cache
+/// misses of their own; and the shared prefilter (`crate::eval::sources`) has already turned
+/// away the values that lack a pattern's required literals. Same syntax as the `regex::bytes`
+/// build beside it (no Unicode classes, any bytes).
+fn verdict_regex(text: &str) -> Result<Verdict, RxError> {
+    use regex_automata::meta;
+    use regex_automata::nfa::thompson::WhichCaptures;
+    use regex_automata::util::syntax;
+    let re = meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            meta::Regex::config()
+                .utf8_empty(false)
+                .auto_prefilter(false)
+                .which_captures(WhichCaptures::None)
+                .nfa_size_limit(Some(SIZE_LIMIT)),
+        )
+        .build(text)
+        .map_err(|e| RxError { offset: None, message: e.to_string() })?;
+    Ok(Box::new(re))
+}
+
 fn build_fancy(pattern: &str) -> Result<(Engine, String), RxError> {
     let t = translate_pcre(pattern, Dialect::Latin1)?;
     let re = fancy_regex::RegexBuilder::new(&t.text)
@@ -957,7 +985,7 @@ impl Engine {
             return Ok(None);
         }
         match self {
-            Engine::Linear(re) => {
+            Engine::Linear(re, _) => {
                 let mut locs = re.capture_locations();
                 if re.captures_read_at(&mut locs, input, start).is_none() {
                     return Ok(None);
@@ -1001,7 +1029,7 @@ impl Engine {
         backtrack: impl FnOnce(&fancy_regex::Regex, &[u8]) -> Result<bool, MatchLimitExceeded>,
     ) -> Result<bool, MatchLimitExceeded> {
         match self {
-            Engine::Linear(re) => Ok(re.is_match(input)),
+            Engine::Linear(_, v) => Ok(v.is_match(input)),
             Engine::Backtracking(re, prefilter) => {
                 if prefilter.as_ref().is_some_and(|p| !p.is_match(input)) {
                     return Ok(false);
@@ -1017,7 +1045,7 @@ impl Engine {
         start: usize,
     ) -> Result<Option<std::ops::Range<usize>>, MatchLimitExceeded> {
         match self {
-            Engine::Linear(re) if start <= input.len() => {
+            Engine::Linear(re, _) if start <= input.len() => {
                 Ok(re.find_at(input, start).map(|m| m.range()))
             }
             _ => Ok(self.groups_at(input, start)?.and_then(|g| g.into_iter().next().flatten())),
@@ -1046,8 +1074,9 @@ impl RxMatcher {
             .size_limit(SIZE_LIMIT)
             .build()
             .map_err(|e| RxError { offset: None, message: e.to_string() })?;
+        let verdict = verdict_regex(&t.text)?;
         Ok(RxMatcher {
-            engine: Engine::Linear(re),
+            engine: Engine::Linear(re, verdict),
             needs_eol_variant: t.has_caret,
             inexact_extents: lift_may_reorder(&t.text),
             exact: std::sync::OnceLock::new(),
@@ -1110,7 +1139,7 @@ impl RxMatcher {
     /// `"regex"` or `"fancy-regex"`.
     pub fn engine_name(&self) -> &'static str {
         match self.engine {
-            Engine::Linear(_) => "regex",
+            Engine::Linear(..) => "regex",
             Engine::Backtracking(..) => "fancy-regex",
         }
     }
@@ -1213,6 +1242,32 @@ impl RxMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The verdict build of a linear pattern (no captures, no literal prefilter) answers
+        /// every subject as the `regex::bytes` build beside it does: CRS-like shapes with
+        /// case folding, anchors, classes, counted repeats and bytes past ASCII.
+        #[test]
+        fn verdict_build_answers_as_the_full_build(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"aAbBsS01 <>=;\n\xc3\xa9-".to_vec()), 0..48),
+        ) {
+            let patterns = [
+                r"(?i)<s[^>]*>",
+                r"^\d+$",
+                r"(?i)(?:ab|ba)\s*=",
+                r"a.{5}b",
+                r"(?m)^s",
+                r"[\x80-\xff]{2}",
+                r"(?i:a)b|;-",
+            ];
+            for p in patterns {
+                let m = RxMatcher::new(p).expect("compiles");
+                let Engine::Linear(re, v) = &m.engine else { panic!("{p} is linear") };
+                proptest::prop_assert_eq!(v.is_match(&input), re.is_match(&input), "{}", p);
+            }
+        }
+    }
 
     #[test]
     fn lifted_prefixes_keep_pcre_extents() {
