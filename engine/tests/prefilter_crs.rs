@@ -12,6 +12,7 @@
 use proptest::prelude::*;
 use waf_engine::eval::compile::CompiledRuleSet;
 use waf_engine::eval::prefilter::{Requirement, required};
+use waf_engine::eval::sources::PM_SLOT;
 use waf_engine::load::{RuleSpec, load_rules};
 use waf_engine::operator::RxMatcher;
 
@@ -26,7 +27,8 @@ fn slotted() -> Vec<(Option<u64>, RxMatcher, Requirement)> {
     for r in rs.rules() {
         let mut link = Some(r.as_ref());
         while let Some(l) = link {
-            if l.rx_slot.is_some() {
+            // `@pm` links have slots too (their phrases, exact literals by construction).
+            if l.rx_slot.is_some_and(|s| s.slot & PM_SLOT == 0) {
                 let re = l.operator.as_ref().and_then(|(_, op, _)| op.regex()).expect("@rx");
                 let req = required(re.translated()).expect("a slot has a requirement");
                 let m = RxMatcher::new(re.pattern()).expect("compiles again");

@@ -875,6 +875,8 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                     if let Some(re) = op.regex().filter(|re| !re.is_backtracking()) {
                         link.rx_slot = b.rx_slot(re.translated(), &chain);
                     }
+                } else if let Some(m) = op.phrases().filter(|_| !op.needs_expansion()) {
+                    link.rx_slot = b.pm_slot(m.phrases());
                 }
             }
         }

@@ -307,10 +307,10 @@ fn each_chain_over_a_value_keeps_its_own_output() {
 }
 
 /// Rules the prefilter plans skip, checked against per-rule reads: a plan that is the first
-/// reader of its list builds it (regex and key exclusions applied from the table's copy), and
-/// two plans over one list whose union of bits says "may match" (a short value with the
-/// literal, a long one without) still decide per value. The `@pm` rule has no plan (see
-/// `SourceBuilder::rx_slot`) and reads the lists the plans built.
+/// reader of its list builds it (regex and key exclusions applied from the table's copy), an
+/// `@pm` with mixed-case phrases (one of them a single byte) skips on its phrase table's
+/// masks, and two plans over one list whose union of bits says "may match" (a short value
+/// with the literal, a long one without) still decide per value.
 #[test]
 fn prefilter_plans_match_per_rule_reads() {
     use super::compile::{CompileOptions, CompiledRuleSet};
@@ -325,7 +325,7 @@ fn prefilter_plans_match_per_rule_reads() {
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
     let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
-    assert_eq!(plans, 4, "every @rx rule here has a prefilter plan");
+    assert_eq!(plans, 5, "every rule here has a prefilter plan");
     let on = NativeEngine::from_compiled(Arc::new(on));
     let off = engine_with(&set, SOURCES_OFF);
     let cases: &[(Request, &[&str])] = &[
@@ -342,6 +342,15 @@ fn prefilter_plans_match_per_rule_reads() {
         (req("GET", "/?a=xyz12345", &[], ""), &["13", "14"]),
     ];
     assert_same_decisions("plans", &on, &off, cases);
+    // Past the phrase table's per-transaction budget (16 KiB) values count as holding every
+    // list: the `@pm` rule then runs on them, and still finds a phrase after a long value.
+    let long = "x".repeat(20 << 10);
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", &format!("/?a={long}&q=NIKTO"), &[], ""), &["12"]),
+        (req("GET", &format!("/?a={long}sqlmap"), &[], ""), &["12"]),
+        (req("GET", &format!("/?a={long}&q=sqlma"), &[], ""), &[]),
+    ];
+    assert_same_decisions("plans past the phrase budget", &on, &off, cases);
 }
 
 /// The phase-1 initialisation snapshot against running the rules: the run is found after a

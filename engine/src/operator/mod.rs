@@ -439,6 +439,14 @@ impl CompiledOperator {
         }
     }
 
+    /// The phrase list of a `@pm` / `@pmFromFile` (for the shared prefilter).
+    pub fn phrases(&self) -> Option<&pm::PhraseMatcher> {
+        match &self.op {
+            Op::Pm(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The compiled regex of an `@rx` with a literal pattern (for the optimiser: engine,
     /// translated pattern).
     pub fn regex(&self) -> Option<&RxMatcher> {

@@ -74,6 +74,12 @@ impl PhraseMatcher {
         Ok(PhraseMatcher { prefilter, trie, spelled, min_len, max_len, textbook })
     }
 
+    /// The phrases, as given (empty ones dropped): every match is an occurrence of one of
+    /// them, ASCII case folded (see the module docs).
+    pub fn phrases(&self) -> &[Vec<u8>] {
+        &self.spelled
+    }
+
     /// The match ModSecurity reports: it ends where the earliest-ending phrase ends and covers
     /// the text of the trie node reached there (see the module docs), or `None`.
     pub fn find(&self, haystack: &[u8]) -> Option<Range<usize>> {
