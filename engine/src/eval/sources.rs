@@ -91,7 +91,12 @@ pub struct Prefilter {
 /// every match ModSecurity reports is an occurrence of a phrase ([`crate::operator::pm`]).
 #[derive(Debug)]
 struct PhraseTable {
-    table: LitTable,
+    /// Class of each byte: one per phrase byte (both ASCII cases), 0 for bytes in no phrase.
+    class: [u8; 256],
+    stride: usize,
+    /// `next[state * stride + class]`: the target state in breadth-first order (0 is the
+    /// root), with [`LitTable::MATCH`] when its mask is not empty.
+    next: Box<[u16]>,
     /// Per state: the lists with a phrase that ends there (output links included).
     masks: Box<[u64]>,
     /// The bits of the lists in the table: a value holding all of them needs no further
@@ -138,45 +143,104 @@ impl PhraseTable {
         nodes
     }
 
-    /// The table of the lists `take`, or `None` when it has too many states.
+    /// The table of the lists `take`, or `None` when it has too many states. Built here
+    /// rather than copied from the crate's DFA, whose 256-wide rows took tens of MB for a
+    /// moment at load: a trie over byte classes, then its failure links breadth-first, each
+    /// missing transition taken from the failure state's finished row.
     fn build_of(lists: &[Vec<Vec<u8>>], take: &[usize]) -> Option<PhraseTable> {
-        let mut index: HashMap<&[u8], usize> = HashMap::new();
-        let mut patterns: Vec<&[u8]> = Vec::new();
-        let mut pattern_mask: Vec<u64> = Vec::new();
+        const NONE: u16 = u16::MAX;
+        let limit = usize::from(LitTable::MATCH);
+        let mut class = [0u8; 256];
+        let mut stride = 1usize;
         for &bit in take {
-            for p in &lists[bit] {
-                let i = *index.entry(p.as_slice()).or_insert_with(|| {
-                    patterns.push(p.as_slice());
-                    pattern_mask.push(0);
-                    patterns.len() - 1
-                });
-                pattern_mask[i] |= 1 << bit;
+            for &b in lists[bit].iter().flatten() {
+                let b = b.to_ascii_lowercase();
+                if class[usize::from(b)] == 0 {
+                    let c = u8::try_from(stride).ok()?;
+                    class[usize::from(b)] = c;
+                    class[usize::from(b.to_ascii_uppercase())] = c;
+                    stride += 1;
+                }
             }
         }
-        if patterns.is_empty() {
+        // The trie, in insertion order; `NONE` where it has no child.
+        let mut next: Vec<u16> = vec![NONE; stride];
+        let mut mask: Vec<u64> = vec![0];
+        for &bit in take {
+            for p in &lists[bit] {
+                let mut s = 0usize;
+                for &b in p {
+                    let at = s * stride + usize::from(class[usize::from(b)]);
+                    s = match next[at] {
+                        NONE => {
+                            let n = mask.len();
+                            if n >= limit {
+                                return None;
+                            }
+                            next[at] = n as u16;
+                            next.resize(next.len() + stride, NONE);
+                            mask.push(0);
+                            n
+                        }
+                        t => usize::from(t),
+                    };
+                }
+                mask[s] |= 1 << bit;
+            }
+        }
+        if mask.len() == 1 {
             return None;
         }
-        let table = LitTable::copy(&Literals::dfa(&patterns).ok()?)?;
-        let masks = table
-            .matches
-            .iter()
-            .map(|&(a, z)| {
-                table.patterns[a as usize..z as usize]
-                    .iter()
-                    .fold(0u64, |m, &p| m | pattern_mask[p as usize])
-            })
-            .collect();
+        // Breadth-first: a state's failure state is shallower, so its row and mask are final
+        // when the state is reached.
+        let mut fail = vec![0u16; mask.len()];
+        let mut order: Vec<u16> = vec![0];
+        for c in 0..stride {
+            match next[c] {
+                NONE => next[c] = 0,
+                t => order.push(t),
+            }
+        }
+        let mut at = 1;
+        while at < order.len() {
+            let s = usize::from(order[at]);
+            let f = usize::from(fail[s]);
+            for c in 0..stride {
+                let via_fail = next[f * stride + c];
+                match next[s * stride + c] {
+                    NONE => next[s * stride + c] = via_fail,
+                    t => {
+                        fail[usize::from(t)] = via_fail;
+                        mask[usize::from(t)] |= mask[usize::from(via_fail)];
+                        order.push(t);
+                    }
+                }
+            }
+            at += 1;
+        }
+        let mut number = vec![0u16; mask.len()];
+        for (n, &s) in order.iter().enumerate() {
+            number[usize::from(s)] = n as u16;
+        }
+        let mut table = Vec::with_capacity(next.len());
+        for &s in &order {
+            let row = &next[usize::from(s) * stride..(usize::from(s) + 1) * stride];
+            table.extend(row.iter().map(|&t| {
+                let flag = if mask[usize::from(t)] != 0 { LitTable::MATCH } else { 0 };
+                number[usize::from(t)] | flag
+            }));
+        }
+        let masks = order.iter().map(|&s| mask[usize::from(s)]).collect();
         let all = take.iter().fold(0u64, |m, &bit| m | 1 << bit);
         let left_out = (0..lists.len()).fold(0u64, |m, bit| m | 1 << bit) & !all;
-        Some(PhraseTable { table, masks, all, left_out })
+        Some(PhraseTable { class, stride, next: table.into_boxed_slice(), masks, all, left_out })
     }
 
     /// The lists with a phrase that occurs in `value`.
     fn mask_of(&self, value: &[u8]) -> u64 {
-        let t = &self.table;
         let (mut s, mut m) = (0usize, self.left_out);
         for &b in value {
-            let e = t.next[s * t.stride + t.class[b as usize] as usize];
+            let e = self.next[s * self.stride + usize::from(self.class[usize::from(b)])];
             s = usize::from(e & !LitTable::MATCH);
             if e & LitTable::MATCH != 0 {
                 m |= self.masks[s];
