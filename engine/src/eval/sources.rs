@@ -113,8 +113,8 @@ impl PhraseTable {
     fn build(lists: &[Vec<Vec<u8>>]) -> Option<PhraseTable> {
         let mut order: Vec<usize> = (0..lists.len()).collect();
         order.sort_by_key(|&i| (lists[i].iter().map(Vec::len).sum::<usize>(), i));
-        // An Aho-Corasick DFA has one state per trie node (plus the dead state): lists are
-        // dropped until the trie fits, before any automaton is built.
+        // The table has one state per trie node: lists are dropped until the trie fits,
+        // before any table is built.
         while !order.is_empty() && Self::trie_nodes(lists, &order) >= usize::from(LitTable::MATCH) {
             order.pop();
         }
@@ -195,9 +195,9 @@ impl PhraseTable {
         // when the state is reached.
         let mut fail = vec![0u16; mask.len()];
         let mut order: Vec<u16> = vec![0];
-        for c in 0..stride {
-            match next[c] {
-                NONE => next[c] = 0,
+        for e in &mut next[..stride] {
+            match *e {
+                NONE => *e = 0,
                 t => order.push(t),
             }
         }
