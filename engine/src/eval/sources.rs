@@ -108,7 +108,7 @@ struct PhraseTable {
 
 impl PhraseTable {
     /// The table of as many lists as its 15-bit state numbers allow: the largest lists are
-    /// left out, one at a time, until the automaton fits. CRS PL1's 25 lists (3,732 phrases)
+    /// left out, one at a time, until the trie fits. CRS PL1's 25 lists (3,732 phrases)
     /// do not all fit.
     fn build(lists: &[Vec<Vec<u8>>]) -> Option<PhraseTable> {
         let mut order: Vec<usize> = (0..lists.len()).collect();
@@ -118,13 +118,9 @@ impl PhraseTable {
         while !order.is_empty() && Self::trie_nodes(lists, &order) >= usize::from(LitTable::MATCH) {
             order.pop();
         }
-        while !order.is_empty() {
-            if let Some(t) = Self::build_of(lists, &order) {
-                return Some(t);
-            }
-            order.pop();
-        }
-        None
+        // The count above is of the folded phrases, which is what `build_of` inserts (its
+        // classes fold case), so the trie it builds fits; it is `None` only for no lists.
+        Self::build_of(lists, &order)
     }
 
     /// Nodes of the trie of the phrases of lists `take`, root included.
