@@ -160,14 +160,16 @@ fn multipart_file_as_observed() {
 #[test]
 fn body_access_off_still_parses_but_skips_phase_2() {
     let r = req("POST", b"/", &[("Content-Type", "application/x-www-form-urlencoded")], b"q=1&r=2");
-    let mut d = RequestData::new(&r, &TxnConfig::default());
+    // `SecRequestBodyAccess Off` (unset counts as On, see `TxnConfig::request_body_access`).
+    let off = TxnConfig { request_body_access: false, ..TxnConfig::default() };
+    let mut d = RequestData::new(&r, &off);
     d.process_body(&r, None);
     assert!(!d.request_body_phase_runs());
     assert_eq!(vals(&d, Variable::ArgsPost, None), [p("ARGS_POST:q", "1"), p("ARGS_POST:r", "2")]);
     assert_eq!(one(&d, Variable::RequestBody), "");
     assert_eq!(one(&d, Variable::FullRequest), "");
     // ctl:requestBodyAccess=on for this transaction.
-    let mut d = RequestData::new(&r, &TxnConfig::default());
+    let mut d = RequestData::new(&r, &off);
     d.set_request_body_access(true);
     d.process_body(&r, None);
     assert!(d.request_body_phase_runs());

@@ -185,6 +185,24 @@ fn request_body_phase_is_skipped_when_body_access_is_off() {
     assert_eq!(run(&on, &r).0, 403);
 }
 
+/// Observed with libmodsecurity3 (`wafbench eval --engine modsec`): without any
+/// `SecRequestBodyAccess`, phase 2 rules run, on a GET as on a POST (transaction.cc skips the
+/// phase only when the directive says Off); a `ctl:requestBodyAccess=off` still skips it.
+#[test]
+fn request_body_phase_runs_when_body_access_is_unset() {
+    let rules = "SecRuleEngine On\n\
+        SecRule ARGS \"@detectSQLi\" \"id:1,phase:2,deny,t:none\"\n";
+    let get = req("GET", "/?q=1+union+select+1,2,3--", &[], "");
+    assert_eq!(run(rules, &get), (403, vec!["1".to_string()]));
+    let post = req("POST", "/", &[("Content-Type", "application/x-www-form-urlencoded")], "a=b");
+    let streq = "SecRuleEngine On\nSecRule REQUEST_METHOD \"@streq POST\" \"id:2,phase:2,deny\"\n";
+    assert_eq!(run(streq, &post).0, 403);
+    let ctl_off = format!(
+        "{streq}SecRule REQUEST_METHOD \"@streq POST\" \"id:3,phase:1,pass,nolog,ctl:requestBodyAccess=off\"\n"
+    );
+    assert_eq!(run(&ctl_off, &post).0, 200);
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";

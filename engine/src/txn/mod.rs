@@ -37,7 +37,9 @@ pub const DEFAULT_JSON_DEPTH_LIMIT: u64 = 10_000;
 /// set's [`ConfigDirective`]s with [`TxnConfig::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnConfig {
-    /// `SecRequestBodyAccess` (v3 default Off).
+    /// `SecRequestBodyAccess`. Unset counts as On: v3.0.9's `processRequestBody` skips the
+    /// request body phase only on an explicit `Off` (without `ctl:requestBodyAccess=on`), and
+    /// runs it when the directive is absent unless a `ctl` turned it off.
     pub request_body_access: bool,
     /// `SecRequestBodyLimit`; `None` or 0 = unlimited.
     pub request_body_limit: Option<u64>,
@@ -62,7 +64,7 @@ pub struct TxnConfig {
 impl Default for TxnConfig {
     fn default() -> Self {
         TxnConfig {
-            request_body_access: false,
+            request_body_access: true,
             request_body_limit: None,
             request_body_no_files_limit: None,
             request_body_limit_action: None,
