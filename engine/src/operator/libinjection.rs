@@ -78,6 +78,11 @@ pub fn backend_name() -> &'static str {
     }
 }
 
+/// Whether the backend was chosen (and, for C, the library loaded) in this process.
+pub fn backend_loaded() -> bool {
+    BACKEND.get().is_some()
+}
+
 /// The SQLi fingerprint when the input is SQL injection, `None` otherwise.
 ///
 /// A single word (letters, digits and `_`, not starting with a digit) or a run of digits is

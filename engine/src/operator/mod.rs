@@ -232,8 +232,18 @@ impl CompiledOperator {
                 ),
                 m,
             ),
-            OperatorKind::DetectSqli => simple(Op::Sqli),
-            OperatorKind::DetectXss => simple(Op::Xss),
+            // The detector's library is loaded here, with the rule set, rather than by the
+            // first request that reaches one of these rules: the load (libmodsecurity3's
+            // dlopen and C++ initialisers, about 40 ms) would land in that request's time and
+            // in that rule's row of a per-rule profile.
+            OperatorKind::DetectSqli => {
+                libinjection::backend_name();
+                simple(Op::Sqli)
+            }
+            OperatorKind::DetectXss => {
+                libinjection::backend_name();
+                simple(Op::Xss)
+            }
             OperatorKind::ValidateByteRange(r) => {
                 simple(Op::ByteRange(validate::ByteRanges::new(r)))
             }
