@@ -133,3 +133,71 @@ fn ftw_suite_through_the_native_engine() {
     let scored = t.passed + t.failed;
     assert!(t.passed >= 2343, "native ftw score fell: {} of {scored}", t.passed);
 }
+
+/// Rule files that leave the base directives unset (`SecRequestBodyAccess`,
+/// `SecResponseBodyAccess`, even `SecRuleEngine`), so that the engines' defaults decide.
+/// Each file logs, per phase, whether a request or body variable has a value; native, lua-ffi
+/// and the peer must see the same on the committed corpora. It caught an unset
+/// `SecRequestBodyAccess` skipping phase 2 in our engines (v3 runs it).
+#[test]
+fn engines_agree_with_modsecurity_on_unset_directives() {
+    if !peer_available() {
+        return;
+    }
+    let vars = [
+        "ARGS",
+        "ARGS_POST",
+        "ARGS_NAMES",
+        "REQUEST_BODY",
+        "REQUEST_BODY_LENGTH",
+        "FULL_REQUEST_LENGTH",
+        "FILES",
+        "FILES_NAMES",
+        "REQBODY_PROCESSOR",
+        "REQBODY_ERROR",
+        "XML:/*",
+        "RESPONSE_BODY",
+    ];
+    let headers = [
+        "",
+        "SecRuleEngine On\n",
+        "SecRuleEngine On\nSecRequestBodyAccess Off\n",
+        "SecRuleEngine On\nSecRule REQUEST_METHOD \"@streq PUT\" \
+         \"id:1,phase:1,pass,nolog,ctl:requestBodyAccess=Off\"\n",
+    ];
+    let ws = workspace();
+    let mut reqs = Vec::new();
+    for c in ["benign", "attack", "mixed"] {
+        reqs.extend(corpus(&ws.join(format!("corpora/{c}.jsonl"))).into_iter().take(300));
+    }
+    let dir = std::env::temp_dir().join(format!("wafbench-unset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (k, head) in headers.iter().enumerate() {
+        let mut text = head.to_string();
+        let mut id = 100;
+        for v in vars {
+            for phase in 1..=5 {
+                id += 1;
+                text.push_str(&format!(
+                    "SecRule {v} \"@rx .\" \"id:{id},phase:{phase},pass,log,msg:'{v} {phase}'\"\n"
+                ));
+            }
+        }
+        let path = dir.join(format!("unset-{k}.conf"));
+        std::fs::write(&path, &text).unwrap();
+        let rules = path.to_str().unwrap();
+        let mut peer = wafbench::build_engine("modsec", rules, None).expect("modsec");
+        let want: Vec<Decision> = reqs.iter().map(|r| peer.decide(r)).collect();
+        for engine in ["native", "lua-ffi"] {
+            let mut e = wafbench::build_engine(engine, rules, None).expect(engine);
+            let got: Vec<Decision> = reqs.iter().map(|r| e.decide(r)).collect();
+            let diff = differences(&got, &want);
+            assert!(
+                diff.is_empty(),
+                "{engine}, rules:\n{head}\n{}",
+                diff[..diff.len().min(5)].join("\n")
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
