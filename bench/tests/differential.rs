@@ -136,7 +136,7 @@ fn ftw_suite_through_the_native_engine() {
 
 /// Rule files that leave the base directives unset (`SecRequestBodyAccess`,
 /// `SecResponseBodyAccess`, even `SecRuleEngine`), so that the engines' defaults decide.
-/// Each file logs, per phase, whether a request or body variable has a value; native, lua-ffi
+/// Each file logs, per phase, whether a request or body variable has a value; native, lua, lua-ffi
 /// and the peer must see the same on the committed corpora. It caught an unset
 /// `SecRequestBodyAccess` skipping phase 2 in our engines (v3 runs it).
 #[test]
@@ -188,7 +188,7 @@ fn engines_agree_with_modsecurity_on_unset_directives() {
         let rules = path.to_str().unwrap();
         let mut peer = wafbench::build_engine("modsec", rules, None).expect("modsec");
         let want: Vec<Decision> = reqs.iter().map(|r| peer.decide(r)).collect();
-        for engine in ["native", "lua-ffi"] {
+        for engine in ["native", "lua", "lua-ffi"] {
             let mut e = wafbench::build_engine(engine, rules, None).expect(engine);
             let got: Vec<Decision> = reqs.iter().map(|r| e.decide(r)).collect();
             let diff = differences(&got, &want);
