@@ -468,3 +468,25 @@ fn or_and_not_groups_print_with_connectives_leading() {
         "rule 100010 POST with neither Content-Type nor Transfer-Encoding\n    REQUEST_METHOD is POST\n    and not (&REQUEST_HEADERS:Content-Type gt 0\n    or &REQUEST_HEADERS:Transfer-Encoding gt 0)\n    block score 3\n"
     );
 }
+
+/// A SecLang rule without `phase:` runs in phase 1 (libmodsecurity3's default); printed as a
+/// Cloudflare-style rule over a phase 2 variable, it must say `phase 1` rather than let the
+/// parser infer phase 2.
+#[test]
+fn seclang_rule_without_a_phase_keeps_phase_1() {
+    let set =
+        waf_engine::seclang::parse_str("SecRule ARGS_POST \"@rx x\" \"id:7,deny\"\n", "t.conf")
+            .expect("parses");
+    let printed = print(&set).expect("prints");
+    assert!(printed.contains("phase 1"), "{printed}");
+    let back = parse(&printed, "b.rules").expect("parses back");
+    let phases: Vec<Option<u8>> = back
+        .directives
+        .iter()
+        .filter_map(|d| match d {
+            Directive::Rule(r) => Some(r.phase()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, vec![Some(1)]);
+}

@@ -241,14 +241,15 @@ fn print_rule(rule: &Rule, out: &mut String) -> Result<(), PrintErrorKind> {
         w.word("score");
         w.word(&n.to_string());
     }
-    if let Some(p) = h.phase {
-        if !(1..=5).contains(&p) {
-            return Err(unsupported(format!("phase {p}")));
-        }
-        if p != inferred_phase(targets.iter().copied()) {
-            w.word("phase");
-            w.word(&p.to_string());
-        }
+    // A rule without `phase:` (from SecLang) runs in v3's default phase, which the
+    // Cloudflare-style rule must then say when it would infer another.
+    let p = h.phase.unwrap_or(crate::eval::compile::DEFAULT_PHASE);
+    if !(1..=5).contains(&p) {
+        return Err(unsupported(format!("phase {p}")));
+    }
+    if p != inferred_phase(targets.iter().copied()) {
+        w.word("phase");
+        w.word(&p.to_string());
     }
     let _ = write!(out, "rule {}", h.id);
     if let Some(m) = &h.msg {

@@ -475,7 +475,7 @@ impl CompiledRuleSet {
                             Action::Phase(p) => Some(*p),
                             _ => None,
                         })
-                        .unwrap_or(2);
+                        .unwrap_or(DEFAULT_PHASE);
                     let idx = phase_index(phase)?;
                     let mut pd = PhaseDefaults::default();
                     for a in &da.actions {
@@ -522,7 +522,7 @@ impl CompiledRuleSet {
                 }
                 Entry::Rule(i) => {
                     let r = &rules[i];
-                    let phase = r.phase().unwrap_or(2);
+                    let phase = r.phase().unwrap_or(DEFAULT_PHASE);
                     let idx = phase_index(phase)?;
                     let mut c = compile_rule(r, phase, &defaults, &mut index)?;
                     assign_sources(&mut c, &target_updates, &mut sources);
@@ -583,6 +583,14 @@ enum Entry {
     Rule(usize),
     Marker(String),
 }
+
+/// The phase of a rule, `SecAction` or `SecDefaultAction` without `phase:`. v3.0.9 starts
+/// every rule at `RequestHeadersPhase` (rule.h) and gives a `SecDefaultAction` without a
+/// phase the same one (seclang-parser.yy), which is SecLang's phase 1; ModSecurity v2 and its
+/// reference manual say phase 2. Observed through the peer: a phase-less
+/// `SecRule ARGS_POST "@rx ." "id:1,deny"` lets a urlencoded POST through, its body not parsed
+/// yet.
+pub const DEFAULT_PHASE: u8 = 1;
 
 fn phase_index(phase: u8) -> Result<usize, EvalError> {
     match phase {

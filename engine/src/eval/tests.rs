@@ -203,6 +203,24 @@ fn request_body_phase_runs_when_body_access_is_unset() {
     assert_eq!(run(&ctl_off, &post).0, 200);
 }
 
+/// Observed with libmodsecurity3: a rule or `SecAction` without `phase:` runs in phase 1 (v3
+/// starts rules at `RequestHeadersPhase`), and so does a `SecDefaultAction` without one.
+#[test]
+fn rules_and_defaults_without_a_phase_are_phase_1() {
+    let form = req("POST", "/", &[("Content-Type", "application/x-www-form-urlencoded")], "a=1");
+    let rules = "SecRuleEngine On\nSecRequestBodyAccess On\n\
+        SecRule ARGS_POST \"@rx .\" \"id:1,deny\"\n";
+    assert_eq!(run(rules, &form), (200, vec![]), "ARGS_POST is empty before the body phase");
+    let first = "SecRuleEngine On\n\
+        SecAction \"id:2,phase:2,deny,status:402\"\n\
+        SecAction \"id:3,deny,status:401\"\n";
+    assert_eq!(run(first, &form), (401, vec!["3".to_string()]));
+    let defaults = "SecRuleEngine On\n\
+        SecDefaultAction \"log,deny,status:406\"\n\
+        SecRule REQUEST_METHOD \"@streq POST\" \"id:4,phase:1,block\"\n";
+    assert_eq!(run(defaults, &form), (406, vec!["4".to_string()]));
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";
