@@ -73,6 +73,23 @@ fn each_bad_input_is_reported_where_it_is() {
         ("SecRule ARGS \"@rx x\" \"id:15\" extra", 1, 30, Some(15), "expects"),
         ("SecRule ARGS \"@rx x\" \"phase:1,pass\"", 1, 9, None, "rule has no `id`"),
         ("SecAction \"phase:1,pass\"", 1, 11, None, "rule has no `id`"),
+        // libmodsecurity3 refuses the file: "Disruptive actions can only be specified by
+        // chain starter rules." (`block` is accepted: `block_in_a_chained_rule_is_accepted`.)
+        (
+            "SecRule ARGS \"@rx x\" \"id:16,phase:1,chain\"\nSecRule ARGS \"@rx y\" \"t:none,deny\"",
+            2,
+            30,
+            None,
+            "disruptive action `deny` in a chained rule",
+        ),
+        (
+            "SecRule ARGS \"@rx x\" \"id:17,chain\"\nSecRule ARGS \"@rx y\" \"chain\"\n\
+             SecRule ARGS \"@rx z\" \"Pass\"",
+            3,
+            23,
+            None,
+            "disruptive action `pass`",
+        ),
     ];
     for (src, line, col, id, msg) in cases {
         let errs = errors(src);
@@ -169,4 +186,13 @@ fn a_one_megabyte_rule_line_is_fast() {
     let many_quotes = format!("SecRule ARGS:{} \"@rx x\" \"id:3\"", "'".repeat(1 << 20));
     let _ = parse_str(&many_quotes, "q.conf");
     assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+}
+
+/// `block` in a later chain link is no disruptive action to v3's parser (it resolves to the
+/// phase default at run time): libmodsecurity3 loads such a file, and so do we.
+#[test]
+fn block_in_a_chained_rule_is_accepted() {
+    let src =
+        "SecRule ARGS \"@rx x\" \"id:18,phase:1,deny,chain\"\nSecRule ARGS \"@rx y\" \"block\"";
+    assert!(parse_str(src, "t.conf").is_ok());
 }

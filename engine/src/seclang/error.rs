@@ -41,6 +41,8 @@ pub enum ParseErrorKind {
     MissingId,
     #[error("rule has `chain` but no rule follows it")]
     DanglingChain,
+    #[error("disruptive action `{0}` in a chained rule: only the chain starter may have one")]
+    ChainedDisruptive(&'static str),
     #[error("a chained rule must be followed by SecRule or SecAction, found `{0}`")]
     ChainInterrupted(String),
     #[error("`{directive}` expects {expected}")]

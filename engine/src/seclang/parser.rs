@@ -268,6 +268,28 @@ impl Parser {
             let at = at + ll.text[at..].len() - ll.text[at..].trim_start().len();
             return Err(Spanned::new(ParseErrorKind::MissingId, at));
         }
+        // v3 refuses a chain link after the first with a disruptive action (driver.cc,
+        // "Disruptive actions can only be specified by chain starter rules"); `block` is not
+        // one there (it picks the phase default's at run time).
+        if self.open_chain.is_some() {
+            let disruptive = rule.actions.iter().find_map(|a| match a {
+                Action::Deny => Some("deny"),
+                Action::Drop => Some("drop"),
+                Action::Pass => Some("pass"),
+                Action::Allow(_) => Some("allow"),
+                Action::Redirect(_) => Some("redirect"),
+                _ => None,
+            });
+            if let Some(name) = disruptive {
+                // The chain goes with its refused link: one error, not a second one for a
+                // chain left open.
+                self.open_chain = None;
+                return Err(Spanned::new(
+                    ParseErrorKind::ChainedDisruptive(name),
+                    word_offset(&ll.text, name),
+                ));
+            }
+        }
         let rule = match self.open_chain.take() {
             Some((mut head, err)) => {
                 let mut link = &mut head;
@@ -434,14 +456,20 @@ fn rest_of_line(
 }
 
 fn chain_offset(text: &str) -> usize {
+    word_offset(text, "chain")
+}
+
+/// The offset of the last `word` (ASCII case-insensitive) standing alone in the action list
+/// of `text`: after a quote, comma or white space, and before one, a `:` or the end.
+fn word_offset(text: &str, word: &str) -> usize {
     let lower = text.to_ascii_lowercase();
     lower
-        .rmatch_indices("chain")
+        .rmatch_indices(word)
         .find(|(i, _)| {
             let before = lower.as_bytes().get(i.wrapping_sub(1)).copied();
-            let after = lower.as_bytes().get(i + 5).copied();
-            matches!(before, Some(b'"' | b',' | b' ' | b'\t'))
-                && matches!(after, None | Some(b'"' | b',' | b' ' | b'\t'))
+            let after = lower.as_bytes().get(i + word.len()).copied();
+            matches!(before, Some(b'"' | b'\'' | b',' | b' ' | b'\t'))
+                && matches!(after, None | Some(b'"' | b'\'' | b',' | b' ' | b'\t' | b':'))
         })
         .map_or(0, |(i, _)| i)
 }
