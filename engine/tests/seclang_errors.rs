@@ -90,6 +90,24 @@ fn each_bad_input_is_reported_where_it_is() {
             None,
             "disruptive action `pass`",
         ),
+        // libmodsecurity3's parser refuses these too (seclang-parser.yy, driver.cc).
+        ("SecDefaultAction \"phase:1,log,deny,t:none\"", 1, 36, None, "cannot hold `t:none`"),
+        ("SecDefaultAction \"phase:2,rev:3,deny\"", 1, 27, None, "cannot hold `rev`"),
+        ("SecDefaultAction \"phase:2,log,block\"", 1, 19, None, "must have a disruptive action"),
+        (
+            "SecDefaultAction \"log,pass\"\nSecDefaultAction \"phase:1,log,deny\"",
+            2,
+            19,
+            None,
+            "a second SecDefaultAction for phase 1",
+        ),
+        (
+            "SecRule ARGS \"@rx x\" \"id:19,phase:1,pass\"\nSecRule ARGS \"@rx y\" \"phase:2,id:19\"",
+            2,
+            31,
+            Some(19),
+            "rule id 19 is used by an earlier SecRule",
+        ),
     ];
     for (src, line, col, id, msg) in cases {
         let errs = errors(src);
@@ -192,6 +210,10 @@ fn a_one_megabyte_rule_line_is_fast() {
 /// phase default at run time): libmodsecurity3 loads such a file, and so do we.
 #[test]
 fn block_in_a_chained_rule_is_accepted() {
+    // A SecAction may reuse a SecRule's id and the other way round: v3 compares SecRules only.
+    let ids = "SecAction \"id:20,phase:1,pass\"\nSecRule ARGS \"@rx y\" \"id:20,phase:1,pass\"\n\
+        SecAction \"id:20,phase:2,pass\"";
+    assert!(parse_str(ids, "t.conf").is_ok());
     let src =
         "SecRule ARGS \"@rx x\" \"id:18,phase:1,deny,chain\"\nSecRule ARGS \"@rx y\" \"block\"";
     assert!(parse_str(src, "t.conf").is_ok());

@@ -43,6 +43,14 @@ pub enum ParseErrorKind {
     DanglingChain,
     #[error("disruptive action `{0}` in a chained rule: only the chain starter may have one")]
     ChainedDisruptive(&'static str),
+    #[error("SecDefaultAction cannot hold `{0}`")]
+    DefaultActionUnsuitable(String),
+    #[error("SecDefaultAction must have a disruptive action (other than `block`)")]
+    DefaultActionNotDisruptive,
+    #[error("a second SecDefaultAction for phase {0}: one per phase")]
+    DefaultActionTwice(u8),
+    #[error("rule id {0} is used by an earlier SecRule")]
+    DuplicateId(u64),
     #[error("a chained rule must be followed by SecRule or SecAction, found `{0}`")]
     ChainInterrupted(String),
     #[error("`{directive}` expects {expected}")]

@@ -13,7 +13,7 @@ use super::operators::parse_operator;
 use super::variables::{excerpt, parse_targets};
 use crate::ir::{
     Action, ConfigDirective, DefaultAction, Directive, LimitAction, Loc, Marker,
-    PASSTHROUGH_DIRECTIVES, Rule, RuleSet,
+    PASSTHROUGH_DIRECTIVES, Rule, RuleSet, Transformation,
 };
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,10 @@ pub struct Parser {
     open_chain: Option<(Rule, ParseError)>,
     /// Canonical paths of the files being read, innermost last.
     include_stack: Vec<PathBuf>,
+    /// Bit `p`: phase `p` has its `SecDefaultAction`.
+    default_phases: u8,
+    /// Ids of the `SecRule`s read so far (chain starters).
+    rule_ids: std::collections::HashSet<u64>,
 }
 
 /// Where a logical line came from, for error positions.
@@ -173,6 +177,7 @@ impl Parser {
             "secdefaultaction" => {
                 let arg = one_arg(name, args, first, "a quoted action list")?;
                 let actions = parse_actions(&arg.text).map_err(|e| e.shift(arg.start))?;
+                self.check_default_action(&actions, ll, arg.start)?;
                 Directive::DefaultAction(DefaultAction { actions, loc: loc() })
             }
             "secruleremovebyid" => {
@@ -259,6 +264,55 @@ impl Parser {
         Ok(())
     }
 
+    /// What libmodsecurity3's parser refuses in a `SecDefaultAction` (seclang-parser.yy):
+    /// `t:none`, the configuration-only actions (`id`, `rev`, `ver`, `maturity`, `accuracy`,
+    /// `chain`), an action list without a disruptive action other than `block`, and a second
+    /// default for the same phase (phase 1 when none is given, as for rules).
+    fn check_default_action(
+        &mut self,
+        actions: &[Action],
+        ll: &LogicalLine,
+        at: usize,
+    ) -> Result<(), Spanned> {
+        let mut phase = crate::eval::compile::DEFAULT_PHASE;
+        let mut disruptive = false;
+        for a in actions {
+            let unsuitable = match a {
+                Action::Phase(p) => {
+                    phase = *p;
+                    None
+                }
+                Action::T(Transformation::None) => Some("t:none"),
+                Action::Id(_) => Some("id"),
+                Action::Rev(_) => Some("rev"),
+                Action::Ver(_) => Some("ver"),
+                Action::Maturity(_) => Some("maturity"),
+                Action::Accuracy(_) => Some("accuracy"),
+                Action::Chain => Some("chain"),
+                a => {
+                    disruptive |= a.is_disruptive() && !matches!(a, Action::Block);
+                    None
+                }
+            };
+            if let Some(name) = unsuitable {
+                let off = ll.text[at..].to_ascii_lowercase().find(name).map_or(at, |o| at + o);
+                return Err(Spanned::new(
+                    ParseErrorKind::DefaultActionUnsuitable(name.into()),
+                    off,
+                ));
+            }
+        }
+        if !disruptive {
+            return Err(Spanned::new(ParseErrorKind::DefaultActionNotDisruptive, at));
+        }
+        let bit = 1u8 << phase.min(7);
+        if self.default_phases & bit != 0 {
+            return Err(Spanned::new(ParseErrorKind::DefaultActionTwice(phase), at));
+        }
+        self.default_phases |= bit;
+        Ok(())
+    }
+
     fn push_rule(&mut self, rule: Rule, ll: &LogicalLine, src: &Source<'_>) -> Result<(), Spanned> {
         let chained = rule.has_action(|a| matches!(a, Action::Chain));
         // v3 refuses a rule without an id ("Rules must have an ID", rules_set.cc); only
@@ -302,6 +356,17 @@ impl Parser {
                     return Ok(());
                 }
                 head
+            }
+            // v3 (driver.cc) refuses a `SecRule` whose id an earlier `SecRule` has; a
+            // `SecAction`'s id is not looked at, nor compared with.
+            None if rule.operator.is_some()
+                && rule.id().is_some_and(|id| !self.rule_ids.insert(id)) =>
+            {
+                let id = rule.id().unwrap_or_default();
+                return Err(Spanned::new(
+                    ParseErrorKind::DuplicateId(id),
+                    word_offset(&ll.text, "id"),
+                ));
             }
             None if chained => {
                 let err = self.error_at(
