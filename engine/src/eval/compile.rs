@@ -626,25 +626,57 @@ fn push_updates(
 /// `SecRuleUpdateActionById`: replaces the disruptive action and the listed meta-data,
 /// appends the rest (v3 `RulesSetPhases`/`Driver` behaviour for CRS-style use).
 fn update_actions(rule: &mut Rule, actions: &[Action]) {
-    for a in actions {
+    // v3 (`RulesExceptions::loadUpdateActionById`) drops the configuration-only actions of
+    // an update with a message on stdout, and runs the others after the rule matched, in
+    // `executeActionsAfterFullMatch`: each one it runs there (a `setvar`, a `status`, even
+    // `nolog`) marks the rule's disruptive action as done, so the rule's own `deny` or
+    // `block` no longer runs unless the update brings its own. Observed through the peer:
+    // `SecRuleUpdateActionById 1 "setvar:tx.a=1"` on a `deny` rule lets the request through.
+    let configuration = |a: &Action| {
+        matches!(
+            a,
+            Action::Id(_)
+                | Action::Phase(_)
+                | Action::Rev(_)
+                | Action::Ver(_)
+                | Action::Maturity(_)
+                | Action::Accuracy(_)
+                | Action::Chain
+        )
+    };
+    let after_match = actions.iter().any(|a| !configuration(a) && !matches!(a, Action::T(_)));
+    if after_match && !actions.iter().any(Action::is_disruptive) {
+        rule.actions.retain(|b| !b.is_disruptive());
+    }
+    for a in actions.iter().filter(|a| !configuration(a)) {
         let same_kind = |b: &Action| {
             std::mem::discriminant(a) == std::mem::discriminant(b)
                 || (a.is_disruptive() && b.is_disruptive())
         };
-        let replace = a.is_disruptive()
-            || matches!(
-                a,
-                Action::Msg(_)
-                    | Action::LogData(_)
-                    | Action::Severity(_)
-                    | Action::Status(_)
-                    | Action::Ver(_)
-                    | Action::Rev(_)
-            );
-        if replace {
-            rule.actions.retain(|b| !same_kind(b));
+        match a {
+            // The rule's own message, data and severity are evaluated after the update's
+            // actions, so they win; the update's count only where the rule has none.
+            Action::Msg(_) | Action::LogData(_) | Action::Severity(_) => {
+                if !rule.actions.iter().any(same_kind) {
+                    rule.actions.push(a.clone());
+                }
+            }
+            // So do its `log`/`nolog` and `status` (the last one run is the one the
+            // intervention carries): the update's go first, where the rule's override them.
+            Action::Log
+            | Action::NoLog
+            | Action::AuditLog
+            | Action::NoAuditLog
+            | Action::Status(_) => {
+                rule.actions.insert(0, a.clone());
+            }
+            _ => {
+                if a.is_disruptive() {
+                    rule.actions.retain(|b| !same_kind(b));
+                }
+                rule.actions.push(a.clone());
+            }
         }
-        rule.actions.push(a.clone());
     }
 }
 

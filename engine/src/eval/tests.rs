@@ -231,6 +231,35 @@ fn rules_and_defaults_without_a_phase_are_phase_1() {
     assert_eq!(run(defaults, &form), (406, vec!["4".to_string()]));
 }
 
+/// `SecRuleUpdateActionById` as libmodsecurity3 runs it (each case observed through the
+/// peer): the update's actions run after the match, and once one has run the rule's own
+/// disruptive action does not; the rule's own `status` and `log` run after the update's.
+#[test]
+fn update_action_by_id_as_v3_runs_it() {
+    let get = req("GET", "/?x=a", &[], "");
+    let rule = "SecRuleEngine On\nSecRule ARGS \"@rx a\" \"id:1,phase:1,deny,status:401,log\"\n";
+    let cases: &[(&str, &str, u16, &[&str])] = &[
+        ("a status alone: the deny is done", "status:405", 200, &["1"]),
+        ("a setvar alone: the deny is done", "setvar:tx.a=1", 409, &["1", "2"]),
+        ("the rule's own status wins", "deny,status:402", 401, &["1"]),
+        ("the rule's own log wins", "nolog", 200, &["1"]),
+        ("an action it cannot take is dropped", "phase:2", 401, &["1"]),
+        ("a transformation does not stop the deny", "t:lowercase", 401, &["1"]),
+    ];
+    for (what, update, status, ids) in cases {
+        let rules = format!(
+            "{rule}SecRuleUpdateActionById 1 \"{update}\"\n\
+             SecRule TX:a \"@eq 1\" \"id:2,phase:1,deny,status:409\"\n"
+        );
+        let (s, m) = run(&rules, &get);
+        assert_eq!(
+            (s, m.iter().map(String::as_str).collect::<Vec<_>>()),
+            (*status, ids.to_vec()),
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";
