@@ -90,6 +90,10 @@ fn each_bad_input_is_reported_where_it_is() {
             None,
             "disruptive action `pass`",
         ),
+        // libmodsecurity3's grammar has no operator without its parameter, nor an empty one.
+        ("SecRule ARGS \"@pm\" \"id:21\"", 1, 15, Some(21), "`@pm` needs an argument"),
+        ("SecRule ARGS \"@eq \" \"id:22\"", 1, 15, Some(22), "`@eq` needs an argument"),
+        ("SecRule ARGS \"!\" \"id:23\"", 1, 16, Some(23), "`@rx` needs an argument"),
         // libmodsecurity3's parser refuses these too (seclang-parser.yy, driver.cc).
         ("SecDefaultAction \"phase:1,log,deny,t:none\"", 1, 36, None, "cannot hold `t:none`"),
         ("SecDefaultAction \"phase:2,rev:3,deny\"", 1, 27, None, "cannot hold `rev`"),
@@ -214,6 +218,11 @@ fn block_in_a_chained_rule_is_accepted() {
     let ids = "SecAction \"id:20,phase:1,pass\"\nSecRule ARGS \"@rx y\" \"id:20,phase:1,pass\"\n\
         SecAction \"id:20,phase:2,pass\"";
     assert!(parse_str(ids, "t.conf").is_ok());
+    // Operators without a parameter take none; `@rx  ` is a one-space pattern.
+    let bare = "SecRule ARGS \"@detectSQLi\" \"id:24,phase:1,pass\"\n\
+        SecRule ARGS \"@unconditionalMatch\" \"id:25,phase:1,pass\"\n\
+        SecRule ARGS \"@rx  \" \"id:26,phase:1,pass\"";
+    assert!(parse_str(bare, "t.conf").is_ok());
     let src =
         "SecRule ARGS \"@rx x\" \"id:18,phase:1,deny,chain\"\nSecRule ARGS \"@rx y\" \"block\"";
     assert!(parse_str(src, "t.conf").is_ok());

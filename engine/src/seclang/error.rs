@@ -49,6 +49,8 @@ pub enum ParseErrorKind {
     DefaultActionNotDisruptive,
     #[error("a second SecDefaultAction for phase {0}: one per phase")]
     DefaultActionTwice(u8),
+    #[error("`{0}` needs an argument")]
+    MissingOperatorArgument(String),
     #[error("rule id {0} is used by an earlier SecRule")]
     DuplicateId(u64),
     #[error("a chained rule must be followed by SecRule or SecAction, found `{0}`")]

@@ -20,6 +20,10 @@ pub(crate) fn parse_operator(s: &str, base_dir: Option<&Path>) -> Result<Operato
     }
     if !s[i..].starts_with('@') {
         let arg = &s[i..];
+        // v3's grammar has no empty operator: `""` and `"!"` are syntax errors there.
+        if arg.is_empty() {
+            return Err(Spanned::new(ParseErrorKind::MissingOperatorArgument("@rx".into()), i));
+        }
         return Ok(Operator { negated, kind: OperatorKind::Rx(rx_arg(arg, i)?) });
     }
     let name_at = i;
@@ -30,6 +34,23 @@ pub(crate) fn parse_operator(s: &str, base_dir: Option<&Path>) -> Result<Operato
         Some(rest) => (rest, name_end + 1),
         None => (&s[name_end..], name_end),
     };
+    // v3's grammar wants a parameter after every operator but these (`@rx ` with nothing
+    // after the space is a syntax error there; `@rx  `, a one-space pattern, is not).
+    let bare = [
+        "detectsqli",
+        "detectxss",
+        "validateurlencoding",
+        "validateutf8encoding",
+        "unconditionalmatch",
+        "nomatch",
+        "geolookup",
+    ];
+    if arg.is_empty() && !bare.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(Spanned::new(
+            ParseErrorKind::MissingOperatorArgument(format!("@{name}")),
+            name_at,
+        ));
+    }
     let ms = |a: &str| parse_macro_string(a).map_err(|e| e.shift(arg_at));
     let text = || arg.to_string();
     let kind = match name.to_ascii_lowercase().as_str() {
