@@ -53,3 +53,20 @@ fn the_datastore_rule_decides_the_same_through_both_languages() {
         assert_eq!(e.evaluate(&req("curl/8", "/?1=2")).status, 200);
     }
 }
+
+/// An `expirevar` before other actions prints with a space after its comma, so that the
+/// text reads back as the same actions (libmodsecurity3's lexer, which ours follows, would
+/// otherwise read the rest into the `expirevar`).
+#[test]
+fn expirevar_before_other_actions_prints_and_reads_back() {
+    let src = "SecRule ARGS \"@rx a\" \"id:1,phase:1,pass,expirevar:tx.a=10, setvar:tx.a=1\"\n";
+    let set = waf_engine::seclang::parse_str(src, "t.conf").expect("parses");
+    let printed = waf_engine::seclang::print(&set).expect("prints");
+    let back = waf_engine::seclang::parse_str(&printed, "u.conf").expect("reads back");
+    let mut a = set.clone();
+    let mut b = back.clone();
+    a.strip_locations();
+    b.strip_locations();
+    assert_eq!(a, b, "{printed}");
+    assert!(printed.contains("setvar"), "{printed}");
+}

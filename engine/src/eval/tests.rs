@@ -260,6 +260,23 @@ fn update_action_by_id_as_v3_runs_it() {
     }
 }
 
+/// libmodsecurity3's lexer reads `expirevar:X=Y` on to the last `=` before white space, and
+/// on to the next comma: the `setvar` after it is swallowed, and rule 2 does not match.
+/// With a space after the comma it is not (each case observed through the peer).
+#[test]
+fn expirevar_swallows_what_v3_swallows() {
+    let get = req("GET", "/?x=a", &[], "");
+    let rules = |sep: &str| {
+        format!(
+            "SecRuleEngine On\n\
+             SecRule ARGS \"@rx a\" \"id:1,phase:1,pass,expirevar:tx.a=10,{sep}setvar:tx.a=1\"\n\
+             SecRule TX:a \"@eq 1\" \"id:2,phase:1,deny,status:401\"\n"
+        )
+    };
+    assert_eq!(run(&rules(""), &get), (200, vec!["1".to_string()]));
+    assert_eq!(run(&rules(" "), &get), (401, vec!["1".to_string(), "2".to_string()]));
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";

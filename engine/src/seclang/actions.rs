@@ -71,6 +71,9 @@ pub(crate) fn split_actions(s: &str) -> Result<Vec<RawAction<'_>>, Spanned> {
             }
         }
         out.push(RawAction { name, name_at, value, value_at });
+        if name.eq_ignore_ascii_case("expirevar") {
+            i = i.max(expirevar_token_end(b, name_at + name.len() + 1));
+        }
         skip_ws(&mut i);
         match b.get(i) {
             None => return Ok(out),
@@ -86,6 +89,28 @@ pub(crate) fn split_actions(s: &str) -> Result<Vec<RawAction<'_>>, Spanned> {
             }
         }
     }
+}
+
+/// Where libmodsecurity3's lexer ends an `expirevar` token whose value starts at `start`.
+/// One of its patterns is `expirevar:[^ \t"]+=[^, \t"]+`, whose first part crosses commas,
+/// and flex takes the longest match: the token runs to the last `=` before white space or
+/// a double quote, and on to the next comma. `expirevar:tx.a=10,setvar:tx.b=1` is one
+/// action there (one v3 does not carry out), and the `setvar` is gone; observed through
+/// the peer. CRS only writes `expirevar` last, or before another `expirevar`.
+fn expirevar_token_end(b: &[u8], start: usize) -> usize {
+    let stop = |c: &u8| matches!(c, b' ' | b'\t' | b'"');
+    let run_end = b[start.min(b.len())..].iter().position(stop).map_or(b.len(), |p| start + p);
+    let mut end = 0;
+    for e in start + 1..run_end {
+        if b[e] != b'=' {
+            continue;
+        }
+        let tail = b[e + 1..run_end].iter().take_while(|&&c| c != b',').count();
+        if tail > 0 {
+            end = end.max(e + 1 + tail);
+        }
+    }
+    end
 }
 
 /// Parses a whole action list. Offsets in errors are relative to `s`.

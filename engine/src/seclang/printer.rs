@@ -640,9 +640,17 @@ fn actions(acts: &[Action]) -> Res<String> {
                     .ok_or_else(|| unprintable("action", &format!("{name}:{v}")))?
             }
         };
-        parts.push(text);
+        parts.push((text, matches!(a, Action::ExpireVar { .. })));
     }
-    let s = parts.join(",");
+    // A space after an `expirevar`'s comma: without one, libmodsecurity3's lexer (and our
+    // parser, which follows it) reads the actions after it into the `expirevar`.
+    let mut s = String::new();
+    for (k, (text, _)) in parts.iter().enumerate() {
+        if k > 0 {
+            s.push_str(if parts[k - 1].1 { ", " } else { "," });
+        }
+        s.push_str(text);
+    }
     if !fits_in_double_quotes(&s) || parse_actions(&s).as_deref() != Ok(acts) {
         return Err(unprintable("action list", &s));
     }
