@@ -135,7 +135,10 @@ fn ftw_suite_through_the_native_engine() {
 }
 
 /// Rule files that leave the base directives unset (`SecRequestBodyAccess`,
-/// `SecResponseBodyAccess`, even `SecRuleEngine`), so that the engines' defaults decide.
+/// `SecResponseBodyAccess`, even `SecRuleEngine`), so that the engines' defaults decide, and
+/// one that turns the response body phase on. It also caught the response variables
+/// (`RESPONSE_BODY`, `RESPONSE_STATUS`, ...) having no value before their phase, where v3's
+/// have an empty one.
 /// Each file logs, per phase, whether a request or body variable has a value; native, lua, lua-ffi
 /// and the peer must see the same on the committed corpora. It caught an unset
 /// `SecRequestBodyAccess` skipping phase 2 in our engines (v3 runs it).
@@ -157,11 +160,17 @@ fn engines_agree_with_modsecurity_on_unset_directives() {
         "REQBODY_ERROR",
         "XML:/*",
         "RESPONSE_BODY",
+        "RESPONSE_STATUS",
+        "RESPONSE_PROTOCOL",
+        "RESPONSE_CONTENT_TYPE",
+        "RESPONSE_CONTENT_LENGTH",
+        "OUTBOUND_DATA_ERROR",
     ];
     let headers = [
         "",
         "SecRuleEngine On\n",
         "SecRuleEngine On\nSecRequestBodyAccess Off\n",
+        "SecRuleEngine On\nSecResponseBodyAccess On\n",
         "SecRuleEngine On\nSecRule REQUEST_METHOD \"@streq PUT\" \
          \"id:1,phase:1,pass,nolog,ctl:requestBodyAccess=Off\"\n",
     ];
@@ -176,11 +185,18 @@ fn engines_agree_with_modsecurity_on_unset_directives() {
         let mut text = head.to_string();
         let mut id = 100;
         for v in vars {
+            // A value, an empty value, and how many (v3's anchored variables always have
+            // one, empty until set).
             for phase in 1..=5 {
-                id += 1;
-                text.push_str(&format!(
-                    "SecRule {v} \"@rx .\" \"id:{id},phase:{phase},pass,log,msg:'{v} {phase}'\"\n"
-                ));
+                for (target, op) in [(v.to_string(), "@rx ."), (v.to_string(), "@rx ^$")]
+                    .into_iter()
+                    .chain((!v.contains(':')).then(|| (format!("&{v}"), "@eq 1")))
+                {
+                    id += 1;
+                    text.push_str(&format!(
+                        "SecRule {target} \"{op}\" \"id:{id},phase:{phase},pass,log\"\n"
+                    ));
+                }
             }
         }
         let path = dir.join(format!("unset-{k}.conf"));

@@ -691,6 +691,8 @@ pub struct Transaction<'r> {
     current_rule: Option<u64>,
     phase: u8,
     response_status: u16,
+    /// The response body phase ran (v3 `processResponseBody` past its checks).
+    response_body_done: bool,
     /// Scratch buffers reused across rules (and across transactions, see [`Scratch`]).
     values: ValueBuf,
     captures: Vec<Vec<u8>>,
@@ -799,6 +801,7 @@ impl<'r> Transaction<'r> {
             current_rule: None,
             phase: 1,
             response_status: 200,
+            response_body_done: false,
             values: scratch.values,
             captures: scratch.captures,
             setvar_bufs: scratch.setvar_bufs,
@@ -871,6 +874,7 @@ impl<'r> Transaction<'r> {
             // v3 skips phase 4 when the response content type is not one to inspect; our
             // synthetic response has none, so phase 4 runs only without SecResponseBodyMimeType.
             if self.rs.config.txn.response_body_mime_types.is_empty() {
+                self.response_body_done = true;
                 eval_phase(self, 4);
                 self.take_intervention();
             }
@@ -1909,10 +1913,25 @@ impl<'r> Transaction<'r> {
                     .map(|(k, v)| (format!("ENV:{k}"), v.to_vec()))
                     .collect(),
             ),
+            // v3 `AnchoredVariable`s: one value in every phase, empty until the connector's
+            // step sets it (observed with libmodsecurity3 for each, phases 1, 3, 4 and 5).
+            // The response is an empty `200` without headers: status and protocol from
+            // phase 3; length and OUTBOUND_DATA_ERROR `0` once the response body phase ran.
             Variable::ResponseStatus if self.phase >= 3 => {
                 one(self.response_status.to_string().into_bytes())
             }
             Variable::ResponseProtocol if self.phase >= 3 => one(b"HTTP/1.1".to_vec()),
+            Variable::ResponseContentLength | Variable::OutboundDataError
+                if self.response_body_done =>
+            {
+                one(b"0".to_vec())
+            }
+            Variable::ResponseStatus
+            | Variable::ResponseProtocol
+            | Variable::ResponseBody
+            | Variable::ResponseContentType
+            | Variable::ResponseContentLength
+            | Variable::OutboundDataError => one(Vec::new()),
             Variable::Duration => one(b"0".to_vec()),
             _ => None,
         }

@@ -531,6 +531,10 @@ fn cacheable(var: Variable) -> bool {
                 | Variable::Env
                 | Variable::ResponseStatus
                 | Variable::ResponseProtocol
+                | Variable::ResponseBody
+                | Variable::ResponseContentType
+                | Variable::ResponseContentLength
+                | Variable::OutboundDataError
                 | Variable::Duration
         )
 }
