@@ -170,6 +170,12 @@ pub(crate) fn tokenize(line: &str) -> Result<Vec<Token>, Spanned> {
             i += 1;
             continue;
         }
+        // libmodsecurity3 reads a `#` where a directive's next argument would start (after
+        // white space, or right after a closing quote) as a comment to the end of the line:
+        // `SecRule ARGS "@rx x" "id:1,deny" # why` loads there.
+        if b[i] == b'#' && !out.is_empty() {
+            break;
+        }
         if b[i] == b'"' {
             let open = i;
             i += 1;
