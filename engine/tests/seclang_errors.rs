@@ -94,6 +94,17 @@ fn each_bad_input_is_reported_where_it_is() {
         ("SecRule ARGS \"@pm\" \"id:21\"", 1, 15, Some(21), "`@pm` needs an argument"),
         ("SecRule ARGS \"@eq \" \"id:22\"", 1, 15, Some(22), "`@eq` needs an argument"),
         ("SecRule ARGS \"!\" \"id:23\"", 1, 16, Some(23), "`@rx` needs an argument"),
+        // Action lists in double quotes, as v3's grammar wants (a SecRule may have one bare
+        // action).
+        ("SecAction id:27,phase:1,pass", 1, 11, Some(27), "expects a quoted action list"),
+        ("SecDefaultAction phase:1,log,deny", 1, 18, None, "expects a quoted action list"),
+        (
+            "SecRule ARGS \"@rx a\" id:28,phase:1,deny",
+            1,
+            22,
+            Some(28),
+            "its actions in double quotes when there are several",
+        ),
         // libmodsecurity3's parser refuses these too (seclang-parser.yy, driver.cc).
         ("SecDefaultAction \"phase:1,log,deny,t:none\"", 1, 36, None, "cannot hold `t:none`"),
         ("SecDefaultAction \"phase:2,rev:3,deny\"", 1, 27, None, "cannot hold `rev`"),
@@ -223,6 +234,15 @@ fn block_in_a_chained_rule_is_accepted() {
         SecRule ARGS \"@unconditionalMatch\" \"id:25,phase:1,pass\"\n\
         SecRule ARGS \"@rx  \" \"id:26,phase:1,pass\"";
     assert!(parse_str(bare, "t.conf").is_ok());
+    // A `#` where an argument would start begins a comment, as in v3; one inside quotes
+    // does not. A single bare action is an action list.
+    let commented = "SecRuleEngine On # why\n\
+        SecRule ARGS \"@rx a#b\" \"id:29,phase:1,pass,msg:#1\" # why\n\
+        SecAction \"id:30,phase:1,pass\"#why\n\
+        SecMarker M # why\n\
+        SecRule ARGS \"@rx a\" id:31";
+    let set = parse_str(commented, "t.conf").expect("comments after arguments");
+    assert_eq!(set.directives.len(), 5, "{set:?}");
     let src =
         "SecRule ARGS \"@rx x\" \"id:18,phase:1,deny,chain\"\nSecRule ARGS \"@rx y\" \"block\"";
     assert!(parse_str(src, "t.conf").is_ok());

@@ -176,6 +176,9 @@ impl Parser {
             }
             "secdefaultaction" => {
                 let arg = one_arg(name, args, first, "a quoted action list")?;
+                if !arg.quoted {
+                    return Err(bad_args(name, "a quoted action list", arg));
+                }
                 let actions = parse_actions(&arg.text).map_err(|e| e.shift(arg.start))?;
                 self.check_default_action(&actions, ll, arg.start)?;
                 Directive::DefaultAction(DefaultAction { actions, loc: loc() })
@@ -462,6 +465,15 @@ fn sec_rule(
     let operator =
         parse_operator(&args[1].text, dir).map_err(|e| errs.push(e.shift(args[1].start))).ok();
     let actions = match args.get(2) {
+        // Unquoted, v3 reads one action and refuses a comma after it.
+        Some(a) if !a.quoted && a.text.contains(',') => {
+            errs.push(bad_args(
+                "SecRule",
+                "its actions in double quotes when there are several",
+                a,
+            ));
+            None
+        }
         Some(a) => parse_actions_all(&a.text)
             .map_err(|v| errs.extend(v.into_iter().map(|e| e.shift(a.start))))
             .ok(),
@@ -482,6 +494,10 @@ fn sec_rule(
 
 fn sec_action(args: &[Token], first: &Token, loc: Option<Loc>) -> Result<Rule, Spanned> {
     let arg = one_arg("SecAction", args, first, "a quoted action list")?;
+    // v3's grammar wants the double quotes (an unquoted list is a syntax error there).
+    if !arg.quoted {
+        return Err(bad_args("SecAction", "a quoted action list", arg));
+    }
     let actions = parse_actions(&arg.text).map_err(|e| e.shift(arg.start))?;
     Ok(Rule { targets: Vec::new(), operator: None, condition: None, actions, chain: None, loc })
 }
