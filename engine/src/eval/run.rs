@@ -1972,16 +1972,24 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 MacroPart::Var { var, key } => {
+                    // `%{ARGS:/^x/}` selects by regex, as in a target (v3 expands it to the
+                    // first such value in arrival order).
+                    let selector = key.as_ref().map(|k| match k.strip_prefix('/') {
+                        Some(inner) if inner.len() > 1 && inner.ends_with('/') => {
+                            Selector::Regex(inner[..inner.len() - 1].to_string())
+                        }
+                        _ => Selector::Key(k.clone()),
+                    });
                     let t = CTarget {
                         target: crate::ir::Target {
                             variable: *var,
-                            selector: key.clone().map(Selector::Key),
+                            selector: selector.clone(),
                             exclude: false,
                             count: false,
                         },
-                        selector: key.as_ref().and_then(|k| {
-                            crate::txn::CompiledSelector::new(&Selector::Key(k.clone())).ok()
-                        }),
+                        selector: selector
+                            .as_ref()
+                            .and_then(|s| crate::txn::CompiledSelector::new(s).ok()),
                         full_name: String::new(),
                         key_regex: None,
                         key_hash: None,

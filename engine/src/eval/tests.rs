@@ -277,6 +277,23 @@ fn expirevar_swallows_what_v3_swallows() {
     assert_eq!(run(&rules(" "), &get), (401, vec!["1".to_string(), "2".to_string()]));
 }
 
+/// A literal key reads equal keys newest first (v3's `equal_range` on its multimap), a
+/// regex selector and the whole collection in arrival order; a macro takes the first value
+/// read. Observed with libmodsecurity3 on `?x=1&x=2&X=5`.
+#[test]
+fn repeated_keys_read_as_v3_reads_them() {
+    let get = req("GET", "/?x=1&x=2&X=5", &[], "");
+    let rules = "SecRuleEngine On\n\
+        SecRule ARGS:x \"@rx .\" \"id:1,phase:1,pass,nolog,setvar:tx.last=%{MATCHED_VAR},\
+        setvar:tx.first=%{ARGS:x},setvar:tx.re=%{ARGS:/^x$/},setvar:tx.all=%{ARGS}\"\n\
+        SecRule TX:last \"@streq 1\" \"id:2,phase:1,pass,log\"\n\
+        SecRule TX:first \"@streq 5\" \"id:3,phase:1,pass,log\"\n\
+        SecRule TX:re \"@streq 1\" \"id:4,phase:1,pass,log\"\n\
+        SecRule TX:all \"@streq 1\" \"id:5,phase:1,pass,log\"\n";
+    let (_, ids) = run(rules, &get);
+    assert_eq!(ids, ["2", "3", "4", "5"]);
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";

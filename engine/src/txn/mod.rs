@@ -188,6 +188,13 @@ pub struct CompiledSelector {
     kind: SelectorKind,
 }
 
+impl CompiledSelector {
+    /// A literal key (`ARGS:x`), not a regex (`ARGS:/^x/`).
+    pub fn is_literal_key(&self) -> bool {
+        matches!(self.kind, SelectorKind::Key(_))
+    }
+}
+
 #[derive(Debug, Clone)]
 enum SelectorKind {
     /// Compared ASCII case-insensitively (v3's `MyEqual`); for XML, the XPath expression.
@@ -932,11 +939,14 @@ impl RequestData {
     ) -> bool {
         if let Some((c, names_var)) = self.coll(var) {
             let (bytes, names) = (&self.bytes[..], &self.names[..]);
-            for &e in &self.colls[c as usize] {
+            // v3 keeps these collections in an `unordered_multimap` and reads a literal key
+            // through `equal_range`, which yields equal keys newest first: `ARGS:x` on
+            // `?x=1&x=2` reads 2 then 1 (observed with libmodsecurity3, for ARGS, ARGS_GET,
+            // ARGS_POST, REQUEST_HEADERS and REQUEST_COOKIES). The whole collection and a
+            // regex selector read in arrival order.
+            let elems = &self.colls[c as usize];
+            let emit = |e: &Elem, out: &mut dyn FnMut(VarValue<'a>)| {
                 let key = e.key.of(bytes);
-                if selector.is_some_and(|s| !s.matches_key(key)) {
-                    continue;
-                }
                 match names_var {
                     None => out(VarValue {
                         name: Cow::Borrowed(e.name(names)),
@@ -949,6 +959,36 @@ impl RequestData {
                         },
                         value: Cow::Borrowed(key),
                     }),
+                }
+            };
+            match selector.filter(|s| s.is_literal_key()) {
+                None => {
+                    for e in elems {
+                        if selector.is_some_and(|s| !s.matches_key(e.key.of(bytes))) {
+                            continue;
+                        }
+                        emit(e, out);
+                    }
+                }
+                // Most literal keys match once: one pass finds it, and only a repeated key
+                // takes the second, backwards.
+                Some(s) => {
+                    let (mut hits, mut at) = (0usize, 0usize);
+                    for (i, e) in elems.iter().enumerate() {
+                        if s.matches_key(e.key.of(bytes)) {
+                            hits += 1;
+                            at = i;
+                        }
+                    }
+                    match hits {
+                        0 => {}
+                        1 => emit(&elems[at], out),
+                        _ => elems
+                            .iter()
+                            .rev()
+                            .filter(|e| s.matches_key(e.key.of(bytes)))
+                            .for_each(|e| emit(e, out)),
+                    }
                 }
             }
             return true;
