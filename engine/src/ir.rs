@@ -611,6 +611,22 @@ impl Action {
                 | Action::Pause(_)
         )
     }
+
+    /// v3's configuration-only actions (`ConfigurationKind`), read when a rule is built and
+    /// never run: the SecLang name of one, `None` for the others. `SecDefaultAction` refuses
+    /// them (but `phase`), and `SecRuleUpdateActionById` drops them.
+    pub fn configuration_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Action::Id(_) => "id",
+            Action::Phase(_) => "phase",
+            Action::Rev(_) => "rev",
+            Action::Ver(_) => "ver",
+            Action::Maturity(_) => "maturity",
+            Action::Accuracy(_) => "accuracy",
+            Action::Chain => "chain",
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

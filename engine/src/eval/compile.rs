@@ -632,18 +632,7 @@ fn update_actions(rule: &mut Rule, actions: &[Action]) {
     // `nolog`) marks the rule's disruptive action as done, so the rule's own `deny` or
     // `block` no longer runs unless the update brings its own. Observed through the peer:
     // `SecRuleUpdateActionById 1 "setvar:tx.a=1"` on a `deny` rule lets the request through.
-    let configuration = |a: &Action| {
-        matches!(
-            a,
-            Action::Id(_)
-                | Action::Phase(_)
-                | Action::Rev(_)
-                | Action::Ver(_)
-                | Action::Maturity(_)
-                | Action::Accuracy(_)
-                | Action::Chain
-        )
-    };
+    let configuration = |a: &Action| a.configuration_name().is_some();
     let after_match = actions.iter().any(|a| !configuration(a) && !matches!(a, Action::T(_)));
     if after_match && !actions.iter().any(Action::is_disruptive) {
         rule.actions.retain(|b| !b.is_disruptive());

@@ -286,12 +286,7 @@ impl Parser {
                     None
                 }
                 Action::T(Transformation::None) => Some("t:none"),
-                Action::Id(_) => Some("id"),
-                Action::Rev(_) => Some("rev"),
-                Action::Ver(_) => Some("ver"),
-                Action::Maturity(_) => Some("maturity"),
-                Action::Accuracy(_) => Some("accuracy"),
-                Action::Chain => Some("chain"),
+                a if a.configuration_name().is_some() => a.configuration_name(),
                 a => {
                     disruptive |= a.is_disruptive() && !matches!(a, Action::Block);
                     None
