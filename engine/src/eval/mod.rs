@@ -79,4 +79,4 @@ impl Engine for NativeEngine {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -24,6 +24,16 @@ fn run(rules: &str, r: &Request) -> (u16, Vec<String>) {
     (d.status, d.matched_ids)
 }
 
+/// `rules` decide `r` with `status` and log `ids`, in that order.
+fn assert_decides(rules: &str, r: &Request, status: u16, ids: &[&str], what: &str) {
+    let (s, m) = run(rules, r);
+    assert_eq!(
+        (s, m.iter().map(String::as_str).collect::<Vec<_>>()),
+        (status, ids.to_vec()),
+        "{what}"
+    );
+}
+
 /// `set` compiled with `opts`, as an engine.
 fn engine_with(set: &crate::ir::RuleSet, opts: super::compile::CompileOptions) -> NativeEngine {
     let rs = super::compile::CompiledRuleSet::compile_with(set, opts).expect("rules compile");
@@ -49,12 +59,13 @@ fn assert_same_decisions(
     }
 }
 
-const HEAD: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n\
+/// The configuration the flow tests (here and in `lua::tests`) run their rules under.
+pub(crate) const HEAD: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n\
     SecDefaultAction \"phase:1,log,auditlog,pass\"\nSecDefaultAction \"phase:2,log,auditlog,pass\"\n";
 
 /// [`HEAD`], less its phase 1 default when `rules` brings its own: libmodsecurity3 refuses a
 /// second `SecDefaultAction` for a phase.
-fn head_for(rules: &str) -> String {
+pub(crate) fn head_for(rules: &str) -> String {
     if rules.contains("SecDefaultAction \"phase:1") {
         HEAD.replace("SecDefaultAction \"phase:1,log,auditlog,pass\"\n", "")
     } else {
@@ -176,12 +187,7 @@ fn v3_flow_and_logging_quirks() {
         ),
     ];
     for (what, rules, status, ids) in cases {
-        let (s, m) = run(&format!("{}{rules}\n", head_for(rules)), &get);
-        assert_eq!(
-            (s, m.iter().map(String::as_str).collect::<Vec<_>>()),
-            (*status, ids.to_vec()),
-            "{what}"
-        );
+        assert_decides(&format!("{}{rules}\n", head_for(rules)), &get, *status, ids, what);
     }
 }
 
@@ -251,12 +257,7 @@ fn update_action_by_id_as_v3_runs_it() {
             "{rule}SecRuleUpdateActionById 1 \"{update}\"\n\
              SecRule TX:a \"@eq 1\" \"id:2,phase:1,deny,status:409\"\n"
         );
-        let (s, m) = run(&rules, &get);
-        assert_eq!(
-            (s, m.iter().map(String::as_str).collect::<Vec<_>>()),
-            (*status, ids.to_vec()),
-            "{what}"
-        );
+        assert_decides(&rules, &get, *status, ids, what);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::eval::NativeEngine;
+use crate::eval::tests::{HEAD, head_for};
 
 fn req(uri: &str, body: &str) -> Request {
     Request {
@@ -16,19 +17,6 @@ fn req(uri: &str, body: &str) -> Request {
         ],
         body: body.as_bytes().to_vec(),
         ..Request::default()
-    }
-}
-
-const HEAD: &str = "SecRuleEngine On\nSecRequestBodyAccess On\n\
-    SecDefaultAction \"phase:1,log,auditlog,pass\"\nSecDefaultAction \"phase:2,log,auditlog,pass\"\n";
-
-/// [`HEAD`], less its phase 1 default when `rules` brings its own: libmodsecurity3 refuses a
-/// second `SecDefaultAction` for a phase.
-fn head_for(rules: &str) -> String {
-    if rules.contains("SecDefaultAction \"phase:1") {
-        HEAD.replace("SecDefaultAction \"phase:1,log,auditlog,pass\"\n", "")
-    } else {
-        HEAD.to_string()
     }
 }
 
