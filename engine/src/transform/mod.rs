@@ -27,7 +27,7 @@ mod cmdline;
 mod comments;
 mod css;
 mod escape;
-mod hash;
+pub(crate) mod hash;
 mod hex;
 mod html;
 mod js;

@@ -586,8 +586,7 @@ impl RequestData {
         d.set_decimal(ServerPort, req.server_port.into());
         // The peer creates its transaction with the corpus id, so UNIQUE_ID is that id.
         if req.id.is_empty() {
-            use sha1::Digest;
-            let h = sha1::Sha1::digest(&req.uri);
+            let h = crate::transform::hash::sha1_digest(&req.uri);
             let id = h.iter().take(10).map(|b| format!("{b:02x}")).collect::<String>();
             d.set(UniqueId, id);
         } else {
