@@ -16,7 +16,7 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
-    SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
+    KeyRegex, SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -24,6 +24,7 @@ use crate::ir::{
     Transformation, Variable,
 };
 use crate::request::{Decision, Request};
+use crate::seclang::variables::regex_key;
 use crate::transform;
 use crate::txn::{BodyProcessor, RequestData, decimal};
 use std::borrow::Cow;
@@ -1965,20 +1966,22 @@ impl<'r> Transaction<'r> {
         for p in &m.parts {
             match p {
                 MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
-                MacroPart::Var { var, key: Some(key) } if is_collection_var(*var) => {
+                MacroPart::Var { var, key: Some(key) }
+                    if is_collection_var(*var) && regex_key(*var, key).is_none() =>
+                {
                     // `%{tx.name}`: the first (only) value under that key, read directly.
                     if let Some(v) = self.collection_of(*var).and_then(|c| c.get(key)) {
                         out.extend_from_slice(v);
                     }
                 }
                 MacroPart::Var { var, key } => {
-                    // `%{ARGS:/^x/}` selects by regex, as in a target (v3 expands it to the
-                    // first such value in arrival order).
-                    let selector = key.as_ref().map(|k| match k.strip_prefix('/') {
-                        Some(inner) if inner.len() > 1 && inner.ends_with('/') => {
-                            Selector::Regex(inner[..inner.len() - 1].to_string())
-                        }
-                        _ => Selector::Key(k.clone()),
+                    // `%{ARGS:/^x/}` and `%{TX:/^x/}` select by regex, as in a target (v3
+                    // expands the macro to the first such value, in the order the values
+                    // were added; for TX, case-insensitive like v3's `VariableRegex`).
+                    let regex = key.as_deref().and_then(|k| regex_key(*var, k));
+                    let selector = key.as_ref().map(|k| match regex {
+                        Some(re) => Selector::Regex(re.to_string()),
+                        None => Selector::Key(k.clone()),
                     });
                     let t = CTarget {
                         target: crate::ir::Target {
@@ -1991,7 +1994,9 @@ impl<'r> Transaction<'r> {
                             .as_ref()
                             .and_then(|s| crate::txn::CompiledSelector::new(s).ok()),
                         full_name: String::new(),
-                        key_regex: None,
+                        key_regex: regex
+                            .filter(|_| is_collection_var(*var))
+                            .and_then(|re| KeyRegex::new(re).ok()),
                         key_hash: None,
                         source: None,
                         snapshot_hits: std::sync::OnceLock::new(),

@@ -295,6 +295,36 @@ fn repeated_keys_read_as_v3_reads_them() {
     assert_eq!(ids, ["2", "3", "4", "5"]);
 }
 
+/// `%{TX:/re/}` expands to the first TX value whose key matches the regex (case-insensitive,
+/// in the order the keys were set), in either spelling (`tx.`, `TX:`), and to nothing when no
+/// key matches. Observed with libmodsecurity3: with `zzz` set before `abc`, `/^[az]/` gives
+/// `zzz`'s value; the other way round, `abc`'s.
+#[test]
+fn tx_regex_macros_expand_to_the_first_matching_value() {
+    let get = req("GET", "/x", &[], "");
+    let rules = |first: &str, second: &str, mac: &str| {
+        format!(
+            "SecRuleEngine On\n\
+             SecAction \"id:1,phase:1,pass,nolog,setvar:{first},setvar:{second}\"\n\
+             SecRule REQUEST_URI \"@rx x\" \"id:2,phase:1,pass,nolog,setvar:tx.out={mac},\
+             setvar:tx.none=%{{TX:/^nomatch/}}\"\n\
+             SecRule TX:out \"@streq hello\" \"id:3,phase:1,deny,status:418\"\n\
+             SecRule TX:none \"@rx ^$\" \"id:4,phase:1,pass,log\"\n"
+        )
+    };
+    let (zzz, abc) = ("tx.zzz=world", "tx.abc=hello");
+    for (first, second, mac, status, ids) in [
+        (zzz, abc, "%{TX:/^ab/}", 418, &["3"][..]),
+        (zzz, abc, "%{tx./^AB/}", 418, &["3"][..]),
+        (zzz, abc, "%{TX:/b/}", 418, &["3"][..]),
+        (zzz, abc, "%{TX:/^[az]/}", 200, &["4"][..]),
+        (abc, zzz, "%{TX:/^[az]/}", 418, &["3"][..]),
+    ] {
+        let r = rules(first, second, mac);
+        assert_decides(&r, &get, status, ids, &format!("{first}, {second}: {mac}"));
+    }
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";

@@ -27,7 +27,7 @@ mod lexer;
 mod operators;
 mod parser;
 mod printer;
-mod variables;
+pub(crate) mod variables;
 
 pub use error::{ParseError, ParseErrorKind, ParseErrors};
 pub use parser::{MAX_ERRORS, MAX_INCLUDE_DEPTH, Parser};

@@ -86,20 +86,22 @@ fn is_delim(b: Option<&u8>) -> bool {
     matches!(b, None | Some(b'|' | b',' | b' ' | b'\t'))
 }
 
+/// The regex of a key written `/.../` (a quoted target key, or a macro's key), `None` for a
+/// plain key. `XML`'s keys are XPath expressions, never regexes.
+pub(crate) fn regex_key(variable: Variable, key: &str) -> Option<&str> {
+    (variable != Variable::Xml && key.len() >= 2 && key.starts_with('/') && key.ends_with('/'))
+        .then(|| &key[1..key.len() - 1])
+}
+
 fn parse_selector(s: &str, start: usize, variable: Variable) -> Result<(Selector, usize), Spanned> {
     let b = s.as_bytes();
     if b.get(start) == Some(&b'\'') {
         let close = closing_single_quote(b, start + 1)
             .ok_or_else(|| Spanned::new(ParseErrorKind::UnbalancedQuote, start))?;
         let inner = &s[start + 1..close];
-        let sel = if variable != Variable::Xml
-            && inner.len() >= 2
-            && inner.starts_with('/')
-            && inner.ends_with('/')
-        {
-            Selector::Regex(inner[1..inner.len() - 1].to_string())
-        } else {
-            Selector::Key(unescape_single(inner))
+        let sel = match regex_key(variable, inner) {
+            Some(re) => Selector::Regex(re.to_string()),
+            None => Selector::Key(unescape_single(inner)),
         };
         return Ok((sel, close + 1));
     }
