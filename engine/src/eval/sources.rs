@@ -956,6 +956,11 @@ impl SourceCache {
             Some(&tv) => tv,
             None => {
                 let tv = self.push_tval(raw);
+                // The transformations its bytes prove idle, all at once: a chain of only
+                // those leaves the record as it is without running (`push_recorded`).
+                let idle = transform::identity::unchanged(raw);
+                let rec = &mut self.tvals[tv as usize];
+                (rec.known, rec.same) = (idle, idle);
                 self.shared.insert((p, l), tv);
                 tv
             }
@@ -973,6 +978,12 @@ impl SourceCache {
         name: (u32, u32),
         id: u32,
     ) {
+        let steps = chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32));
+        if steps & !self.tvals[id as usize].same == 0 {
+            // Every step leaves these bytes unchanged (proven from them, or seen before).
+            self.entries.push(Entry { name, tval: id });
+            return;
+        }
         if self.push_linked(chain_id, name, id) {
             return;
         }

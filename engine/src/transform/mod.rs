@@ -30,6 +30,7 @@ mod escape;
 pub(crate) mod hash;
 mod hex;
 mod html;
+pub(crate) mod identity;
 mod js;
 mod nulls;
 mod parity;

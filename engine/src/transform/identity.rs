@@ -1,0 +1,261 @@
+//! Which transformations provably leave a value unchanged, found in one pass over its bytes.
+//!
+//! Most request values are read through several transformation chains, and most of those
+//! chains leave them as they are (a benign GET at CRS PL1: about 210 chain runs, 16 that
+//! change anything). Each transformation has its own borrowed fast path, but finding out
+//! through it costs a call and a scan per value and transformation, and on a decision that
+//! starts with cold caches the code of every transformation tried. [`unchanged`] answers for
+//! all of them at once from the bytes (and the few byte pairs) that can make each one act.
+//!
+//! The answer is conservative: a clear bit says nothing, a set bit is a proof. The proof is
+//! the implementations' own fast paths, read once per transformation below, and checked
+//! against [`super::apply`] by a property test.
+
+use crate::ir::Transformation as T;
+
+const fn bit(t: T) -> u64 {
+    1 << t as u32
+}
+
+/// The transformations [`unchanged`] can prove: those whose change needs a byte or a pair of
+/// bytes from a short list. Decoders of whole values (base64, hex), digests, encoders and
+/// `length` always change their input or depend on all of it, and are not covered.
+pub(crate) const COVERED: u64 = bit(T::None)
+    | bit(T::Lowercase)
+    | bit(T::Uppercase)
+    | bit(T::UrlDecode)
+    | bit(T::UrlDecodeUni)
+    | bit(T::HtmlEntityDecode)
+    | bit(T::JsDecode)
+    | bit(T::EscapeSeqDecode)
+    | bit(T::CssDecode)
+    | bit(T::RemoveNulls)
+    | bit(T::ReplaceNulls)
+    | bit(T::Utf8ToUnicode)
+    | bit(T::RemoveWhitespace)
+    | bit(T::CompressWhitespace)
+    | bit(T::CmdLine)
+    | bit(T::ReplaceComments)
+    | bit(T::RemoveComments)
+    | bit(T::RemoveCommentsChar)
+    | bit(T::NormalizePath)
+    | bit(T::NormalizePathWin)
+    | bit(T::Trim)
+    | bit(T::TrimLeft)
+    | bit(T::TrimRight);
+
+/// Set on a byte that starts one of the pairs [`pair`] knows (no transformation has this bit).
+const PAIR_START: u64 = 1 << 63;
+const _: () = assert!(COVERED & PAIR_START == 0);
+
+/// Per byte: the covered transformations that byte alone may make act, and [`PAIR_START`].
+static SPOILS: [u64; 256] = spoils();
+
+const fn spoils() -> [u64; 256] {
+    let mut s = [0u64; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let mut m = 0;
+        if c.is_ascii_uppercase() {
+            m |= bit(T::Lowercase) | bit(T::CmdLine);
+        }
+        if c.is_ascii_lowercase() {
+            m |= bit(T::Uppercase);
+        }
+        // C-locale isspace: trim* are decided from the ends instead (see `unchanged`).
+        let space = c == b' ' || (c >= 0x09 && c <= 0x0d);
+        if space {
+            m |= bit(T::RemoveWhitespace);
+        }
+        // compressWhitespace: any whitespace but a single ' ' (pairs below).
+        if space && c != b' ' {
+            m |= bit(T::CompressWhitespace);
+        }
+        m |= match c {
+            b'%' | b'+' => bit(T::UrlDecode) | bit(T::UrlDecodeUni),
+            b'&' => bit(T::HtmlEntityDecode),
+            b'\\' => {
+                bit(T::JsDecode)
+                    | bit(T::EscapeSeqDecode)
+                    | bit(T::CssDecode)
+                    | bit(T::CmdLine)
+                    | bit(T::NormalizePathWin)
+            }
+            0 => {
+                bit(T::CssDecode)
+                    | bit(T::RemoveNulls)
+                    | bit(T::ReplaceNulls)
+                    | bit(T::Utf8ToUnicode)
+            }
+            // removeWhitespace also drops every 0xa0 and 0xc2 byte.
+            0xa0 | 0xc2 => bit(T::Utf8ToUnicode) | bit(T::RemoveWhitespace),
+            0x80..=0xff => bit(T::Utf8ToUnicode),
+            b'"' | b'\'' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => bit(T::CmdLine),
+            b'#' => bit(T::RemoveComments) | bit(T::RemoveCommentsChar),
+            // A `.` segment, or `..`: conservatively any full stop.
+            b'.' => bit(T::NormalizePath) | bit(T::NormalizePathWin),
+            _ => 0,
+        };
+        if matches!(c, b' ' | b'/' | b'*' | b'-') {
+            m |= PAIR_START;
+        }
+        s[b] = m;
+        b += 1;
+    }
+    s
+}
+
+/// The covered transformations the pair `a b` may make act (`a` has [`PAIR_START`]).
+#[cold]
+#[inline(never)]
+fn pair(a: u8, b: u8) -> u64 {
+    match (a, b) {
+        // cmdLine: a second separator in a run, a space before `/` or `(`;
+        // compressWhitespace: a second whitespace byte in a row.
+        (b' ', b' ') => bit(T::CmdLine) | bit(T::CompressWhitespace),
+        (b' ', 0x09..=0x0d) => bit(T::CompressWhitespace),
+        (b' ', b'/' | b'(') => bit(T::CmdLine),
+        (b'/', b'*') => {
+            bit(T::ReplaceComments) | bit(T::RemoveComments) | bit(T::RemoveCommentsChar)
+        }
+        (b'*', b'/') => bit(T::RemoveCommentsChar),
+        // `--` (also inside `<!--` and `-->`).
+        (b'-', b'-') => bit(T::RemoveComments) | bit(T::RemoveCommentsChar),
+        (b'/', b'/') => bit(T::NormalizePath) | bit(T::NormalizePathWin),
+        _ => 0,
+    }
+}
+
+/// The transformations (bits `1 << t as u32`) proven to return `value` unchanged; a subset of
+/// [`COVERED`].
+pub(crate) fn unchanged(value: &[u8]) -> u64 {
+    let mut m = 0u64;
+    let mut prev = 0u8;
+    let mut prev_starts = false;
+    for &b in value {
+        let s = SPOILS[usize::from(b)];
+        m |= s;
+        if prev_starts {
+            m |= pair(prev, b);
+        }
+        prev_starts = s & PAIR_START != 0;
+        prev = b;
+    }
+    let space = |b: Option<&u8>| b.is_some_and(|&b| super::is_c_space(b));
+    if space(value.first()) {
+        m |= bit(T::Trim) | bit(T::TrimLeft);
+    }
+    if space(value.last()) {
+        m |= bit(T::Trim) | bit(T::TrimRight);
+    }
+    COVERED & !m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Transformation;
+    use proptest::strategy::Strategy;
+
+    fn covered() -> Vec<Transformation> {
+        crate::ir::Transformation::ALL.iter().copied().filter(|&t| COVERED & bit(t) != 0).collect()
+    }
+
+    #[test]
+    fn benign_text_is_proven_unchanged_by_the_decoders() {
+        let u = unchanged(b"gzip, deflate, br");
+        for t in [T::UrlDecodeUni, T::HtmlEntityDecode, T::JsDecode, T::RemoveNulls, T::Lowercase] {
+            assert!(u & bit(t) != 0, "{t:?}");
+        }
+        // A comma is a cmdLine separator; nothing is proven for what it rewrites.
+        assert!(u & bit(T::CmdLine) == 0);
+        let u = unchanged(b"Mozilla/5.0 (X11; Linux x86_64)");
+        assert!(u & bit(T::Lowercase) == 0 && u & bit(T::CmdLine) == 0);
+        assert!(u & bit(T::UrlDecodeUni) != 0 && u & bit(T::Utf8ToUnicode) != 0);
+        assert!(unchanged(b" x") & bit(T::TrimLeft) == 0);
+        assert!(unchanged(b"x ") & bit(T::TrimLeft) != 0);
+        assert!(unchanged(b"a  b") & bit(T::CompressWhitespace) == 0);
+        assert!(unchanged(b"a b") & bit(T::CompressWhitespace) != 0);
+        assert_eq!(unchanged(b""), COVERED);
+    }
+
+    /// Pieces the transformations act on: entities, escapes, comment markers, path segments,
+    /// whitespace runs, and bytes around them.
+    const PIECES: &[&[u8]] = &[
+        b"&amp;",
+        b"&#65;",
+        b"&#x41;",
+        b"&lt",
+        b"&",
+        b"%41",
+        b"%u0041",
+        b"%uff01",
+        b"%",
+        b"+",
+        b"\\x41",
+        b"\\u0041",
+        b"\\n",
+        b"\\0",
+        b"\\",
+        b"0x41",
+        b"0X",
+        b"/*",
+        b"*/",
+        b"--",
+        b"<!--",
+        b"-->",
+        b"#",
+        b"./",
+        b"../",
+        b"//",
+        b"/",
+        b".",
+        b" ",
+        b"  ",
+        b"\t",
+        b"\n",
+        b"\x0b",
+        b"\x0c",
+        b"\r",
+        b"\"",
+        b"'",
+        b"^",
+        b",",
+        b";",
+        b"(",
+        b"\0",
+        b"\xa0",
+        b"\xc2\xa0",
+        b"\xc3\xa9",
+        b"\xff",
+        b"a",
+        b"A",
+        b"z",
+        b"Z",
+        b"9",
+        b"_",
+        b"=",
+        b":",
+    ];
+
+    proptest::proptest! {
+        /// A transformation proven to leave a value unchanged returns it unchanged.
+        #[test]
+        fn proven_unchanged_means_unchanged(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                3 => proptest::sample::select(PIECES).prop_map(|p| p.to_vec()),
+                1 => proptest::num::u8::ANY.prop_map(|b| vec![b]),
+            ], 0..12),
+        ) {
+            let value = parts.concat();
+            let u = unchanged(&value);
+            for t in covered() {
+                if u & bit(t) != 0 {
+                    let out = crate::transform::apply(t, &value);
+                    proptest::prop_assert_eq!(out.as_ref(), value.as_slice(), "{:?}", t);
+                }
+            }
+        }
+    }
+}
