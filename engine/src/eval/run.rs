@@ -1564,12 +1564,21 @@ impl<'r> Transaction<'r> {
         out: &mut Vec<Cow<'v, [u8]>>,
     ) {
         out.push(Cow::Borrowed(value));
+        // The steps the last variant's bytes prove idle (`transform::identity`), found once
+        // per variant when a covered step comes up.
+        let mut idle: Option<u64> = None;
         for &t in &link.actions.chain {
             // Each step runs on the last variant (the value as the steps so far left it).
             // v3 compares a step's output with its input: a step that only cuts the value
             // down (a trim, a failed decode's empty output: borrowed sub-slices) changed it.
             let next = {
                 let cur = out.last().map_or(value, |c| c.as_ref());
+                let bit = 1u64 << (t as u32);
+                if transform::identity::COVERED & bit != 0
+                    && *idle.get_or_insert_with(|| transform::identity::unchanged(cur)) & bit != 0
+                {
+                    continue;
+                }
                 match transform::apply(t, cur) {
                     // Usually the input itself: the same bytes, no comparison needed.
                     Cow::Borrowed(b) if std::ptr::eq(b, cur) || b == cur => None,
@@ -1580,6 +1589,7 @@ impl<'r> Transaction<'r> {
             };
             if let Some(o) = next {
                 out.push(Cow::Owned(o));
+                idle = None;
             }
         }
     }
