@@ -696,6 +696,10 @@ struct TVal {
     pm: u64,
 }
 
+/// Set in a record's `known` once its bytes were signed ([`transform::identity`]); no
+/// transformation has this bit.
+const SIGNED: u64 = 1 << 63;
+
 /// FxHash-style hasher for small integer keys ([`SourceCache`], the collection index).
 #[derive(Debug, Default)]
 pub(crate) struct KeyHasher(u64);
@@ -956,11 +960,6 @@ impl SourceCache {
             Some(&tv) => tv,
             None => {
                 let tv = self.push_tval(raw);
-                // The transformations its bytes prove idle, all at once: a chain of only
-                // those leaves the record as it is without running (`push_recorded`).
-                let idle = transform::identity::unchanged(raw);
-                let rec = &mut self.tvals[tv as usize];
-                (rec.known, rec.same) = (idle, idle);
                 self.shared.insert((p, l), tv);
                 tv
             }
@@ -979,6 +978,22 @@ impl SourceCache {
         id: u32,
     ) {
         let steps = chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32));
+        let rec = &mut self.tvals[id as usize];
+        if steps & !rec.same != 0 && rec.known & SIGNED == 0 {
+            // The transformations the record's bytes prove idle, all at once, the first time
+            // a chain needs more than is known: a chain of only those leaves the record as it
+            // is without running. Short values only: on a long one, each transformation's own
+            // memchr fast path reads the bytes faster than this byte-at-a-time pass.
+            let (a, b) = rec.value;
+            let idle = if (b - a) as usize <= transform::identity::SIGN_MAX {
+                transform::identity::unchanged(&self.values[a as usize..b as usize])
+            } else {
+                0
+            };
+            let rec = &mut self.tvals[id as usize];
+            rec.known |= idle | SIGNED;
+            rec.same |= idle;
+        }
         if steps & !self.tvals[id as usize].same == 0 {
             // Every step leaves these bytes unchanged (proven from them, or seen before).
             self.entries.push(Entry { name, tval: id });
