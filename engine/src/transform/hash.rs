@@ -22,6 +22,26 @@ pub fn sha1(input: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(sha1_digest(input).to_vec())
 }
 
+/// Feeds `block` the 64-byte blocks of `input` padded as MD5 and SHA-1 both pad it: `0x80`,
+/// zeros, then the message length in bits in the last 8 bytes, in the byte order `length`
+/// writes it.
+fn padded_blocks(input: &[u8], length: impl Fn(u64) -> [u8; 8], mut block: impl FnMut(&[u8])) {
+    let mut chunks = input.chunks_exact(64);
+    for c in &mut chunks {
+        block(c);
+    }
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 128];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let tail_len = if rest.len() < 56 { 64 } else { 128 };
+    let bits = (input.len() as u64).wrapping_mul(8);
+    tail[tail_len - 8..tail_len].copy_from_slice(&length(bits));
+    for c in tail[..tail_len].chunks_exact(64) {
+        block(c);
+    }
+}
+
 /// Twenty rounds of SHA-1 with round function `f` and constant `k` over `v` (a..e).
 #[inline(always)]
 fn sha1_rounds(v: &mut [u32; 5], w: &[u32], k: u32, f: impl Fn(u32, u32, u32) -> u32) {
@@ -61,20 +81,7 @@ pub(crate) fn sha1_digest(input: &[u8]) -> [u8; 20] {
             *s = s.wrapping_add(v);
         }
     };
-    let mut chunks = input.chunks_exact(64);
-    for c in &mut chunks {
-        block(&mut st, c);
-    }
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 128];
-    tail[..rest.len()].copy_from_slice(rest);
-    tail[rest.len()] = 0x80;
-    let tail_len = if rest.len() < 56 { 64 } else { 128 };
-    let bits = (input.len() as u64).wrapping_mul(8);
-    tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_be_bytes());
-    for c in tail[..tail_len].chunks_exact(64) {
-        block(&mut st, c);
-    }
+    padded_blocks(input, |bits| bits.to_be_bytes(), |c| block(&mut st, c));
     let mut out = [0u8; 20];
     for (o, w) in out.chunks_exact_mut(4).zip(st) {
         o.copy_from_slice(&w.to_be_bytes());
@@ -116,7 +123,7 @@ fn md5_k() -> &'static [u32; 64] {
 fn md5_digest(input: &[u8]) -> [u8; 16] {
     let k = md5_k();
     let mut st: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    let mut block = |chunk: &[u8]| {
+    let block = |chunk: &[u8]| {
         let mut m = [0u32; 16];
         for (w, bytes) in m.iter_mut().zip(chunk.chunks_exact(4)) {
             *w = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
@@ -140,21 +147,8 @@ fn md5_digest(input: &[u8]) -> [u8; 16] {
         st[2] = st[2].wrapping_add(c);
         st[3] = st[3].wrapping_add(d);
     };
-    let mut chunks = input.chunks_exact(64);
-    for c in &mut chunks {
-        block(c);
-    }
-    // Padding: 0x80, zeros, then the bit length (little-endian) in the last 8 bytes.
-    let rest = chunks.remainder();
-    let mut tail = [0u8; 128];
-    tail[..rest.len()].copy_from_slice(rest);
-    tail[rest.len()] = 0x80;
-    let tail_len = if rest.len() < 56 { 64 } else { 128 };
-    let bits = (input.len() as u64).wrapping_mul(8);
-    tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_le_bytes());
-    for c in tail[..tail_len].chunks_exact(64) {
-        block(c);
-    }
+    // The bit length little-endian (RFC 1321, 3.2).
+    padded_blocks(input, |bits| bits.to_le_bytes(), block);
     let mut out = [0u8; 16];
     for (o, w) in out.chunks_exact_mut(4).zip(st) {
         o.copy_from_slice(&w.to_le_bytes());
