@@ -286,11 +286,10 @@ impl Parser {
                     None
                 }
                 Action::T(Transformation::None) => Some("t:none"),
-                a if a.configuration_name().is_some() => a.configuration_name(),
-                a => {
+                a => a.configuration_name().or_else(|| {
                     disruptive |= a.is_disruptive() && !matches!(a, Action::Block);
                     None
-                }
+                }),
             };
             if let Some(name) = unsuitable {
                 let off = ll.text[at..].to_ascii_lowercase().find(name).map_or(at, |o| at + o);
