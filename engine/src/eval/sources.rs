@@ -483,6 +483,9 @@ pub struct SourceDesc {
     pub target: CTarget,
     pub exclusions: Vec<CTarget>,
     pub chain: Vec<Transformation>,
+    /// The chain's steps as a set (`1 << t as u32` each), taken once here: a chain whose steps
+    /// a value's record knows to be idle is not run ([`SourceCache::list`]).
+    pub steps: u64,
 }
 
 /// Compile-time tables: source ids and the prefilter.
@@ -577,6 +580,7 @@ impl SourceBuilder {
             target: desc(t)?,
             exclusions: exclusions.iter().map(|e| desc(e)).collect::<Option<Vec<_>>>()?,
             chain: chain.to_vec(),
+            steps: chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32)),
         };
         let r = self.raws.len() as u32;
         let raw = *self.raws.entry(raw_key).or_insert(r);
@@ -877,7 +881,8 @@ impl SourceCache {
         }
         let chain_id = *table.source_chain.get(id as usize)?;
         let raw = *table.source_raw.get(id as usize)? as usize;
-        let SourceDesc { target: t, exclusions, chain } = table.descs.get(id as usize)?;
+        let SourceDesc { target: t, exclusions, chain, steps } = table.descs.get(id as usize)?;
+        let steps = *steps;
         let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
         let start = self.entries.len();
         let (rg, r0, r1, recorded) = self.raws[raw];
@@ -893,7 +898,7 @@ impl SourceCache {
             for i in r0 as usize..r1 as usize {
                 let name = self.raw_names[i];
                 if name != EXCLUDED {
-                    self.push_recorded(chain_id, chain, name, self.raw_records[i]);
+                    self.push_recorded(chain_id, chain, steps, name, self.raw_records[i]);
                 }
             }
         } else if rg == self.generation {
@@ -904,7 +909,7 @@ impl SourceCache {
                 let name = self.raw_names.get(i).copied().unwrap_or(EXCLUDED);
                 i += 1;
                 if name != EXCLUDED {
-                    self.push_entry(chain_id, chain, name, v.value);
+                    self.push_entry(chain_id, chain, steps, name, v.value);
                 }
             });
             debug_assert_eq!(i, r1 as usize, "raw list replayed out of step");
@@ -921,7 +926,7 @@ impl SourceCache {
                 self.names.push_str(&v.name);
                 let name = (n0 as u32, self.names.len() as u32);
                 self.raw_names.push(name);
-                let rec = self.push_entry(chain_id, chain, name, v.value);
+                let rec = self.push_entry(chain_id, chain, steps, name, v.value);
                 recorded &= rec != NO_RECORD;
                 self.raw_records.push(rec);
             });
@@ -940,6 +945,7 @@ impl SourceCache {
         &mut self,
         chain_id: u32,
         chain: &[Transformation],
+        steps: u64,
         name: (u32, u32),
         value: Cow<'_, [u8]>,
     ) -> u32 {
@@ -964,7 +970,7 @@ impl SourceCache {
                 tv
             }
         };
-        self.push_recorded(chain_id, chain, name, id);
+        self.push_recorded(chain_id, chain, steps, name, id);
         id
     }
 
@@ -974,10 +980,10 @@ impl SourceCache {
         &mut self,
         chain_id: u32,
         chain: &[Transformation],
+        steps: u64,
         name: (u32, u32),
         id: u32,
     ) {
-        let steps = chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32));
         let rec = &mut self.tvals[id as usize];
         if steps & !rec.same != 0 && rec.known & SIGNED == 0 {
             // The transformations the record's bytes prove idle, all at once, the first time
