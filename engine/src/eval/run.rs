@@ -1575,7 +1575,6 @@ impl<'r> Transaction<'r> {
                 let cur = out.last().map_or(value, |c| c.as_ref());
                 let bit = 1u64 << (t as u32);
                 if transform::identity::COVERED & bit != 0
-                    && cur.len() <= transform::identity::SIGN_MAX
                     && *idle.get_or_insert_with(|| transform::identity::unchanged(cur)) & bit != 0
                 {
                     continue;

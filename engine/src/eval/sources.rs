@@ -991,11 +991,7 @@ impl SourceCache {
             // is without running. Short values only: on a long one, each transformation's own
             // memchr fast path reads the bytes faster than this byte-at-a-time pass.
             let (a, b) = rec.value;
-            let idle = if (b - a) as usize <= transform::identity::SIGN_MAX {
-                transform::identity::unchanged(&self.values[a as usize..b as usize])
-            } else {
-                0
-            };
+            let idle = transform::identity::unchanged(&self.values[a as usize..b as usize]);
             let rec = &mut self.tvals[id as usize];
             rec.known |= idle | SIGNED;
             rec.same |= idle;
