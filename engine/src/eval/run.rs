@@ -16,7 +16,7 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
-    KeyRegex, SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
+    SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -1970,6 +1970,15 @@ impl<'r> Transaction<'r> {
         out
     }
 
+    /// The first value `t` reads, appended to `out` (nothing when it reads none).
+    fn first_value_into(&self, t: &CTarget, out: &mut Vec<u8>) {
+        let mut v = ValueBuf::default();
+        self.collect_values(t, &mut v);
+        if let Some(first) = v.first() {
+            out.extend_from_slice(first);
+        }
+    }
+
     /// Macro expansion (`RunTimeString::evaluate`), appended to `out`: the first value of each
     /// variable, or nothing when it has none.
     fn expand_into(&self, m: &MacroString, out: &mut Vec<u8>) {
@@ -1984,15 +1993,17 @@ impl<'r> Transaction<'r> {
                         out.extend_from_slice(v);
                     }
                 }
-                MacroPart::Var { var, key } => {
+                MacroPart::Var { var, key: Some(key) } if regex_key(*var, key).is_some() => {
                     // `%{ARGS:/^x/}` and `%{TX:/^x/}` select by regex, as in a target (v3
                     // expands the macro to the first such value, in the order the values
-                    // were added; for TX, case-insensitive like v3's `VariableRegex`).
-                    let regex = key.as_deref().and_then(|k| regex_key(*var, k));
-                    let selector = key.as_ref().map(|k| match regex {
-                        Some(re) => Selector::Regex(re.to_string()),
-                        None => Selector::Key(k.clone()),
-                    });
+                    // were added; for TX, case-insensitive like v3's `VariableRegex`). The
+                    // regex is compiled once per rule set, not per expansion.
+                    let re = regex_key(*var, key).unwrap_or_default();
+                    let t = self.rs.macro_targets.get(*var, re);
+                    self.first_value_into(&t, out);
+                }
+                MacroPart::Var { var, key } => {
+                    let selector = key.as_ref().map(|k| Selector::Key(k.clone()));
                     let t = CTarget {
                         target: crate::ir::Target {
                             variable: *var,
@@ -2004,18 +2015,12 @@ impl<'r> Transaction<'r> {
                             .as_ref()
                             .and_then(|s| crate::txn::CompiledSelector::new(s).ok()),
                         full_name: String::new(),
-                        key_regex: regex
-                            .filter(|_| is_collection_var(*var))
-                            .and_then(|re| KeyRegex::new(re).ok()),
+                        key_regex: None,
                         key_hash: None,
                         source: None,
                         snapshot_hits: std::sync::OnceLock::new(),
                     };
-                    let mut v = ValueBuf::default();
-                    self.collect_values(&t, &mut v);
-                    if let Some(first) = v.first() {
-                        out.extend_from_slice(first);
-                    }
+                    self.first_value_into(&t, out);
                 }
             }
         }

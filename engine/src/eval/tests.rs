@@ -325,6 +325,37 @@ fn tx_regex_macros_expand_to_the_first_matching_value() {
     }
 }
 
+/// `%{ARGS:/re/}` and `%{REQUEST_HEADERS:/re/}` expand to the first value whose key the regex
+/// selects, ASCII case-insensitively. Observed with libmodsecurity3 on the same four requests:
+/// 418 for `user_id=42` before `b_id=7` and for `USER_ID=42`, not for `b_id=7` first; rule
+/// 3 logs when `X-KEY: v` is the first header under `/^x-k/`, not when `x-k2: w` is. The
+/// selector is compiled once per rule set, however many times the macro expands.
+#[test]
+fn regex_macros_select_by_key_and_compile_once() {
+    let rules = "SecRuleEngine On\n\
+         SecRule ARGS \"@rx .\" \"id:1,phase:1,pass,nolog,\
+         setvar:tx.out=%{ARGS:/^[a-z]+_?id$/},setvar:tx.hdr=%{REQUEST_HEADERS:/^x-k/}\"\n\
+         SecRule TX:out \"@streq 42\" \"id:2,phase:1,deny,status:418,log\"\n\
+         SecRule TX:hdr \"@streq v\" \"id:3,phase:1,pass,log\"\n";
+    let set = crate::seclang::parse_str(rules, "t.conf").expect("rules parse");
+    let engine = NativeEngine::new(&set).expect("rules compile");
+    let cases = [
+        (req("GET", "/x?a=1&user_id=42&b_id=7", &[("X-Key", "v")], ""), 418, &["2"][..]),
+        (req("GET", "/x?a=1&b_id=7&user_id=42", &[("x-k2", "w"), ("X-Key", "v")], ""), 200, &[]),
+        (req("GET", "/x?a=1&USER_ID=42", &[], ""), 418, &["2"]),
+        (req("GET", "/x?a=1", &[("X-KEY", "v")], ""), 200, &["3"]),
+    ];
+    for round in 0..2 {
+        for (r, status, ids) in &cases {
+            let d = engine.evaluate(r);
+            let got: Vec<&str> = d.matched_ids.iter().map(String::as_str).collect();
+            let uri = String::from_utf8_lossy(&r.uri);
+            assert_eq!((d.status, got), (*status, ids.to_vec()), "round {round}: {uri}");
+        }
+    }
+    assert_eq!(engine.compiled().macro_targets.len(), 2, "one compiled target per macro");
+}
+
 #[test]
 fn without_secruleengine_rules_run_but_never_disrupt() {
     let rules = "SecRule ARGS \"@rx a\" \"id:1,phase:1,deny,log\"\n";
