@@ -114,12 +114,24 @@ enum Op {
     Const(bool),
 }
 
+/// How many expanded `@rx` patterns an operator keeps compiled. A macro that reads the
+/// request (`@rx %{REQUEST_HEADERS.host}`) expands differently from one request to the
+/// next, but to a few values over and over (a site's host names); compiling a pattern takes
+/// 150-350 µs here, against a few µs for PCRE in ModSecurity, so each one missed costs more
+/// than a whole CRS decision.
+pub const EXPANSIONS_KEPT: usize = 8;
+
+/// Longer expansions are compiled for the call and not kept: the cache's memory stays
+/// bounded whatever a request holds.
+const EXPANDED_PATTERN_KEPT: usize = 4096;
+
 /// An operator ready to run.
 #[derive(Debug)]
 pub struct CompiledOperator {
     op: Op,
-    /// `@rx` with macros: the last expanded pattern and its compiled form.
-    last_expansion: Mutex<Option<(Vec<u8>, Arc<RxMatcher>)>>,
+    /// `@rx` with macros: the most recently used expanded patterns (at most
+    /// [`EXPANSIONS_KEPT`], latest last) and their compiled forms.
+    last_expansion: Mutex<Vec<(Vec<u8>, Arc<RxMatcher>)>>,
     name: &'static str,
     /// The argument as written, for reports.
     arg: Option<String>,
@@ -143,7 +155,7 @@ impl CompiledOperator {
         let name = operator_name(kind);
         let simple = |op: Op| CompiledOperator {
             op,
-            last_expansion: Mutex::new(None),
+            last_expansion: Mutex::new(Vec::new()),
             name,
             arg: None,
             needs_expansion: false,
@@ -151,7 +163,7 @@ impl CompiledOperator {
         };
         // An operator whose argument may hold macros (expanded per call when it does).
         let with_arg = |op: Op, m: &MacroString| CompiledOperator {
-            last_expansion: Mutex::new(None),
+            last_expansion: Mutex::new(Vec::new()),
             op,
             name,
             arg: Some(m.to_string()),
@@ -168,7 +180,7 @@ impl CompiledOperator {
         let with_regex = |make: fn(RxMatcher) -> Op, pattern: &str| {
             let re = RxMatcher::new(pattern).map_err(|e| regex_err(name, pattern, e))?;
             Ok::<_, OperatorError>(CompiledOperator {
-                last_expansion: Mutex::new(None),
+                last_expansion: Mutex::new(Vec::new()),
                 op: make(re),
                 name,
                 arg: Some(pattern.to_string()),
@@ -190,7 +202,7 @@ impl CompiledOperator {
                     }
                 }
                 None => CompiledOperator {
-                    last_expansion: Mutex::new(None),
+                    last_expansion: Mutex::new(Vec::new()),
                     op: Op::Rx(None),
                     name,
                     arg: Some(m.to_string()),
@@ -310,10 +322,16 @@ impl CompiledOperator {
             Op::Rx(None) => {
                 let expanded = dynamic();
                 let cached = match self.last_expansion.lock() {
-                    Ok(last) => last
-                        .as_ref()
-                        .filter(|(p, _)| p.as_slice() == expanded)
-                        .map(|(_, re)| Arc::clone(re)),
+                    Ok(mut kept) => match kept.iter().position(|(p, _)| p.as_slice() == expanded) {
+                        Some(i) => {
+                            // Latest last: the least recently used is the first to go.
+                            let hit = kept.remove(i);
+                            let re = Arc::clone(&hit.1);
+                            kept.push(hit);
+                            Some(re)
+                        }
+                        None => None,
+                    },
                     Err(_) => None,
                 };
                 let re = match cached {
@@ -327,8 +345,13 @@ impl CompiledOperator {
                         // v3 (rx.cc): a pattern that does not compile fails quietly.
                         let Ok(re) = RxMatcher::new(pattern) else { return Ok(false) };
                         let re = Arc::new(re);
-                        if let Ok(mut last) = self.last_expansion.lock() {
-                            *last = Some((expanded.to_vec(), Arc::clone(&re)));
+                        if expanded.len() <= EXPANDED_PATTERN_KEPT {
+                            if let Ok(mut kept) = self.last_expansion.lock() {
+                                if kept.len() == EXPANSIONS_KEPT {
+                                    kept.remove(0);
+                                }
+                                kept.push((expanded.to_vec(), Arc::clone(&re)));
+                            }
                         }
                         re
                     }
@@ -597,6 +620,47 @@ mod tests {
         assert!(matches!(err.kind, OperatorErrorKind::BadArgument(_)), "{err}");
     }
 
+    /// An `@rx` whose macro takes turns between a few values compiles each once; past
+    /// [`EXPANSIONS_KEPT`] values the least recently used goes; a long expansion is not kept.
+    #[test]
+    fn expanded_patterns_stay_compiled_for_the_last_few_values() {
+        let m = MacroString {
+            parts: vec![
+                MacroPart::Lit("^".into()),
+                MacroPart::Var { var: Variable::RequestHeaders, key: Some("host".into()) },
+                MacroPart::Lit("$".into()),
+            ],
+        };
+        let op = CompiledOperator::compile(&OperatorKind::Rx(m)).unwrap();
+        let kept = |op: &CompiledOperator| -> Vec<String> {
+            let k = op.last_expansion.lock().unwrap();
+            k.iter().map(|(p, _)| String::from_utf8_lossy(p).into_owned()).collect()
+        };
+        let compiled = |op: &CompiledOperator, p: &str| {
+            let k = op.last_expansion.lock().unwrap();
+            k.iter().find(|(q, _)| q.as_slice() == p.as_bytes()).map(|(_, re)| Arc::as_ptr(re))
+        };
+        let (a, b) = ("^a.example$", "^b.example$");
+        assert!(op.matches(b"a.example", Some(a.as_bytes()), None).unwrap());
+        let first = compiled(&op, a).expect("kept");
+        for _ in 0..3 {
+            assert!(op.matches(b"bxexample", Some(b.as_bytes()), None).unwrap());
+            assert!(!op.matches(b"b.example", Some(a.as_bytes()), None).unwrap());
+        }
+        assert_eq!(compiled(&op, a), Some(first), "the same compiled form is reused");
+        assert_eq!(kept(&op), [b, a]);
+        let others: Vec<String> = (0..EXPANSIONS_KEPT).map(|i| format!("^h{i}$")).collect();
+        for p in &others {
+            assert!(op.matches(&p.as_bytes()[1..p.len() - 1], Some(p.as_bytes()), None).unwrap());
+        }
+        assert_eq!(kept(&op), others, "the least recently used went first");
+        let long = format!("^{}$", "x".repeat(EXPANDED_PATTERN_KEPT));
+        assert!(
+            op.matches(&long.as_bytes()[1..long.len() - 1], Some(long.as_bytes()), None).unwrap()
+        );
+        assert_eq!(kept(&op), others, "a long expansion is compiled for the call only");
+    }
+
     #[test]
     fn macros_use_the_expanded_argument() {
         let m = MacroString {
@@ -612,7 +676,7 @@ mod tests {
         assert!(!op.matches(b"PUT", Some(b"^GET$"), None).unwrap());
         // A bad expanded pattern fails quietly, as in v3.
         assert!(!op.matches(b"x", Some(b"(x"), None).unwrap());
-        // The one-entry cache follows the expansion.
+        // A new expansion is compiled, an old one found again.
         assert!(op.matches(b"PUT", Some(b"^PUT$"), None).unwrap());
         assert!(!op.matches(b"GET", Some(b"^PUT$"), None).unwrap());
         assert!(op.matches(b"GET", Some(b"^GET$"), None).unwrap());
