@@ -967,23 +967,37 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
     }
 }
 
-/// The first run of phase-1 items that read nothing from the request, as `start..end`:
-/// every link reads TX only, with a pure operator, and acts only on TX, the log or the
-/// disruptive outcome, and no macro reads anything but TX. Reached with TX still empty (the
-/// evaluator checks), such a run does the same thing in every transaction, so its outcome can
-/// be computed once ([`super::run::InitSnapshot`]). CRS: its 901 initialisation, after the
-/// two body-processor rules of the base configuration.
+/// The longest run of phase-1 items that read nothing from the request (by rules; the
+/// first of equals), as `start..end`: every link reads TX only, with a pure operator, and
+/// acts only on TX, the log or the disruptive outcome, and no macro reads anything but TX.
+/// Reached with TX as the items before it leave it on an empty request (the evaluator
+/// checks), such a run does the same thing in every transaction, so its outcome can be
+/// computed once ([`super::run::InitSnapshot`]). CRS: crs-setup.conf's actions and its 901
+/// initialisation, after the two body-processor rules of the base configuration; with a
+/// rule of the user's in REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf (it reads the request),
+/// the 901 initialisation after it.
 pub(crate) fn request_independent_run(items: &[Item]) -> Option<std::ops::Range<usize>> {
-    let start =
-        items.iter().position(|it| matches!(it, Item::Rule(r) if request_independent(r)))?;
-    let len = items[start..]
-        .iter()
-        .take_while(|it| match it {
-            Item::Marker(_) => true,
-            Item::Rule(r) => request_independent(r),
-        })
-        .count();
-    Some(start..start + len)
+    let mut best: Option<(usize, std::ops::Range<usize>)> = None;
+    let mut k = 0;
+    while k < items.len() {
+        if !matches!(&items[k], Item::Rule(r) if request_independent(r)) {
+            k += 1;
+            continue;
+        }
+        let len = items[k..]
+            .iter()
+            .take_while(|it| match it {
+                Item::Marker(_) => true,
+                Item::Rule(r) => request_independent(r),
+            })
+            .count();
+        let rules = items[k..k + len].iter().filter(|it| matches!(it, Item::Rule(_))).count();
+        if best.as_ref().is_none_or(|(n, _)| rules > *n) {
+            best = Some((rules, k..k + len));
+        }
+        k += len;
+    }
+    best.map(|(_, run)| run)
 }
 
 fn request_independent(rule: &CRule) -> bool {

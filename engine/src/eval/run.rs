@@ -433,6 +433,9 @@ impl ValueBuf {
 pub struct InitSnapshot {
     /// The items of phase 1 it stands for.
     pub run: std::ops::Range<usize>,
+    /// TX as the items before the run leave it on an empty request: a transaction that
+    /// reaches the run with another TX runs it.
+    start_tx: Collection<'static>,
     tx: Collection<'static>,
     /// `tx`'s entries as a transaction's TX holds them when it takes the snapshot
     /// ([`Collection::start_from`]).
@@ -462,6 +465,7 @@ impl InitSnapshot {
         let a = Self::take(rs, run.clone(), false)?;
         let b = Self::take(rs, run, true)?;
         (a.tx == b.tx
+            && a.start_tx == b.start_tx
             && a.matched_ids == b.matched_ids
             && a.highest_severity == b.highest_severity
             && a.current_rule == b.current_rule
@@ -481,25 +485,48 @@ impl InitSnapshot {
         if !t.phase_prologue(1) {
             return None;
         }
+        let fast = &rs.fast[0];
+        let eval = |t: &mut Transaction<'_>, items: std::ops::Range<usize>| {
+            for k in items {
+                match &rs.phases[0][k] {
+                    Item::Marker(name) => t.at_marker(name),
+                    Item::Rule(rule) => {
+                        if t.rule_should_run(rule, fast.get(k).and_then(Option::as_ref)) {
+                            t.eval_rule(rule);
+                        }
+                    }
+                }
+            }
+        };
+        // The items before the run, on the empty request: the TX the run starts from. They
+        // must leave nothing else behind (a log entry, a severity, a pending jump), which a
+        // real request's run could not be told from, but removals that spare the run's rules
+        // (an exclusion rule that matches any request), which are then dropped.
+        eval(&mut t, 0..run.start);
+        let idle = !t.marker_pending
+            && t.skip_next == 0
+            && t.flow_idle_but_removals()
+            && (!t.removals_pending() || t.removals_spare(run.clone()))
+            && t.final_status.is_none()
+            && t.env.is_empty();
+        if !(idle && t.matched_ids.is_empty() && t.highest_severity == 255) {
+            return None;
+        }
+        t.remove_ids.clear();
+        t.remove_tags.clear();
+        t.remove_target_by_id.clear();
+        t.remove_target_by_tag.clear();
+        let start_tx = t.tx.clone().detached();
         if primed {
             t.current_rule = Some(u64::MAX);
             t.matched_vars.push_pair("REQUEST_HEADERS:x-init-probe", b"x-init-probe");
         }
-        let fast = &rs.fast[0];
-        for k in run.clone() {
-            match &rs.phases[0][k] {
-                Item::Marker(name) => t.at_marker(name),
-                Item::Rule(rule) => {
-                    if t.rule_should_run(rule, fast.get(k).and_then(Option::as_ref)) {
-                        t.eval_rule(rule);
-                    }
-                }
-            }
-        }
+        eval(&mut t, run.clone());
         let clean = t.flow_idle() && t.final_status.is_none() && t.env.is_empty();
         let tx = t.tx.clone().detached();
         clean.then(|| InitSnapshot {
             run,
+            start_tx,
             tx_slots: tx.shared_slots(),
             tx,
             matched_ids: t.matched_ids.clone(),
@@ -534,6 +561,7 @@ impl InitSnapshot {
     ) -> Option<R> {
         let req = Request::default();
         let mut t = Transaction::new(rs, &req);
+        t.tx.clone_from(&self.start_tx);
         if !t.phase_prologue(phase) || !t.apply_init(self) {
             return None;
         }
@@ -813,6 +841,12 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// Whether this transaction applied the rule set's init snapshot.
+    #[cfg(test)]
+    pub(crate) fn init_applied(&self) -> bool {
+        self.init_applied
+    }
+
     /// Runs every phase and returns the decision.
     pub fn run(mut self, req: &Request) -> Decision {
         self.run_phases(req);
@@ -948,11 +982,11 @@ impl<'r> Transaction<'r> {
                 // Only rules have plans. A rule its plan skips is not read: the loop then
                 // reads 16 bytes of `fast` for it, not its item and the rule behind it.
                 Some(f) => {
-                    let id = || match &items[k] {
-                        Item::Rule(r) => r.hot.id,
+                    let rule = || match &items[k] {
+                        Item::Rule(r) => Some(&**r),
                         Item::Marker(_) => None,
                     };
-                    if !self.rule_turn() || self.fast_no_match(f, id) {
+                    if !self.rule_turn() || self.fast_no_match(f, rule) {
                         continue;
                     }
                     match &items[k] {
@@ -1012,13 +1046,44 @@ impl<'r> Transaction<'r> {
 
     /// [`Transaction::flow_idle`] but for a pending `skipAfter` or `skip`.
     fn flow_idle_but_jumps(&self) -> bool {
-        !self.it.disruptive
-            && self.allow.is_none()
-            && self.engine == self.rs.config.rule_engine
-            && self.remove_ids.is_empty()
+        self.flow_idle_but_removals() && !self.removals_pending()
+    }
+
+    /// No intervention, `allow` or engine change is pending.
+    fn flow_idle_but_removals(&self) -> bool {
+        !self.it.disruptive && self.allow.is_none() && self.engine == self.rs.config.rule_engine
+    }
+
+    /// A `ctl:ruleRemoveById`, `ruleRemoveByTag`, `ruleRemoveTargetById` or
+    /// `ruleRemoveTargetByTag` ran in this transaction.
+    fn removals_pending(&self) -> bool {
+        !(self.remove_ids.is_empty()
             && self.remove_tags.is_empty()
             && self.remove_target_by_id.is_empty()
-            && self.remove_target_by_tag.is_empty()
+            && self.remove_target_by_tag.is_empty())
+    }
+
+    /// `rule` is removed by a `ctl` of this transaction (by id or tag).
+    fn removed_at_run_time(&self, rule: &CRule) -> bool {
+        rule.hot.id.is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id)))
+            || self.remove_tags.iter().any(|t| rule.contains_tag(t))
+    }
+
+    /// A `ctl` of this transaction removes targets from `rule` (by its id or a tag), or may:
+    /// which targets is not looked at.
+    fn targets_removed_at_run_time(&self, rule: &CRule) -> bool {
+        rule.hot.id.is_some_and(|id| self.remove_target_by_id.iter().any(|(r, _)| r.contains(id)))
+            || self.remove_target_by_tag.iter().any(|(t, _)| rule.contains_tag(t))
+    }
+
+    /// The removals pending leave the rules of items `run` of phase 1 as written: none is
+    /// removed, none loses a target.
+    fn removals_spare(&self, run: std::ops::Range<usize>) -> bool {
+        let items = self.rs.phases[0].get(run).unwrap_or_default();
+        items.iter().all(|it| match it {
+            Item::Rule(r) => !self.removed_at_run_time(r) && !self.targets_removed_at_run_time(r),
+            Item::Marker(_) => true,
+        })
     }
 
     /// For a backend at the first item of the snapshot's run (`rs.init`): applies the
@@ -1032,10 +1097,17 @@ impl<'r> Transaction<'r> {
     }
 
     /// At the first item of the snapshot's run: when the transaction is in the state the
-    /// snapshot was taken from (TX empty, no jump, skip, `allow`, removal or engine change
-    /// pending, as earlier rules may have left it), the run's outcome instead of the run.
+    /// snapshot was taken from (TX as the snapshot started from, no jump, skip, `allow` or
+    /// engine change pending, no removal that touches the run's rules, as earlier rules may
+    /// have left it), the run's outcome instead of the run.
     fn apply_init(&mut self, s: &'r InitSnapshot) -> bool {
-        if !(self.tx.is_empty() && self.flow_idle()) {
+        // Removals that leave the run's rules alone (CRS's exclusion rules, which come
+        // before it and aim at the detection rules) do not change its outcome.
+        let idle = !self.marker_pending
+            && self.skip_next == 0
+            && self.flow_idle_but_removals()
+            && (!self.removals_pending() || self.removals_spare(s.run.clone()));
+        if !(idle && self.tx == s.start_tx) {
             return false;
         }
         self.tx.start_from(&s.tx, &s.tx_slots);
@@ -1054,20 +1126,32 @@ impl<'r> Transaction<'r> {
 
     /// A rule with a [`FastSkip`] plan that provably does not match, as `eval_rule` would
     /// leave it: MATCHED_VAR(S) forgotten. False when the plan cannot decide (lists or scans
-    /// missing, a value that may match, run-time removals, profiling). `id` reads the rule's
-    /// id, needed only once `ctl:ruleRemoveById` removed something.
+    /// missing, a value that may match, the rule removed at run time, profiling). `rule`
+    /// reads the rule, needed only once a `ctl` removed something.
+    ///
+    /// A target removed at run time leaves a "cannot match" standing (it takes values
+    /// away, and v3 runs the operator once per value, negated or not), but not a folded
+    /// match, which may have come from that target. A rule removed at run time is not run,
+    /// and so leaves MATCHED_VARS as it was: the caller's own removal check skips it.
     ///
     /// The current rule (`RULE:id`) is left as it was: only a rule reads it, and
     /// `eval_rule` (or the Lua `pre`) sets it before the rule does.
-    fn fast_no_match(&mut self, f: &FastSkip, id: impl FnOnce() -> Option<u64>) -> bool {
-        if self.every_rule_runs()
-            || !self.remove_tags.is_empty()
-            || !self.remove_target_by_id.is_empty()
-            || !self.remove_target_by_tag.is_empty()
-            || (!self.remove_ids.is_empty()
-                && id().is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id))))
-        {
+    fn fast_no_match<'a>(
+        &mut self,
+        f: &FastSkip,
+        rule: impl FnOnce() -> Option<&'a CRule>,
+    ) -> bool {
+        if self.every_rule_runs() {
             return false;
+        }
+        if self.removals_pending() {
+            let Some(rule) = rule() else { return false };
+            if self.removed_at_run_time(rule)
+                || (matches!(f.plan, SkipPlan::AfterInitMatch { .. })
+                    && self.targets_removed_at_run_time(rule))
+            {
+                return false;
+            }
         }
         let proven = match f.plan {
             SkipPlan::Prefilter { slot, start, len } => {
@@ -1124,7 +1208,7 @@ impl<'r> Transaction<'r> {
     /// proves cannot match is done here, before the rule itself is read.
     pub(crate) fn rule_should_run(&mut self, rule: &CRule, fast: Option<&FastSkip>) -> bool {
         self.rule_turn()
-            && !fast.is_some_and(|f| self.fast_no_match(f, || rule.hot.id))
+            && !fast.is_some_and(|f| self.fast_no_match(f, || Some(rule)))
             && !self.is_removed(rule)
     }
 

@@ -563,6 +563,66 @@ fn init_snapshot_matches_running_the_rules() {
     assert_same_decisions("snapshot", &on, &off, cases);
 }
 
+/// A rule that reads the request between two TX-only runs (CRS: a user's exclusion rule in
+/// REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf, between crs-setup.conf and the 901
+/// initialisation): the snapshot stands for the longer run, from the TX the items before it
+/// leave. It applies when an exclusion removed other rules' targets or the rules themselves,
+/// not when it removed one of the run's rules or a target of one, or wrote TX; either way the
+/// decisions are those of running every rule, and libmodsecurity3's on the same six requests.
+#[test]
+fn init_snapshot_takes_the_longest_run_past_exclusion_rules() {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecAction \"id:1,phase:1,pass,nolog,setvar:tx.level=1\"\n\
+         SecRule ARGS:x \"@streq other\" \"id:2,phase:1,pass,nolog,\
+         ctl:ruleRemoveTargetById=20;ARGS:q,ctl:ruleRemoveById=21\"\n\
+         SecRule ARGS:x \"@streq mine\" \"id:3,phase:1,pass,nolog,ctl:ruleRemoveById=5\"\n\
+         SecRule ARGS:x \"@streq tag\" \"id:4,phase:1,pass,nolog,\
+         ctl:ruleRemoveTargetByTag=init;TX:level\"\n\
+         SecRule ARGS:x \"@streq tx\" \"id:9,phase:1,pass,nolog,setvar:tx.level=2\"\n\
+         SecRule REQUEST_URI \"@rx .\" \"id:10,phase:1,pass,nolog,\
+         ctl:ruleRemoveTargetById=21;ARGS:z\"\n\
+         SecAction \"id:5,phase:1,pass,nolog,setvar:tx.score=0\"\n\
+         SecRule TX:level \"@eq 1\" \"id:6,phase:1,pass,nolog,tag:init,setvar:tx.score=+5\"\n\
+         SecRule &TX:limit \"@eq 0\" \"id:7,phase:1,pass,nolog,setvar:tx.limit=9\"\n\
+         SecRule TX:level \"@eq 3\" \"id:8,phase:1,pass,nolog\"\n\
+         SecRule ARGS:q \"@rx a\" \"id:20,phase:2,pass,setvar:tx.score=+10\"\n\
+         SecRule ARGS:q \"@rx b\" \"id:21,phase:2,pass\"\n\
+         SecRule TX:score \"@ge 5\" \"id:30,phase:2,pass\"\n\
+         SecRule TX:score \"@ge 15\" \"id:31,phase:2,pass\"\n\
+         SecRule TX:limit \"@eq 9\" \"id:32,phase:2,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    // Items 0-5: rule 1 (a run of one), then rules 2, 3, 4, 9 and 10 (they read the
+    // request; 10 matches any request, the empty one the snapshot is taken on too). The
+    // snapshot's run is rules 5 to 8, the last of which fails: what rule 10 left in
+    // MATCHED_VARS does not outlive the run.
+    assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(6..10));
+    let on = Arc::new(on);
+    let cases: [(&str, bool, &[&str]); 6] = [
+        ("/?q=ab", true, &["20", "21", "30", "31", "32"]),
+        ("/?q=ab&x=other", true, &["30", "32"]),
+        ("/?q=ab&x=mine", false, &["20", "21", "30", "31", "32"]),
+        ("/?q=ab&x=tag", false, &["20", "21", "30", "32"]),
+        ("/?q=ab&x=tx", false, &["20", "21", "30", "32"]),
+        ("/?q=b", true, &["21", "30", "32"]),
+    ];
+    for (uri, applied, _) in &cases {
+        let r = req("GET", uri, &[], "");
+        let mut t = super::run::Transaction::new(&on, &r);
+        t.run_phases(&r);
+        assert_eq!(t.init_applied(), *applied, "{uri}: snapshot applied");
+    }
+    let on = NativeEngine::from_compiled(on);
+    let off =
+        engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
+    let cases: Vec<(Request, &[&str])> =
+        cases.iter().map(|(uri, _, ids)| (req("GET", uri, &[], ""), *ids)).collect();
+    assert_same_decisions("snapshot past exclusions", &on, &off, &cases);
+}
+
 /// Rules folded after the init snapshot (`SkipPlan::AfterInit`) against running them: only
 /// first links that read TX keys no later rule writes (exactly, by a macro key's literal
 /// prefix, by deletion, or by `capture` into TX:0-9) and that fail on the snapshot's values
