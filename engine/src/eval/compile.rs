@@ -86,6 +86,8 @@ pub struct CRule {
     pub removed: bool,
     /// Some `SecRuleUpdateTargetBy*` selects the rule (its lists come from `link_targets`).
     pub updated: bool,
+    /// One of those adds a target (not only `!` ones, which its sources already leave out).
+    pub update_adds: bool,
     /// This link's `@rx` in the shared prefilter (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
     pub targets: Vec<CTarget>,
@@ -410,7 +412,9 @@ pub struct FoldedMatch {
 /// Needs [`set_hot`] done.
 fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
     let h = &rule.hot;
-    if rule.updated
+    // An update that only takes targets away (`SecRuleUpdateTargetById 942100 "!ARGS:pwd"`,
+    // the usual way to exclude a field) is in the sources already: the plan holds.
+    if rule.update_adds
         || rule.removed
         || h.has_condition
         || h.multi_match
@@ -839,6 +843,7 @@ fn compile_rule(
         index: my_index,
         rx_slot: None,
         updated: false,
+        update_adds: false,
         removed: false,
         loc: r.loc.clone(),
     })
@@ -929,6 +934,7 @@ pub(crate) fn update_selects(u: &TargetUpdate, root: &CRule) -> bool {
 /// them; targets added by an update stay per-rule reads.
 fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuilder) {
     let updated = updates.iter().any(|u| update_selects(u, root));
+    let update_adds = updates.iter().any(|u| !u.exclude && update_selects(u, root));
     let update_exclusions: Vec<Arc<CTarget>> = updates
         .iter()
         .filter(|u| u.exclude && update_selects(u, root))
@@ -937,6 +943,7 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
     let mut link: &mut CRule = root;
     loop {
         link.updated = updated;
+        link.update_adds = update_adds;
         if link.operator.is_some() && !link.actions.multi_match {
             let chain = link.actions.chain.clone();
             let srcs: Vec<Option<u32>> = {

@@ -623,6 +623,52 @@ fn init_snapshot_takes_the_longest_run_past_exclusion_rules() {
     assert_same_decisions("snapshot past exclusions", &on, &off, &cases);
 }
 
+/// `SecRuleUpdateTargetBy*` updates that only exclude (`!ARGS:pwd`, the usual way to exclude
+/// a field from CRS) keep the rules' skip plans: the excluded values are out of the rules'
+/// value sources already. Decisions as without plans, and as libmodsecurity3's on the same
+/// requests (a cookie of the excluded name still counts).
+#[test]
+fn exclusion_only_updates_keep_skip_plans() {
+    use super::compile::{CompileOptions, CompiledRuleSet, Item};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule ARGS|REQUEST_COOKIES \"@rx union\\s+select\" \"id:10,phase:2,pass,t:lowercase\"\n\
+         SecRule ARGS \"@rx <script\" \"id:11,phase:2,pass,t:lowercase,tag:xss\"\n\
+         SecRule ARGS \"@rx etc/passwd\" \"id:12,phase:2,pass\"\n\
+         SecRule ARGS \"@rx etc/passwd\" \"id:13,phase:2,pass\"\n\
+         SecRuleUpdateTargetById 10 \"!ARGS:pwd\"\n\
+         SecRuleUpdateTargetByTag \"xss\" \"!ARGS:/^html_/\"\n\
+         SecRuleUpdateTargetById 12 \"!ARGS\"\n\
+         SecRuleUpdateTargetById 13 \"REQUEST_HEADERS:x-file\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let planned: Vec<u64> = on.phases[1]
+        .iter()
+        .zip(&on.fast[1])
+        .filter_map(|(item, f)| match (item, f) {
+            (Item::Rule(r), Some(_)) => r.id(),
+            _ => None,
+        })
+        .collect();
+    // 13's update adds a target, which no source reads: it keeps no plan.
+    assert_eq!(planned, [10, 11, 12]);
+    let on = NativeEngine::from_compiled(Arc::new(on));
+    let off =
+        engine_with(&set, CompileOptions { no_rx_prefilter: true, ..CompileOptions::default() });
+    let get = |uri: &str, headers: &[(&str, &str)]| req("GET", uri, headers, "");
+    let cases: Vec<(Request, &[&str])> = vec![
+        (get("/?pwd=UNION%20SELECT", &[]), &[]),
+        (get("/?pwd=UNION%20SELECT", &[("Cookie", "pwd=union select")]), &["10"]),
+        (get("/?q=union%20select", &[]), &["10"]),
+        (get("/?html_body=%3Cscript", &[]), &[]),
+        (get("/?body=%3CSCRIPT", &[]), &["11"]),
+        (get("/?f=etc/passwd", &[]), &["13"]),
+        (get("/?x=1", &[("X-File", "etc/passwd")]), &["13"]),
+    ];
+    assert_same_decisions("exclusion-only updates", &on, &off, &cases);
+}
+
 /// Rules folded after the init snapshot (`SkipPlan::AfterInit`) against running them: only
 /// first links that read TX keys no later rule writes (exactly, by a macro key's literal
 /// prefix, by deletion, or by `capture` into TX:0-9) and that fail on the snapshot's values
