@@ -618,6 +618,7 @@ impl CompiledRuleSet {
             sources: sources.finish().map_err(EvalError::Compile)?,
             macro_targets: MacroTargets::default(),
         };
+        compiled.config.txn.xml_paths = xml_paths(&compiled).into();
         if !opts.no_init_snapshot {
             compiled.init = super::run::InitSnapshot::build(&compiled);
             fold_after_init(&mut compiled);
@@ -972,6 +973,28 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             None => break,
         }
     }
+}
+
+/// The `XML:` expressions the rule set's targets name, once each, in first-use order: the
+/// body processor evaluates them all on its one parse of the document.
+fn xml_paths(rs: &CompiledRuleSet) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |t: &CTarget| {
+        if let (Variable::Xml, Some(Selector::Key(e))) = (t.target.variable, &t.target.selector) {
+            if !out.contains(e) {
+                out.push(e.clone());
+            }
+        }
+    };
+    for rule in rs.rules() {
+        let mut link = Some(&**rule);
+        while let Some(l) = link {
+            l.targets.iter().for_each(&mut add);
+            link = l.chain.as_deref();
+        }
+    }
+    rs.target_updates.iter().for_each(|u| add(&u.target));
+    out
 }
 
 /// The longest run of phase-1 items that read nothing from the request (by rules; the

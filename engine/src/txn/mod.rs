@@ -59,6 +59,10 @@ pub struct TxnConfig {
     pub response_body_limit: Option<u64>,
     pub response_body_limit_action: Option<LimitAction>,
     pub response_body_mime_types: Vec<String>,
+    /// The `XML:` expressions the rule set's targets name (besides `/*` and `//@*`), all
+    /// evaluated on the one parse of the body ([`xml::parse_xml`]). Shared: the request
+    /// view copies this configuration per transaction.
+    pub xml_paths: std::sync::Arc<[String]>,
 }
 
 impl Default for TxnConfig {
@@ -76,6 +80,7 @@ impl Default for TxnConfig {
             response_body_limit: None,
             response_body_limit_action: None,
             response_body_mime_types: Vec::new(),
+            xml_paths: Default::default(),
         }
     }
 }
@@ -97,6 +102,7 @@ impl TxnConfig {
             response_body_limit: self.response_body_limit,
             response_body_limit_action: self.response_body_limit_action,
             response_body_mime_types: Vec::new(),
+            xml_paths: std::sync::Arc::clone(&self.xml_paths),
         }
     }
 
@@ -770,7 +776,7 @@ impl RequestData {
 
         if self.body_processor == Some(BodyProcessor::Xml) {
             if !no_files_exceeded {
-                match xml::parse_xml(body) {
+                match xml::parse_xml(body, &self.cfg.xml_paths) {
                     Ok(doc) => {
                         self.xml = Some(doc);
                         self.body_ok();
