@@ -17,7 +17,6 @@ use crate::ir::{
 };
 use crate::operator::CompiledOperator;
 use crate::txn::{CompiledSelector, TxnConfig};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Engine-wide settings after all configuration directives.
@@ -248,19 +247,28 @@ pub struct CompiledRuleSet {
 /// 2.5 times ModSecurity's). Filled lazily, so every place a macro can appear is covered; the
 /// keys come from the rule set's own text, so it stays as small as that.
 #[derive(Debug, Default)]
-pub struct MacroTargets(std::sync::RwLock<HashMap<(Variable, String), Arc<CTarget>>>);
+pub struct MacroTargets(std::sync::RwLock<Vec<(Variable, String, Arc<CTarget>)>>);
 
 impl MacroTargets {
-    /// The target of `%{var:/re/}`, compiled the first time it is asked for.
+    /// The target of `%{var:/re/}`, compiled the first time it is asked for. A rule set names
+    /// a handful of such macros: a scan finds one without building a key.
     pub(crate) fn get(&self, var: Variable, re: &str) -> Arc<CTarget> {
+        let find = |kept: &[(Variable, String, Arc<CTarget>)]| {
+            kept.iter().find(|(v, r, _)| *v == var && r == re).map(|(_, _, t)| Arc::clone(t))
+        };
         let read = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = read.get(&(var, re.to_string())) {
-            return Arc::clone(t);
+        if let Some(t) = find(&read) {
+            return t;
         }
         drop(read);
-        let t = Arc::new(regex_macro_target(var, re));
+        let t = Arc::new(macro_target(var, Some(Selector::Regex(re.to_string()))));
         let mut write = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(write.entry((var, re.to_string())).or_insert(t))
+        if let Some(other) = find(&write) {
+            // Another thread compiled it meanwhile.
+            return other;
+        }
+        write.push((var, re.to_string(), Arc::clone(&t)));
+        t
     }
 
     /// How many macro targets were compiled so far.
@@ -273,16 +281,19 @@ impl MacroTargets {
     }
 }
 
-/// The target a `%{var:/re/}` macro reads: the values of `var` whose keys `re` selects, with
-/// a key regex for the evaluator's own collections (case-insensitive, as v3's
+/// The target a macro `%{var}`, `%{var.key}` or `%{var:/re/}` reads, built as a rule's target
+/// is: a key regex for the evaluator's own collections (case-insensitive, as v3's
 /// `VariableRegex`).
-fn regex_macro_target(var: Variable, re: &str) -> CTarget {
-    let selector = Some(Selector::Regex(re.to_string()));
+pub(crate) fn macro_target(var: Variable, selector: Option<Selector>) -> CTarget {
+    let key_regex = match &selector {
+        Some(Selector::Regex(re)) if is_collection_var(var) => KeyRegex::new(re).ok(),
+        _ => None,
+    };
     CTarget {
-        target: Target { variable: var, selector: selector.clone(), exclude: false, count: false },
         selector: selector.as_ref().and_then(|s| CompiledSelector::new(s).ok()),
+        target: Target { variable: var, selector, exclude: false, count: false },
         full_name: String::new(),
-        key_regex: is_collection_var(var).then(|| KeyRegex::new(re).ok()).flatten(),
+        key_regex,
         key_hash: None,
         source: None,
         snapshot_hits: std::sync::OnceLock::new(),

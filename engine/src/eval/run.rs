@@ -16,7 +16,7 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
-    SkipPlan, ci_hash, excludes, is_collection_var, operator_macro, update_selects,
+    SkipPlan, ci_hash, excludes, is_collection_var, macro_target, operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache};
 use crate::ir::{
@@ -503,12 +503,7 @@ impl InitSnapshot {
         // real request's run could not be told from, but removals that spare the run's rules
         // (an exclusion rule that matches any request), which are then dropped.
         eval(&mut t, 0..run.start);
-        let idle = !t.marker_pending
-            && t.skip_next == 0
-            && t.flow_idle_but_removals()
-            && (!t.removals_pending() || t.removals_spare(run.clone()))
-            && t.final_status.is_none()
-            && t.env.is_empty();
+        let idle = t.run_as_written(run.clone()) && t.final_status.is_none() && t.env.is_empty();
         if !(idle && t.matched_ids.is_empty() && t.highest_severity == 255) {
             return None;
         }
@@ -1076,6 +1071,17 @@ impl<'r> Transaction<'r> {
             || self.remove_target_by_tag.iter().any(|(t, _)| rule.contains_tag(t))
     }
 
+    /// Items `run` of phase 1, reached now, run as written: no jump, skip, intervention,
+    /// `allow` or engine change is pending, and no removal touches their rules. Removals
+    /// that leave them alone (CRS's exclusion rules, which come before the init run and aim
+    /// at the detection rules) do not change their outcome.
+    fn run_as_written(&self, run: std::ops::Range<usize>) -> bool {
+        !self.marker_pending
+            && self.skip_next == 0
+            && self.flow_idle_but_removals()
+            && (!self.removals_pending() || self.removals_spare(run))
+    }
+
     /// The removals pending leave the rules of items `run` of phase 1 as written: none is
     /// removed, none loses a target.
     fn removals_spare(&self, run: std::ops::Range<usize>) -> bool {
@@ -1101,13 +1107,7 @@ impl<'r> Transaction<'r> {
     /// engine change pending, no removal that touches the run's rules, as earlier rules may
     /// have left it), the run's outcome instead of the run.
     fn apply_init(&mut self, s: &'r InitSnapshot) -> bool {
-        // Removals that leave the run's rules alone (CRS's exclusion rules, which come
-        // before it and aim at the detection rules) do not change its outcome.
-        let idle = !self.marker_pending
-            && self.skip_next == 0
-            && self.flow_idle_but_removals()
-            && (!self.removals_pending() || self.removals_spare(s.run.clone()));
-        if !(idle && self.tx == s.start_tx) {
+        if !(self.run_as_written(s.run.clone()) && self.tx == s.start_tx) {
             return false;
         }
         self.tx.start_from(&s.tx, &s.tx_slots);
@@ -1241,15 +1241,7 @@ impl<'r> Transaction<'r> {
     }
 
     fn is_removed(&self, rule: &CRule) -> bool {
-        if rule.removed {
-            return true;
-        }
-        if let Some(id) = rule.hot.id {
-            if self.remove_ids.iter().any(|r| r.contains(id)) {
-                return true;
-            }
-        }
-        self.remove_tags.iter().any(|t| rule.contains_tag(t))
+        rule.removed || self.removed_at_run_time(rule)
     }
 
     /// One rule (all links of its chain). Returns whether it fully matched.
@@ -2077,33 +2069,17 @@ impl<'r> Transaction<'r> {
                         out.extend_from_slice(v);
                     }
                 }
-                MacroPart::Var { var, key: Some(key) } if regex_key(*var, key).is_some() => {
+                MacroPart::Var { var, key } => {
                     // `%{ARGS:/^x/}` and `%{TX:/^x/}` select by regex, as in a target (v3
                     // expands the macro to the first such value, in the order the values
                     // were added; for TX, case-insensitive like v3's `VariableRegex`). The
                     // regex is compiled once per rule set, not per expansion.
-                    let re = regex_key(*var, key).unwrap_or_default();
-                    let t = self.rs.macro_targets.get(*var, re);
-                    self.first_value_into(&t, out);
-                }
-                MacroPart::Var { var, key } => {
-                    let selector = key.as_ref().map(|k| Selector::Key(k.clone()));
-                    let t = CTarget {
-                        target: crate::ir::Target {
-                            variable: *var,
-                            selector: selector.clone(),
-                            exclude: false,
-                            count: false,
-                        },
-                        selector: selector
-                            .as_ref()
-                            .and_then(|s| crate::txn::CompiledSelector::new(s).ok()),
-                        full_name: String::new(),
-                        key_regex: None,
-                        key_hash: None,
-                        source: None,
-                        snapshot_hits: std::sync::OnceLock::new(),
-                    };
+                    if let Some(re) = key.as_deref().and_then(|k| regex_key(*var, k)) {
+                        let t = self.rs.macro_targets.get(*var, re);
+                        self.first_value_into(&t, out);
+                        continue;
+                    }
+                    let t = macro_target(*var, key.as_ref().map(|k| Selector::Key(k.clone())));
                     self.first_value_into(&t, out);
                 }
             }
