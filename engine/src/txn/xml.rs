@@ -149,63 +149,61 @@ impl XmlDoc {
 
 /// The values of the path `steps` in `doc`, as v3 renders each result node.
 fn eval_steps(doc: &roxmltree::Document<'_>, steps: &[Step]) -> Vec<Vec<u8>> {
-    {
-        // Context nodes, in document order, without duplicates.
-        let mut ctx: Vec<roxmltree::Node<'_, '_>> = vec![doc.root()];
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        for (i, step) in steps.iter().enumerate() {
-            let last = i + 1 == steps.len();
-            let mut next = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for n in &ctx {
-                let cands: Vec<roxmltree::Node<'_, '_>> = match step {
-                    Step::Elem { descendant: true, .. }
-                    | Step::Text { descendant: true }
-                    | Step::Attr { descendant: true, .. } => n.descendants().collect(),
-                    _ => std::iter::once(*n).collect(),
-                };
-                for c in cands {
-                    match step {
-                        Step::Elem { name, descendant } => {
-                            let kids: Vec<_> =
-                                if *descendant { vec![c] } else { c.children().collect() };
-                            for k in kids {
-                                let ok = k.is_element()
-                                    && !(*descendant && k == *n)
-                                    && name.as_deref().is_none_or(|nm| k.tag_name().name() == nm);
-                                if ok && seen.insert(k.id()) {
-                                    next.push(k);
-                                }
+    // Context nodes, in document order, without duplicates.
+    let mut ctx: Vec<roxmltree::Node<'_, '_>> = vec![doc.root()];
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let last = i + 1 == steps.len();
+        let mut next = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for n in &ctx {
+            let cands: Vec<roxmltree::Node<'_, '_>> = match step {
+                Step::Elem { descendant: true, .. }
+                | Step::Text { descendant: true }
+                | Step::Attr { descendant: true, .. } => n.descendants().collect(),
+                _ => std::iter::once(*n).collect(),
+            };
+            for c in cands {
+                match step {
+                    Step::Elem { name, descendant } => {
+                        let kids: Vec<_> =
+                            if *descendant { vec![c] } else { c.children().collect() };
+                        for k in kids {
+                            let ok = k.is_element()
+                                && !(*descendant && k == *n)
+                                && name.as_deref().is_none_or(|nm| k.tag_name().name() == nm);
+                            if ok && seen.insert(k.id()) {
+                                next.push(k);
                             }
                         }
-                        Step::Text { descendant } => {
-                            let kids: Vec<_> =
-                                if *descendant { vec![c] } else { c.children().collect() };
-                            for k in kids {
-                                if k.is_text() && seen.insert(k.id()) {
-                                    out.push(k.text().unwrap_or("").as_bytes().to_vec());
-                                }
+                    }
+                    Step::Text { descendant } => {
+                        let kids: Vec<_> =
+                            if *descendant { vec![c] } else { c.children().collect() };
+                        for k in kids {
+                            if k.is_text() && seen.insert(k.id()) {
+                                out.push(k.text().unwrap_or("").as_bytes().to_vec());
                             }
                         }
-                        Step::Attr { name, .. } => {
-                            if c.is_element() && seen.insert(c.id()) {
-                                for a in c.attributes() {
-                                    if name.as_deref().is_none_or(|nm| a.name() == nm) {
-                                        out.push(a.value().as_bytes().to_vec());
-                                    }
+                    }
+                    Step::Attr { name, .. } => {
+                        if c.is_element() && seen.insert(c.id()) {
+                            for a in c.attributes() {
+                                if name.as_deref().is_none_or(|nm| a.name() == nm) {
+                                    out.push(a.value().as_bytes().to_vec());
                                 }
                             }
                         }
                     }
                 }
             }
-            if last && matches!(step, Step::Elem { .. }) {
-                out.extend(next.iter().map(|n| node_content(*n)));
-            }
-            ctx = next;
         }
-        out
+        if last && matches!(step, Step::Elem { .. }) {
+            out.extend(next.iter().map(|n| node_content(*n)));
+        }
+        ctx = next;
     }
+    out
 }
 
 #[cfg(test)]
