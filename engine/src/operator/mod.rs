@@ -347,10 +347,13 @@ impl CompiledOperator {
                         let re = Arc::new(re);
                         if expanded.len() <= EXPANDED_PATTERN_KEPT {
                             if let Ok(mut kept) = self.last_expansion.lock() {
-                                if kept.len() == EXPANSIONS_KEPT {
-                                    kept.remove(0);
+                                // Another thread may have kept the same one meanwhile.
+                                if !kept.iter().any(|(p, _)| p.as_slice() == expanded) {
+                                    if kept.len() == EXPANSIONS_KEPT {
+                                        kept.remove(0);
+                                    }
+                                    kept.push((expanded.to_vec(), Arc::clone(&re)));
                                 }
-                                kept.push((expanded.to_vec(), Arc::clone(&re)));
                             }
                         }
                         re
