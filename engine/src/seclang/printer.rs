@@ -296,8 +296,11 @@ fn rule(r: &Rule, out: &mut String) -> Res<()> {
                     ));
                 }
                 let vars = target_list(&l.targets)?;
-                let vars = if tokenize(&vars)
-                    .is_ok_and(|t| t.len() == 1 && t[0].text == vars && !t[0].quoted)
+                // A `'` the list holds unclosed reads as itself on its own, but on the
+                // directive's line a later `'` (in the actions) would close it: quoted then.
+                let vars = if !vars.contains('\'')
+                    && tokenize(&vars)
+                        .is_ok_and(|t| t.len() == 1 && t[0].text == vars && !t[0].quoted)
                 {
                     vars
                 } else {
@@ -684,6 +687,9 @@ mod tests {
             "SecRuleUpdateTargetById 942100 \"!ARGS:foo\"\nSecRuleUpdateActionById 5 \"t:none,pass\"",
             "SecResponseBodyMimeType text/plain text/html\nSecComponentSignature \"OWASP_CRS/3.3.4\"",
             r#"SecRule ARGS "@validateByteRange 1-9,12" "id:3""#,
+            // An unclosed `'` in a variable name, and a `'` later on the line (the printer
+            // quotes `skipAfter`'s leading space): found by `seclang_proptest`.
+            r#"SecRule TX:E'ECUTING_PARANOIA_LEVEL "@lt 1" "id:4,phase:1,pass,skipAfter: END""#,
         ] {
             round_trip(src);
         }
