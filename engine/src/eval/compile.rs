@@ -333,7 +333,16 @@ pub enum SkipPlan {
     /// the snapshot's values and its whole effect is fixed: `folds[fold]` ([`FoldedMatch`]).
     /// CRS PL1: the gates `TX:EXECUTING_PARANOIA_LEVEL "@lt 2"`, the application-exclusion,
     /// DoS and IP-reputation gates, which jump.
-    AfterInitMatch { fold: u32 },
+    ///
+    /// `past`: when that effect is a `skipAfter` (and no `skip`) whose marker comes later in
+    /// the phase, the position right after that marker item, where the native loop goes on
+    /// with nothing pending (reaching the marker would clear the jump); `u32::MAX` otherwise.
+    /// The loop then reads neither the fold's entry nor the marker's name.
+    AfterInitMatch { fold: u32, past: u32 },
+    /// Not a rule: a `SecMarker` item. The native loop reads the item (the marker's name)
+    /// only while a `skipAfter` is pending; otherwise the 16 bytes here are all a marker
+    /// costs it (CRS lists each of its 40 markers in every phase).
+    Marker,
 }
 
 /// The outcomes of folded rules ([`FoldedMatch`]), packed into flat buffers: applying the
@@ -607,7 +616,7 @@ impl CompiledRuleSet {
                 .iter()
                 .map(|item| match item {
                     Item::Rule(r) => fast_skip(r, &mut fast_sources),
-                    Item::Marker(_) => None,
+                    Item::Marker(_) => Some(FastSkip { plan: SkipPlan::Marker }),
                 })
                 .collect()
         });
@@ -1286,7 +1295,15 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
                 plans.push((p, k, SkipPlan::AfterInit));
             } else if only_jumps(rule, &rs.defaults[p], &writes) {
                 if let Some(f) = init.fold_match(rs, phase, rule) {
-                    plans.push((p, k, SkipPlan::AfterInitMatch { fold: folds.push(&f) }));
+                    let past = match (&f.marker, f.skip) {
+                        (Some(m), 0) => items[k + 1..]
+                            .iter()
+                            .position(|i| matches!(i, Item::Marker(n) if n == m))
+                            .and_then(|d| u32::try_from(k + 2 + d).ok())
+                            .unwrap_or(u32::MAX),
+                        _ => u32::MAX,
+                    };
+                    plans.push((p, k, SkipPlan::AfterInitMatch { fold: folds.push(&f), past }));
                 }
             }
         }

@@ -623,6 +623,7 @@ impl InitSnapshot {
 struct Scratch {
     values: ValueBuf,
     matched_vars: ValueBuf,
+    folds_pending: Vec<u32>,
     captures: Vec<Vec<u8>>,
     sources: SourceCache,
     tx: Collection<'static>,
@@ -646,6 +647,7 @@ impl Scratch {
                 *b = Vec::new();
             }
         }
+        self.folds_pending.clear();
         for b in [&mut self.values, &mut self.matched_vars] {
             b.clear();
             if b.oversized() {
@@ -693,8 +695,14 @@ pub struct Transaction<'r> {
     resource: Collection<'r>,
     env: Collection<'r>,
     /// MATCHED_VARS in order; MATCHED_VAR(_NAME) is the last one (both are set and
-    /// cleared together).
+    /// cleared together). Followed by the pairs of `folds_pending`.
     matched_vars: ValueBuf,
+    /// Rules folded as matched ([`SkipPlan::AfterInitMatch`]) since MATCHED_VARS was last
+    /// settled, in order: their pairs belong at the end of `matched_vars`. They are added
+    /// only when a rule runs ([`Transaction::settle_folds`]); CRS's paranoia gates fold as
+    /// matched and the next file's first gate fails and clears them, so most never are, and
+    /// their names and values (some 150 cache lines a decision) are not read.
+    folds_pending: Vec<u32>,
     engine: EngineMode,
     remove_ids: Vec<IdRange>,
     remove_tags: Vec<String>,
@@ -777,6 +785,7 @@ impl Drop for Transaction<'_> {
         Scratch {
             values: std::mem::take(&mut self.values),
             matched_vars: std::mem::take(&mut self.matched_vars),
+            folds_pending: std::mem::take(&mut self.folds_pending),
             captures: std::mem::take(&mut self.captures),
             sources: std::mem::take(&mut self.sources),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
@@ -808,6 +817,7 @@ impl<'r> Transaction<'r> {
             resource: Collection::default(),
             env: Collection::default(),
             matched_vars: scratch.matched_vars,
+            folds_pending: scratch.folds_pending,
             engine: rs.config.rule_engine,
             remove_ids: Vec::new(),
             remove_tags: Vec::new(),
@@ -974,14 +984,32 @@ impl<'r> Transaction<'r> {
                 }
             }
             let rule = match fast.get(k).and_then(Option::as_ref) {
-                // Only rules have plans. A rule its plan skips is not read: the loop then
-                // reads 16 bytes of `fast` for it, not its item and the rule behind it.
+                // A rule its plan skips is not read: the loop then reads 16 bytes of `fast`
+                // for it, not its item and the rule behind it; nor a marker, unless a jump
+                // is pending.
+                Some(FastSkip { plan: SkipPlan::Marker }) => {
+                    if self.marker_pending {
+                        if let Item::Marker(name) = &items[k] {
+                            self.at_marker(name);
+                        }
+                    }
+                    continue;
+                }
                 Some(f) => {
+                    if !self.rule_turn() {
+                        continue;
+                    }
+                    if let SkipPlan::AfterInitMatch { fold, past } = f.plan {
+                        if past != u32::MAX && self.take_fold(fold) {
+                            next = past as usize;
+                            continue;
+                        }
+                    }
                     let rule = || match &items[k] {
                         Item::Rule(r) => Some(&**r),
                         Item::Marker(_) => None,
                     };
-                    if !self.rule_turn() || self.fast_no_match(f, rule) {
+                    if self.fast_no_match(f, rule) {
                         continue;
                     }
                     match &items[k] {
@@ -1120,6 +1148,7 @@ impl<'r> Transaction<'r> {
         }
         self.highest_severity = self.highest_severity.min(s.highest_severity);
         self.current_rule = s.current_rule;
+        self.folds_pending.clear();
         self.matched_vars.copy_from(&s.matched_vars);
         true
     }
@@ -1160,12 +1189,10 @@ impl<'r> Transaction<'r> {
                 self.sources.no_match(sids, slot, &self.rs.sources, &self.data)
             }
             SkipPlan::AfterInit => self.init_applied,
-            SkipPlan::AfterInitMatch { fold } if self.init_applied => {
+            SkipPlan::AfterInitMatch { fold, .. } if self.init_applied => {
                 let rs: &'r CompiledRuleSet = self.rs;
                 let (folds, i) = (&rs.folds, fold as usize);
-                for (n, v) in folds.pairs(i) {
-                    self.matched_vars.push_pair(n, v);
-                }
+                self.folds_pending.push(fold);
                 if let Some(marker) = folds.marker(i) {
                     self.marker.clear();
                     self.marker.push_str(marker);
@@ -1174,13 +1201,35 @@ impl<'r> Transaction<'r> {
                 self.skip_next = folds.skip(i);
                 return true;
             }
-            SkipPlan::AfterInitMatch { .. } => false,
+            SkipPlan::AfterInitMatch { .. } | SkipPlan::Marker => false,
         };
         if !proven {
             return false;
         }
-        self.matched_vars.clear();
+        self.forget_matched();
         true
+    }
+
+    /// A link matched nothing: MATCHED_VAR(S) are forgotten, with the pairs of the folds
+    /// pending.
+    fn forget_matched(&mut self) {
+        self.matched_vars.clear();
+        self.folds_pending.clear();
+    }
+
+    /// Before a rule runs: appends the pairs of the rules folded as matched since MATCHED_VARS
+    /// was last settled, in the order they were reached.
+    pub(crate) fn settle_folds(&mut self) {
+        if self.folds_pending.is_empty() {
+            return;
+        }
+        let folds = &self.rs.folds;
+        for &i in &self.folds_pending {
+            for (n, v) in folds.pairs(i as usize) {
+                self.matched_vars.push_pair(n, v);
+            }
+        }
+        self.folds_pending.clear();
     }
 
     /// Enters a phase; false when an earlier `allow` skips it.
@@ -1210,6 +1259,25 @@ impl<'r> Transaction<'r> {
         self.rule_turn()
             && !fast.is_some_and(|f| self.fast_no_match(f, || Some(rule)))
             && !self.is_removed(rule)
+    }
+
+    /// No `skipAfter`, `skip` or `allow` is pending: [`Transaction::rule_turn`] passes and
+    /// uses nothing up.
+    pub(crate) fn turn_idle(&self) -> bool {
+        !self.marker_pending && self.skip_next == 0 && self.allow.is_none()
+    }
+
+    /// At a rule folded as matched ([`SkipPlan::AfterInitMatch`]) whose turn it is, when the
+    /// caller takes its jump itself (to the item right after its marker, `past`): applies
+    /// the fold (its MATCHED_VARS pairs, kept pending) and returns true when this transaction
+    /// took the snapshot and no removal is pending; false sends the rule the usual way.
+    pub(crate) fn take_fold(&mut self, fold: u32) -> bool {
+        if self.init_applied && !self.removals_pending() {
+            self.folds_pending.push(fold);
+            true
+        } else {
+            false
+        }
     }
 
     /// The checks of `rule_should_run` that do not read the rule (it uses up a `skip`).
@@ -1246,6 +1314,7 @@ impl<'r> Transaction<'r> {
 
     /// One rule (all links of its chain). Returns whether it fully matched.
     fn eval_rule(&mut self, rule: &CRule) -> bool {
+        self.settle_folds();
         self.current_rule = rule.hot.id;
         let mut msg = RuleMsg::new(rule.hot.id);
         if rule.hot.has_condition {
@@ -1272,7 +1341,7 @@ impl<'r> Transaction<'r> {
         msg: &mut RuleMsg,
     ) -> bool {
         if !matched {
-            self.matched_vars.clear();
+            self.forget_matched();
             return false;
         }
         self.run_setvars(&rule.actions);
@@ -1567,7 +1636,7 @@ impl<'r> Transaction<'r> {
     /// never matches.
     pub(crate) fn link_end(&mut self, link: &CRule, matched: bool) -> bool {
         if !matched {
-            self.matched_vars.clear();
+            self.forget_matched();
             return false;
         }
         !(link.actions.chained && link.chain.is_none())

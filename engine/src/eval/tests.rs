@@ -879,3 +879,70 @@ fn skip_after_jumps_decide_as_the_walk() {
         assert_eq!(d.matched_ids, *want, "{uri}");
     }
 }
+
+/// Rules folded as matched append their MATCHED_VARS pairs only when a rule next runs (the
+/// pairs are kept pending until then, and dropped with MATCHED_VARS when a link fails): a
+/// rule reading MATCHED_VARS, MATCHED_VAR_NAME or `&MATCHED_VARS` right after one or several
+/// folds sees what running every rule shows it, on the native loop and both Lua backends.
+#[test]
+fn folded_matches_leave_their_matched_vars_for_the_next_rule() {
+    use super::compile::{CompileOptions, CompiledRuleSet, Item};
+    use crate::lua::{Backend, LuaEngine, LuaOptions};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecAction \"id:1,phase:1,pass,nolog,setvar:tx.level=1\"\n\
+         SecAction \"id:3,phase:1,pass,nolog,setvar:tx.limit=3\"\n\
+         SecAction \"id:4,phase:1,pass,nolog,setvar:tx.a=1\"\n\
+         SecAction \"id:5,phase:1,pass,nolog,setvar:tx.b=1\"\n\
+         SecRule TX:b \"@eq 5\" \"id:6,phase:1,pass,nolog\"\n\
+         SecRule ARGS:never \"@rx .\" \"id:2,phase:1,pass\"\n\
+         SecRule TX:level \"@lt 2\" \"id:10,phase:1,pass,nolog,skipAfter:END-A\"\n\
+         SecRule ARGS \"@rx .\" \"id:11,phase:1,pass\"\n\
+         SecMarker END-A\n\
+         SecRule MATCHED_VARS \"@streq 1\" \"id:12,phase:1,pass,setvar:tx.seen=%{{MATCHED_VAR_NAME}}\"\n\
+         SecRule TX:level \"@lt 3\" \"id:13,phase:1,pass,nolog,skipAfter:END-B\"\n\
+         SecMarker END-B\n\
+         SecRule TX:limit \"@lt 4\" \"id:14,phase:1,pass,nolog,skipAfter:END-C\"\n\
+         SecMarker END-C\n\
+         SecRule &MATCHED_VARS \"@eq 4\" \"id:15,phase:1,pass\"\n\
+         SecRule TX:seen \"@streq MATCHED_VARS:TX:level\" \"id:16,phase:1,pass\"\n\
+         SecRule TX:level \"@lt 2\" \"id:17,phase:1,pass,nolog,skipAfter:END-D\"\n\
+         SecMarker END-D\n\
+         SecRule TX:level \"@eq 7\" \"id:18,phase:1,pass,nolog\"\n\
+         SecRule &MATCHED_VARS \"@eq 0\" \"id:19,phase:1,pass\"\n\
+         SecRule TX:limit \"@lt 4\" \"id:20,phase:2,pass,nolog,skipAfter:END-E\"\n\
+         SecRule ARGS \"@rx .\" \"id:21,phase:2,pass\"\n\
+         SecMarker END-E\n\
+         SecRule ARGS|MATCHED_VARS \"@rx ^[13]$\" \"id:22,phase:2,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let mut folded: Vec<u64> = (0..5)
+        .flat_map(|p| on.phases[p].iter().zip(&on.fast[p]))
+        .filter_map(|(item, f)| match (item, f) {
+            (Item::Rule(r), Some(f)) if f.plan.is_folded_match() => r.id(),
+            _ => None,
+        })
+        .collect();
+    folded.sort_unstable();
+    assert_eq!(folded, [10, 13, 14, 17, 20]);
+    let on = Arc::new(on);
+    let off =
+        engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
+    let cases: Vec<(Request, &[&str])> = vec![
+        // 12 sees fold 10's pair (TX:level = 1) and appends its own; 13 and 14 add two
+        // more: four; 18 fails and forgets them all. 22 sees fold 20's pair (TX:limit = 3).
+        (req("GET", "/", &[], ""), &["12", "15", "16", "19", "22"]),
+        (req("GET", "/?a=1", &[], ""), &["12", "15", "16", "19", "22"]),
+        (req("GET", "/?a=2", &[], ""), &["12", "15", "16", "19", "22"]),
+    ];
+    assert_same_decisions("pending folds", &NativeEngine::from_compiled(on.clone()), &off, &cases);
+    for backend in [Backend::Mlua, Backend::Ffi] {
+        let opts = LuaOptions { backend, ..Default::default() };
+        let mut lua = LuaEngine::from_compiled(on.clone(), opts).expect("lua engine");
+        for (r, want) in &cases {
+            let d = lua.evaluate(r).expect("lua decision");
+            assert_eq!(d.matched_ids, *want, "{backend:?} on {:?}", r.uri);
+        }
+    }
+}

@@ -22,7 +22,7 @@
 //! forward `goto` never jumps into the scope of a local.
 
 use super::passes::{Pass, PassSet};
-use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item};
+use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan};
 use crate::eval::run::link_targets;
 use crate::ir::Action;
 use serde::Serialize;
@@ -591,6 +591,16 @@ fn gen_rule(
     let ri = g.plan.rules.len();
     // Only keep the jump when its label exists (it always does when the pass chose it).
     let jump = if to.is_some() { jump } else { None };
+    // `pre` applies a fold and answers "jump" by itself (`past` kept) only when this code's
+    // own jump goes to the fold's marker, the first of that name after the rule.
+    let fast = fast.map(|f| match f.plan {
+        SkipPlan::AfterInitMatch { fold, .. }
+            if jump.is_none() || jump.as_deref() != g.plan.rs.folds.marker(fold as usize) =>
+        {
+            FastSkip { plan: SkipPlan::AfterInitMatch { fold, past: u32::MAX } }
+        }
+        _ => f,
+    });
     g.plan.rules.push(RulePlan { rule: rule.clone(), fast });
     g.plan.local_jumps.push(jump);
     let id = rule.id();

@@ -12,7 +12,7 @@
 //! generated chunk serves both.
 
 use super::codegen::Plan;
-use crate::eval::compile::{CRule, CTarget};
+use crate::eval::compile::{CRule, CTarget, FastSkip, SkipPlan};
 use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
 use std::cell::Cell;
@@ -201,12 +201,20 @@ impl<'c, 'p> Ctx<'c, 'p> {
     /// `pre` of rule `ri` (handle `a` as the generated code passed it).
     fn pre(&mut self, ri: usize, a: i32) -> i32 {
         let Some(rp) = self.plan.rules.get(ri) else { return self.bad("rule", a) };
+        if let Some(FastSkip { plan: SkipPlan::AfterInitMatch { fold, past } }) = rp.fast {
+            // Folded as matched, with a jump the code takes to the label right after the
+            // fold's marker (codegen kept `past` only then): nothing is left pending.
+            if past != u32::MAX && self.t.turn_idle() && self.t.take_fold(fold) {
+                return FLOW_JUMP;
+            }
+        }
         if !self.t.rule_should_run(&rp.rule, rp.fast.as_ref()) {
             // A rule folded as matched may have left its `skipAfter` pending: when the code
             // jumps there itself (`gen_rule`), it is told to (FLOW_JUMP).
             let folded = rp.fast.is_some_and(|f| f.plan.is_folded_match());
             return if folded && self.flow(ri) == FLOW_JUMP { FLOW_JUMP } else { 0 };
         }
+        self.t.settle_folds();
         // `hot.id`: on the rule's first cache line, which `rule_should_run` read.
         self.t.set_current_rule(rp.rule.hot.id);
         self.msg = RuleMsg::new(rp.rule.hot.id);
