@@ -494,21 +494,38 @@ pub struct SourceTable {
     pub source_count: u32,
     /// Per source: what it reads.
     pub descs: Vec<SourceDesc>,
-    /// Per source: its transformation chain id.
-    pub source_chain: Vec<u32>,
-    /// Per source: its raw list, one per (target, exclusions) whatever the chain.
-    pub source_raw: Vec<u32>,
+    /// Per source: what building its list reads every time ([`SourceHot`]).
+    pub hot: Vec<SourceHot>,
+    /// The sources' chains end to end ([`SourceHot::chain`]).
+    pub chains: Vec<Transformation>,
     pub raw_count: u32,
     pub prefilter: Prefilter,
 }
+
+/// What [`SourceCache::list`] reads of a source on every build, packed: 24 bytes, against a
+/// [`SourceDesc`] of a few hundred whose chain sits in a heap block of its own. The target
+/// and exclusions are read only when the raw list is read from the request data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceHot {
+    /// [`SourceDesc::steps`].
+    pub steps: u64,
+    /// Its transformation chain's id.
+    pub chain_id: u32,
+    /// Its raw list, one per (target, exclusions) whatever the chain.
+    pub raw: u32,
+    /// Its chain: `chains[chain.0..chain.0 + chain.1]`.
+    pub chain: (u32, u32),
+}
+
+const _: () = assert!(std::mem::size_of::<SourceHot>() == 24);
 
 /// Builds a [`SourceTable`] while rules compile.
 #[derive(Debug, Default)]
 pub struct SourceBuilder {
     sources: HashMap<String, u32>,
-    source_chain: Vec<u32>,
     raws: HashMap<String, u32>,
-    source_raw: Vec<u32>,
+    hot: Vec<SourceHot>,
+    flat_chains: Vec<Transformation>,
     descs: Vec<SourceDesc>,
     chains: HashMap<Vec<Transformation>, u32>,
     /// Per slot: its regex's required literals.
@@ -586,8 +603,10 @@ impl SourceBuilder {
         let raw = *self.raws.entry(raw_key).or_insert(r);
         let id = self.sources.len() as u32;
         self.sources.insert(key, id);
-        self.source_chain.push(chain_id);
-        self.source_raw.push(raw);
+        let at = self.flat_chains.len() as u32;
+        self.flat_chains.extend_from_slice(chain);
+        let chain = (at, chain.len() as u32);
+        self.hot.push(SourceHot { steps: d.steps, chain_id, raw, chain });
         self.descs.push(d);
         Some(id)
     }
@@ -652,9 +671,9 @@ impl SourceBuilder {
         prefilter.phrases = PhraseTable::build(&self.pm_lists);
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
-            source_chain: self.source_chain,
             descs: self.descs,
-            source_raw: self.source_raw,
+            hot: self.hot,
+            chains: self.flat_chains,
             raw_count: self.raws.len() as u32,
             prefilter,
         })
@@ -879,19 +898,20 @@ impl SourceCache {
         if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
             return None;
         }
-        let chain_id = *table.source_chain.get(id as usize)?;
-        let raw = *table.source_raw.get(id as usize)? as usize;
-        let SourceDesc { target: t, exclusions, chain, steps } = table.descs.get(id as usize)?;
-        let steps = *steps;
-        let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
+        let SourceHot { steps, chain_id, raw, chain } = *table.hot.get(id as usize)?;
+        let raw = raw as usize;
         let start = self.entries.len();
         let (rg, r0, r1, recorded) = self.raws[raw];
         if rg == self.generation && r0 == r1 {
             // The target yields nothing in this generation (no ARGS on a GET, say): neither
-            // does any chain over it.
+            // does any chain over it. Known before the source's description (a few hundred
+            // bytes further on) is read.
             self.lists[id as usize] = (self.generation, start as u32, start as u32);
             return Some(start..start);
         }
+        let chain = table.chains.get(chain.0 as usize..(chain.0 + chain.1) as usize)?;
+        let SourceDesc { target: t, exclusions, .. } = table.descs.get(id as usize)?;
+        let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
         if rg == self.generation && recorded {
             // Every value has the record of its raw bytes: the list is those records read
             // through this chain, names from the raw list.
