@@ -1471,7 +1471,7 @@ impl<'r> Transaction<'r> {
         }
         let rule_id = root.hot.id;
         // `OwnChecked`: the caller already skipped targets the exclusions name whole.
-        if !matches!(exclusions, Excl::OwnChecked(_))
+        if !matches!(exclusions, Excl::OwnChecked(_) | Excl::RefsChecked(_))
             && exclusions.any(|e| e.full_name == t.full_name)
         {
             return false;
@@ -1894,19 +1894,22 @@ pub(crate) enum Excl<'a> {
     /// (`LinkHot::excluded_targets`).
     OwnChecked(&'a [CTarget]),
     Refs(&'a [&'a CTarget]),
+    /// `Refs`, for a target already known not to be named whole by them (a Lua link plan's
+    /// `named_whole`).
+    RefsChecked(&'a [&'a CTarget]),
 }
 
 impl Excl<'_> {
     fn is_empty(&self) -> bool {
         match self {
             Excl::Own(v) | Excl::OwnChecked(v) => v.is_empty(),
-            Excl::Refs(v) => v.is_empty(),
+            Excl::Refs(v) | Excl::RefsChecked(v) => v.is_empty(),
         }
     }
     fn any(&self, f: impl Fn(&CTarget) -> bool) -> bool {
         match self {
             Excl::Own(v) | Excl::OwnChecked(v) => v.iter().any(f),
-            Excl::Refs(v) => v.iter().any(|e| f(e)),
+            Excl::Refs(v) | Excl::RefsChecked(v) => v.iter().any(|e| f(e)),
         }
     }
 }

@@ -158,6 +158,9 @@ pub(crate) struct LinkPlan {
     /// with `tgt`; otherwise they are read with `tgt0`. Decided once here for both the
     /// separate calls and the fused `link` call.
     pub(crate) begin: bool,
+    /// Bit `k`: target `k` is named whole by one of `exclusions` (it reads nothing). With
+    /// more than 64 targets, `None`: the runtime compares the names itself.
+    pub(crate) named_whole: Option<u64>,
 }
 
 /// A clause of a Cloudflare-style condition: the root rule and the path of child indexes.
@@ -708,12 +711,19 @@ fn gen_link<'r>(
     let needs_expansion = link.operator.as_ref().is_some_and(|(_, op, _)| op.needs_expansion());
     let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
     let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
+    let named_whole = (targets.len() <= 64).then(|| {
+        targets.iter().enumerate().fold(0u64, |m, (k, t)| {
+            let whole = exclusions.iter().any(|e| e.full_name == t.full_name);
+            if whole { m | 1 << k } else { m }
+        })
+    });
     g.plan.links.push(LinkPlan {
         rule: ri,
         depth,
         targets: trefs,
         exclusions: erefs,
         begin: needs_begin,
+        named_whole,
     });
     if depth > 0 && !g.passes.enabled(Pass::FusedLinks) {
         g.emit(indent, "h = 0");

@@ -11,7 +11,7 @@
 //! exports called through LuaJIT's FFI ([`super::ffi`]). Both return integers, so one
 //! generated chunk serves both.
 
-use super::codegen::Plan;
+use super::codegen::{LinkPlan, Plan};
 use crate::eval::compile::{CRule, CTarget, FastSkip, SkipPlan};
 use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
@@ -131,7 +131,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                 let Some(t) = lp.targets.get(ub).and_then(|&r| plan.target(link, r)) else {
                     return self.bad("target", b);
                 };
-                i32::from(self.read_target(root, link, t, p == Prim::Target))
+                i32::from(self.read_target(root, link, t, p == Prim::Target, lp, ub))
             }
             Prim::LinkEnd => {
                 let Some((_, link, _)) = plan.link(ua) else { return self.bad("link", a) };
@@ -149,7 +149,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     let Some(t) = plan.target(link, r) else {
                         return self.bad("target", k as i32);
                     };
-                    hit |= self.read_target(root, link, t, lp.begin);
+                    hit |= self.read_target(root, link, t, lp.begin, lp, k);
                 }
                 i32::from(self.t.link_end(link, hit))
             }
@@ -189,9 +189,24 @@ impl<'c, 'p> Ctx<'c, 'p> {
 
     /// One target of a link (`tgt`): with the exclusions and operator argument `lbegin`
     /// set up when `begun`, with neither otherwise (`tgt0`).
-    fn read_target(&mut self, root: &CRule, link: &CRule, t: &CTarget, begun: bool) -> bool {
+    /// `k`: the target's position in `lp`, whose `named_whole` saves comparing its name with
+    /// every exclusion's.
+    fn read_target(
+        &mut self,
+        root: &CRule,
+        link: &CRule,
+        t: &CTarget,
+        begun: bool,
+        lp: &LinkPlan,
+        k: usize,
+    ) -> bool {
         let (ex, arg) = if begun {
-            (Excl::Refs(&self.exclusions), self.expanded.as_deref())
+            let ex = match lp.named_whole {
+                Some(m) if m & (1 << k) != 0 => return false,
+                Some(_) => Excl::RefsChecked(&self.exclusions),
+                None => Excl::Refs(&self.exclusions),
+            };
+            (ex, self.expanded.as_deref())
         } else {
             (Excl::Refs(&[]), None)
         };

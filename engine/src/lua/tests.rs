@@ -74,6 +74,14 @@ const CASES: &[(&str, &str)] = &[
          SecRule ARGS:x \"@rx aa\" \"id:94,phase:1,block\"",
     ),
     (
+        "targets named whole by an exclusion, the link's own or an update's",
+        "SecRule ARGS:x|ARGS|!ARGS:x \"@rx a\" \"id:80,phase:1,pass\"\n\
+         SecRule ARGS:y|ARGS:x \"@rx b\" \"id:81,phase:2,pass\"\n\
+         SecRule ARGS:y|ARGS:z \"@rx a\" \"id:82,phase:2,pass,chain\"\n\
+         SecRule ARGS:x|!ARGS:x \"@rx a\" \"t:none\"\n\
+         SecRuleUpdateTargetById 81 !ARGS:y",
+    ),
+    (
         "multiMatch and transformations",
         "SecRule ARGS \"@contains ab\" \"id:100,phase:2,pass,multiMatch,t:lowercase,t:removeWhitespace\"\n\
          SecRule REQUEST_BODY \"@rx (?i)A\" \"id:101,phase:2,deny,status:401\"",
