@@ -118,6 +118,25 @@ pub struct LinkHot {
     pub capture: bool,
     pub multi_match: bool,
     pub has_condition: bool,
+    /// The value sources ([`CTarget::source`], `u32::MAX` for none) of the first
+    /// [`HOT_SOURCES`] targets, valid when `sources_valid`: reading a target's source would
+    /// otherwise read a line of each target (they are a few hundred bytes apart).
+    pub sources: [u32; HOT_SOURCES],
+    pub sources_valid: bool,
+}
+
+/// Targets whose value source [`LinkHot`] keeps: CRS links read up to six.
+pub const HOT_SOURCES: usize = 6;
+
+impl LinkHot {
+    /// The value source of target `i` (`t`), from the hot copy when it has one.
+    #[inline]
+    pub fn source(&self, i: usize, t: &CTarget) -> Option<u32> {
+        match self.sources.get(i) {
+            Some(&s) if self.sources_valid => (s != u32::MAX).then_some(s),
+            _ => t.source,
+        }
+    }
 }
 
 /// Fills [`CRule::hot`] of every link of a finished rule.
@@ -130,7 +149,13 @@ pub(crate) fn set_hot(rule: &mut CRule) {
                 excluded |= 1 << i;
             }
         }
+        let mut sources = [u32::MAX; HOT_SOURCES];
+        for (s, t) in sources.iter_mut().zip(&l.targets) {
+            *s = t.source.unwrap_or(u32::MAX);
+        }
         l.hot = LinkHot {
+            sources,
+            sources_valid: true,
             id: l.actions.id,
             excluded_targets: excluded,
             mask_valid: l.targets.len() <= 64,

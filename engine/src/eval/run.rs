@@ -1407,7 +1407,8 @@ impl<'r> Transaction<'r> {
                 } else {
                     Excl::Own(&link.exclusions)
                 };
-                if self.link_target(root, link, t, ex, expanded_arg.as_deref(), msg) {
+                let sid = link.hot.source(i, t);
+                if self.link_target_from(root, link, t, sid, ex, expanded_arg.as_deref(), msg) {
                     global = true;
                 }
             }
@@ -1466,6 +1467,23 @@ impl<'r> Transaction<'r> {
         expanded_arg: Option<&[u8]>,
         msg: &mut RuleMsg,
     ) -> bool {
+        self.link_target_from(root, link, t, t.source, exclusions, expanded_arg, msg)
+    }
+
+    /// [`Transaction::link_target`] with the target's value source given (`t.source`, or
+    /// its copy in [`super::compile::LinkHot`]): over a source, the target itself (a few
+    /// hundred bytes apart from the next) is not read unless a removal names targets.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn link_target_from(
+        &mut self,
+        root: &CRule,
+        link: &CRule,
+        t: &CTarget,
+        source: Option<u32>,
+        exclusions: Excl<'_>,
+        expanded_arg: Option<&[u8]>,
+        msg: &mut RuleMsg,
+    ) -> bool {
         if !link.hot.has_operator {
             return false;
         }
@@ -1476,10 +1494,10 @@ impl<'r> Transaction<'r> {
         {
             return false;
         }
-        if self.target_removed(rule_id, root, &t.full_name) {
+        if self.targets_removed() && self.target_removed(rule_id, root, &t.full_name) {
             return false;
         }
-        if let Some(sid) = t.source {
+        if let Some(sid) = source {
             if let Some(hit) = self.link_target_source(root, link, sid, expanded_arg) {
                 return hit;
             }
@@ -1678,8 +1696,13 @@ impl<'r> Transaction<'r> {
     }
 
     #[inline]
+    /// A `ctl:ruleRemoveTargetBy*` ran in this transaction.
+    fn targets_removed(&self) -> bool {
+        !(self.remove_target_by_id.is_empty() && self.remove_target_by_tag.is_empty())
+    }
+
     fn target_removed(&self, rule_id: Option<u64>, root: &CRule, name: &str) -> bool {
-        if self.remove_target_by_id.is_empty() && self.remove_target_by_tag.is_empty() {
+        if !self.targets_removed() {
             return false;
         }
         if let Some(id) = rule_id {

@@ -946,3 +946,23 @@ fn folded_matches_leave_their_matched_vars_for_the_next_rule() {
         }
     }
 }
+
+/// A link's hot copy of its targets' value sources answers as the targets do, past the
+/// copy's length too (eight targets, some without a source).
+#[test]
+fn hot_sources_answer_as_the_targets() {
+    use super::compile::{CompileOptions, CompiledRuleSet, HOT_SOURCES};
+    let rules = format!(
+        "{HEAD}SecRule ARGS|ARGS_NAMES|TX:a|REQUEST_HEADERS|REQUEST_COOKIES|REQUEST_URI|\
+         &ARGS|REQUEST_FILENAME|REQUEST_LINE \"@rx x\" \"id:1,phase:2,pass,t:lowercase\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let rs = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let rule = rs.rules().next().expect("one rule");
+    assert!(rule.targets.len() > HOT_SOURCES);
+    assert!(rule.targets.iter().any(|t| t.source.is_none()));
+    assert!(rule.targets[HOT_SOURCES..].iter().any(|t| t.source.is_some()));
+    for (i, t) in rule.targets.iter().enumerate() {
+        assert_eq!(rule.hot.source(i, t), t.source, "target {i}");
+    }
+}

@@ -11,7 +11,7 @@
 //! exports called through LuaJIT's FFI ([`super::ffi`]). Both return integers, so one
 //! generated chunk serves both.
 
-use super::codegen::{LinkPlan, Plan};
+use super::codegen::{LinkPlan, Plan, TRef};
 use crate::eval::compile::{CRule, CTarget, FastSkip, SkipPlan};
 use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
@@ -210,7 +210,12 @@ impl<'c, 'p> Ctx<'c, 'p> {
         } else {
             (Excl::Refs(&[]), None)
         };
-        self.t.link_target(root, link, t, ex, arg, &mut self.msg)
+        // A link's own target: its source from the link's hot copy, not the target.
+        let source = match lp.targets.get(k) {
+            Some(&TRef::Own(i)) => link.hot.source(i, t),
+            _ => t.source,
+        };
+        self.t.link_target_from(root, link, t, source, ex, arg, &mut self.msg)
     }
 
     /// `pre` of rule `ri` (handle `a` as the generated code passed it).
