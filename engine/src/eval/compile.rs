@@ -248,7 +248,8 @@ pub struct CompiledRuleSet {
     /// Value sources and the `@rx` prefilter.
     pub sources: SourceTable,
     /// Parallel to `phases`: for each rule that the shared prefilter alone can prove does
-    /// not match (see [`FastSkip`]), its plan.
+    /// not match, or that the init snapshot decides (see [`FastSkip`]), its plan; for each
+    /// marker, [`SkipPlan::Marker`].
     pub fast: [Vec<Option<FastSkip>>; 5],
     /// The source ids the plans read (`FastSkip::start..start + len`).
     pub fast_sources: Vec<u32>,

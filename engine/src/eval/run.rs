@@ -1695,12 +1695,13 @@ impl<'r> Transaction<'r> {
         false
     }
 
-    #[inline]
     /// A `ctl:ruleRemoveTargetBy*` ran in this transaction.
+    #[inline]
     fn targets_removed(&self) -> bool {
         !(self.remove_target_by_id.is_empty() && self.remove_target_by_tag.is_empty())
     }
 
+    #[inline]
     fn target_removed(&self, rule_id: Option<u64>, root: &CRule, name: &str) -> bool {
         if !self.targets_removed() {
             return false;

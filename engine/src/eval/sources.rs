@@ -475,17 +475,13 @@ impl Prefilter {
     }
 }
 
-/// What a source reads: one target, the exclusions that filter it, the chain after them.
-/// Held by the table (not borrowed from a rule) so that a list can be built from its id
-/// alone, before any rule that reads it is touched.
+/// What a source reads: one target and the exclusions that filter it (its chain is in
+/// [`SourceHot`]). Held by the table (not borrowed from a rule) so that a list can be built
+/// from its id alone, before any rule that reads it is touched.
 #[derive(Debug)]
 pub struct SourceDesc {
     pub target: CTarget,
     pub exclusions: Vec<CTarget>,
-    pub chain: Vec<Transformation>,
-    /// The chain's steps as a set (`1 << t as u32` each), taken once here: a chain whose steps
-    /// a value's record knows to be idle is not run ([`SourceCache::list`]).
-    pub steps: u64,
 }
 
 /// Compile-time tables: source ids and the prefilter.
@@ -503,11 +499,12 @@ pub struct SourceTable {
 }
 
 /// What [`SourceCache::list`] reads of a source on every build, packed: 24 bytes, against a
-/// [`SourceDesc`] of a few hundred whose chain sits in a heap block of its own. The target
+/// [`SourceDesc`] of a few hundred bytes and a chain in a heap block of its own. The target
 /// and exclusions are read only when the raw list is read from the request data.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SourceHot {
-    /// [`SourceDesc::steps`].
+    /// The chain's steps as a set (`1 << t as u32` each), taken once here: a chain whose
+    /// steps a value's record knows to be idle is not run.
     pub steps: u64,
     /// Its transformation chain's id.
     pub chain_id: u32,
@@ -596,9 +593,8 @@ impl SourceBuilder {
         let d = SourceDesc {
             target: desc(t)?,
             exclusions: exclusions.iter().map(|e| desc(e)).collect::<Option<Vec<_>>>()?,
-            chain: chain.to_vec(),
-            steps: chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32)),
         };
+        let steps = chain.iter().fold(0u64, |m, &t| m | 1 << (t as u32));
         let r = self.raws.len() as u32;
         let raw = *self.raws.entry(raw_key).or_insert(r);
         let id = self.sources.len() as u32;
@@ -606,7 +602,7 @@ impl SourceBuilder {
         let at = self.flat_chains.len() as u32;
         self.flat_chains.extend_from_slice(chain);
         let chain = (at, chain.len() as u32);
-        self.hot.push(SourceHot { steps: d.steps, chain_id, raw, chain });
+        self.hot.push(SourceHot { steps, chain_id, raw, chain });
         self.descs.push(d);
         Some(id)
     }
