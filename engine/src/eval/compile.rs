@@ -139,16 +139,27 @@ impl LinkHot {
     }
 }
 
+/// Bit `i`: target `i` is named whole by one of `exclusions` (it reads nothing); `None`
+/// past 64 targets. [`LinkHot::excluded_targets`] for the native loop, a Lua link plan's
+/// over the link's full exclusion list.
+pub(crate) fn named_whole<'a, E: std::borrow::Borrow<CTarget>>(
+    targets: impl ExactSizeIterator<Item = &'a CTarget>,
+    exclusions: &[E],
+) -> Option<u64> {
+    if targets.len() > 64 {
+        return None;
+    }
+    Some(targets.enumerate().fold(0u64, |m, (i, t)| {
+        let whole = exclusions.iter().any(|e| e.borrow().full_name == t.full_name);
+        if whole { m | 1 << i } else { m }
+    }))
+}
+
 /// Fills [`CRule::hot`] of every link of a finished rule.
 pub(crate) fn set_hot(rule: &mut CRule) {
     let mut link = Some(rule);
     while let Some(l) = link {
-        let mut excluded = 0u64;
-        for (i, t) in l.targets.iter().enumerate().take(64) {
-            if l.exclusions.iter().any(|e| e.full_name == t.full_name) {
-                excluded |= 1 << i;
-            }
-        }
+        let excluded = named_whole(l.targets.iter(), &l.exclusions);
         let mut sources = [u32::MAX; HOT_SOURCES];
         for (s, t) in sources.iter_mut().zip(&l.targets) {
             *s = t.source.unwrap_or(u32::MAX);
@@ -157,8 +168,8 @@ pub(crate) fn set_hot(rule: &mut CRule) {
             sources,
             sources_valid: true,
             id: l.actions.id,
-            excluded_targets: excluded,
-            mask_valid: l.targets.len() <= 64,
+            excluded_targets: excluded.unwrap_or(0),
+            mask_valid: excluded.is_some(),
             has_operator: l.operator.is_some(),
             negated: l.operator.as_ref().is_some_and(|o| o.0),
             needs_expansion: l.operator.as_ref().is_some_and(|o| o.1.needs_expansion()),

@@ -22,7 +22,9 @@
 //! forward `goto` never jumps into the scope of a local.
 
 use super::passes::{Pass, PassSet};
-use crate::eval::compile::{CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan};
+use crate::eval::compile::{
+    CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan, named_whole,
+};
 use crate::eval::run::link_targets;
 use crate::ir::Action;
 use serde::Serialize;
@@ -711,12 +713,7 @@ fn gen_link<'r>(
     let needs_expansion = link.operator.as_ref().is_some_and(|(_, op, _)| op.needs_expansion());
     let needs_begin = !g.passes.enabled(Pass::LeanLinks) || needs_expansion || !erefs.is_empty();
     let names: Vec<String> = targets.iter().map(|t| t.full_name.clone()).collect();
-    let named_whole = (targets.len() <= 64).then(|| {
-        targets.iter().enumerate().fold(0u64, |m, (k, t)| {
-            let whole = exclusions.iter().any(|e| e.full_name == t.full_name);
-            if whole { m | 1 << k } else { m }
-        })
-    });
+    let named_whole = named_whole(targets.iter().copied(), &exclusions);
     g.plan.links.push(LinkPlan {
         rule: ri,
         depth,
