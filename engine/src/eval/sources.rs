@@ -715,6 +715,24 @@ struct TVal {
     pm: u64,
 }
 
+/// The prefilter's view of a raw list through any chain of transformations that each change
+/// its values in ASCII case at most ([`transform::identity::unchanged_but_case`]): such a
+/// chain leaves every value equal to its raw bytes up to case, and the prefilter's scans are
+/// ASCII case-insensitive, so the list's union of bits and its longest value are the raw
+/// list's. A plan over such a source is answered without building the source's list.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawUnion {
+    generation: u64,
+    /// The transformations that change every value of the list in case at most.
+    idle: u64,
+    longest: u32,
+    /// Offset of the union of the values' bits in `bits`, `u32::MAX` until a regex plan
+    /// asked.
+    bits: u32,
+    /// The union of the values' `@pm` masks, 0 until a `@pm` plan asked.
+    pm: u64,
+}
+
 /// Set in a record's `known` once its bytes were signed ([`transform::identity`]); no
 /// transformation has this bit.
 const SIGNED: u64 = 1 << 63;
@@ -762,13 +780,15 @@ pub(crate) struct SourceCache {
     /// What is left of [`PM_BUDGET`] in this transaction.
     pm_budget: usize,
     /// Per raw list (a target read with its exclusions, before any chain): (generation,
-    /// first, end) in `raw_names`, and whether every value it keeps has a record (see
-    /// `raw_records`).
-    raws: Vec<(u64, u32, u32, bool)>,
-    /// Per value of `raw_names`: the record of its raw bytes ([`SourceCache::shared`]), or
-    /// [`NO_RECORD`] for a value built for the read (and for an excluded one). A raw list
-    /// whose values all have records is replayed from them, without reading the request
-    /// data again.
+    /// first, end) in `raw_names` and `raw_records`.
+    raws: Vec<(u64, u32, u32)>,
+    /// Per raw list, once a plan asked ([`SourceCache::no_match`]): what every chain that
+    /// changes its values in ASCII case at most can be answered from ([`RawUnion`]).
+    raw_unions: Vec<RawUnion>,
+    /// Per value of `raw_names`: the record of its raw bytes ([`SourceCache::shared`] for
+    /// bytes borrowed from the request data; a record of its own for a value built for the
+    /// read), or [`NO_RECORD`] for an excluded one. Every source of the raw list is built
+    /// from these records, without reading the request data again.
     raw_records: Vec<u32>,
     /// Per value the target yields, in order: its name in `names`, or [`EXCLUDED`]. Sources
     /// of the same raw list replay it instead of testing the exclusions again.
@@ -844,7 +864,8 @@ impl SourceCache {
         self.unions.resize(source_count as usize, (0, 0, 0));
         self.pm_unions.resize(source_count as usize, (0, 0, 0));
         self.pm_budget = PM_BUDGET;
-        self.raws.resize(raw_count as usize, (0, 0, 0, false));
+        self.raws.resize(raw_count as usize, (0, 0, 0));
+        self.raw_unions.resize(raw_count as usize, RawUnion::default());
         self.raw_names.clear();
         self.raw_records.clear();
         self.entries.clear();
@@ -895,105 +916,87 @@ impl SourceCache {
         if g == self.generation {
             return Some(s as usize..e as usize);
         }
-        // Bounded memory: past the bound (huge bodies read through many chains), rules read
-        // their values themselves again, one rule at a time.
+        // Past the memory bound no list is built, over a new raw list or an old one.
         if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
             return None;
         }
         let SourceHot { steps, chain_id, raw, chain } = *table.hot.get(id as usize)?;
-        let raw = raw as usize;
+        let (r0, r1) = self.raw_list(id, raw, table, data)?;
         let start = self.entries.len();
-        let (rg, r0, r1, recorded) = self.raws[raw];
-        if rg == self.generation && r0 == r1 {
-            // The target yields nothing in this generation (no ARGS on a GET, say): neither
-            // does any chain over it. Known before the source's description (a few hundred
-            // bytes further on) is read.
-            self.lists[id as usize] = (self.generation, start as u32, start as u32);
-            return Some(start..start);
-        }
-        let chain = table.chains.get(chain.0 as usize..(chain.0 + chain.1) as usize)?;
-        let SourceDesc { target: t, exclusions, .. } = table.descs.get(id as usize)?;
-        let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
-        if rg == self.generation && recorded {
-            // Every value has the record of its raw bytes: the list is those records read
-            // through this chain, names from the raw list.
-            for i in r0 as usize..r1 as usize {
+        if r0 < r1 {
+            // The records of the raw bytes read through this chain, names from the raw list.
+            let chain = table.chains.get(chain.0 as usize..(chain.0 + chain.1) as usize)?;
+            for i in r0..r1 {
                 let name = self.raw_names[i];
                 if name != EXCLUDED {
                     self.push_recorded(chain_id, chain, steps, name, self.raw_records[i]);
                 }
             }
-        } else if rg == self.generation {
-            // The same values in the same order (the request data is unchanged within a
-            // generation): names and exclusions come from the raw list.
-            let mut i = r0 as usize;
-            data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
-                let name = self.raw_names.get(i).copied().unwrap_or(EXCLUDED);
-                i += 1;
-                if name != EXCLUDED {
-                    self.push_entry(chain_id, chain, steps, name, v.value);
-                }
-            });
-            debug_assert_eq!(i, r1 as usize, "raw list replayed out of step");
-        } else {
-            let r0 = self.raw_names.len() as u32;
-            let mut recorded = true;
-            data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
-                if excluded(&v.name) {
-                    self.raw_names.push(EXCLUDED);
-                    self.raw_records.push(NO_RECORD);
-                    return;
-                }
-                let n0 = self.names.len();
-                self.names.push_str(&v.name);
-                let name = (n0 as u32, self.names.len() as u32);
-                self.raw_names.push(name);
-                let rec = self.push_entry(chain_id, chain, steps, name, v.value);
-                recorded &= rec != NO_RECORD;
-                self.raw_records.push(rec);
-            });
-            self.raws[raw] = (self.generation, r0, self.raw_names.len() as u32, recorded);
         }
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
         Some(start..end)
     }
 
-    /// One value of a list being built: its name, and its transformed value, shared with
-    /// every list that reads the same request bytes through the same chain (or leaves them
-    /// unchanged). Returns the record of the raw bytes, [`NO_RECORD`] for a value built for
-    /// this read (it has no stable address to share it by).
-    fn push_entry(
+    /// The raw list `raw` of source `id` (its target read with its exclusions): its range
+    /// in `raw_names` and `raw_records`, read from the request data the first time in a
+    /// generation; `None` past the memory bound.
+    fn raw_list(
         &mut self,
-        chain_id: u32,
-        chain: &[Transformation],
-        steps: u64,
-        name: (u32, u32),
-        value: Cow<'_, [u8]>,
-    ) -> u32 {
-        let raw = match value {
-            Cow::Borrowed(b) => b,
-            // Built for this read (no stable address): transformed on its own.
-            Cow::Owned(v) => {
-                let out = transform::apply_chain(chain, &v);
-                let tval = self.push_tval(&out);
-                self.entries.push(Entry { name, tval });
-                return NO_RECORD;
+        id: u32,
+        raw: u32,
+        table: &SourceTable,
+        data: &RequestData,
+    ) -> Option<(usize, usize)> {
+        let (rg, r0, r1) = *self.raws.get(raw as usize)?;
+        if rg == self.generation {
+            return Some((r0 as usize, r1 as usize));
+        }
+        // Bounded memory (see `MAX_ARENA`): past the bound, rules read their values
+        // themselves again, one rule at a time.
+        if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
+            return None;
+        }
+        // The target's description (a few hundred bytes on from the hot row) is read only
+        // here, once per raw list and generation.
+        let SourceDesc { target: t, exclusions } = table.descs.get(id as usize)?;
+        let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
+        let r0 = self.raw_names.len();
+        data.for_each(t.target.variable, t.selector.as_ref(), &mut |v| {
+            if excluded(&v.name) {
+                self.raw_names.push(EXCLUDED);
+                self.raw_records.push(NO_RECORD);
+                return;
             }
-        };
-        let (p, l) = (raw.as_ptr() as usize, raw.len());
-        // The record of the raw bytes: shared by every chain that leaves them unchanged (and
-        // its prefilter scan with it).
-        let id = match self.shared.get(&(p, l)) {
-            Some(&tv) => tv,
-            None => {
-                let tv = self.push_tval(raw);
-                self.shared.insert((p, l), tv);
-                tv
+            let n0 = self.names.len();
+            self.names.push_str(&v.name);
+            self.raw_names.push((n0 as u32, self.names.len() as u32));
+            let rec = self.record(v.value);
+            self.raw_records.push(rec);
+        });
+        let r1 = self.raw_names.len();
+        self.raws[raw as usize] = (self.generation, r0 as u32, r1 as u32);
+        Some((r0, r1))
+    }
+
+    /// The record of a value's raw bytes: shared by every raw list that borrows the same
+    /// request bytes (and so by every chain that leaves them unchanged, and its prefilter
+    /// scan with it); a record of its own for a value built for this read.
+    fn record(&mut self, value: Cow<'_, [u8]>) -> u32 {
+        match value {
+            Cow::Borrowed(raw) => {
+                let key = (raw.as_ptr() as usize, raw.len());
+                match self.shared.get(&key) {
+                    Some(&tv) => tv,
+                    None => {
+                        let tv = self.push_tval(raw);
+                        self.shared.insert(key, tv);
+                        tv
+                    }
+                }
             }
-        };
-        self.push_recorded(chain_id, chain, steps, name, id);
-        id
+            Cow::Owned(v) => self.push_tval(&v),
+        }
     }
 
     /// The entry of record `id` read through `chain` (a value just recorded, or a replayed
@@ -1118,8 +1121,10 @@ impl SourceCache {
 
     /// True when the regex in `slot` provably matches no value of these sources: no value
     /// can match (too short, or a required literal missing). Lists not built yet are built
-    /// and values not scanned yet are scanned now, as the rule itself would. False means "run
-    /// the rule" (a value that may match, or a list past the memory bound).
+    /// and values not scanned yet are scanned now, as the rule itself would; a source whose
+    /// chain changes its values in case at most is answered from its raw list instead
+    /// ([`RawUnion`]). False means "run the rule" (a value that may match, or a list past the
+    /// memory bound).
     pub(crate) fn no_match(
         &mut self,
         sids: &[u32],
@@ -1127,10 +1132,91 @@ impl SourceCache {
         table: &SourceTable,
         data: &RequestData,
     ) -> bool {
-        sids.iter().all(|&sid| match self.list(sid, table, data) {
-            Some(r) => !self.list_may_match(sid, r, slot, &table.prefilter),
-            None => false,
+        sids.iter().all(|&sid| {
+            if let Some(may) = self.raw_may_match(sid, slot, table, data) {
+                return !may;
+            }
+            match self.list(sid, table, data) {
+                Some(r) => !self.list_may_match(sid, r, slot, &table.prefilter),
+                None => false,
+            }
         })
+    }
+
+    /// Whether the regex in `slot` could match some value of source `sid`, answered from
+    /// its raw list when its chain changes every value in case at most; `None` when it does
+    /// not (or the list is already built, its own union then being as cheap and as exact),
+    /// and past the memory bound.
+    fn raw_may_match(
+        &mut self,
+        sid: u32,
+        slot: RxSlot,
+        table: &SourceTable,
+        data: &RequestData,
+    ) -> Option<bool> {
+        if self.lists.get(sid as usize)?.0 == self.generation {
+            return None;
+        }
+        let SourceHot { steps, raw, .. } = *table.hot.get(sid as usize)?;
+        let (r0, r1) = self.raw_list(sid, raw, table, data)?;
+        let raw = raw as usize;
+        if self.raw_unions[raw].generation != self.generation {
+            let mut u = RawUnion {
+                generation: self.generation,
+                idle: !0,
+                bits: u32::MAX,
+                ..RawUnion::default()
+            };
+            for i in r0..r1 {
+                let rec = self.raw_records[i];
+                if rec == NO_RECORD {
+                    continue;
+                }
+                let (a, b) = self.tvals[rec as usize].value;
+                u.longest = u.longest.max(b - a);
+                u.idle &=
+                    transform::identity::unchanged_but_case(&self.values[a as usize..b as usize]);
+            }
+            self.raw_unions[raw] = u;
+        }
+        let u = self.raw_unions[raw];
+        if steps & !u.idle != 0 {
+            return None;
+        }
+        if u.longest < slot.min_len {
+            return Some(false);
+        }
+        let g = &table.prefilter;
+        if let Some(bit) = slot.pm_bit() {
+            if u.pm == 0 {
+                let mut pm = PM_SCANNED;
+                for i in r0..r1 {
+                    let rec = self.raw_records[i];
+                    if rec != NO_RECORD {
+                        pm |= self.pm_mask(rec as usize, g);
+                    }
+                }
+                self.raw_unions[raw].pm = pm;
+            }
+            return Some(self.raw_unions[raw].pm & bit != 0);
+        }
+        if u.bits == u32::MAX {
+            let off = self.bits.len();
+            self.bits.resize(off + g.words, 0);
+            for i in r0..r1 {
+                let rec = self.raw_records[i];
+                if rec == NO_RECORD {
+                    continue;
+                }
+                let from = self.scan(rec as usize, g);
+                for w in 0..g.words {
+                    let x = self.bits[from + w];
+                    self.bits[off + w] |= x;
+                }
+            }
+            self.raw_unions[raw].bits = off as u32;
+        }
+        Some(self.has_bit(self.raw_unions[raw].bits as usize, slot))
     }
 
     /// Whether the regex in `slot` could match some value of list `sid` (entries `r`): the

@@ -524,6 +524,42 @@ fn prefilter_plans_match_per_rule_reads() {
     assert_same_decisions("plans past the phrase budget", &on, &off, cases);
 }
 
+/// Plans over sources whose chains change values in ASCII case at most are answered from the
+/// raw lists (the prefilter's scans ignore case); other chains, values that a decoder would
+/// change, exclusions, `@pm` lists and lists a rule already built take the list's own union.
+#[test]
+fn case_only_chains_answer_from_the_raw_list() {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule REQUEST_HEADERS|!REQUEST_HEADERS:X-Skip \"@rx select\\s+from\" \"id:20,phase:1,pass,t:none,t:lowercase\"\n\
+         SecRule REQUEST_HEADERS \"@rx SELECT\" \"id:21,phase:1,pass,t:none,t:urlDecodeUni,t:uppercase\"\n\
+         SecRule REQUEST_HEADERS \"@rx evil\" \"id:22,phase:1,pass,t:none,t:cmdLine\"\n\
+         SecRule REQUEST_HEADERS:Referer \"@pm attack\" \"id:23,phase:1,pass,t:none,t:lowercase\"\n\
+         SecRule REQUEST_HEADERS \"@rx select\\s+from\" \"id:24,phase:1,pass,t:none,t:lowercase\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
+    assert_eq!(plans, 5, "every rule here has a prefilter plan");
+    let on = NativeEngine::from_compiled(Arc::new(on));
+    let off = engine_with(&set, SOURCES_OFF);
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/", &[("X-A", "SeLeCt  FrOm")], ""), &["20", "21", "24"]),
+        (req("GET", "/", &[("X-Skip", "SELECT FROM")], ""), &["21", "24"]),
+        (req("GET", "/", &[("X-A", "%73elect")], ""), &["21"]),
+        (req("GET", "/", &[("X-A", "%53ELECT from")], ""), &["21"]),
+        (req("GET", "/", &[("X-A", "E^vil")], ""), &["22"]),
+        (req("GET", "/", &[("X-A", "EVIL")], ""), &["22"]),
+        (req("GET", "/", &[("X-A", "evil")], ""), &["22"]),
+        (req("GET", "/", &[("X-A", "ev il")], ""), &[]),
+        (req("GET", "/", &[("Referer", "http://x/ATTACK")], ""), &["23"]),
+        (req("GET", "/", &[("Referer", "http://x/att%61ck")], ""), &[]),
+        (req("GET", "/", &[("X-A", "select"), ("X-B", "from")], ""), &["21"]),
+    ];
+    assert_same_decisions("raw unions", &on, &off, cases);
+}
+
 /// The phase-1 initialisation snapshot against running the rules: the run is found after a
 /// request-dependent rule, its outcome replaces it only when the transaction reaches it in
 /// the state the snapshot was taken from (here: an earlier rule that wrote TX, or jumped into

@@ -142,6 +142,28 @@ pub(crate) fn unchanged(value: &[u8]) -> u64 {
     if value.len() > SIGN_MAX {
         return 0;
     }
+    proven(value)
+}
+
+/// The longest value [`unchanged_but_case`] signs: past it, only the case mappings are
+/// answered for (they need no pass).
+const FOLD_SIGN_MAX: usize = 4096;
+
+/// The transformations that provably change `value` in ASCII case at most, in whatever order
+/// and number a chain of them runs: the case mappings, and those [`unchanged`] proves idle
+/// from bytes that are not letters (every covered one but `cmdLine`, which also lowers
+/// case: it is proven only when no upper-case letter is there to lower, and then it, too,
+/// lowers at most the upper case an earlier `t:uppercase` made). Such a chain's output
+/// equals `value` up to ASCII case, which is all a case-insensitive scan of it can tell.
+pub(crate) fn unchanged_but_case(value: &[u8]) -> u64 {
+    let case = bit(T::Lowercase) | bit(T::Uppercase);
+    if value.len() > FOLD_SIGN_MAX {
+        return case;
+    }
+    proven(value) | case
+}
+
+fn proven(value: &[u8]) -> u64 {
     let mut m = 0u64;
     let mut prev = 0u8;
     let mut prev_starts = false;
@@ -252,7 +274,45 @@ mod tests {
         b":",
     ];
 
+    /// `pieces` drawn as [`PIECES`] and loose bytes.
+    fn value_of() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::prop_oneof![
+                3 => proptest::sample::select(PIECES).prop_map(|p| p.to_vec()),
+                1 => proptest::num::u8::ANY.prop_map(|b| vec![b]),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    #[test]
+    fn case_mappings_are_always_idle_up_to_case() {
+        let long = vec![b'A'; FOLD_SIGN_MAX + 1];
+        assert_eq!(unchanged_but_case(&long), bit(T::Lowercase) | bit(T::Uppercase));
+        let u = unchanged_but_case(b"Mozilla/5.0 (X11; Linux x86_64)");
+        assert!(u & bit(T::Lowercase) != 0 && u & bit(T::UrlDecodeUni) != 0);
+        assert!(u & bit(T::CmdLine) == 0, "upper case and `;` for cmdLine");
+        assert!(unchanged_but_case(b"a%41") & bit(T::UrlDecodeUni) == 0);
+    }
+
     proptest::proptest! {
+        /// A chain of transformations proven to change a value in case at most returns it
+        /// equal up to ASCII case, in any order and with repeats.
+        #[test]
+        fn proven_up_to_case_means_equal_up_to_case(
+            value in value_of(),
+            picks in proptest::collection::vec(proptest::num::usize::ANY, 1..5),
+        ) {
+            let u = unchanged_but_case(&value);
+            let proven: Vec<Transformation> =
+                covered().into_iter().filter(|&t| u & bit(t) != 0).collect();
+            let chain: Vec<Transformation> =
+                picks.iter().map(|&i| proven[i % proven.len()]).collect();
+            let out = crate::transform::apply_chain(&chain, &value);
+            proptest::prop_assert!(out.eq_ignore_ascii_case(&value), "{:?}", chain);
+        }
+
         /// A transformation proven to leave a value unchanged returns it unchanged.
         #[test]
         fn proven_unchanged_means_unchanged(
