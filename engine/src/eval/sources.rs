@@ -713,17 +713,27 @@ struct TVal {
     chains: u32,
     /// The `@pm` lists that occur in the value, with [`PM_SCANNED`]; 0 until first needed.
     pm: u64,
+    /// For the record of raw request bytes: what [`transform::identity::proven`] answered
+    /// for them, with [`SIGNED`]; 0 until first asked.
+    proven: u64,
 }
 
-/// The prefilter's view of a raw list through any chain of transformations that each change
-/// its values in ASCII case at most ([`transform::identity::unchanged_but_case`]): such a
-/// chain leaves every value equal to its raw bytes up to case, and the prefilter's scans are
-/// ASCII case-insensitive, so the list's union of bits and its longest value are the raw
-/// list's. A plan over such a source is answered without building the source's list.
+/// A raw list (a target read with its exclusions, before any chain) in one generation, and
+/// the prefilter's view of it through any chain of transformations that each change its
+/// values in ASCII case at most ([`transform::identity::but_case`]): such a chain leaves
+/// every value equal to its raw bytes up to case, and the prefilter's scans are ASCII
+/// case-insensitive, so the list's union of bits and its longest value are the raw list's.
+/// A plan over such a source is answered without building the source's list. The two
+/// share a row because a plan reads both (40 bytes; aligning rows to a cache line each
+/// measured 14 more lines a decision, not fewer).
 #[derive(Debug, Clone, Copy, Default)]
-struct RawUnion {
+struct RawList {
     generation: u64,
-    /// The transformations that change every value of the list in case at most.
+    /// Its values: `raw_names[first..end]` and `raw_records[first..end]`.
+    first: u32,
+    end: u32,
+    /// The transformations that change every value of the list in case at most; 0 until a
+    /// plan asked (never 0 once taken: the case mappings are always in).
     idle: u64,
     longest: u32,
     /// Offset of the union of the values' bits in `bits`, `u32::MAX` until a regex plan
@@ -779,12 +789,8 @@ pub(crate) struct SourceCache {
     pm_unions: Vec<(u64, u64, u32)>,
     /// What is left of [`PM_BUDGET`] in this transaction.
     pm_budget: usize,
-    /// Per raw list (a target read with its exclusions, before any chain): (generation,
-    /// first, end) in `raw_names` and `raw_records`.
-    raws: Vec<(u64, u32, u32)>,
-    /// Per raw list, once a plan asked ([`SourceCache::no_match`]): what every chain that
-    /// changes its values in ASCII case at most can be answered from ([`RawUnion`]).
-    raw_unions: Vec<RawUnion>,
+    /// Per raw list: where its values are, and what plans know of it ([`RawList`]).
+    raws: Vec<RawList>,
     /// Per value of `raw_names`: the record of its raw bytes ([`SourceCache::shared`] for
     /// bytes borrowed from the request data; a record of its own for a value built for the
     /// read), or [`NO_RECORD`] for an excluded one. Every source of the raw list is built
@@ -864,8 +870,7 @@ impl SourceCache {
         self.unions.resize(source_count as usize, (0, 0, 0));
         self.pm_unions.resize(source_count as usize, (0, 0, 0));
         self.pm_budget = PM_BUDGET;
-        self.raws.resize(raw_count as usize, (0, 0, 0));
-        self.raw_unions.resize(raw_count as usize, RawUnion::default());
+        self.raws.resize(raw_count as usize, RawList::default());
         self.raw_names.clear();
         self.raw_records.clear();
         self.entries.clear();
@@ -941,6 +946,7 @@ impl SourceCache {
     /// The raw list `raw` of source `id` (its target read with its exclusions): its range
     /// in `raw_names` and `raw_records`, read from the request data the first time in a
     /// generation; `None` past the memory bound.
+    #[inline]
     fn raw_list(
         &mut self,
         id: u32,
@@ -948,10 +954,23 @@ impl SourceCache {
         table: &SourceTable,
         data: &RequestData,
     ) -> Option<(usize, usize)> {
-        let (rg, r0, r1) = *self.raws.get(raw as usize)?;
-        if rg == self.generation {
-            return Some((r0 as usize, r1 as usize));
+        let row = self.raws.get(raw as usize)?;
+        if row.generation == self.generation {
+            return Some((row.first as usize, row.end as usize));
         }
+        self.read_raw_list(id, raw, table, data)
+    }
+
+    /// [`SourceCache::raw_list`] read from the request data: out of line, its callers ask
+    /// about a raw list read already far more often.
+    #[inline(never)]
+    fn read_raw_list(
+        &mut self,
+        id: u32,
+        raw: u32,
+        table: &SourceTable,
+        data: &RequestData,
+    ) -> Option<(usize, usize)> {
         // Bounded memory (see `MAX_ARENA`): past the bound, rules read their values
         // themselves again, one rule at a time.
         if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
@@ -975,7 +994,12 @@ impl SourceCache {
             self.raw_records.push(rec);
         });
         let r1 = self.raw_names.len();
-        self.raws[raw as usize] = (self.generation, r0 as u32, r1 as u32);
+        self.raws[raw as usize] = RawList {
+            generation: self.generation,
+            first: r0 as u32,
+            end: r1 as u32,
+            ..RawList::default()
+        };
         Some((r0, r1))
     }
 
@@ -1013,10 +1037,10 @@ impl SourceCache {
         if steps & !rec.same != 0 && rec.known & SIGNED == 0 {
             // The transformations the record's bytes prove idle, all at once, the first time
             // a chain needs more than is known: a chain of only those leaves the record as it
-            // is without running. Short values only: on a long one, each transformation's own
-            // memchr fast path reads the bytes faster than this byte-at-a-time pass.
-            let (a, b) = rec.value;
-            let idle = transform::identity::unchanged(&self.values[a as usize..b as usize]);
+            // is without running. Short values only, unless a plan signed a long one already:
+            // on a long one, each transformation's own memchr fast path reads the bytes
+            // faster than this byte-at-a-time pass.
+            let idle = self.proven(id, transform::identity::SIGN_MAX).unwrap_or(0);
             let rec = &mut self.tvals[id as usize];
             rec.known |= idle | SIGNED;
             rec.same |= idle;
@@ -1094,6 +1118,22 @@ impl SourceCache {
         None
     }
 
+    /// What [`transform::identity::proven`] answers for record `id`, asked once per record;
+    /// `None` for a record longer than `max_len` not signed yet.
+    fn proven(&mut self, id: u32, max_len: usize) -> Option<u64> {
+        let rec = &self.tvals[id as usize];
+        if rec.proven != 0 {
+            return Some(rec.proven & !SIGNED);
+        }
+        let (a, b) = rec.value;
+        if (b - a) as usize > max_len {
+            return None;
+        }
+        let p = transform::identity::proven(&self.values[a as usize..b as usize]);
+        self.tvals[id as usize].proven = p | SIGNED;
+        Some(p)
+    }
+
     fn push_tval(&mut self, bytes: &[u8]) -> u32 {
         let v0 = self.values.len();
         self.values.extend_from_slice(bytes);
@@ -1105,6 +1145,7 @@ impl SourceCache {
             same: 0,
             chains: u32::MAX,
             pm: 0,
+            proven: 0,
         });
         tv
     }
@@ -1123,7 +1164,7 @@ impl SourceCache {
     /// can match (too short, or a required literal missing). Lists not built yet are built
     /// and values not scanned yet are scanned now, as the rule itself would; a source whose
     /// chain changes its values in case at most is answered from its raw list instead
-    /// ([`RawUnion`]). False means "run the rule" (a value that may match, or a list past the
+    /// ([`RawList`]). False means "run the rule" (a value that may match, or a list past the
     /// memory bound).
     pub(crate) fn no_match(
         &mut self,
@@ -1145,8 +1186,8 @@ impl SourceCache {
 
     /// Whether the regex in `slot` could match some value of source `sid`, answered from
     /// its raw list when its chain changes every value in case at most; `None` when it does
-    /// not (or the list is already built, its own union then being as cheap and as exact),
-    /// and past the memory bound.
+    /// not (its list is then built, and its own union taken), when its list was built before
+    /// the raw list's view was taken, and past the memory bound.
     fn raw_may_match(
         &mut self,
         sid: u32,
@@ -1154,54 +1195,53 @@ impl SourceCache {
         table: &SourceTable,
         data: &RequestData,
     ) -> Option<bool> {
-        if self.lists.get(sid as usize)?.0 == self.generation {
-            return None;
-        }
         let SourceHot { steps, raw, .. } = *table.hot.get(sid as usize)?;
         let (r0, r1) = self.raw_list(sid, raw, table, data)?;
         let raw = raw as usize;
-        if self.raw_unions[raw].generation != self.generation {
-            let mut u = RawUnion {
-                generation: self.generation,
-                idle: !0,
-                bits: u32::MAX,
-                ..RawUnion::default()
-            };
+        if self.raws[raw].idle == 0 {
+            // Not taken yet: a source whose list a rule built already answers from its own.
+            if self.lists.get(sid as usize)?.0 == self.generation {
+                return None;
+            }
+            let (mut idle, mut longest) = (!0u64, 0u32);
             for i in r0..r1 {
                 let rec = self.raw_records[i];
                 if rec == NO_RECORD {
                     continue;
                 }
                 let (a, b) = self.tvals[rec as usize].value;
-                u.longest = u.longest.max(b - a);
-                u.idle &=
-                    transform::identity::unchanged_but_case(&self.values[a as usize..b as usize]);
+                longest = longest.max(b - a);
+                let proven = self.proven(rec, transform::identity::FOLD_SIGN_MAX);
+                idle &= transform::identity::but_case(proven);
             }
-            self.raw_unions[raw] = u;
+            let row = &mut self.raws[raw];
+            (row.idle, row.longest, row.bits) = (idle, longest, u32::MAX);
         }
-        let u = self.raw_unions[raw];
-        if steps & !u.idle != 0 {
+        let RawList { idle, longest, bits, pm, .. } = self.raws[raw];
+        if steps & !idle != 0 {
             return None;
         }
-        if u.longest < slot.min_len {
+        if longest < slot.min_len {
             return Some(false);
         }
         let g = &table.prefilter;
         if let Some(bit) = slot.pm_bit() {
-            if u.pm == 0 {
-                let mut pm = PM_SCANNED;
+            let mut pm = pm;
+            if pm == 0 {
+                pm = PM_SCANNED;
                 for i in r0..r1 {
                     let rec = self.raw_records[i];
                     if rec != NO_RECORD {
                         pm |= self.pm_mask(rec as usize, g);
                     }
                 }
-                self.raw_unions[raw].pm = pm;
+                self.raws[raw].pm = pm;
             }
-            return Some(self.raw_unions[raw].pm & bit != 0);
+            return Some(pm & bit != 0);
         }
-        if u.bits == u32::MAX {
-            let off = self.bits.len();
+        let mut off = bits as usize;
+        if bits == u32::MAX {
+            off = self.bits.len();
             self.bits.resize(off + g.words, 0);
             for i in r0..r1 {
                 let rec = self.raw_records[i];
@@ -1214,9 +1254,9 @@ impl SourceCache {
                     self.bits[off + w] |= x;
                 }
             }
-            self.raw_unions[raw].bits = off as u32;
+            self.raws[raw].bits = off as u32;
         }
-        Some(self.has_bit(self.raw_unions[raw].bits as usize, slot))
+        Some(self.has_bit(off, slot))
     }
 
     /// Whether the regex in `slot` could match some value of list `sid` (entries `r`): the

@@ -50,7 +50,7 @@ pub(crate) const COVERED: u64 = bit(T::None)
 /// bodies: +2.5% instructions when every value was signed). Measured on the gate workload
 /// (median instructions, native): 16 bytes 534,783; 32 522,463; 48 522,581; 64 522,893; 96
 /// 524,642; 128 525,794; 256 527,502. Cold lines rise by about 0.2% from 256 to 64.
-const SIGN_MAX: usize = 64;
+pub(crate) const SIGN_MAX: usize = 64;
 
 /// Set on a byte that starts one of the pairs [`pair`] knows (no transformation has this bit).
 const PAIR_START: u64 = 1 << 63;
@@ -145,9 +145,18 @@ pub(crate) fn unchanged(value: &[u8]) -> u64 {
     proven(value)
 }
 
-/// The longest value [`unchanged_but_case`] signs: past it, only the case mappings are
+/// The longest value a plan signs for [`but_case`]: past it, only the case mappings are
 /// answered for (they need no pass).
-const FOLD_SIGN_MAX: usize = 4096;
+pub(crate) const FOLD_SIGN_MAX: usize = 4096;
+
+/// The ASCII case mappings, which change a value in case only.
+const CASE_MAPS: u64 = bit(T::Lowercase) | bit(T::Uppercase);
+
+/// [`but_case`] of a value, signed whole up to [`FOLD_SIGN_MAX`] bytes.
+#[cfg(test)]
+pub(crate) fn unchanged_but_case(value: &[u8]) -> u64 {
+    but_case((value.len() <= FOLD_SIGN_MAX).then(|| proven(value)))
+}
 
 /// The transformations that provably change `value` in ASCII case at most, in whatever order
 /// and number a chain of them runs: the case mappings, and those [`unchanged`] proves idle
@@ -155,15 +164,16 @@ const FOLD_SIGN_MAX: usize = 4096;
 /// case: it is proven only when no upper-case letter is there to lower, and then it, too,
 /// lowers at most the upper case an earlier `t:uppercase` made). Such a chain's output
 /// equals `value` up to ASCII case, which is all a case-insensitive scan of it can tell.
-pub(crate) fn unchanged_but_case(value: &[u8]) -> u64 {
-    let case = bit(T::Lowercase) | bit(T::Uppercase);
-    if value.len() > FOLD_SIGN_MAX {
-        return case;
-    }
-    proven(value) | case
+///
+/// `proven` is what [`proven`] answered for the value, `None` when it was not asked (past
+/// [`FOLD_SIGN_MAX`], only the case mappings are answered for).
+pub(crate) fn but_case(proven: Option<u64>) -> u64 {
+    proven.unwrap_or(0) | CASE_MAPS
 }
 
-fn proven(value: &[u8]) -> u64 {
+/// The transformations proven to return `value` unchanged, at any length (a subset of
+/// [`COVERED`]; [`unchanged`] bounds the length this pass is worth).
+pub(crate) fn proven(value: &[u8]) -> u64 {
     let mut m = 0u64;
     let mut prev = 0u8;
     let mut prev_starts = false;
@@ -289,7 +299,7 @@ mod tests {
     #[test]
     fn case_mappings_are_always_idle_up_to_case() {
         let long = vec![b'A'; FOLD_SIGN_MAX + 1];
-        assert_eq!(unchanged_but_case(&long), bit(T::Lowercase) | bit(T::Uppercase));
+        assert_eq!(unchanged_but_case(&long), CASE_MAPS);
         let u = unchanged_but_case(b"Mozilla/5.0 (X11; Linux x86_64)");
         assert!(u & bit(T::Lowercase) != 0 && u & bit(T::UrlDecodeUni) != 0);
         assert!(u & bit(T::CmdLine) == 0, "upper case and `;` for cmdLine");
