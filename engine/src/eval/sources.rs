@@ -409,9 +409,21 @@ impl LitTable {
         })
     }
 
-    fn patterns_in(&self, value: &[u8], mut found: impl FnMut(usize)) {
-        let mut s = 0usize;
+    fn patterns_in(&self, value: &[u8], found: impl FnMut(usize)) {
+        self.patterns_and_bytes(value, &[0; 256], found);
+    }
+
+    /// [`LitTable::patterns_in`], and in the same pass the OR of `byte_bit` over the bytes
+    /// (the one-byte literals present, [`Prefilter::byte_bit`]).
+    fn patterns_and_bytes(
+        &self,
+        value: &[u8],
+        byte_bit: &[u64; 256],
+        mut found: impl FnMut(usize),
+    ) -> u64 {
+        let (mut s, mut present) = (0usize, 0u64);
         for &b in value {
+            present |= byte_bit[usize::from(b)];
             let e = self.next[s * self.stride + self.class[b as usize] as usize];
             s = usize::from(e & !Self::MATCH);
             if e & Self::MATCH != 0 {
@@ -419,6 +431,7 @@ impl LitTable {
                 self.patterns[a as usize..z as usize].iter().for_each(|&p| found(p as usize));
             }
         }
+        present
     }
 }
 
@@ -446,6 +459,43 @@ impl Prefilter {
         Prefilter { ac, pattern_slots, byte_slots, byte_bit, byte_masks, words, phrases: None }
     }
 
+    /// ORs into `bits` (`words` words) the slots of every literal `value` holds: the
+    /// automaton's, and the one-byte ones, found in the same pass over the bytes when the
+    /// automaton is a [`LitTable`] and [`Prefilter::byte_bit`] is in use.
+    fn scan_into(&self, value: &[u8], bits: &mut [u64]) {
+        let byte_bit: Option<&[u64; 256]> = self.byte_bit.as_slice().try_into().ok();
+        match (&self.ac, byte_bit) {
+            (Some(Literals::Table(t)), Some(byte_bit)) => {
+                let present = t.patterns_and_bytes(value, byte_bit, |p| {
+                    for &s in &self.pattern_slots[p] {
+                        bits[(s / 64) as usize] |= 1u64 << (s % 64);
+                    }
+                });
+                self.or_byte_masks(present, bits);
+            }
+            (ac, _) => {
+                if let Some(ac) = ac {
+                    ac.patterns_in(value, |p| {
+                        for &s in &self.pattern_slots[p] {
+                            bits[(s / 64) as usize] |= 1u64 << (s % 64);
+                        }
+                    });
+                }
+                self.or_byte_bits(value, bits);
+            }
+        }
+    }
+
+    /// ORs into `bits` the slots of the one-byte literals whose bits are in `present`.
+    fn or_byte_masks(&self, mut present: u64, bits: &mut [u64]) {
+        while present != 0 {
+            let i = present.trailing_zeros() as usize;
+            present &= present - 1;
+            let mask = &self.byte_masks[i * self.words..(i + 1) * self.words];
+            bits.iter_mut().zip(mask).for_each(|(b, m)| *b |= m);
+        }
+    }
+
     /// ORs into `bits` (`words` words) the slots of the one-byte literals `value` holds.
     fn or_byte_bits(&self, value: &[u8], bits: &mut [u64]) {
         if !self.byte_bit.is_empty() {
@@ -453,12 +503,7 @@ impl Prefilter {
             for &c in value {
                 present |= self.byte_bit[usize::from(c)];
             }
-            while present != 0 {
-                let i = present.trailing_zeros() as usize;
-                present &= present - 1;
-                let mask = &self.byte_masks[i * self.words..(i + 1) * self.words];
-                bits.iter_mut().zip(mask).for_each(|(b, m)| *b |= m);
-            }
+            self.or_byte_masks(present, bits);
         } else if !self.byte_slots.is_empty() {
             let mut present = [false; 256];
             for &c in value {
@@ -1376,12 +1421,7 @@ impl SourceCache {
             }
             let off = self.bits.len();
             self.bits.resize(off + g.words, 0);
-            let bits = &mut self.bits[off..off + g.words];
-            let mut set = |s: u32| bits[(s / 64) as usize] |= 1u64 << (s % 64);
-            if let Some(ac) = &g.ac {
-                ac.patterns_in(value, |p| g.pattern_slots[p].iter().for_each(|&s| set(s)));
-            }
-            g.or_byte_bits(value, bits);
+            g.scan_into(value, &mut self.bits[off..off + g.words]);
             self.tvals[tv].bits = off as u32;
             off
         } else {
@@ -1423,6 +1463,33 @@ mod tests {
                 p.or_byte_bits(value, &mut bits);
                 assert_eq!(bits, want(set), "{value:?}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The fused pass (automaton and one-byte literals together) sets the bits of the
+        /// two passes it replaces.
+        #[test]
+        fn one_pass_scans_as_two(
+            patterns in proptest::collection::vec("[abAB<\\-]{2,4}", 1..6),
+            value in "[abcABC<%\\-]{0,40}",
+        ) {
+            let pats: Vec<&[u8]> = patterns.iter().map(|p| p.as_bytes()).collect();
+            let ac = Literals::build(&pats).unwrap();
+            proptest::prop_assert!(matches!(ac, Literals::Table(_)));
+            let slots: Vec<Vec<u32>> = (0..pats.len() as u32).map(|i| vec![i * 13 % 80]).collect();
+            let bytes = vec![(b'<', vec![1, 70]), (b'a', vec![3]), (b'%', vec![64])];
+            let p = Prefilter::new(Some(ac), slots.clone(), bytes, 80);
+            let mut fused = vec![0u64; 2];
+            p.scan_into(value.as_bytes(), &mut fused);
+            let mut two = vec![0u64; 2];
+            if let Some(ac) = &p.ac {
+                ac.patterns_in(value.as_bytes(), |i| {
+                    slots[i].iter().for_each(|&s| two[(s / 64) as usize] |= 1 << (s % 64))
+                });
+            }
+            p.or_byte_bits(value.as_bytes(), &mut two);
+            proptest::prop_assert_eq!(fused, two);
         }
     }
 
