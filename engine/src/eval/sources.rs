@@ -724,7 +724,7 @@ impl SourceBuilder {
 /// A value of a raw list that the exclusions drop.
 const EXCLUDED: (u32, u32) = (u32::MAX, u32::MAX);
 
-/// A raw value without a record of its bytes (see [`SourceCache::raw_records`]).
+/// The record of a raw value the exclusions drop: it has none (see [`SourceCache::raw_records`]).
 const NO_RECORD: u32 = u32::MAX;
 
 // One bit per transformation in `TVal::known`/`same`: the enum (last variant below) must
