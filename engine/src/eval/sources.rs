@@ -1466,31 +1466,12 @@ mod tests {
         }
     }
 
-    proptest::proptest! {
-        /// The fused pass (automaton and one-byte literals together) sets the bits of the
-        /// two passes it replaces.
-        #[test]
-        fn one_pass_scans_as_two(
-            patterns in proptest::collection::vec("[abAB<\\-]{2,4}", 1..6),
-            value in "[abcABC<%\\-]{0,40}",
-        ) {
-            let pats: Vec<&[u8]> = patterns.iter().map(|p| p.as_bytes()).collect();
-            let ac = Literals::build(&pats).unwrap();
-            proptest::prop_assert!(matches!(ac, Literals::Table(_)));
-            let slots: Vec<Vec<u32>> = (0..pats.len() as u32).map(|i| vec![i * 13 % 80]).collect();
-            let bytes = vec![(b'<', vec![1, 70]), (b'a', vec![3]), (b'%', vec![64])];
-            let p = Prefilter::new(Some(ac), slots.clone(), bytes, 80);
-            let mut fused = vec![0u64; 2];
-            p.scan_into(value.as_bytes(), &mut fused);
-            let mut two = vec![0u64; 2];
-            if let Some(ac) = &p.ac {
-                ac.patterns_in(value.as_bytes(), |i| {
-                    slots[i].iter().for_each(|&s| two[(s / 64) as usize] |= 1 << (s % 64))
-                });
-            }
-            p.or_byte_bits(value.as_bytes(), &mut two);
-            proptest::prop_assert_eq!(fused, two);
-        }
+    /// The patterns as bytes, and their automaton, which must be a [`LitTable`].
+    fn table_of(patterns: &[String]) -> (Vec<&[u8]>, Literals) {
+        let pats: Vec<&[u8]> = patterns.iter().map(|p| p.as_bytes()).collect();
+        let table = Literals::build(&pats).unwrap();
+        assert!(matches!(table, Literals::Table(_)));
+        (pats, table)
     }
 
     /// The lists of `lists` with a phrase that occurs in `value`, ASCII case folded.
@@ -1546,9 +1527,7 @@ mod tests {
             patterns in proptest::collection::vec("[abAB\\-]{1,4}", 1..8),
             value in "[abcABC\\-]{0,40}",
         ) {
-            let pats: Vec<&[u8]> = patterns.iter().map(|p| p.as_bytes()).collect();
-            let table = Literals::build(&pats).unwrap();
-            proptest::prop_assert!(matches!(table, Literals::Table(_)));
+            let (pats, table) = table_of(&patterns);
             // The crate's DFA walked as is: the path of DFAs with more than 2^15 states.
             let dfa = Literals::Dfa(Literals::dfa(&pats).unwrap());
             let other = Literals::Other(
@@ -1565,6 +1544,29 @@ mod tests {
             proptest::prop_assert_eq!(occurrences(&table, v, pats.len()), want.clone());
             proptest::prop_assert_eq!(occurrences(&dfa, v, pats.len()), want.clone());
             proptest::prop_assert_eq!(occurrences(&other, v, pats.len()), want);
+        }
+
+        /// The fused pass (automaton and one-byte literals together) sets the bits of the
+        /// two passes it replaces.
+        #[test]
+        fn one_pass_scans_as_two(
+            patterns in proptest::collection::vec("[abAB<\\-]{2,4}", 1..6),
+            value in "[abcABC<%\\-]{0,40}",
+        ) {
+            let (pats, ac) = table_of(&patterns);
+            let slots: Vec<Vec<u32>> = (0..pats.len() as u32).map(|i| vec![i * 13 % 80]).collect();
+            let bytes = vec![(b'<', vec![1, 70]), (b'a', vec![3]), (b'%', vec![64])];
+            let p = Prefilter::new(Some(ac), slots.clone(), bytes, 80);
+            let mut fused = vec![0u64; 2];
+            p.scan_into(value.as_bytes(), &mut fused);
+            let mut two = vec![0u64; 2];
+            if let Some(ac) = &p.ac {
+                ac.patterns_in(value.as_bytes(), |i| {
+                    slots[i].iter().for_each(|&s| two[(s / 64) as usize] |= 1 << (s % 64))
+                });
+            }
+            p.or_byte_bits(value.as_bytes(), &mut two);
+            proptest::prop_assert_eq!(fused, two);
         }
     }
 

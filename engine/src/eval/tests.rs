@@ -477,6 +477,17 @@ fn each_chain_over_a_value_keeps_its_own_output() {
     assert_same_decisions("chains", &on, &off, cases);
 }
 
+/// `rules` compiled with value sources and plans (checking that `plans` rules have a
+/// prefilter plan) and without sources, as two engines.
+fn planned_and_unplanned(rules: &str, plans: usize) -> (NativeEngine, NativeEngine) {
+    use super::compile::{CompileOptions, CompiledRuleSet};
+    let set = crate::seclang::parse_str(rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let n = on.fast.iter().flatten().filter(|f| f.is_some()).count();
+    assert_eq!(n, plans, "rules with a prefilter plan");
+    (NativeEngine::from_compiled(std::sync::Arc::new(on)), engine_with(&set, SOURCES_OFF))
+}
+
 /// Rules the prefilter plans skip, checked against per-rule reads: a plan that is the first
 /// reader of its list builds it (regex and key exclusions applied from the table's copy), an
 /// `@pm` with mixed-case phrases (one of them a single byte) skips on its phrase table's
@@ -484,8 +495,6 @@ fn each_chain_over_a_value_keeps_its_own_output() {
 /// with the literal, a long one without) still decide per value.
 #[test]
 fn prefilter_plans_match_per_rule_reads() {
-    use super::compile::{CompileOptions, CompiledRuleSet};
-    use std::sync::Arc;
     let rules = format!(
         "{HEAD}SecRule ARGS|!ARGS:/^skip/|!ARGS:keep \"@rx evil\" \"id:10,phase:2,pass,t:none,t:urlDecodeUni\"\n\
          SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/^_ga/ \"@rx evil\" \"id:11,phase:2,pass,t:none\"\n\
@@ -493,12 +502,7 @@ fn prefilter_plans_match_per_rule_reads() {
          SecRule ARGS \"@rx xyz.{{5}}\" \"id:13,phase:2,pass,t:none\"\n\
          SecRule ARGS \"@rx xyz..\" \"id:14,phase:2,pass,t:none\"\n"
     );
-    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
-    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
-    let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
-    assert_eq!(plans, 5, "every rule here has a prefilter plan");
-    let on = NativeEngine::from_compiled(Arc::new(on));
-    let off = engine_with(&set, SOURCES_OFF);
+    let (on, off) = planned_and_unplanned(&rules, 5);
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/?a=EVIL&skip1=evil", &[], ""), &[]),
         (req("GET", "/?a=%65vil", &[], ""), &["10"]),
@@ -529,8 +533,6 @@ fn prefilter_plans_match_per_rule_reads() {
 /// change, exclusions, `@pm` lists and lists a rule already built take the list's own union.
 #[test]
 fn case_only_chains_answer_from_the_raw_list() {
-    use super::compile::{CompileOptions, CompiledRuleSet};
-    use std::sync::Arc;
     let rules = format!(
         "{HEAD}SecRule REQUEST_HEADERS|!REQUEST_HEADERS:X-Skip \"@rx select\\s+from\" \"id:20,phase:1,pass,t:none,t:lowercase\"\n\
          SecRule REQUEST_HEADERS \"@rx SELECT\" \"id:21,phase:1,pass,t:none,t:urlDecodeUni,t:uppercase\"\n\
@@ -538,12 +540,7 @@ fn case_only_chains_answer_from_the_raw_list() {
          SecRule REQUEST_HEADERS:Referer \"@pm attack\" \"id:23,phase:1,pass,t:none,t:lowercase\"\n\
          SecRule REQUEST_HEADERS \"@rx select\\s+from\" \"id:24,phase:1,pass,t:none,t:lowercase\"\n"
     );
-    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
-    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
-    let plans = on.fast.iter().flatten().filter(|f| f.is_some()).count();
-    assert_eq!(plans, 5, "every rule here has a prefilter plan");
-    let on = NativeEngine::from_compiled(Arc::new(on));
-    let off = engine_with(&set, SOURCES_OFF);
+    let (on, off) = planned_and_unplanned(&rules, 5);
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/", &[("X-A", "SeLeCt  FrOm")], ""), &["20", "21", "24"]),
         (req("GET", "/", &[("X-Skip", "SELECT FROM")], ""), &["21", "24"]),
