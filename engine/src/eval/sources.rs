@@ -1107,6 +1107,27 @@ impl SourceCache {
         if self.push_linked(chain_id, name, id) {
             return;
         }
+        let TVal { value: (a, b), proven, .. } = self.tvals[id as usize];
+        if proven != 0 && steps & !transform::identity::exact_up_to_case(proven & !SIGNED) == 0 {
+            // Every step but the case mappings is proven idle from bytes that are not
+            // letters: the output is the record's bytes in the case of the last mapping,
+            // written straight into the arena (no block of its own, no second copy).
+            let v0 = self.values.len();
+            self.values.extend_from_within(a as usize..b as usize);
+            match transform::identity::last_case_map(chain) {
+                Some(Transformation::Lowercase) => self.values[v0..].make_ascii_lowercase(),
+                Some(_) => self.values[v0..].make_ascii_uppercase(),
+                None => {}
+            }
+            let tval = if self.values[v0..] == self.values[a as usize..b as usize] {
+                self.values.truncate(v0);
+                id
+            } else {
+                self.record_arena_tail(v0)
+            };
+            self.link(id, chain_id, name, tval);
+            return;
+        }
         // The bytes are read from `values` while the chain's bookkeeping writes `tvals`:
         // `values` is set aside meanwhile (a move, not a copy).
         let values = std::mem::take(&mut self.values);
@@ -1191,6 +1212,11 @@ impl SourceCache {
     fn push_tval(&mut self, bytes: &[u8]) -> u32 {
         let v0 = self.values.len();
         self.values.extend_from_slice(bytes);
+        self.record_arena_tail(v0)
+    }
+
+    /// A record of the bytes `values[v0..]`, already in the arena.
+    fn record_arena_tail(&mut self, v0: usize) -> u32 {
         let tv = self.tvals.len() as u32;
         self.tvals.push(TVal {
             value: (v0 as u32, self.values.len() as u32),

@@ -178,6 +178,21 @@ pub(crate) fn but_case(proven: Option<u64>) -> u64 {
     proven.unwrap_or(0) | CASE_MAPS
 }
 
+/// The transformations whose chains [`last_case_map`] answers exactly for a value that
+/// [`proven`] answered `proven` for: the case mappings, and the transformations proven idle
+/// from bytes that are not letters, which stay idle whatever case the letters are in (all but
+/// `cmdLine`, which also lowers case).
+pub(crate) fn exact_up_to_case(proven: u64) -> u64 {
+    (proven & !bit(T::CmdLine)) | CASE_MAPS
+}
+
+/// The output of a chain of transformations in [`exact_up_to_case`] over a value: the value
+/// in the case of the chain's last case mapping (`Some(T::Lowercase)` or
+/// `Some(T::Uppercase)`), or as it is (`None`: no case mapping).
+pub(crate) fn last_case_map(chain: &[T]) -> Option<T> {
+    chain.iter().rev().copied().find(|&t| CASE_MAPS & bit(t) != 0)
+}
+
 /// The transformations proven to return `value` unchanged, at any length (a subset of
 /// [`COVERED`]; [`unchanged`] bounds the length this pass is worth).
 pub(crate) fn proven(value: &[u8]) -> u64 {
@@ -346,6 +361,27 @@ mod tests {
                 picks.iter().map(|&i| proven[i % proven.len()]).collect();
             let out = crate::transform::apply_chain(&chain, &value);
             proptest::prop_assert!(out.eq_ignore_ascii_case(&value), "{:?}", chain);
+        }
+
+        /// A chain of case mappings and transformations proven idle from bytes that are not
+        /// letters returns the value in the case of its last case mapping.
+        #[test]
+        fn exact_chains_are_their_last_case_map(
+            value in value_of(),
+            picks in proptest::collection::vec(proptest::num::usize::ANY, 1..5),
+        ) {
+            let u = exact_up_to_case(proven(&value));
+            let allowed: Vec<Transformation> =
+                covered().into_iter().filter(|&t| u & bit(t) != 0).collect();
+            let chain: Vec<Transformation> =
+                picks.iter().map(|&i| allowed[i % allowed.len()]).collect();
+            let want = match last_case_map(&chain) {
+                Some(T::Lowercase) => value.to_ascii_lowercase(),
+                Some(_) => value.to_ascii_uppercase(),
+                None => value.clone(),
+            };
+            let out = crate::transform::apply_chain(&chain, &value);
+            proptest::prop_assert_eq!(out.as_ref(), want.as_slice(), "{:?}", chain);
         }
 
         /// A transformation proven to leave a value unchanged returns it unchanged.
