@@ -466,23 +466,23 @@ impl Prefilter {
         let byte_bit: Option<&[u64; 256]> = self.byte_bit.as_slice().try_into().ok();
         match (&self.ac, byte_bit) {
             (Some(Literals::Table(t)), Some(byte_bit)) => {
-                let present = t.patterns_and_bytes(value, byte_bit, |p| {
-                    for &s in &self.pattern_slots[p] {
-                        bits[(s / 64) as usize] |= 1u64 << (s % 64);
-                    }
-                });
+                let present =
+                    t.patterns_and_bytes(value, byte_bit, |p| self.or_pattern_slots(p, bits));
                 self.or_byte_masks(present, bits);
             }
             (ac, _) => {
                 if let Some(ac) = ac {
-                    ac.patterns_in(value, |p| {
-                        for &s in &self.pattern_slots[p] {
-                            bits[(s / 64) as usize] |= 1u64 << (s % 64);
-                        }
-                    });
+                    ac.patterns_in(value, |p| self.or_pattern_slots(p, bits));
                 }
                 self.or_byte_bits(value, bits);
             }
+        }
+    }
+
+    /// ORs into `bits` the slots of automaton pattern `p`.
+    fn or_pattern_slots(&self, p: usize, bits: &mut [u64]) {
+        for &s in &self.pattern_slots[p] {
+            bits[(s / 64) as usize] |= 1u64 << (s % 64);
         }
     }
 
@@ -976,7 +976,7 @@ impl SourceCache {
             return Some(s as usize..e as usize);
         }
         // Past the memory bound no list is built, over a new raw list or an old one.
-        if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
+        if self.past_bound() {
             return None;
         }
         let SourceHot { steps, chain_id, raw, chain } = *table.hot.get(id as usize)?;
@@ -995,6 +995,12 @@ impl SourceCache {
         let end = self.entries.len();
         self.lists[id as usize] = (self.generation, start as u32, end as u32);
         Some(start..end)
+    }
+
+    /// Bounded memory: past [`MAX_ARENA`] (huge bodies read through many chains) no list is
+    /// built, and rules read their values themselves again, one rule at a time.
+    fn past_bound(&self) -> bool {
+        self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA
     }
 
     /// The raw list `raw` of source `id` (its target read with its exclusions): its range
@@ -1025,9 +1031,7 @@ impl SourceCache {
         table: &SourceTable,
         data: &RequestData,
     ) -> Option<(usize, usize)> {
-        // Bounded memory (see `MAX_ARENA`): past the bound, rules read their values
-        // themselves again, one rule at a time.
-        if self.values.len() > MAX_ARENA || self.names.len() > MAX_ARENA {
+        if self.past_bound() {
             return None;
         }
         // The target's description (a few hundred bytes on from the hot row) is read only
@@ -1308,35 +1312,61 @@ impl SourceCache {
         if let Some(bit) = slot.pm_bit() {
             let mut pm = pm;
             if pm == 0 {
-                pm = PM_SCANNED;
-                for i in r0..r1 {
-                    let rec = self.raw_records[i];
-                    if rec != NO_RECORD {
-                        pm |= self.pm_mask(rec as usize, g);
-                    }
-                }
+                pm = self.pm_union_of(r0..r1, true, g).0;
                 self.raws[raw].pm = pm;
             }
             return Some(pm & bit != 0);
         }
         let mut off = bits as usize;
         if bits == u32::MAX {
-            off = self.bits.len();
-            self.bits.resize(off + g.words, 0);
-            for i in r0..r1 {
-                let rec = self.raw_records[i];
-                if rec == NO_RECORD {
-                    continue;
-                }
-                let from = self.scan(rec as usize, g);
-                for w in 0..g.words {
-                    let x = self.bits[from + w];
-                    self.bits[off + w] |= x;
-                }
-            }
+            off = self.union_of(r0..r1, true, g).0;
             self.raws[raw].bits = off as u32;
         }
         Some(self.has_bit(off, slot))
+    }
+
+    /// The value record of the `i`th value of a raw list (`raw_records`, [`NO_RECORD`] for
+    /// an excluded one) or of a source's list (`entries`).
+    fn record_at(&self, i: usize, raw: bool) -> u32 {
+        if raw { self.raw_records[i] } else { self.entries[i].tval }
+    }
+
+    /// The union of the prefilter bits of the records at `r` ([`SourceCache::record_at`]),
+    /// scanning those not scanned yet: its offset in `bits`, and the longest value.
+    fn union_of(&mut self, r: std::ops::Range<usize>, raw: bool, g: &Prefilter) -> (usize, u32) {
+        let off = self.bits.len();
+        self.bits.resize(off + g.words, 0);
+        let mut longest = 0;
+        for i in r {
+            let rec = self.record_at(i, raw);
+            if rec == NO_RECORD {
+                continue;
+            }
+            let (a, b) = self.tvals[rec as usize].value;
+            longest = longest.max(b - a);
+            let from = self.scan(rec as usize, g);
+            for w in 0..g.words {
+                let x = self.bits[from + w];
+                self.bits[off + w] |= x;
+            }
+        }
+        (off, longest)
+    }
+
+    /// The union of the `@pm` masks of the records at `r` (with [`PM_SCANNED`], so never 0),
+    /// and the longest value.
+    fn pm_union_of(&mut self, r: std::ops::Range<usize>, raw: bool, g: &Prefilter) -> (u64, u32) {
+        let (mut mask, mut longest) = (PM_SCANNED, 0);
+        for i in r {
+            let rec = self.record_at(i, raw);
+            if rec == NO_RECORD {
+                continue;
+            }
+            let (a, b) = self.tvals[rec as usize].value;
+            longest = longest.max(b - a);
+            mask |= self.pm_mask(rec as usize, g);
+        }
+        (mask, longest)
     }
 
     /// Whether the regex in `slot` could match some value of list `sid` (entries `r`): the
@@ -1357,32 +1387,15 @@ impl SourceCache {
         if let Some(bit) = slot.pm_bit() {
             let (ug, mut mask, mut longest) = self.pm_unions[sid as usize];
             if ug != self.generation {
-                (mask, longest) = (0, 0);
-                for i in r {
-                    let tv = self.entries[i].tval as usize;
-                    let (a, b) = self.tvals[tv].value;
-                    longest = longest.max(b - a);
-                    mask |= self.pm_mask(tv, g);
-                }
+                (mask, longest) = self.pm_union_of(r, false, g);
                 self.pm_unions[sid as usize] = (self.generation, mask, longest);
             }
             return longest >= slot.min_len && mask & bit != 0;
         }
         let (ug, mut off, mut longest) = self.unions[sid as usize];
         if ug != self.generation {
-            off = self.bits.len() as u32;
-            self.bits.resize(self.bits.len() + g.words, 0);
-            longest = 0;
-            for i in r {
-                let tv = self.entries[i].tval as usize;
-                let (a, b) = self.tvals[tv].value;
-                longest = longest.max(b - a);
-                let from = self.scan(tv, g);
-                for w in 0..g.words {
-                    let x = self.bits[from + w];
-                    self.bits[off as usize + w] |= x;
-                }
-            }
+            let (o, l) = self.union_of(r, false, g);
+            (off, longest) = (o as u32, l);
             self.unions[sid as usize] = (self.generation, off, longest);
         }
         longest >= slot.min_len && self.has_bit(off as usize, slot)
