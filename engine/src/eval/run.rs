@@ -18,7 +18,7 @@ use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
     SkipPlan, ci_hash, excludes, is_collection_var, macro_target, operator_macro, update_selects,
 };
-use super::sources::{KeyHasher, SourceCache};
+use super::sources::{KeyHasher, SourceCache, SourceTable};
 use crate::ir::{
     Action, AllowScope, Ctl, EngineMode, IdRange, MacroPart, MacroString, Selector, SetVarOp,
     Transformation, Variable,
@@ -635,9 +635,18 @@ thread_local! {
 }
 
 impl Scratch {
-    fn take(source_count: u32, raw_count: u32) -> Scratch {
-        let mut s = SCRATCH.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-        s.sources.reset(source_count, raw_count);
+    /// The scratch last used with `table`'s prefilter, or a new one. Not another rule set's:
+    /// its value memo would be emptied and refilled every time two rule sets alternate on a
+    /// thread (the engines of `wafbench latency`), which measured slower than no memo at all.
+    fn take(table: &SourceTable) -> Scratch {
+        let mut s = SCRATCH
+            .with(|p| {
+                let mut p = p.borrow_mut();
+                let i = p.iter().rposition(|s| s.sources.memo_for(&table.prefilter))?;
+                Some(p.remove(i))
+            })
+            .unwrap_or_default();
+        s.sources.reset(table.source_count, table.raw_count, &table.prefilter);
         s
     }
     fn give_back(mut self) {
@@ -656,9 +665,11 @@ impl Scratch {
         }
         let _ = SCRATCH.try_with(|p| {
             let mut p = p.borrow_mut();
-            if p.len() < 4 {
-                p.push(self);
+            // Four rule sets' scratches at most; the one least recently given back goes.
+            if p.len() >= 4 {
+                p.remove(0);
             }
+            p.push(self);
         });
     }
 }
@@ -805,7 +816,7 @@ pub struct RuleStat {
 
 impl<'r> Transaction<'r> {
     pub fn new(rs: &'r CompiledRuleSet, req: &Request) -> Transaction<'r> {
-        let scratch = Scratch::take(rs.sources.source_count, rs.sources.raw_count);
+        let scratch = Scratch::take(&rs.sources);
         Transaction {
             rs,
             data: RequestData::new(req, &rs.config.txn),

@@ -81,6 +81,9 @@ pub struct Prefilter {
     /// The `@pm` phrase lists (`None` when there are none, or too many states to number:
     /// every value may then match every list).
     phrases: Option<PhraseTable>,
+    /// Names this prefilter for [`ValueMemo`] (unique in the process; 0 for none): what a
+    /// memo holds is what this prefilter answered.
+    id: u64,
 }
 
 /// Every `@pm` / `@pmFromFile` phrase list of the rule set in one ASCII case-insensitive
@@ -456,7 +459,16 @@ impl Prefilter {
                 }
             }
         }
-        Prefilter { ac, pattern_slots, byte_slots, byte_bit, byte_masks, words, phrases: None }
+        Prefilter {
+            ac,
+            pattern_slots,
+            byte_slots,
+            byte_bit,
+            byte_masks,
+            words,
+            phrases: None,
+            id: 0,
+        }
     }
 
     /// ORs into `bits` (`words` words) the slots of every literal `value` holds: the
@@ -710,6 +722,8 @@ impl SourceBuilder {
         let ac = if patterns.is_empty() { None } else { Some(Literals::build(&patterns)?) };
         let mut prefilter = Prefilter::new(ac, pattern_slots, byte_slots, slots.len());
         prefilter.phrases = PhraseTable::build(&self.pm_lists);
+        static PREFILTERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        prefilter.id = PREFILTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SourceTable {
             source_count: self.sources.len() as u32,
             descs: self.descs,
@@ -742,6 +756,137 @@ const SHARE_SCAN_MIN: usize = 256;
 /// Bytes of names or values kept per request before sources stop caching.
 const MAX_ARENA: usize = 32 << 20;
 
+/// Slots of a [`ValueMemo`] (a power of two).
+const MEMO_SLOTS: usize = 2048;
+/// The shortest and longest values a [`ValueMemo`] keeps (longer ones share scans within a
+/// request instead, [`SHARE_SCAN_MIN`]).
+const MEMO_MIN: usize = 8;
+const MEMO_MAX: usize = SHARE_SCAN_MIN - 1;
+/// Words of a memo slot before its prefilter bits: hash, transaction, length (with
+/// [`MEMO_BITS`]), `@pm` mask, identity signature.
+const MEMO_HEAD: usize = 5;
+/// Set in a slot's length word once its prefilter bits are in.
+const MEMO_BITS: u64 = 1 << 32;
+
+/// What the prefilter and [`transform::identity::proven`] answered for values of earlier
+/// transactions on this thread, by their exact bytes: the prefilter bits, the `@pm` mask and
+/// the identity signature are functions of a value's bytes alone, and the values a site
+/// sees repeat from one request to the next (a few user agents, `Accept` and
+/// `Accept-Language` values, cookie and query parameters). A value met again is looked up
+/// (a hash and a comparison of its words) instead of walked through the automata.
+///
+/// Direct-mapped and bounded ([`MEMO_SLOTS`] slots of values of [`MEMO_MIN`]..=[`MEMO_MAX`]
+/// bytes): a slot goes to the next value that hashes to it, unless the current transaction
+/// uses it (its records point at it). Keys are compared whole, so a collision costs a scan,
+/// never a wrong answer. Filled for one prefilter ([`Prefilter::id`]); another one empties
+/// it, which is why a rule set takes back its own scratch ([`super::run`]'s `Scratch::take`).
+#[derive(Debug, Default)]
+struct ValueMemo {
+    prefilter: u64,
+    /// Counts transactions: a slot stamped with the current one is not replaced.
+    txn: u64,
+    /// Words of prefilter bits per slot.
+    words: usize,
+    /// Words per slot: [`MEMO_HEAD`], the bits, then the key's bytes packed into words.
+    stride: usize,
+    slots: Vec<u64>,
+}
+
+/// `v`'s bytes as little-endian words, the last one zero-padded.
+fn packed_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let words = v.chunks_exact(8);
+    let rest = words.remainder();
+    let tail =
+        (!rest.is_empty()).then(|| rest.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)));
+    words.map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).chain(tail)
+}
+
+impl ValueMemo {
+    /// Ready for a transaction over `prefilter` (`words` words of bits per value).
+    fn start(&mut self, prefilter: u64, words: usize) {
+        self.txn += 1;
+        if self.prefilter != prefilter || self.words != words {
+            self.prefilter = prefilter;
+            self.words = words;
+            self.stride = MEMO_HEAD + words + MEMO_MAX.div_ceil(8);
+            self.slots.clear();
+            if prefilter != 0 {
+                self.slots.resize(MEMO_SLOTS * self.stride, 0);
+            }
+        }
+    }
+
+    fn hash(v: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = KeyHasher(v.len() as u64);
+        packed_words(v).for_each(|w| h.write_u64(w));
+        h.finish() | 1
+    }
+
+    /// The slot holding `v`, claimed for it when it holds another value not in use by this
+    /// transaction; `None` when `v` is out of range or its slot is taken.
+    fn slot(&mut self, v: &[u8]) -> Option<usize> {
+        if !(MEMO_MIN..=MEMO_MAX).contains(&v.len()) || self.slots.is_empty() {
+            return None;
+        }
+        let h = Self::hash(v);
+        let slot = (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
+        let at = slot * self.stride;
+        let (head, key) = self.slots[at..at + self.stride].split_at_mut(MEMO_HEAD + self.words);
+        if head[0] == h
+            && head[2] as u32 as usize == v.len()
+            && packed_words(v).zip(key.iter()).all(|(a, &b)| a == b)
+        {
+            head[1] = self.txn;
+            return Some(slot);
+        }
+        if head[1] == self.txn {
+            return None;
+        }
+        key.iter_mut().zip(packed_words(v)).for_each(|(k, w)| *k = w);
+        head[..MEMO_HEAD].copy_from_slice(&[h, self.txn, v.len() as u64, 0, 0]);
+        Some(slot)
+    }
+
+    fn row(&self, slot: usize) -> &[u64] {
+        &self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + self.words]
+    }
+
+    fn row_mut(&mut self, slot: usize) -> &mut [u64] {
+        &mut self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + self.words]
+    }
+
+    /// The slot's prefilter bits, once they are in.
+    fn bits(&self, slot: usize) -> Option<&[u64]> {
+        let row = self.row(slot);
+        (row[2] & MEMO_BITS != 0).then(|| &row[MEMO_HEAD..])
+    }
+
+    fn set_bits(&mut self, slot: usize, bits: &[u64]) {
+        let row = self.row_mut(slot);
+        row[MEMO_HEAD..].copy_from_slice(bits);
+        row[2] |= MEMO_BITS;
+    }
+
+    /// The slot's `@pm` mask (with [`PM_SCANNED`]), 0 until it is in.
+    fn pm(&self, slot: usize) -> u64 {
+        self.row(slot)[3]
+    }
+
+    fn set_pm(&mut self, slot: usize, pm: u64) {
+        self.row_mut(slot)[3] = pm;
+    }
+
+    /// The slot's identity signature (with [`SIGNED`]), 0 until it is in.
+    fn proven(&self, slot: usize) -> u64 {
+        self.row(slot)[4]
+    }
+
+    fn set_proven(&mut self, slot: usize, proven: u64) {
+        self.row_mut(slot)[4] = proven;
+    }
+}
+
 /// One value of a source list: its name, and the transformed value it shares with every
 /// other source reading the same request bytes through the same chain.
 #[derive(Debug, Clone, Copy)]
@@ -769,6 +914,8 @@ struct TVal {
     /// For the record of raw request bytes: what [`transform::identity::proven`] answered
     /// for them, with [`SIGNED`]; 0 until first asked.
     proven: u64,
+    /// The record's [`ValueMemo`] slot plus 2; 1 for none, 0 until first asked.
+    memo: u32,
 }
 
 /// A raw list (a target read with its exclusions, before any chain) in one generation, and
@@ -872,6 +1019,8 @@ pub(crate) struct SourceCache {
     /// [`SHARE_SCAN_MIN`] bytes or more; shorter ones are scanned again). Records
     /// outlive generations (only [`SourceCache::reset`] clears the arenas), so this does too.
     scanned: HashMap<u64, u32, std::hash::BuildHasherDefault<KeyHasher>>,
+    /// Answers for values of earlier transactions ([`ValueMemo`]).
+    memo: ValueMemo,
 }
 
 /// `w` with its ASCII upper-case letters (bytes `A`..=`Z`) lower-cased, eight bytes at once.
@@ -918,8 +1067,9 @@ fn fold_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl SourceCache {
     /// Ready for a new transaction over a rule set with `source_count` sources.
-    pub(crate) fn reset(&mut self, source_count: u32, raw_count: u32) {
+    pub(crate) fn reset(&mut self, source_count: u32, raw_count: u32, g: &Prefilter) {
         self.invalidate();
+        self.memo.start(g.id, g.words);
         self.lists.resize(source_count as usize, (0, 0, 0));
         self.unions.resize(source_count as usize, (0, 0, 0));
         self.pm_unions.resize(source_count as usize, (0, 0, 0));
@@ -934,6 +1084,11 @@ impl SourceCache {
         self.values.clear();
         self.bits.clear();
         self.scanned.clear();
+    }
+
+    /// Whether this cache's value memo was filled for prefilter `g`.
+    pub(crate) fn memo_for(&self, g: &Prefilter) -> bool {
+        self.memo.prefilter == g.id
     }
 
     /// Gives back memory a huge request made the arenas grow to.
@@ -1208,9 +1363,32 @@ impl SourceCache {
         if (b - a) as usize > max_len {
             return None;
         }
-        let p = transform::identity::proven(&self.values[a as usize..b as usize]);
+        let slot = self.memo_slot(id as usize);
+        let memo = slot.map_or(0, |s| self.memo.proven(s));
+        let p = if memo != 0 {
+            memo & !SIGNED
+        } else {
+            let p = transform::identity::proven(&self.values[a as usize..b as usize]);
+            if let Some(s) = slot {
+                self.memo.set_proven(s, p | SIGNED);
+            }
+            p
+        };
         self.tvals[id as usize].proven = p | SIGNED;
         Some(p)
+    }
+
+    /// The [`ValueMemo`] slot of record `tv`, looked up once per record.
+    fn memo_slot(&mut self, tv: usize) -> Option<usize> {
+        match self.tvals[tv].memo {
+            0 => {}
+            1 => return None,
+            m => return Some(m as usize - 2),
+        }
+        let (a, b) = self.tvals[tv].value;
+        let slot = self.memo.slot(&self.values[a as usize..b as usize]);
+        self.tvals[tv].memo = slot.map_or(1, |s| s as u32 + 2);
+        slot
     }
 
     fn push_tval(&mut self, bytes: &[u8]) -> u32 {
@@ -1230,6 +1408,7 @@ impl SourceCache {
             chains: u32::MAX,
             pm: 0,
             proven: 0,
+            memo: 0,
         });
         tv
     }
@@ -1430,13 +1609,22 @@ impl SourceCache {
             return pm;
         }
         let len = (b - a) as usize;
+        let slot = self.memo_slot(tv);
+        if let Some(m) = slot.map(|s| self.memo.pm(s)).filter(|&m| m != 0) {
+            self.tvals[tv].pm = m;
+            return m;
+        }
         let m = match &g.phrases {
             Some(t) if len <= self.pm_budget => {
                 self.pm_budget -= len;
-                t.mask_of(&self.values[a as usize..b as usize])
+                let m = t.mask_of(&self.values[a as usize..b as usize]) | PM_SCANNED;
+                if let Some(s) = slot {
+                    self.memo.set_pm(s, m);
+                }
+                m
             }
             _ => !0,
-        } | PM_SCANNED;
+        };
         self.tvals[tv].pm = m;
         m
     }
@@ -1459,8 +1647,17 @@ impl SourceCache {
                 }
             }
             let off = self.bits.len();
-            self.bits.resize(off + g.words, 0);
-            g.scan_into(value, &mut self.bits[off..off + g.words]);
+            let slot = self.memo_slot(tv);
+            if let Some(bits) = slot.and_then(|s| self.memo.bits(s)) {
+                self.bits.extend_from_slice(bits);
+            } else {
+                self.bits.resize(off + g.words, 0);
+                let (a, b) = self.tvals[tv].value;
+                g.scan_into(&self.values[a as usize..b as usize], &mut self.bits[off..]);
+                if let Some(s) = slot {
+                    self.memo.set_bits(s, &self.bits[off..]);
+                }
+            }
             self.tvals[tv].bits = off as u32;
             off
         } else {
@@ -1472,6 +1669,55 @@ impl SourceCache {
 #[cfg(test)]
 mod tests {
     use super::{Literals, PhraseTable, Prefilter, fold_eq, fold_hash, fold_word};
+
+    /// A value's answers come back in later transactions, for its exact bytes only; a slot a
+    /// transaction uses is not taken from it; another prefilter empties the memo.
+    #[test]
+    fn the_value_memo_keeps_answers_by_exact_bytes() {
+        use super::{MEMO_SLOTS, ValueMemo};
+        let slot_of =
+            |v: &[u8]| (ValueMemo::hash(v) >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
+        let v1 = b"Mozilla/5.0 (X11; Linux x86_64)".as_slice();
+        // Another value in the same slot, and v1 in another case.
+        let v2 = (0..)
+            .map(|i| format!("value number {i}").into_bytes())
+            .find(|v| slot_of(v) == slot_of(v1))
+            .unwrap();
+        let upper = v1.to_ascii_uppercase();
+        let mut m = ValueMemo::default();
+        m.start(7, 2);
+        let s = m.slot(v1).unwrap();
+        assert_eq!(m.bits(s), None);
+        m.set_bits(s, &[1, 2]);
+        m.set_pm(s, 3);
+        m.set_proven(s, 4);
+        // Same transaction: v1's slot is in use, v2 gets none.
+        assert_eq!(m.slot(&v2), None);
+        m.start(7, 2);
+        let s = m.slot(v1).unwrap();
+        assert_eq!((m.bits(s), m.pm(s), m.proven(s)), (Some(&[1u64, 2][..]), 3, 4));
+        if slot_of(&upper) == s {
+            let u = m.slot(&upper);
+            assert_eq!(u, None, "in use by v1 in this transaction");
+        }
+        m.start(7, 2);
+        let s2 = m.slot(&v2).unwrap();
+        assert_eq!(s2, s);
+        assert_eq!((m.bits(s2), m.pm(s2), m.proven(s2)), (None, 0, 0), "v2 took the slot empty");
+        m.start(7, 2);
+        let s = m.slot(v1).unwrap();
+        assert_eq!(m.bits(s), None, "v1's answers went with its slot");
+        m.set_bits(s, &[5, 6]);
+        m.start(7, 2);
+        if let Some(u) = m.slot(&upper) {
+            assert_eq!(m.bits(u), None, "another case is another key");
+        }
+        m.start(8, 2);
+        let s = m.slot(v1).unwrap();
+        assert_eq!(m.bits(s), None, "another prefilter empties the memo");
+        assert_eq!(m.slot(b"short"), None);
+        assert_eq!(m.slot(&[b'a'; super::MEMO_MAX + 1]), None);
+    }
 
     /// The per-literal masks give the same bits as the slot lists they replace, in either
     /// ASCII case, for a literal in several slots and a slot past the first word.

@@ -557,6 +557,30 @@ fn case_only_chains_answer_from_the_raw_list() {
     assert_same_decisions("raw unions", &on, &off, cases);
 }
 
+/// Values met again in later transactions are answered from the value memo, while another
+/// rule set decides on the same thread in between (each takes back its own scratch): the
+/// same requests, twice over, decide as without sources and plans.
+#[test]
+fn repeated_values_decide_as_the_first_time() {
+    let rules = format!(
+        "{HEAD}SecRule REQUEST_HEADERS \"@rx select\\s+from\" \"id:30,phase:1,pass,t:none,t:lowercase\"\n\
+         SecRule REQUEST_HEADERS:User-Agent \"@pm nikto\" \"id:31,phase:1,pass,t:none\"\n\
+         SecRule ARGS \"@rx evil\" \"id:32,phase:2,pass,t:none,t:urlDecodeUni\"\n"
+    );
+    let (on, off) = planned_and_unplanned(&rules, 3);
+    let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/?q=harmless+words", &[("User-Agent", ua)], ""), &[]),
+        (req("GET", "/?q=evil+words", &[("User-Agent", ua)], ""), &["32"]),
+        (req("GET", "/?q=harmless+words", &[("User-Agent", "Nikto/2.1.6 (X11)")], ""), &["31"]),
+        (req("GET", "/?q=harmless+words", &[("X-A", "SELECT  FROM users")], ""), &["30"]),
+        (req("GET", "/?q=harmless+words", &[("X-A", "select from")], ""), &["30"]),
+    ];
+    for _ in 0..3 {
+        assert_same_decisions("repeats", &on, &off, cases);
+    }
+}
+
 /// The phase-1 initialisation snapshot against running the rules: the run is found after a
 /// request-dependent rule, its outcome replaces it only when the transaction reaches it in
 /// the state the snapshot was taken from (here: an earlier rule that wrote TX, or jumped into
