@@ -1594,6 +1594,9 @@ impl<'r> Transaction<'r> {
                 }
                 _ => Ok(false),
             };
+            if let (true, Some(slot), Ok(false)) = (possible, link.rx_slot, &r) {
+                self.sources.note_no_match(i, slot);
+            }
             if !verdict(r, negated) {
                 continue;
             }

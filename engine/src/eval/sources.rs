@@ -808,7 +808,7 @@ impl ValueMemo {
         if self.prefilter != prefilter || self.words != words {
             self.prefilter = prefilter;
             self.words = words;
-            self.stride = MEMO_HEAD + words + MEMO_MAX.div_ceil(8);
+            self.stride = MEMO_HEAD + 2 * words + MEMO_MAX.div_ceil(8);
             self.slots.clear();
             if prefilter != 0 {
                 self.slots.resize(MEMO_SLOTS * self.stride, 0);
@@ -832,7 +832,7 @@ impl ValueMemo {
         let h = Self::hash(v);
         let slot = (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
         let at = slot * self.stride;
-        let (head, key) = self.slots[at..at + self.stride].split_at_mut(MEMO_HEAD + self.words);
+        let (head, key) = self.slots[at..at + self.stride].split_at_mut(MEMO_HEAD + 2 * self.words);
         if head[0] == h
             && head[2] as u32 as usize == v.len()
             && packed_words(v).zip(key.iter()).all(|(a, &b)| a == b)
@@ -845,27 +845,42 @@ impl ValueMemo {
         }
         key.iter_mut().zip(packed_words(v)).for_each(|(k, w)| *k = w);
         head[..MEMO_HEAD].copy_from_slice(&[h, self.txn, v.len() as u64, 0, 0]);
+        head[MEMO_HEAD + self.words..].fill(0);
         Some(slot)
     }
 
     fn row(&self, slot: usize) -> &[u64] {
-        &self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + self.words]
+        &self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + 2 * self.words]
     }
 
     fn row_mut(&mut self, slot: usize) -> &mut [u64] {
-        &mut self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + self.words]
+        &mut self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + 2 * self.words]
     }
 
     /// The slot's prefilter bits, once they are in.
     fn bits(&self, slot: usize) -> Option<&[u64]> {
         let row = self.row(slot);
-        (row[2] & MEMO_BITS != 0).then(|| &row[MEMO_HEAD..])
+        (row[2] & MEMO_BITS != 0).then(|| &row[MEMO_HEAD..MEMO_HEAD + self.words])
     }
 
     fn set_bits(&mut self, slot: usize, bits: &[u64]) {
+        let w = self.words;
         let row = self.row_mut(slot);
-        row[MEMO_HEAD..].copy_from_slice(bits);
+        row[MEMO_HEAD..MEMO_HEAD + w].copy_from_slice(bits);
         row[2] |= MEMO_BITS;
+    }
+
+    /// Whether the regex in prefilter slot `rx` was run on the value and did not match.
+    fn missed(&self, slot: usize, rx: u32) -> bool {
+        let w = MEMO_HEAD + self.words + (rx / 64) as usize;
+        self.row(slot).get(w).is_some_and(|m| m & (1u64 << (rx % 64)) != 0)
+    }
+
+    fn set_missed(&mut self, slot: usize, rx: u32) {
+        let w = MEMO_HEAD + self.words + (rx / 64) as usize;
+        if let Some(m) = self.row_mut(slot).get_mut(w) {
+            *m |= 1u64 << (rx % 64);
+        }
     }
 
     /// The slot's `@pm` mask (with [`PM_SCANNED`]), 0 until it is in.
@@ -1598,6 +1613,18 @@ impl SourceCache {
         }
         let off = self.scan(tv, g);
         self.has_bit(off, slot)
+            && !self.memo_slot(tv).is_some_and(|s| self.memo.missed(s, slot.slot))
+    }
+
+    /// The regex in `slot` ran on entry `i` and did not match: its value's memo slot keeps
+    /// that, so that [`SourceCache::may_match`] answers it in later transactions.
+    pub(crate) fn note_no_match(&mut self, i: usize, slot: RxSlot) {
+        if slot.pm_bit().is_some() {
+            return;
+        }
+        if let Some(s) = self.memo_slot(self.entries[i].tval as usize) {
+            self.memo.set_missed(s, slot.slot);
+        }
     }
 
     /// The `@pm` lists that occur in value record `tv` (with [`PM_SCANNED`]), scanning it on
@@ -1691,11 +1718,13 @@ mod tests {
         m.set_bits(s, &[1, 2]);
         m.set_pm(s, 3);
         m.set_proven(s, 4);
+        m.set_missed(s, 70);
         // Same transaction: v1's slot is in use, v2 gets none.
         assert_eq!(m.slot(&v2), None);
         m.start(7, 2);
         let s = m.slot(v1).unwrap();
         assert_eq!((m.bits(s), m.pm(s), m.proven(s)), (Some(&[1u64, 2][..]), 3, 4));
+        assert!(m.missed(s, 70) && !m.missed(s, 6) && !m.missed(s, 69));
         if slot_of(&upper) == s {
             let u = m.slot(&upper);
             assert_eq!(u, None, "in use by v1 in this transaction");
@@ -1704,6 +1733,7 @@ mod tests {
         let s2 = m.slot(&v2).unwrap();
         assert_eq!(s2, s);
         assert_eq!((m.bits(s2), m.pm(s2), m.proven(s2)), (None, 0, 0), "v2 took the slot empty");
+        assert!(!m.missed(s2, 70), "v2 took the slot empty");
         m.start(7, 2);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None, "v1's answers went with its slot");

@@ -557,9 +557,10 @@ fn case_only_chains_answer_from_the_raw_list() {
     assert_same_decisions("raw unions", &on, &off, cases);
 }
 
-/// Values met again in later transactions are answered from the value memo, while another
-/// rule set decides on the same thread in between (each takes back its own scratch): the
-/// same requests, twice over, decide as without sources and plans.
+/// Values met again in later transactions are answered from the value memo (prefilter bits,
+/// `@pm` masks, regexes that ran and did not match), while another rule set decides on the
+/// same thread in between (each takes back its own scratch): the same requests, three times
+/// over, decide as without sources and plans.
 #[test]
 fn repeated_values_decide_as_the_first_time() {
     let rules = format!(
@@ -575,6 +576,9 @@ fn repeated_values_decide_as_the_first_time() {
         (req("GET", "/?q=harmless+words", &[("User-Agent", "Nikto/2.1.6 (X11)")], ""), &["31"]),
         (req("GET", "/?q=harmless+words", &[("X-A", "SELECT  FROM users")], ""), &["30"]),
         (req("GET", "/?q=harmless+words", &[("X-A", "select from")], ""), &["30"]),
+        // The literals are there, the regex does not match: it runs once, then the memo
+        // answers for these bytes.
+        (req("GET", "/?q=evi", &[("X-A", "select nothing from")], ""), &[]),
     ];
     for _ in 0..3 {
         assert_same_decisions("repeats", &on, &off, cases);
