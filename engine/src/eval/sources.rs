@@ -768,12 +768,13 @@ const MEMO_HEAD: usize = 5;
 /// Set in a slot's length word once its prefilter bits are in.
 const MEMO_BITS: u64 = 1 << 32;
 
-/// What the prefilter and [`transform::identity::proven`] answered for values of earlier
-/// transactions on this thread, by their exact bytes: the prefilter bits, the `@pm` mask and
-/// the identity signature are functions of a value's bytes alone, and the values a site
-/// sees repeat from one request to the next (a few user agents, `Accept` and
-/// `Accept-Language` values, cookie and query parameters). A value met again is looked up
-/// (a hash and a comparison of its words) instead of walked through the automata.
+/// What the prefilter, [`transform::identity::proven`] and the planned regexes answered for
+/// values of earlier transactions on this thread, by their exact bytes: the prefilter bits,
+/// the `@pm` mask, the identity signature and a regex's verdict are functions of a value's
+/// bytes alone, and the values a site sees repeat from one request to the next (a few user
+/// agents, `Accept` and `Accept-Language` values, cookie and query parameters). A value met
+/// again is looked up (a hash and a comparison of its words) instead of walked through the
+/// automata, and a regex that ran on it without matching is not run again.
 ///
 /// Direct-mapped and bounded ([`MEMO_SLOTS`] slots of values of [`MEMO_MIN`]..=[`MEMO_MAX`]
 /// bytes): a slot goes to the next value that hashes to it, unless the current transaction
@@ -787,7 +788,8 @@ struct ValueMemo {
     txn: u64,
     /// Words of prefilter bits per slot.
     words: usize,
-    /// Words per slot: [`MEMO_HEAD`], the bits, then the key's bytes packed into words.
+    /// Words per slot: [`MEMO_HEAD`], the prefilter bits, one bit per prefilter slot for
+    /// "its regex ran and did not match", then the key's bytes packed into words.
     stride: usize,
     slots: Vec<u64>,
 }
