@@ -634,16 +634,24 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Scratches a thread keeps: one per rule set it serves, up to this many.
+const SCRATCH_POOL: usize = 4;
+
 impl Scratch {
-    /// The scratch last used with `table`'s prefilter, or a new one. Not another rule set's:
-    /// its value memo would be emptied and refilled every time two rule sets alternate on a
-    /// thread (the engines of `wafbench latency`), which measured slower than no memo at all.
+    /// The scratch last used with `table`'s prefilter; else a new one while the pool has room
+    /// for one per rule set, else the least recently used (its value memo then starts empty).
+    /// Not any other rule set's while there is room: two rule sets alternating on a thread
+    /// (the engines of `wafbench latency`) would then empty each other's memo on every
+    /// transaction, which measured slower than no memo at all.
     fn take(table: &SourceTable) -> Scratch {
         let mut s = SCRATCH
             .with(|p| {
                 let mut p = p.borrow_mut();
-                let i = p.iter().rposition(|s| s.sources.memo_for(&table.prefilter))?;
-                Some(p.remove(i))
+                match p.iter().rposition(|s| s.sources.memo_for(&table.prefilter)) {
+                    Some(i) => Some(p.remove(i)),
+                    None if p.len() >= SCRATCH_POOL => Some(p.remove(0)),
+                    None => None,
+                }
             })
             .unwrap_or_default();
         s.sources.reset(table.source_count, table.raw_count, &table.prefilter);
@@ -665,8 +673,8 @@ impl Scratch {
         }
         let _ = SCRATCH.try_with(|p| {
             let mut p = p.borrow_mut();
-            // Four rule sets' scratches at most; the one least recently given back goes.
-            if p.len() >= 4 {
+            // The one least recently given back goes first.
+            if p.len() >= SCRATCH_POOL {
                 p.remove(0);
             }
             p.push(self);

@@ -786,6 +786,9 @@ struct ValueMemo {
     prefilter: u64,
     /// Counts transactions: a slot stamped with the current one is not replaced.
     txn: u64,
+    /// The transaction the memo was last emptied at: slots stamped before it are empty, so
+    /// that another prefilter of the same width takes the memo over without rewriting it.
+    floor: u64,
     /// Words of prefilter bits per slot.
     words: usize,
     /// Words per slot: [`MEMO_HEAD`], the prefilter bits, one bit per prefilter slot for
@@ -807,14 +810,17 @@ impl ValueMemo {
     /// Ready for a transaction over `prefilter` (`words` words of bits per value).
     fn start(&mut self, prefilter: u64, words: usize) {
         self.txn += 1;
-        if self.prefilter != prefilter || self.words != words {
-            self.prefilter = prefilter;
+        if self.prefilter == prefilter {
+            return;
+        }
+        self.prefilter = prefilter;
+        self.floor = self.txn;
+        if prefilter == 0 {
+            self.slots = Vec::new();
+        } else if self.words != words || self.slots.is_empty() {
             self.words = words;
             self.stride = MEMO_HEAD + 2 * words + MEMO_MAX.div_ceil(8);
-            self.slots.clear();
-            if prefilter != 0 {
-                self.slots.resize(MEMO_SLOTS * self.stride, 0);
-            }
+            self.slots = vec![0; MEMO_SLOTS * self.stride];
         }
     }
 
@@ -836,6 +842,7 @@ impl ValueMemo {
         let at = slot * self.stride;
         let (head, key) = self.slots[at..at + self.stride].split_at_mut(MEMO_HEAD + 2 * self.words);
         if head[0] == h
+            && head[1] >= self.floor
             && head[2] as u32 as usize == v.len()
             && packed_words(v).zip(key.iter()).all(|(a, &b)| a == b)
         {
@@ -1744,9 +1751,16 @@ mod tests {
         if let Some(u) = m.slot(&upper) {
             assert_eq!(m.bits(u), None, "another case is another key");
         }
+        m.start(7, 2);
+        let s = m.slot(v1).unwrap();
+        assert_eq!(m.bits(s), Some(&[5u64, 6][..]));
         m.start(8, 2);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None, "another prefilter empties the memo");
+        m.set_bits(s, &[7, 8]);
+        m.start(7, 3);
+        let s = m.slot(v1).unwrap();
+        assert_eq!(m.bits(s), None, "so does one of another width");
         assert_eq!(m.slot(b"short"), None);
         assert_eq!(m.slot(&[b'a'; super::MEMO_MAX + 1]), None);
     }

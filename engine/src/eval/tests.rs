@@ -585,6 +585,43 @@ fn repeated_values_decide_as_the_first_time() {
     }
 }
 
+/// More rule sets than a thread keeps scratches for, in rotation: each transaction takes a
+/// scratch another rule set filled, whose memo must then start empty for it. The rule sets
+/// number their regexes differently (rule set `i` has `i` others first), so an answer kept
+/// for another rule set's numbering would skip the rule that matches.
+#[test]
+fn rule_sets_in_rotation_decide_as_alone() {
+    let engines: Vec<_> = (0..6)
+        .map(|i| {
+            let mut rules = HEAD.to_string();
+            for n in 0..i {
+                rules.push_str(&format!(
+                    "SecRule REQUEST_HEADERS \"@rx zz{n}q\" \"id:6{n},phase:1,pass,t:none\"\n"
+                ));
+            }
+            rules.push_str(
+                "SecRule REQUEST_HEADERS \"@rx select\\s+from\" \"id:49,phase:1,pass,t:none,t:lowercase\"\n",
+            );
+            planned_and_unplanned(&rules, i + 1)
+        })
+        .collect();
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/", &[("X-A", "SELECT  FROM users")], ""), &["49"]),
+        (req("GET", "/", &[("X-A", "SELECT nothing FROM users")], ""), &[]),
+    ];
+    // The planned engines alone in turn, so that each takes over a memo another one filled.
+    for _ in 0..3 {
+        for (on, _) in &engines {
+            for (r, want) in cases {
+                assert_eq!(on.evaluate(r).matched_ids, *want, "{:?}", r.headers);
+            }
+        }
+    }
+    for (on, off) in &engines {
+        assert_same_decisions("rotation", on, off, cases);
+    }
+}
+
 /// The phase-1 initialisation snapshot against running the rules: the run is found after a
 /// request-dependent rule, its outcome replaces it only when the transaction reaches it in
 /// the state the snapshot was taken from (here: an earlier rule that wrote TX, or jumped into
