@@ -797,7 +797,9 @@ struct ValueMemo {
     slots: Vec<u64>,
 }
 
-/// `v`'s bytes as little-endian words, the last one zero-padded.
+/// `v`'s bytes as little-endian words, the last one zero-padded. Whole words are loaded as
+/// such and the tail byte by byte: a copy of a chunk whose length the compiler does not know
+/// is a `memcpy` call per word (some 300 a decision, from the prefilter's value hashes).
 fn packed_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
     let words = v.chunks_exact(8);
     let rest = words.remainder();
@@ -824,11 +826,9 @@ impl ValueMemo {
         }
     }
 
+    /// The hash of `v`'s exact bytes, never 0 (an empty slot's).
     fn hash(v: &[u8]) -> u64 {
-        use std::hash::Hasher;
-        let mut h = KeyHasher(v.len() as u64);
-        packed_words(v).for_each(|w| h.write_u64(w));
-        h.finish() | 1
+        words_hash(v.len(), packed_words(v)) | 1
     }
 
     /// The slot holding `v`, claimed for it when it holds another value not in use by this
@@ -1060,28 +1060,24 @@ pub(crate) fn fold_word(w: u64) -> u64 {
     w | (upper >> 2)
 }
 
-/// The words of `v` folded to ASCII lower case; the last one zero-padded. Whole words are
-/// loaded as such and the tail byte by byte: a copy of a chunk whose length the compiler
-/// does not know is a `memcpy` call per word (some 300 a decision, from the prefilter's
-/// value hashes).
+/// The words of `v` folded to ASCII lower case; the last one zero-padded.
 fn folded_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    let words = v.chunks_exact(8);
-    let rest = words.remainder();
-    let tail = (!rest.is_empty()).then(|| {
-        let w = rest.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
-        fold_word(w)
-    });
-    words.map(|c| fold_word(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))).chain(tail)
+    packed_words(v).map(fold_word)
+}
+
+/// The hash of a value of `len` bytes given as words ([`packed_words`], [`folded_words`]).
+fn words_hash(len: usize, words: impl Iterator<Item = u64>) -> u64 {
+    use std::hash::Hasher;
+    let mut h = KeyHasher(len as u64);
+    words.for_each(|w| h.write_u64(w));
+    h.finish()
 }
 
 /// A hash of `v` that ignores ASCII case, a word at a time (also the collections' key hash,
 /// [`super::compile::ci_hash`]). Not inlined: one copy of its code serves every caller.
 #[inline(never)]
 pub(crate) fn fold_hash(v: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = KeyHasher(v.len() as u64);
-    folded_words(v).for_each(|w| h.write_u64(w));
-    h.finish()
+    words_hash(v.len(), folded_words(v))
 }
 
 /// `a.eq_ignore_ascii_case(b)`, a word at a time.
@@ -1492,13 +1488,9 @@ impl SourceCache {
             }
             let (mut idle, mut longest) = (!0u64, 0u32);
             for i in r0..r1 {
-                let rec = self.raw_records[i];
-                if rec == NO_RECORD {
-                    continue;
-                }
-                let (a, b) = self.tvals[rec as usize].value;
-                longest = longest.max(b - a);
-                let proven = self.proven(rec, transform::identity::FOLD_SIGN_MAX);
+                let Some((rec, len)) = self.record_at(i, true) else { continue };
+                longest = longest.max(len);
+                let proven = self.proven(rec as u32, transform::identity::FOLD_SIGN_MAX);
                 idle &= transform::identity::but_case(proven);
             }
             let row = &mut self.raws[raw];
@@ -1528,10 +1520,15 @@ impl SourceCache {
         Some(self.has_bit(off, slot))
     }
 
-    /// The value record of the `i`th value of a raw list (`raw_records`, [`NO_RECORD`] for
-    /// an excluded one) or of a source's list (`entries`).
-    fn record_at(&self, i: usize, raw: bool) -> u32 {
-        if raw { self.raw_records[i] } else { self.entries[i].tval }
+    /// The value record of the `i`th value of a raw list (`raw_records`) or of a source's
+    /// list (`entries`), and its length; `None` for a raw value the exclusions drop.
+    fn record_at(&self, i: usize, raw: bool) -> Option<(usize, u32)> {
+        let rec = if raw { self.raw_records[i] } else { self.entries[i].tval };
+        if rec == NO_RECORD {
+            return None;
+        }
+        let (a, b) = self.tvals[rec as usize].value;
+        Some((rec as usize, b - a))
     }
 
     /// The union of the prefilter bits of the records at `r` ([`SourceCache::record_at`]),
@@ -1541,13 +1538,9 @@ impl SourceCache {
         self.bits.resize(off + g.words, 0);
         let mut longest = 0;
         for i in r {
-            let rec = self.record_at(i, raw);
-            if rec == NO_RECORD {
-                continue;
-            }
-            let (a, b) = self.tvals[rec as usize].value;
-            longest = longest.max(b - a);
-            let from = self.scan(rec as usize, g);
+            let Some((rec, len)) = self.record_at(i, raw) else { continue };
+            longest = longest.max(len);
+            let from = self.scan(rec, g);
             for w in 0..g.words {
                 let x = self.bits[from + w];
                 self.bits[off + w] |= x;
@@ -1561,13 +1554,9 @@ impl SourceCache {
     fn pm_union_of(&mut self, r: std::ops::Range<usize>, raw: bool, g: &Prefilter) -> (u64, u32) {
         let (mut mask, mut longest) = (PM_SCANNED, 0);
         for i in r {
-            let rec = self.record_at(i, raw);
-            if rec == NO_RECORD {
-                continue;
-            }
-            let (a, b) = self.tvals[rec as usize].value;
-            longest = longest.max(b - a);
-            mask |= self.pm_mask(rec as usize, g);
+            let Some((rec, len)) = self.record_at(i, raw) else { continue };
+            longest = longest.max(len);
+            mask |= self.pm_mask(rec, g);
         }
         (mask, longest)
     }
@@ -1688,7 +1677,6 @@ impl SourceCache {
                 self.bits.extend_from_slice(bits);
             } else {
                 self.bits.resize(off + g.words, 0);
-                let (a, b) = self.tvals[tv].value;
                 g.scan_into(&self.values[a as usize..b as usize], &mut self.bits[off..]);
                 if let Some(s) = slot {
                     self.memo.set_bits(s, &self.bits[off..]);
