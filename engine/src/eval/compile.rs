@@ -267,8 +267,12 @@ pub struct CompiledRuleSet {
     /// The outcome of the leading phase-1 rules that read nothing from the request, computed
     /// once (see [`super::run::InitSnapshot`]).
     pub init: Option<super::run::InitSnapshot>,
-    /// The outcomes of the rules folded by [`SkipPlan::AfterInitMatch`].
+    /// The outcomes of the rules folded by [`SkipPlan::AfterInitMatch`] and
+    /// [`SkipPlan::CleanTx`].
     pub folds: FoldTable,
+    /// The positions, in the init snapshot's TX, of the keys [`SkipPlan::CleanTx`] plans
+    /// check (`start..start + len`).
+    pub clean_slots: Vec<u32>,
     /// Parallel to `phases`: for a rule whose every `skipAfter` (its links' and the phase
     /// defaults') names one marker, the position of the first marker item of that name after
     /// it; `u32::MAX` otherwise. When such a rule leaves its jump pending, the native loop
@@ -376,6 +380,14 @@ pub enum SkipPlan {
     /// with nothing pending (reaching the marker would clear the jump); `u32::MAX` otherwise.
     /// The loop then reads neither the fold's entry nor the marker's name.
     AfterInitMatch { fold: u32, past: u32 },
+    /// Every link of the rule reads and writes nothing but TX keys of the init snapshot
+    /// (and keys no rule writes after it), and with those keys at the snapshot's values the
+    /// whole rule fails, or matches with no effect but MATCHED_VARS (`folds[fold]`). In a
+    /// transaction that applied the snapshot, while the keys `clean_slots[start..start +
+    /// len]` still hold the snapshot's values, it does the same ([`fold_clean_tx`]). `fold`
+    /// is `u32::MAX` for a rule that fails. CRS: the anomaly-score sums and checks of 949
+    /// and the correlation rules of 980 on a request that matched nothing.
+    CleanTx { start: u32, len: u16, fold: u32 },
     /// Not a rule: a `SecMarker` item. The native loop reads the item (the marker's name)
     /// only while a `skipAfter` is pending; otherwise the 16 bytes here are all a marker
     /// costs it (CRS lists each of its 40 markers in every phase).
@@ -665,6 +677,7 @@ impl CompiledRuleSet {
             fast_sources,
             init: None,
             folds: FoldTable::default(),
+            clean_slots: Vec::new(),
             phases,
             defaults,
             removed_ids,
@@ -679,6 +692,7 @@ impl CompiledRuleSet {
         if !opts.no_init_snapshot {
             compiled.init = super::run::InitSnapshot::build(&compiled);
             fold_after_init(&mut compiled);
+            fold_clean_tx(&mut compiled);
         }
         Ok(compiled)
     }
@@ -1351,6 +1365,147 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
         rs.fast[p][k] = Some(FastSkip { plan });
     }
     rs.folds = folds;
+}
+
+/// The TX keys (lower case) that `rule` reads or writes through its whole chain, when they
+/// are all it touches: literal `TX:<key>` targets or counts, operators that are pure and
+/// whose argument's macros read literal TX keys, `setvar`s on literal TX keys whose values
+/// read literal TX keys, and no action but logging, `pass`, `status` and a disruptive one (the phase
+/// defaults likewise). `None` for anything else: a request variable, a key regex, a macro
+/// key, `capture`, a jump, a `ctl`, another collection.
+fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String>> {
+    use crate::ir::OperatorKind as K;
+    let quiet = |a: &Action| {
+        matches!(
+            a,
+            Action::Log
+                | Action::NoLog
+                | Action::AuditLog
+                | Action::NoAuditLog
+                | Action::Pass
+                | Action::Status(_)
+        )
+    };
+    let disruptive_ok = |d: &Option<Action>| {
+        matches!(d, None | Some(Action::Pass | Action::Deny | Action::Block | Action::Drop))
+    };
+    if !(defaults.runtime.iter().all(quiet) && disruptive_ok(&defaults.disruptive)) {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let tx_reads = |m: &MacroString, keys: &mut Vec<String>| {
+        m.parts.iter().all(|p| match p {
+            crate::ir::MacroPart::Lit(_) => true,
+            crate::ir::MacroPart::Var { var: Variable::Tx, key: Some(k) } => {
+                keys.push(k.to_ascii_lowercase());
+                true
+            }
+            crate::ir::MacroPart::Var { .. } => false,
+        })
+    };
+    let mut link = Some(rule);
+    while let Some(l) = link {
+        if l.updated || l.removed || l.condition.is_some() {
+            return None;
+        }
+        for t in &l.targets {
+            match (&t.target.variable, &t.target.selector) {
+                (Variable::Tx, Some(Selector::Key(k))) => keys.push(k.to_ascii_lowercase()),
+                _ => return None,
+            }
+        }
+        match &l.operator {
+            Some((_, _, op)) => match &op.kind {
+                K::Pm(_) | K::UnconditionalMatch | K::NoMatch => {}
+                k => {
+                    if !operator_macro(k).is_some_and(|m| tx_reads(m, &mut keys)) {
+                        return None;
+                    }
+                }
+            },
+            // `SecAction`: only as the whole rule.
+            None if std::ptr::eq(l, rule) && l.targets.is_empty() => {}
+            None => return None,
+        }
+        let a = &l.actions;
+        if a.capture || !a.runtime.iter().all(quiet) || !disruptive_ok(&a.disruptive) {
+            return None;
+        }
+        for sv in &a.setvars {
+            let mut key = String::new();
+            for p in &sv.key.parts {
+                match p {
+                    crate::ir::MacroPart::Lit(s) => key.push_str(s),
+                    crate::ir::MacroPart::Var { .. } => return None,
+                }
+            }
+            if !sv.collection.eq_ignore_ascii_case("tx") || !tx_reads(&sv.value, &mut keys) {
+                return None;
+            }
+            keys.push(key.to_ascii_lowercase());
+        }
+        link = l.chain.as_deref();
+    }
+    Some(keys)
+}
+
+/// Gives [`SkipPlan::CleanTx`] to every rule after the init snapshot without a plan that
+/// touches only TX keys ([`clean_tx_touches`]) which the snapshot holds or no rule writes,
+/// and whose whole run on the snapshot's values fails, or matches with no effect but
+/// MATCHED_VARS, from any current rule and MATCHED_VARS ([`InitSnapshot::fold_whole`]).
+/// Such a rule reads nothing else, so while those keys hold the snapshot's values it does
+/// the same in any transaction that applied the snapshot.
+///
+/// [`InitSnapshot::fold_whole`]: super::run::InitSnapshot::fold_whole
+fn fold_clean_tx(rs: &mut CompiledRuleSet) {
+    let Some(init) = &rs.init else {
+        return;
+    };
+    let writes = TxWrites::of(rs, init.run.end);
+    let mut plans = Vec::new();
+    let mut slots = Vec::new();
+    let mut folds = std::mem::take(&mut rs.folds);
+    for (p, items) in rs.phases.iter().enumerate() {
+        for (k, it) in items.iter().enumerate() {
+            let Item::Rule(rule) = it else {
+                continue;
+            };
+            if (p == 0 && k < init.run.end) || rs.fast[p][k].is_some() {
+                continue;
+            }
+            let Some(keys) = clean_tx_touches(rule, &rs.defaults[p]) else {
+                continue;
+            };
+            let mut check = Vec::new();
+            let held = keys.iter().filter(|k| writes.may_write(k)).all(|k| {
+                init.tx_position(k).is_some_and(|i| {
+                    check.push(i as u32);
+                    true
+                })
+            });
+            check.sort_unstable();
+            check.dedup();
+            let (Ok(start), Ok(len)) = (u32::try_from(slots.len()), u16::try_from(check.len()))
+            else {
+                continue;
+            };
+            if !held {
+                continue;
+            }
+            let fold = match init.fold_whole(rs, p as u8 + 1, rule) {
+                Some(None) => u32::MAX,
+                Some(Some(f)) => folds.push(&f),
+                None => continue,
+            };
+            slots.extend_from_slice(&check);
+            plans.push((p, k, SkipPlan::CleanTx { start, len, fold }));
+        }
+    }
+    for (p, k, plan) in plans {
+        rs.fast[p][k] = Some(FastSkip { plan });
+    }
+    rs.folds = folds;
+    rs.clean_slots = slots;
 }
 
 /// The argument of an operator that takes a (possibly macro) string.

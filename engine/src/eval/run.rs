@@ -582,6 +582,73 @@ impl InitSnapshot {
         (run(true)? == a).then_some(a)
     }
 
+    /// The position of `key` in the snapshot's TX.
+    pub(crate) fn tx_position(&self, key: &str) -> Option<usize> {
+        self.tx.position(key)
+    }
+
+    /// The outcome of the whole of `rule` (in `phase`) in a transaction that has just
+    /// applied this snapshot, when it is the same whatever current rule and MATCHED_VARS
+    /// came before it and leaves everything but MATCHED_VARS as it was (TX's values
+    /// included): `Some(None)` when it fails (MATCHED_VARS then forgotten),
+    /// `Some(Some(f))` when it matches and appends `f`'s pairs to MATCHED_VARS. No jump.
+    /// For [`super::compile::SkipPlan::CleanTx`], whose rules read only TX keys that are
+    /// checked to hold the snapshot's values.
+    pub(crate) fn fold_whole(
+        &self,
+        rs: &CompiledRuleSet,
+        phase: u8,
+        rule: &CRule,
+    ) -> Option<Option<FoldedMatch>> {
+        let run = |primed: bool| -> Option<Option<FoldedMatch>> {
+            self.probe(rs, phase, |t| Self::whole_outcome(t, rule, primed))
+        };
+        let a = run(false)?;
+        (run(true)? == a).then_some(a)
+    }
+
+    /// [`InitSnapshot::fold_whole`]'s probe of `rule` in `t`.
+    fn whole_outcome(
+        t: &mut Transaction<'_>,
+        rule: &CRule,
+        primed: bool,
+    ) -> Option<Option<FoldedMatch>> {
+        if primed {
+            t.current_rule = Some(u64::MAX);
+            t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
+        }
+        let tx = t.tx.clone();
+        let ids = t.matched_ids.clone();
+        let severity = t.highest_severity;
+        let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
+            t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+        };
+        let before = pairs(t);
+        let matched = t.eval_rule(rule);
+        let after = pairs(t);
+        let unchanged = t.tx == tx
+            && t.env.is_empty()
+            && t.matched_ids == ids
+            && t.highest_severity == severity
+            && t.it.status == 200
+            && t.final_status.is_none()
+            && t.flow_idle()
+            && t.folds_pending.is_empty();
+        if !unchanged {
+            return None;
+        }
+        match matched {
+            false => after.is_empty().then_some(None),
+            true => after.starts_with(&before).then(|| {
+                Some(FoldedMatch {
+                    matched_vars: after[before.len()..].to_vec(),
+                    marker: None,
+                    skip: 0,
+                })
+            }),
+        }
+    }
+
     /// [`InitSnapshot::fold_match`]'s probe of `rule` in `t`; `primed` starts it from a
     /// current rule and MATCHED_VARS pair that real predecessors could leave.
     fn fold_outcome(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Option<FoldedMatch> {
@@ -1172,6 +1239,25 @@ impl<'r> Transaction<'r> {
         true
     }
 
+    /// This transaction applied the init snapshot, removed none of its TX keys, and the keys
+    /// at `slots` (positions in the snapshot's TX) hold the snapshot's values. A value never
+    /// written still points into the snapshot's arena; one written since is compared.
+    fn tx_clean(&self, slots: &[u32]) -> bool {
+        let Some(s) = self.rs.init.as_ref().filter(|_| self.init_applied) else {
+            return false;
+        };
+        if self.tx.from_snapshot != s.tx_slots.len() {
+            return false;
+        }
+        slots.iter().all(|&i| {
+            let i = i as usize;
+            match (self.tx.entries.get(i), s.tx_slots.get(i)) {
+                (Some(a), Some(b)) => a.value == b.value || self.tx.value(i) == s.tx.value(i),
+                _ => false,
+            }
+        })
+    }
+
     /// A rule with a [`FastSkip`] plan that provably does not match, as `eval_rule` would
     /// leave it: MATCHED_VAR(S) forgotten. False when the plan cannot decide (lists or scans
     /// missing, a value that may match, the rule removed at run time, profiling). `rule`
@@ -1195,7 +1281,7 @@ impl<'r> Transaction<'r> {
         if self.removals_pending() {
             let Some(rule) = rule() else { return false };
             if self.removed_at_run_time(rule)
-                || (matches!(f.plan, SkipPlan::AfterInitMatch { .. })
+                || (matches!(f.plan, SkipPlan::AfterInitMatch { .. } | SkipPlan::CleanTx { .. })
                     && self.targets_removed_at_run_time(rule))
             {
                 return false;
@@ -1219,6 +1305,20 @@ impl<'r> Transaction<'r> {
                 }
                 self.skip_next = folds.skip(i);
                 return true;
+            }
+            SkipPlan::CleanTx { start, len, fold } => {
+                let start = start as usize;
+                let slots = self.rs.clean_slots.get(start..start + usize::from(len));
+                if !slots.is_some_and(|s| self.tx_clean(s)) {
+                    return false;
+                }
+                if fold != u32::MAX {
+                    // Matched, as the fold says: its pairs join MATCHED_VARS when a rule next
+                    // runs, as a folded match's do.
+                    self.folds_pending.push(fold);
+                    return true;
+                }
+                true
             }
             SkipPlan::AfterInitMatch { .. } | SkipPlan::Marker => false,
         };

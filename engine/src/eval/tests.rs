@@ -856,6 +856,56 @@ fn init_folding_matches_running_the_rules() {
     assert_same_decisions("folding", &on, &off, cases);
 }
 
+/// Rules that touch only TX keys the snapshot holds (`SkipPlan::CleanTx`), as CRS's score
+/// sums and checks: decided from the snapshot while those keys hold its values, run as
+/// written once a rule changed one of them (here the request's), and run in a transaction
+/// that did not take the snapshot. Against an engine without the snapshot.
+#[test]
+fn rules_on_clean_tx_keys_decide_as_running_them() {
+    use super::compile::{CompileOptions, CompiledRuleSet, Item, SkipPlan};
+    use std::sync::Arc;
+    let rules = format!(
+        "{HEAD}SecRule ARGS:pre \"@streq tx\" \"id:1,phase:1,pass,nolog,setvar:tx.score=9\"\n\
+         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.level=1,setvar:tx.score=0,setvar:tx.score_pl1=0,setvar:tx.limit=5,setvar:tx.sum=0\"\n\
+         SecRule TX:level \"@eq 7\" \"id:3,phase:1,pass,nolog\"\n\
+         SecRule ARGS:a \"@rx x\" \"id:10,phase:2,pass,nolog,setvar:tx.score_pl1=+5\"\n\
+         SecRule ARGS:z \"@rx y\" \"id:11,phase:2,pass,nolog,setvar:tx.score_pl1=+0\"\n\
+         SecRule TX:level \"@ge 1\" \"id:20,phase:2,pass,nolog,setvar:tx.score=+%{{tx.score_pl1}}\"\n\
+         SecRule TX:score \"@ge %{{tx.limit}}\" \"id:21,phase:2,deny,status:403,setvar:tx.sum=%{{tx.score}}\"\n\
+         SecRule TX:score \"@lt %{{tx.limit}}\" \"id:22,phase:5,pass,chain\"\n\
+         SecRule TX:level \"@gt 1\"\n\
+         SecRule TX:score \"@eq 0\" \"id:23,phase:5,pass,log\"\n\
+         SecRule TX:sum \"@gt 0\" \"id:24,phase:5,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
+    let clean: Vec<u64> = (0..5)
+        .flat_map(|p| on.phases[p].iter().zip(&on.fast[p]))
+        .filter_map(|(item, f)| match (item, f) {
+            (Item::Rule(r), Some(f)) if matches!(f.plan, SkipPlan::CleanTx { .. }) => r.id(),
+            _ => None,
+        })
+        .collect();
+    // The run is rules 2 and 3; a SecAction alone would leave MATCHED_VARS as it found it.
+    assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(1..3));
+    // 20 matches and adds 0 (a fold); 21 and 24 fail, 22 fails in its chain. 23 matches
+    // and logs, which is an effect: it runs.
+    assert_eq!(clean, [20, 21, 22, 24]);
+    let on = NativeEngine::from_compiled(Arc::new(on));
+    let off =
+        engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/", &[], ""), &["23"]),
+        // 10 raises the score: 20, 21 and 24 must run.
+        (req("GET", "/?a=x", &[], ""), &["21", "24"]),
+        // Written with the same value: still clean.
+        (req("GET", "/?z=y", &[], ""), &["23"]),
+        // The score set before the snapshot: no snapshot, every rule runs.
+        (req("GET", "/?pre=tx", &[], ""), &["23"]),
+    ];
+    assert_same_decisions("clean TX", &on, &off, cases);
+}
+
 /// TX lives in the reused transaction scratch: what one transaction set, in the init run or
 /// from the request, is gone in the next one.
 #[test]
