@@ -89,6 +89,10 @@ pub struct CRule {
     pub update_adds: bool,
     /// This link's `@rx` in the shared prefilter (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
+    /// Where the value memo keeps this link's `@rx` verdicts on a value (matched or not):
+    /// the prefilter slot's number, or for a regex with no required literal a number of
+    /// its own ([`super::sources::VERDICT_ONLY`]).
+    pub verdict: Option<u32>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
     /// `None` for `SecAction` and for rules with a condition.
@@ -916,6 +920,7 @@ fn compile_rule(
         chain,
         index: my_index,
         rx_slot: None,
+        verdict: None,
         updated: false,
         update_adds: false,
         removed: false,
@@ -1033,8 +1038,17 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             }
             if let Some((_, op, _)) = &link.operator {
                 if op.name() == "rx" && !op.needs_expansion() {
-                    if let Some(re) = op.regex().filter(|re| !re.is_backtracking()) {
-                        link.rx_slot = b.rx_slot(re.translated(), &chain);
+                    if let Some(re) = op.regex() {
+                        // The literal analysis reads the pattern as the linear engine does;
+                        // a verdict is the bytes' alone on either engine (a run that stops
+                        // at the match limit keeps none).
+                        if !re.is_backtracking() {
+                            link.rx_slot = b.rx_slot(re.translated(), &chain);
+                        }
+                        link.verdict = match link.rx_slot {
+                            Some(s) => Some(s.slot),
+                            None => b.verdict_slot(),
+                        };
                     }
                 } else if let Some(m) = op.phrases().filter(|_| !op.needs_expansion()) {
                     link.rx_slot = b.pm_slot(m.phrases());

@@ -1689,22 +1689,35 @@ impl<'r> Transaction<'r> {
             if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
                 continue;
             }
-            let possible = match link.rx_slot {
-                Some(slot) => self.sources.may_match(i, slot, &rs.sources.prefilter),
-                None => true,
+            // What the value memo knows: the prefilter's answer and a verdict kept from an
+            // earlier run on the same bytes (a match only when no captures are wanted).
+            let (possible, known) = match (link.rx_slot, link.verdict) {
+                (Some(slot), _) => {
+                    let p = self.sources.may_match(i, slot, &rs.sources.prefilter);
+                    let hit = p && !want_captures;
+                    (p, link.verdict.filter(|_| hit).and_then(|v| self.sources.known_verdict(i, v)))
+                }
+                (None, Some(v)) => match self.sources.known_verdict(i, v) {
+                    Some(false) => (false, None),
+                    Some(true) if want_captures => (true, None),
+                    k => (true, k),
+                },
+                (None, None) => (true, None),
             };
             // The operator (far into the rule) is read only for a value it may match.
             let r = match &link.operator {
+                Some(_) if known.is_some() => Ok(known == Some(true)),
                 Some((_, op, _)) if possible => {
                     self.captures.clear();
                     let caps = if want_captures { Some(&mut self.captures) } else { None };
-                    op.matches(self.sources.value(i), expanded_arg, caps)
+                    let r = op.matches(self.sources.value(i), expanded_arg, caps);
+                    if let (Some(v), Ok(hit)) = (link.verdict, &r) {
+                        self.sources.note_verdict(i, v, *hit);
+                    }
+                    r
                 }
                 _ => Ok(false),
             };
-            if let (true, Some(slot), Ok(false)) = (possible, link.rx_slot, &r) {
-                self.sources.note_no_match(i, slot);
-            }
             if !verdict(r, negated) {
                 continue;
             }

@@ -78,6 +78,9 @@ pub struct Prefilter {
     byte_masks: Vec<u64>,
     /// Words of 64 bits per value.
     words: usize,
+    /// Words of a value memo's verdict bits (each of "ran and did not match" and "ran and
+    /// matched"): the slots', then the regexes' with no slot ([`VERDICT_ONLY`]).
+    verdict_words: usize,
     /// The `@pm` phrase lists (`None` when there are none, or too many states to number:
     /// every value may then match every list).
     phrases: Option<PhraseTable>,
@@ -466,6 +469,7 @@ impl Prefilter {
             byte_bit,
             byte_masks,
             words,
+            verdict_words: words,
             phrases: None,
             id: 0,
         }
@@ -584,6 +588,8 @@ pub struct SourceBuilder {
     chains: HashMap<Vec<Transformation>, u32>,
     /// Per slot: its regex's required literals.
     slot_literals: Vec<Vec<Vec<u8>>>,
+    /// Verdict numbers given to regexes without a slot ([`SourceBuilder::verdict_slot`]).
+    verdict_only: u32,
     /// Per `@pm` list bit: its phrases, folded to ASCII lower case.
     pm_lists: Vec<Vec<Vec<u8>>>,
     /// Switched off by [`super::compile::CompileOptions`]: no sources, no prefilter.
@@ -683,6 +689,16 @@ impl SourceBuilder {
         Some(RxSlot { slot, min_len: u32::try_from(req.min_len).unwrap_or(u32::MAX) })
     }
 
+    /// A verdict number for an `@rx` that has no prefilter slot (no literal every match
+    /// holds), so that the value memo keeps its verdicts too: [`VERDICT_ONLY`] and a count.
+    pub fn verdict_slot(&mut self) -> Option<u32> {
+        if self.disabled || self.prefilter_disabled || self.verdict_only >= VERDICT_ONLY {
+            return None;
+        }
+        self.verdict_only += 1;
+        Some(VERDICT_ONLY | (self.verdict_only - 1))
+    }
+
     /// A prefilter slot for a `@pm` / `@pmFromFile` phrase list: its phrases are exact
     /// literals (see [`PhraseTable`]). `None` for an empty list (nothing to skip on: it never
     /// matches) and past [`PM_LISTS`] lists.
@@ -722,6 +738,7 @@ impl SourceBuilder {
         let ac = if patterns.is_empty() { None } else { Some(Literals::build(&patterns)?) };
         let mut prefilter = Prefilter::new(ac, pattern_slots, byte_slots, slots.len());
         prefilter.phrases = PhraseTable::build(&self.pm_lists);
+        prefilter.verdict_words = (prefilter.words * 64 + self.verdict_only as usize).div_ceil(64);
         static PREFILTERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         prefilter.id = PREFILTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SourceTable {
@@ -755,6 +772,10 @@ const SHARE_SCAN_MIN: usize = 256;
 
 /// Bytes of names or values kept per request before sources stop caching.
 const MAX_ARENA: usize = 32 << 20;
+
+/// Marks a verdict number ([`super::compile::CRule::verdict`]) given to a regex without a
+/// prefilter slot; its bit in a memo row comes after the slots' ones.
+pub const VERDICT_ONLY: u32 = 1 << 31;
 
 /// Slots of a [`ValueMemo`] (a power of two).
 const MEMO_SLOTS: usize = 2048;
@@ -791,8 +812,11 @@ struct ValueMemo {
     floor: u64,
     /// Words of prefilter bits per slot.
     words: usize,
-    /// Words per slot: [`MEMO_HEAD`], the prefilter bits, one bit per prefilter slot for
-    /// "its regex ran and did not match", then the key's bytes packed into words.
+    /// Words of each of the two verdict bit sets per slot ([`Prefilter::verdict_words`]).
+    vwords: usize,
+    /// Words per slot: [`MEMO_HEAD`], the prefilter bits, one bit per verdict number for
+    /// "its regex ran and did not match", one for "ran and matched", then the key's bytes
+    /// packed into words.
     stride: usize,
     slots: Vec<u64>,
 }
@@ -810,7 +834,7 @@ fn packed_words(v: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 impl ValueMemo {
     /// Ready for a transaction over `prefilter` (`words` words of bits per value).
-    fn start(&mut self, prefilter: u64, words: usize) {
+    fn start(&mut self, prefilter: u64, words: usize, vwords: usize) {
         self.txn += 1;
         if self.prefilter == prefilter {
             return;
@@ -819,11 +843,17 @@ impl ValueMemo {
         self.floor = self.txn;
         if prefilter == 0 {
             self.slots = Vec::new();
-        } else if self.words != words || self.slots.is_empty() {
+        } else if self.words != words || self.vwords != vwords || self.slots.is_empty() {
             self.words = words;
-            self.stride = MEMO_HEAD + 2 * words + MEMO_MAX.div_ceil(8);
+            self.vwords = vwords;
+            self.stride = self.head_len() + MEMO_MAX.div_ceil(8);
             self.slots = vec![0; MEMO_SLOTS * self.stride];
         }
+    }
+
+    /// Words of a slot before its key.
+    fn head_len(&self) -> usize {
+        MEMO_HEAD + self.words + 2 * self.vwords
     }
 
     /// The hash of `v`'s exact bytes, never 0 (an empty slot's).
@@ -840,7 +870,8 @@ impl ValueMemo {
         let h = Self::hash(v);
         let slot = (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
         let at = slot * self.stride;
-        let (head, key) = self.slots[at..at + self.stride].split_at_mut(MEMO_HEAD + 2 * self.words);
+        let head_len = self.head_len();
+        let (head, key) = self.slots[at..at + self.stride].split_at_mut(head_len);
         if head[0] == h
             && head[1] >= self.floor
             && head[2] as u32 as usize == v.len()
@@ -859,11 +890,12 @@ impl ValueMemo {
     }
 
     fn row(&self, slot: usize) -> &[u64] {
-        &self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + 2 * self.words]
+        &self.slots[slot * self.stride..slot * self.stride + self.head_len()]
     }
 
     fn row_mut(&mut self, slot: usize) -> &mut [u64] {
-        &mut self.slots[slot * self.stride..slot * self.stride + MEMO_HEAD + 2 * self.words]
+        let n = self.head_len();
+        &mut self.slots[slot * self.stride..slot * self.stride + n]
     }
 
     /// The slot's prefilter bits, once they are in.
@@ -879,16 +911,29 @@ impl ValueMemo {
         row[2] |= MEMO_BITS;
     }
 
-    /// Whether the regex in prefilter slot `rx` was run on the value and did not match.
-    fn missed(&self, slot: usize, rx: u32) -> bool {
-        let w = MEMO_HEAD + self.words + (rx / 64) as usize;
-        self.row(slot).get(w).is_some_and(|m| m & (1u64 << (rx % 64)) != 0)
+    /// The bit of verdict number `v` ([`super::compile::CRule::verdict`]): its word in a
+    /// verdict set, and its mask. `None` past the sets' width.
+    fn verdict_bit(&self, v: u32) -> Option<(usize, u64)> {
+        let i = match v & VERDICT_ONLY {
+            0 => v as usize,
+            _ => self.words * 64 + (v & !VERDICT_ONLY) as usize,
+        };
+        (i / 64 < self.vwords).then(|| (i / 64, 1u64 << (i % 64)))
     }
 
-    fn set_missed(&mut self, slot: usize, rx: u32) {
-        let w = MEMO_HEAD + self.words + (rx / 64) as usize;
-        if let Some(m) = self.row_mut(slot).get_mut(w) {
-            *m |= 1u64 << (rx % 64);
+    /// Whether the regex of verdict number `v` ran on the value and matched (`hit`) or did
+    /// not.
+    fn known(&self, slot: usize, v: u32, hit: bool) -> bool {
+        let Some((w, m)) = self.verdict_bit(v) else { return false };
+        let at = MEMO_HEAD + self.words + if hit { self.vwords } else { 0 } + w;
+        self.row(slot).get(at).is_some_and(|x| x & m != 0)
+    }
+
+    fn set_known(&mut self, slot: usize, v: u32, hit: bool) {
+        let Some((w, m)) = self.verdict_bit(v) else { return };
+        let at = MEMO_HEAD + self.words + if hit { self.vwords } else { 0 } + w;
+        if let Some(x) = self.row_mut(slot).get_mut(at) {
+            *x |= m;
         }
     }
 
@@ -1089,7 +1134,7 @@ impl SourceCache {
     /// Ready for a new transaction over a rule set with `source_count` sources.
     pub(crate) fn reset(&mut self, source_count: u32, raw_count: u32, g: &Prefilter) {
         self.invalidate();
-        self.memo.start(g.id, g.words);
+        self.memo.start(g.id, g.words, g.verdict_words);
         self.lists.resize(source_count as usize, (0, 0, 0));
         self.unions.resize(source_count as usize, (0, 0, 0));
         self.pm_unions.resize(source_count as usize, (0, 0, 0));
@@ -1611,17 +1656,22 @@ impl SourceCache {
         }
         let off = self.scan(tv, g);
         self.has_bit(off, slot)
-            && !self.memo_slot(tv).is_some_and(|s| self.memo.missed(s, slot.slot))
+            && !self.memo_slot(tv).is_some_and(|s| self.memo.known(s, slot.slot, false))
     }
 
-    /// The regex in `slot` ran on entry `i` and did not match: its value's memo slot keeps
-    /// that, so that [`SourceCache::may_match`] answers it in later transactions.
-    pub(crate) fn note_no_match(&mut self, i: usize, slot: RxSlot) {
-        if slot.pm_bit().is_some() {
-            return;
-        }
+    /// What the memo knows of the regex with verdict number `v` on entry `i`: it matched
+    /// (`Some(true)`), it did not (`Some(false)`), or nothing.
+    pub(crate) fn known_verdict(&mut self, i: usize, v: u32) -> Option<bool> {
+        let s = self.memo_slot(self.entries[i].tval as usize)?;
+        [false, true].into_iter().find(|&hit| self.memo.known(s, v, hit))
+    }
+
+    /// The regex with verdict number `v` ran on entry `i` and matched or not: its value's memo
+    /// slot keeps that, for [`SourceCache::may_match`] and [`SourceCache::known_verdict`] in
+    /// later transactions.
+    pub(crate) fn note_verdict(&mut self, i: usize, v: u32, hit: bool) {
         if let Some(s) = self.memo_slot(self.entries[i].tval as usize) {
-            self.memo.set_missed(s, slot.slot);
+            self.memo.set_known(s, v, hit);
         }
     }
 
@@ -1709,44 +1759,50 @@ mod tests {
             .unwrap();
         let upper = v1.to_ascii_uppercase();
         let mut m = ValueMemo::default();
-        m.start(7, 2);
+        m.start(7, 2, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None);
         m.set_bits(s, &[1, 2]);
         m.set_pm(s, 3);
         m.set_proven(s, 4);
-        m.set_missed(s, 70);
+        m.set_known(s, 70, false);
+        // A regex without a slot: its number comes after the slots' 128 bits.
+        m.set_known(s, super::VERDICT_ONLY | 5, true);
         // Same transaction: v1's slot is in use, v2 gets none.
         assert_eq!(m.slot(&v2), None);
-        m.start(7, 2);
+        m.start(7, 2, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!((m.bits(s), m.pm(s), m.proven(s)), (Some(&[1u64, 2][..]), 3, 4));
-        assert!(m.missed(s, 70) && !m.missed(s, 6) && !m.missed(s, 69));
+        assert!(m.known(s, 70, false) && !m.known(s, 6, false) && !m.known(s, 69, false));
+        assert!(!m.known(s, 70, true), "a miss is not a hit");
+        let only = super::VERDICT_ONLY | 5;
+        assert!(m.known(s, only, true) && !m.known(s, only, false) && !m.known(s, 5, true));
         if slot_of(&upper) == s {
             let u = m.slot(&upper);
             assert_eq!(u, None, "in use by v1 in this transaction");
         }
-        m.start(7, 2);
+        m.start(7, 2, 3);
         let s2 = m.slot(&v2).unwrap();
         assert_eq!(s2, s);
         assert_eq!((m.bits(s2), m.pm(s2), m.proven(s2)), (None, 0, 0), "v2 took the slot empty");
-        assert!(!m.missed(s2, 70), "v2 took the slot empty");
-        m.start(7, 2);
+        assert!(!m.known(s2, 70, false), "v2 took the slot empty");
+        assert!(!m.known(s2, super::VERDICT_ONLY | 5, true), "v2 took the slot empty");
+        m.start(7, 2, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None, "v1's answers went with its slot");
         m.set_bits(s, &[5, 6]);
-        m.start(7, 2);
+        m.start(7, 2, 3);
         if let Some(u) = m.slot(&upper) {
             assert_eq!(m.bits(u), None, "another case is another key");
         }
-        m.start(7, 2);
+        m.start(7, 2, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), Some(&[5u64, 6][..]));
-        m.start(8, 2);
+        m.start(8, 2, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None, "another prefilter empties the memo");
         m.set_bits(s, &[7, 8]);
-        m.start(7, 3);
+        m.start(7, 3, 3);
         let s = m.slot(v1).unwrap();
         assert_eq!(m.bits(s), None, "so does one of another width");
         assert_eq!(m.slot(b"short"), None);

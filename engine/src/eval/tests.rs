@@ -558,7 +558,7 @@ fn case_only_chains_answer_from_the_raw_list() {
 }
 
 /// Values met again in later transactions are answered from the value memo (prefilter bits,
-/// `@pm` masks, regexes that ran and did not match), while another rule set decides on the
+/// `@pm` masks, the verdicts of regexes that ran), while another rule set decides on the
 /// same thread in between (each takes back its own scratch): the same requests, three times
 /// over, decide as without sources and plans.
 #[test]
@@ -566,7 +566,10 @@ fn repeated_values_decide_as_the_first_time() {
     let rules = format!(
         "{HEAD}SecRule REQUEST_HEADERS \"@rx select\\s+from\" \"id:30,phase:1,pass,t:none,t:lowercase\"\n\
          SecRule REQUEST_HEADERS:User-Agent \"@pm nikto\" \"id:31,phase:1,pass,t:none\"\n\
-         SecRule ARGS \"@rx evil\" \"id:32,phase:2,pass,t:none,t:urlDecodeUni\"\n"
+         SecRule ARGS \"@rx evil\" \"id:32,phase:2,pass,t:none,t:urlDecodeUni\"\n\
+         SecRule REQUEST_HEADERS:Accept \"!@rx ^[a-z*/,.;=0-9]+$\" \"id:33,phase:1,pass,t:none\"\n\
+         SecRule ARGS:c \"@rx ^([a-z]+)[0-9a-f]+$\" \"id:34,phase:2,pass,nolog,capture,setvar:tx.cap=%{{tx.1}}\"\n\
+         SecRule TX:cap \"@streq abcdefgh\" \"id:35,phase:2,pass\"\n"
     );
     let (on, off) = planned_and_unplanned(&rules, 3);
     let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
@@ -579,6 +582,13 @@ fn repeated_values_decide_as_the_first_time() {
         // The literals are there, the regex does not match: it runs once, then the memo
         // answers for these bytes.
         (req("GET", "/?q=evi", &[("X-A", "select nothing from")], ""), &[]),
+        // A regex with no literal to prefilter on: its verdicts, match or not, are kept too
+        // (here negated: the rule matches where the regex does not).
+        (req("GET", "/", &[("Accept", "text/html,*/*;q=0.8")], ""), &[]),
+        (req("GET", "/", &[("Accept", "text/html (x)")], ""), &["33"]),
+        // A kept match does not stand in for a run that must capture.
+        (req("GET", "/?c=abcdefgh123", &[], ""), &["35"]),
+        (req("GET", "/?c=xyzxyzxyz123", &[], ""), &[]),
     ];
     for _ in 0..3 {
         assert_same_decisions("repeats", &on, &off, cases);
