@@ -167,6 +167,9 @@ pub struct FastRx {
     /// The pattern matches every subject whole ([`rxclass::whole_subject`]): its number of
     /// capture groups.
     whole: Option<usize>,
+    /// The pattern is a delimiter and the captured rest of the line
+    /// ([`rxclass::delimiter_suffix`]): the delimiter.
+    delimiter: Option<u8>,
     literal: Option<LiteralSearch>,
     prefilter: Option<Prefilter>,
     on: AtomicU8,
@@ -176,11 +179,12 @@ impl FastRx {
     /// Analyses a pattern; `None` when nothing cheaper exists.
     pub fn build(pattern: &str, opts: RxOptimisations) -> Option<FastRx> {
         let whole = rxclass::whole_subject(pattern);
-        let literal = match whole {
-            Some(_) => None,
-            None => rxclass::classify(pattern).ok().and_then(LiteralSearch::new),
+        let delimiter = whole.is_none().then(|| rxclass::delimiter_suffix(pattern)).flatten();
+        let literal = match (whole, delimiter) {
+            (None, None) => rxclass::classify(pattern).ok().and_then(LiteralSearch::new),
+            _ => None,
         };
-        let prefilter = if whole.is_some() || literal.is_some() {
+        let prefilter = if whole.is_some() || delimiter.is_some() || literal.is_some() {
             None
         } else {
             // A minimum length alone is checked by the regex crate itself before it searches
@@ -188,10 +192,10 @@ impl FastRx {
             // literals are kept.
             prefilter::plan(pattern).filter(|p| !p.strings.is_empty()).and_then(Prefilter::new)
         };
-        if whole.is_none() && literal.is_none() && prefilter.is_none() {
+        if whole.is_none() && delimiter.is_none() && literal.is_none() && prefilter.is_none() {
             return None;
         }
-        Some(FastRx { whole, literal, prefilter, on: AtomicU8::new(opts.bits()) })
+        Some(FastRx { whole, delimiter, literal, prefilter, on: AtomicU8::new(opts.bits()) })
     }
 
     pub fn set(&self, opts: RxOptimisations) {
@@ -202,6 +206,9 @@ impl FastRx {
     pub fn class(&self) -> RxClass {
         if self.whole.is_some() {
             return RxClass::Whole;
+        }
+        if self.delimiter.is_some() {
+            return RxClass::DelimiterSuffix;
         }
         self.literal.as_ref().map_or(RxClass::Keep, |l| l.plan.class())
     }
@@ -227,6 +234,15 @@ impl FastRx {
                 if let Some(c) = captures {
                     c.clear();
                     c.extend((0..=groups).map(|_| input.to_vec()));
+                }
+                return Ok(true);
+            }
+            if let Some(d) = self.delimiter {
+                let Some(m) = rxclass::delimiter_suffix_match(input, d) else { return Ok(false) };
+                if let Some(c) = captures {
+                    c.clear();
+                    c.push(input[m.clone()].to_vec());
+                    c.push(input[m.start + 1..m.end].to_vec());
                 }
                 return Ok(true);
             }
@@ -321,6 +337,69 @@ mod tests {
         // `^$` (CRS's empty-header checks): the empty subject, and under the multi-line
         // anchors any empty line, which the regex decides.
         agree(r"^$", &[b"", b"x", b"\n", b"x\n", b"\nx", b"a\n\nb", b"\n\n", b" "]);
+    }
+
+    /// `\.([^.]+)$` (CRS 920440) and its kin: the scan for the delimiter gives the regex's
+    /// match and captures under the line anchors, dots and newlines anywhere; near misses
+    /// stay regexes.
+    #[test]
+    fn delimiter_suffix_forms_agree_with_the_regex() {
+        let mut inputs: Vec<Vec<u8>> = [
+            "",
+            ".",
+            "..",
+            "a.",
+            ".a",
+            "index.html",
+            "a.b.c",
+            "x.tar.gz",
+            "noext",
+            "a.\n",
+            "a.b\n",
+            "a.b\nc",
+            "a.b\nc.d",
+            "a.\nb.",
+            ".\n.",
+            "a.b\n\n",
+            "a\n.b",
+            "a.b.\nc",
+            "a..",
+            "a.\n\nb.",
+            ".\n",
+            "\n.x\n.",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        // Every string of up to five bytes over `.`, `\n` and `a`.
+        for n in 0..=5u32 {
+            for k in 0..3usize.pow(n) {
+                let mut v = Vec::new();
+                let mut x = k;
+                for _ in 0..n {
+                    v.push([b'.', b'\n', b'a'][x % 3]);
+                    x /= 3;
+                }
+                inputs.push(v);
+            }
+        }
+        let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        for p in [r"\.([^.]+)$", r"/([^/]+)$", r"-([^-]+)$"] {
+            let fast = FastRx::build(p, RxOptimisations::ALL).unwrap();
+            assert_eq!(fast.class(), RxClass::DelimiterSuffix, "{p}");
+            agree(p, &inputs);
+        }
+        for p in [
+            r"\.([^.]*)$",
+            r"\.([^.]+?)$",
+            r"\.([^./]+)$",
+            r"\.[^.]+$",
+            r"\.([^.]+)",
+            r"^\.([^.]+)$",
+        ] {
+            let class = FastRx::build(p, RxOptimisations::ALL).map(|f| f.class());
+            assert_ne!(class, Some(RxClass::DelimiterSuffix), "{p}");
+        }
     }
 
     /// `^.*$` and kin match every subject whole, with or without `\n` anywhere; near

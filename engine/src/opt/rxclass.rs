@@ -73,6 +73,9 @@ pub enum RxClass {
     LiteralSet,
     /// `^.*$` and its kin: every subject matches, whole (see [`whole_subject`]).
     Whole,
+    /// `\.([^.]+)$` and its kin: what follows a delimiter up to a line end (see
+    /// [`delimiter_suffix`]).
+    DelimiterSuffix,
     /// Stays a regex.
     Keep,
 }
@@ -86,6 +89,7 @@ impl RxClass {
             RxClass::Exact => "exact",
             RxClass::LiteralSet => "literal-set",
             RxClass::Whole => "whole-subject",
+            RxClass::DelimiterSuffix => "delimiter-suffix",
             RxClass::Keep => "keep-regex",
         }
     }
@@ -191,6 +195,51 @@ pub fn whole_subject(pattern: &str) -> Option<usize> {
         _ => false,
     };
     (r.min == 0 && r.max.is_none() && r.greedy && any_byte).then_some(groups)
+}
+
+/// When the pattern is a delimiter byte `d` (not `\n`), one capture group around a greedy
+/// run of one or more bytes other than `d`, and the line-end anchor `$`: CRS 920440's
+/// `\.([^.]+)$`, which captures a file name's extension on every request. Returns `d`.
+/// [`crate::operator::fast`] answers it with a scan for `d` ([`delimiter_suffix_match`]).
+pub fn delimiter_suffix(pattern: &str) -> Option<u8> {
+    let (hir, _) = parse_hir(pattern, false)?;
+    let HirKind::Concat(parts) = hir.kind() else { return None };
+    let [delim, group, end] = parts.as_slice() else { return None };
+    let d = match delim.kind() {
+        HirKind::Literal(l) if l.0.len() == 1 && l.0[0] != b'\n' => l.0[0],
+        _ => return None,
+    };
+    let HirKind::Capture(c) = group.kind() else { return None };
+    let HirKind::Repetition(r) = c.sub.kind() else { return None };
+    let others = match r.sub.kind() {
+        HirKind::Class(c) => class_bytes(c, 257).is_some_and(|b| b.len() == 255 && !b.contains(&d)),
+        _ => false,
+    };
+    let end = matches!(end.kind(), HirKind::Look(Look::EndLF));
+    (others && end && r.min == 1 && r.max.is_none() && r.greedy).then_some(d)
+}
+
+/// The leftmost match of [`delimiter_suffix`]'s pattern for `d` in `input` under the
+/// operator's line anchors (`$` before any `\n` and at the end), as `start..end`; group 1
+/// is `start + 1..end`. At each `d` from the left, the greedy run takes every byte up to the
+/// next `d` (or the end) and gives back bytes until `$` holds: at the end, when the run
+/// reaches it, else before the run's last `\n`, leaving at least one byte.
+pub fn delimiter_suffix_match(input: &[u8], d: u8) -> Option<std::ops::Range<usize>> {
+    let mut at = memchr::memchr(d, input)?;
+    loop {
+        let run = at + 1;
+        let next = memchr::memchr(d, &input[run..]).map_or(input.len(), |p| run + p);
+        if next == input.len() && next > run {
+            return Some(at..next);
+        }
+        if let Some(p) = memchr::memrchr(b'\n', &input[run..next]).filter(|&p| p > 0) {
+            return Some(at..run + p);
+        }
+        if next == input.len() {
+            return None;
+        }
+        at = next;
+    }
 }
 
 fn classify_hir(hir: &Hir) -> Result<LiteralPlan, Keep> {
