@@ -1045,9 +1045,15 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                         if !re.is_backtracking() {
                             link.rx_slot = b.rx_slot(re.translated(), &chain);
                         }
+                        // A stand-in that is a literal search or no search at all
+                        // (`^.*$`) costs less than a look in the memo.
+                        let searches = op
+                            .rx_fast()
+                            .is_none_or(|f| f.class() == crate::opt::rxclass::RxClass::Keep);
                         link.verdict = match link.rx_slot {
                             Some(s) => Some(s.slot),
-                            None => b.verdict_slot(),
+                            None if searches => b.verdict_slot(),
+                            None => None,
                         };
                     }
                 } else if let Some(m) = op.phrases().filter(|_| !op.needs_expansion()) {
