@@ -13,7 +13,7 @@ use super::EvalError;
 use super::sources::{RxSlot, SourceBuilder, SourceTable};
 use crate::ir::{
     Action, Condition, ConfigDirective, Directive, EngineMode, IdRange, MacroString, Operator,
-    Rule, RuleSet, Selector, SetVar, Severity, Target, Transformation, Variable,
+    Rule, RuleSet, Selector, SetVar, SetVarOp, Severity, Target, Transformation, Variable,
 };
 use crate::operator::CompiledOperator;
 use crate::txn::{CompiledSelector, TxnConfig};
@@ -404,7 +404,8 @@ pub enum SkipPlan {
 #[derive(Debug, Default)]
 pub struct FoldTable {
     entries: Vec<FoldEntry>,
-    /// Per pair: the name's and the value's `start..end` in `names` and `values`.
+    /// Per pair (MATCHED_VARS pairs, then TX writes): the name's and the value's
+    /// `start..end` in `names` and `values`.
     pairs: Vec<[u32; 4]>,
     /// Pair names and markers.
     names: String,
@@ -414,6 +415,7 @@ pub struct FoldTable {
 #[derive(Debug)]
 struct FoldEntry {
     pairs: (u32, u32),
+    writes: (u32, u32),
     marker: Option<(u32, u32)>,
     skip: u32,
 }
@@ -425,15 +427,20 @@ impl FoldTable {
             names.push_str(s);
             (a, names.len() as u32)
         };
-        let p0 = self.pairs.len() as u32;
-        for (n, v) in &f.matched_vars {
-            let (na, nb) = name(&mut self.names, n);
-            let va = self.values.len() as u32;
-            self.values.extend_from_slice(v);
-            self.pairs.push([na, nb, va, self.values.len() as u32]);
-        }
+        let mut push_pairs = |list: &[(String, Vec<u8>)]| {
+            let p0 = self.pairs.len() as u32;
+            for (n, v) in list {
+                let (na, nb) = name(&mut self.names, n);
+                let va = self.values.len() as u32;
+                self.values.extend_from_slice(v);
+                self.pairs.push([na, nb, va, self.values.len() as u32]);
+            }
+            (p0, self.pairs.len() as u32)
+        };
+        let pairs = push_pairs(&f.matched_vars);
+        let writes = push_pairs(&f.tx);
         let marker = f.marker.as_deref().map(|m| name(&mut self.names, m));
-        let entry = FoldEntry { pairs: (p0, self.pairs.len() as u32), marker, skip: f.skip };
+        let entry = FoldEntry { pairs, writes, marker, skip: f.skip };
         self.entries.push(entry);
         self.entries.len() as u32 - 1
     }
@@ -448,7 +455,15 @@ impl FoldTable {
 
     /// Fold `i`'s MATCHED_VARS pairs, in order.
     pub fn pairs(&self, i: usize) -> impl Iterator<Item = (&str, &[u8])> {
-        let (a, b) = self.entries.get(i).map_or((0, 0), |e| e.pairs);
+        self.range(self.entries.get(i).map_or((0, 0), |e| e.pairs))
+    }
+
+    /// The TX keys fold `i` sets, in order, with their values.
+    pub fn writes(&self, i: usize) -> impl Iterator<Item = (&str, &[u8])> {
+        self.range(self.entries.get(i).map_or((0, 0), |e| e.writes))
+    }
+
+    fn range(&self, (a, b): (u32, u32)) -> impl Iterator<Item = (&str, &[u8])> {
         self.pairs[a as usize..b as usize].iter().map(|p| {
             (&self.names[p[0] as usize..p[1] as usize], &self.values[p[2] as usize..p[3] as usize])
         })
@@ -472,13 +487,16 @@ impl SkipPlan {
     }
 }
 
-/// What a rule folded by [`SkipPlan::AfterInitMatch`] does, whatever came before it: the
-/// pairs it appends to MATCHED_VARS, and the `skipAfter` or `skip` it sets.
+/// What a rule folded by [`SkipPlan::AfterInitMatch`] or [`SkipPlan::CleanTx`] does,
+/// whatever came before it: the pairs it appends to MATCHED_VARS, the `skipAfter` or `skip`
+/// it sets, and the TX keys it sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoldedMatch {
     pub matched_vars: Vec<(String, Vec<u8>)>,
     pub marker: Option<String>,
     pub skip: u32,
+    /// TX keys it sets, in order, with their values ([`SkipPlan::CleanTx`] only).
+    pub tx: Vec<(String, Vec<u8>)>,
 }
 
 /// The plan of `rule`, when it qualifies (see [`FastSkip`]).
@@ -1387,8 +1405,9 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
     rs.folds = folds;
 }
 
-/// The TX keys (lower case) that `rule` reads or writes through its whole chain, when they
-/// are all it touches: literal `TX:<key>` targets or counts, operators that are pure and
+/// The TX keys (lower case) whose values `rule` reads through its whole chain (a key it adds
+/// to or subtracts from included, unless it set it outright first), when TX is all it
+/// touches: literal `TX:<key>` targets or counts, operators that are pure and
 /// whose argument's macros read literal TX keys, `setvar`s on literal TX keys whose values
 /// read literal TX keys, and no action but logging, `pass`, `status` and a disruptive one (the phase
 /// defaults likewise). `None` for anything else: a request variable, a key regex, a macro
@@ -1423,6 +1442,10 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
             crate::ir::MacroPart::Var { .. } => false,
         })
     };
+    // Keys whose first write in the rule sets them outright: their value before it is not
+    // read, so they need not be checked (the fold sets them).
+    let mut set_first: Vec<String> = Vec::new();
+    let mut written: Vec<String> = Vec::new();
     let mut link = Some(rule);
     while let Some(l) = link {
         if l.updated || l.removed || l.condition.is_some() {
@@ -1462,7 +1485,21 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
             if !sv.collection.eq_ignore_ascii_case("tx") || !tx_reads(&sv.value, &mut keys) {
                 return None;
             }
-            keys.push(key.to_ascii_lowercase());
+            let key = key.to_ascii_lowercase();
+            match sv.op {
+                SetVarOp::Set | SetVarOp::Create => {
+                    if !written.contains(&key) {
+                        set_first.push(key.clone());
+                    }
+                }
+                SetVarOp::Add | SetVarOp::Sub => {
+                    if !set_first.contains(&key) {
+                        keys.push(key.clone());
+                    }
+                }
+                SetVarOp::Delete => return None,
+            }
+            written.push(key);
         }
         link = l.chain.as_deref();
     }

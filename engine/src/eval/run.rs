@@ -626,7 +626,18 @@ impl InitSnapshot {
         let before = pairs(t);
         let matched = t.eval_rule(rule);
         let after = pairs(t);
-        let unchanged = t.tx == tx
+        // The keys it set (changed or added, none removed), in the order TX holds them: set
+        // in that order on `tx`, they must give what the rule left.
+        let writes: Vec<(String, Vec<u8>)> =
+            t.tx.iter()
+                .filter(|&(k, v)| tx.get(k) != Some(v))
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect();
+        let mut expect = tx.clone();
+        for (k, v) in &writes {
+            expect.set(k, v);
+        }
+        let unchanged = t.tx == expect
             && t.env.is_empty()
             && t.matched_ids == ids
             && t.highest_severity == severity
@@ -638,12 +649,13 @@ impl InitSnapshot {
             return None;
         }
         match matched {
-            false => after.is_empty().then_some(None),
+            false => (after.is_empty() && writes.is_empty()).then_some(None),
             true => after.starts_with(&before).then(|| {
                 Some(FoldedMatch {
                     matched_vars: after[before.len()..].to_vec(),
                     marker: None,
                     skip: 0,
+                    tx: writes,
                 })
             }),
         }
@@ -680,6 +692,7 @@ impl InitSnapshot {
             matched_vars: after[before.len()..].to_vec(),
             marker: t.marker_pending.then(|| t.marker.clone()),
             skip: t.skip_next,
+            tx: Vec::new(),
         })
     }
 }
@@ -1313,8 +1326,12 @@ impl<'r> Transaction<'r> {
                     return false;
                 }
                 if fold != u32::MAX {
-                    // Matched, as the fold says: its pairs join MATCHED_VARS when a rule next
-                    // runs, as a folded match's do.
+                    // Matched, as the fold says: it sets its TX keys, and its pairs join
+                    // MATCHED_VARS when a rule next runs, as a folded match's do.
+                    let rs: &'r CompiledRuleSet = self.rs;
+                    for (k, v) in rs.folds.writes(fold as usize) {
+                        self.tx.set(k, v);
+                    }
                     self.folds_pending.push(fold);
                     return true;
                 }

@@ -885,7 +885,10 @@ fn rules_on_clean_tx_keys_decide_as_running_them() {
          SecRule TX:score \"@lt %{{tx.limit}}\" \"id:22,phase:5,pass,chain\"\n\
          SecRule TX:level \"@gt 1\"\n\
          SecRule TX:score \"@eq 0\" \"id:23,phase:5,pass,log\"\n\
-         SecRule TX:sum \"@gt 0\" \"id:24,phase:5,pass\"\n"
+         SecRule TX:sum \"@gt 0\" \"id:24,phase:5,pass\"\n\
+         SecRule ARGS:e \"@rx .\" \"id:12,phase:2,pass,nolog,setvar:tx.exec=7\"\n\
+         SecAction \"id:25,phase:5,pass,nolog,setvar:tx.exec=%{{tx.score_pl1}},setvar:tx.exec=+%{{tx.score}}\"\n\
+         SecRule TX:exec \"@gt 0\" \"id:26,phase:5,pass\"\n"
     );
     let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
     let on = CompiledRuleSet::compile_with(&set, CompileOptions::default()).expect("compile");
@@ -898,16 +901,19 @@ fn rules_on_clean_tx_keys_decide_as_running_them() {
         .collect();
     // The run is rules 2 and 3; a SecAction alone would leave MATCHED_VARS as it found it.
     assert_eq!(on.init.as_ref().map(|s| s.run.clone()), Some(1..3));
-    // 20 matches and adds 0 (a fold); 21 and 24 fail, 22 fails in its chain. 23 matches
-    // and logs, which is an effect: it runs.
-    assert_eq!(clean, [20, 21, 22, 24]);
+    // 20 matches and adds 0 (a fold); 21 and 24 fail, 22 fails in its chain; 25 sets
+    // `exec` to the sum of two checked keys (a fold that writes). 23 matches and logs, which
+    // is an effect, and 26 reads `exec`, which the snapshot does not hold: they run.
+    assert_eq!(clean, [20, 21, 22, 24, 25]);
     let on = NativeEngine::from_compiled(Arc::new(on));
     let off =
         engine_with(&set, CompileOptions { no_init_snapshot: true, ..CompileOptions::default() });
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/", &[], ""), &["23"]),
         // 10 raises the score: 20, 21 and 24 must run.
-        (req("GET", "/?a=x", &[], ""), &["21", "24"]),
+        (req("GET", "/?a=x", &[], ""), &["21", "24", "26"]),
+        // `exec` set by the request before 25: the fold sets it back to 0.
+        (req("GET", "/?e=1", &[], ""), &["23"]),
         // Written with the same value: still clean.
         (req("GET", "/?z=y", &[], ""), &["23"]),
         // The score set before the snapshot: no snapshot, every rule runs.
