@@ -1078,6 +1078,24 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                     link.rx_slot = b.pm_slot(m.phrases());
                 }
             }
+        } else if let Some((false, op, _)) = &link.operator {
+            // `multiMatch` (CRS 930110): the raw values from a source, and a verdict number
+            // under which the value memo keeps "no step of the chain matched" by the raw
+            // bytes, which alone decide it.
+            if op.name() == "rx" && !op.needs_expansion() && op.regex().is_some() {
+                let srcs: Vec<Option<u32>> = {
+                    let excl: Vec<&CTarget> = link
+                        .exclusions
+                        .iter()
+                        .chain(update_exclusions.iter().map(|a| a.as_ref()))
+                        .collect();
+                    link.targets.iter().map(|t| b.source(t, &excl, &[])).collect()
+                };
+                for (t, s) in link.targets.iter_mut().zip(srcs) {
+                    t.source = s;
+                }
+                link.verdict = b.verdict_slot();
+            }
         }
         match link.chain.as_deref_mut() {
             Some(c) => link = c,

@@ -1634,7 +1634,12 @@ impl<'r> Transaction<'r> {
             return false;
         }
         if let Some(sid) = source {
-            if let Some(hit) = self.link_target_source(root, link, sid, expanded_arg) {
+            let hit = if link.hot.multi_match {
+                self.link_target_source_multi(root, link, sid, expanded_arg, msg)
+            } else {
+                self.link_target_source(root, link, sid, expanded_arg)
+            };
+            if let Some(hit) = hit {
                 return hit;
             }
         }
@@ -1682,6 +1687,68 @@ impl<'r> Transaction<'r> {
         }
         self.values = values;
         any
+    }
+
+    /// `link_target` of a `multiMatch` link over the source of its raw values: each value's
+    /// chain steps run and the operator tries every value they leave, as in the general path,
+    /// except for a value whose bytes the memo knows no step matched ([`CRule::verdict`]).
+    /// `None` when the source cannot be cached.
+    fn link_target_source_multi(
+        &mut self,
+        root: &CRule,
+        link: &CRule,
+        sid: u32,
+        expanded_arg: Option<&[u8]>,
+        msg: &mut RuleMsg,
+    ) -> Option<bool> {
+        let (negated, op, _) = link.operator.as_ref()?;
+        let rs = self.rs;
+        let range = self.sources.list(sid, &rs.sources, &self.data)?;
+        let rule_id = root.hot.id;
+        let check_removed =
+            !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
+        // The values to try (copied out, as the general path copies them), with their
+        // entries to note a verdict on.
+        let mut values = std::mem::take(&mut self.values);
+        values.clear();
+        let mut entries: Vec<usize> = Vec::new();
+        for i in range {
+            if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
+                continue;
+            }
+            if link.verdict.is_some_and(|v| self.sources.known_verdict(i, v) == Some(false)) {
+                continue;
+            }
+            values.push_pair(self.sources.name(i), self.sources.value(i));
+            entries.push(i);
+        }
+        let mut any = false;
+        let mut variants: Vec<Cow<'_, [u8]>> = Vec::new();
+        for ((name, value), &i) in values.iter().zip(&entries) {
+            variants.clear();
+            self.transform_variants(link, value, &mut variants);
+            let mut missed = true;
+            for v in variants.iter() {
+                self.captures.clear();
+                let caps = if link.actions.capture { Some(&mut self.captures) } else { None };
+                let r = op.matches(v, expanded_arg, caps);
+                missed &= matches!(r, Ok(false));
+                if !verdict(r, *negated) {
+                    continue;
+                }
+                self.matched_vars.push_pair(name, v);
+                self.after_value_match(link, *negated);
+                if msg.save {
+                    self.log(msg);
+                }
+                any = true;
+            }
+            if let (true, Some(v)) = (missed, link.verdict) {
+                self.sources.note_verdict(i, v, false);
+            }
+        }
+        self.values = values;
+        Some(any)
     }
 
     /// `link_target` over a shared value source: values read, filtered and transformed once

@@ -569,7 +569,8 @@ fn repeated_values_decide_as_the_first_time() {
          SecRule ARGS \"@rx evil\" \"id:32,phase:2,pass,t:none,t:urlDecodeUni\"\n\
          SecRule REQUEST_HEADERS:Accept \"!@rx ^[a-z*/,.;=0-9]+$\" \"id:33,phase:1,pass,t:none\"\n\
          SecRule ARGS:c \"@rx ^([a-z]+)[0-9a-f]+$\" \"id:34,phase:2,pass,nolog,capture,setvar:tx.cap=%{{tx.1}}\"\n\
-         SecRule TX:cap \"@streq abcdefgh\" \"id:35,phase:2,pass\"\n"
+         SecRule TX:cap \"@streq abcdefgh\" \"id:35,phase:2,pass\"\n\
+         SecRule REQUEST_HEADERS|ARGS \"@rx (?:^|/)\\.\\.(?:/|$)\" \"id:36,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase,multiMatch\"\n"
     );
     let (on, off) = planned_and_unplanned(&rules, 3);
     let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
@@ -589,6 +590,11 @@ fn repeated_values_decide_as_the_first_time() {
         // A kept match does not stand in for a run that must capture.
         (req("GET", "/?c=abcdefgh123", &[], ""), &["35"]),
         (req("GET", "/?c=xyzxyzxyz123", &[], ""), &[]),
+        // `multiMatch`: a value no step matched is kept as such, one that matches after a
+        // decode is not, and each step's match is logged.
+        (req("GET", "/", &[("X-B", "path/to/file.txt")], ""), &[]),
+        (req("GET", "/", &[("X-B", "a/%2e%2e/b/..")], ""), &["36"]),
+        (req("GET", "/?f=x/%2e%2e/y", &[("X-B", "path/to/file.txt")], ""), &["36"]),
     ];
     for _ in 0..3 {
         assert_same_decisions("repeats", &on, &off, cases);
