@@ -1025,8 +1025,9 @@ pub(crate) fn update_selects(u: &TargetUpdate, root: &CRule) -> bool {
     }
 }
 
-/// Gives each link target over request data its value source and each `@rx` its prefilter
-/// slot. The exclusions that decide a source are the link's own plus the `!` targets of
+/// Gives each link target over request data its value source, and each `@rx` its prefilter
+/// slot and verdict number ([`CRule::verdict`]); a `multiMatch` link's targets read the raw
+/// values. The exclusions that decide a source are the link's own plus the `!` targets of
 /// every `SecRuleUpdateTargetBy*` selecting the rule, exactly as `run::link_targets` lists
 /// them; targets added by an update stay per-rule reads.
 fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuilder) {
@@ -1041,19 +1042,23 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
     loop {
         link.updated = updated;
         link.update_adds = update_adds;
-        if link.operator.is_some() && !link.actions.multi_match {
-            let chain = link.actions.chain.clone();
+        // The link's targets read through `chain`, from sources.
+        let read_sources = |link: &mut CRule, chain: &[Transformation], b: &mut SourceBuilder| {
             let srcs: Vec<Option<u32>> = {
                 let excl: Vec<&CTarget> = link
                     .exclusions
                     .iter()
                     .chain(update_exclusions.iter().map(|a| a.as_ref()))
                     .collect();
-                link.targets.iter().map(|t| b.source(t, &excl, &chain)).collect()
+                link.targets.iter().map(|t| b.source(t, &excl, chain)).collect()
             };
             for (t, s) in link.targets.iter_mut().zip(srcs) {
                 t.source = s;
             }
+        };
+        if link.operator.is_some() && !link.actions.multi_match {
+            let chain = link.actions.chain.clone();
+            read_sources(link, &chain, b);
             if let Some((_, op, _)) = &link.operator {
                 if op.name() == "rx" && !op.needs_expansion() {
                     if let Some(re) = op.regex() {
@@ -1083,17 +1088,7 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             // under which the value memo keeps "no step of the chain matched" by the raw
             // bytes, which alone decide it.
             if op.name() == "rx" && !op.needs_expansion() && op.regex().is_some() {
-                let srcs: Vec<Option<u32>> = {
-                    let excl: Vec<&CTarget> = link
-                        .exclusions
-                        .iter()
-                        .chain(update_exclusions.iter().map(|a| a.as_ref()))
-                        .collect();
-                    link.targets.iter().map(|t| b.source(t, &excl, &[])).collect()
-                };
-                for (t, s) in link.targets.iter_mut().zip(srcs) {
-                    t.source = s;
-                }
+                read_sources(link, &[], b);
                 link.verdict = b.verdict_slot();
             }
         }
@@ -1341,6 +1336,12 @@ pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
     }
 }
 
+/// `log`, `nolog`, `auditlog`, `noauditlog` and `pass`: actions of a rule whose outcome can
+/// be folded (logging shows as a matched id, which the probes compare).
+fn logs_or_passes(a: &Action) -> bool {
+    matches!(a, Action::Log | Action::NoLog | Action::AuditLog | Action::NoAuditLog | Action::Pass)
+}
+
 /// Whether a rule that matches does nothing but set MATCHED_VARS, log or not, and jump
 /// (`skipAfter`, `skip`), and reads only constant TX through its whole chain: no `setvar`,
 /// `capture`, `ctl` or other action on any link, none among its phase's default actions, and
@@ -1348,18 +1349,8 @@ pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
 /// outcome can then be recorded ([`FoldedMatch`]). CRS: the DoS and IP-reputation gates are
 /// chains of `&TX:x "@eq 0"`.
 fn only_jumps(rule: &CRule, defaults: &PhaseDefaults, writes: &TxWrites) -> bool {
-    let plain = |a: &Action| {
-        matches!(
-            a,
-            Action::Log
-                | Action::NoLog
-                | Action::AuditLog
-                | Action::NoAuditLog
-                | Action::Pass
-                | Action::Skip(_)
-                | Action::SkipAfter(_)
-        )
-    };
+    let plain =
+        |a: &Action| logs_or_passes(a) || matches!(a, Action::Skip(_) | Action::SkipAfter(_));
     if !defaults.runtime.iter().all(plain) {
         return false;
     }
@@ -1432,17 +1423,7 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
 /// key, `capture`, a jump, a `ctl`, another collection.
 fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String>> {
     use crate::ir::OperatorKind as K;
-    let quiet = |a: &Action| {
-        matches!(
-            a,
-            Action::Log
-                | Action::NoLog
-                | Action::AuditLog
-                | Action::NoAuditLog
-                | Action::Pass
-                | Action::Status(_)
-        )
-    };
+    let quiet = |a: &Action| logs_or_passes(a) || matches!(a, Action::Status(_));
     let disruptive_ok = |d: &Option<Action>| {
         matches!(d, None | Some(Action::Pass | Action::Deny | Action::Block | Action::Drop))
     };

@@ -613,6 +613,43 @@ impl InitSnapshot {
         rule: &CRule,
         primed: bool,
     ) -> Option<Option<FoldedMatch>> {
+        let p = Self::run_probe(t, rule, primed);
+        if !(p.quiet && t.flow_idle() && t.folds_pending.is_empty()) {
+            return None;
+        }
+        match p.matched {
+            false => (p.after.is_empty() && p.writes.is_empty()).then_some(None),
+            true => p.after.starts_with(&p.before).then(|| {
+                Some(FoldedMatch {
+                    matched_vars: p.after[p.before.len()..].to_vec(),
+                    marker: None,
+                    skip: 0,
+                    tx: p.writes,
+                })
+            }),
+        }
+    }
+
+    /// [`InitSnapshot::fold_match`]'s probe of `rule` in `t`.
+    fn fold_outcome(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Option<FoldedMatch> {
+        let p = Self::run_probe(t, rule, primed);
+        let folds = p.matched
+            && p.quiet
+            && p.writes.is_empty()
+            && t.flow_idle_but_jumps()
+            && t.current_rule == rule.hot.id
+            && p.after.starts_with(&p.before);
+        folds.then(|| FoldedMatch {
+            matched_vars: p.after[p.before.len()..].to_vec(),
+            marker: t.marker_pending.then(|| t.marker.clone()),
+            skip: t.skip_next,
+            tx: Vec::new(),
+        })
+    }
+
+    /// Runs `rule` in the probe transaction `t`; `primed` starts it from a current rule and
+    /// MATCHED_VARS pair that real predecessors could leave.
+    fn run_probe(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Probed {
         if primed {
             t.current_rule = Some(u64::MAX);
             t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
@@ -633,68 +670,30 @@ impl InitSnapshot {
                 .filter(|&(k, v)| tx.get(k) != Some(v))
                 .map(|(k, v)| (k.to_string(), v.to_vec()))
                 .collect();
-        let mut expect = tx.clone();
+        let mut expect = tx;
         for (k, v) in &writes {
             expect.set(k, v);
         }
-        let unchanged = t.tx == expect
+        let quiet = t.tx == expect
             && t.env.is_empty()
             && t.matched_ids == ids
             && t.highest_severity == severity
             && t.it.status == 200
-            && t.final_status.is_none()
-            && t.flow_idle()
-            && t.folds_pending.is_empty();
-        if !unchanged {
-            return None;
-        }
-        match matched {
-            false => (after.is_empty() && writes.is_empty()).then_some(None),
-            true => after.starts_with(&before).then(|| {
-                Some(FoldedMatch {
-                    matched_vars: after[before.len()..].to_vec(),
-                    marker: None,
-                    skip: 0,
-                    tx: writes,
-                })
-            }),
-        }
+            && t.final_status.is_none();
+        Probed { matched, before, after, writes, quiet }
     }
+}
 
-    /// [`InitSnapshot::fold_match`]'s probe of `rule` in `t`; `primed` starts it from a
-    /// current rule and MATCHED_VARS pair that real predecessors could leave.
-    fn fold_outcome(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Option<FoldedMatch> {
-        if primed {
-            t.current_rule = Some(u64::MAX);
-            t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
-        }
-        let tx = t.tx.clone();
-        let ids = t.matched_ids.clone();
-        let severity = t.highest_severity;
-        let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
-            t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
-        };
-        let before = pairs(t);
-        if !t.eval_rule(rule) {
-            return None;
-        }
-        let after = pairs(t);
-        let unchanged = t.tx == tx
-            && t.env.is_empty()
-            && t.matched_ids == ids
-            && t.highest_severity == severity
-            && t.it.status == 200
-            && t.final_status.is_none()
-            && t.flow_idle_but_jumps()
-            && t.current_rule == rule.hot.id
-            && after.starts_with(&before);
-        unchanged.then(|| FoldedMatch {
-            matched_vars: after[before.len()..].to_vec(),
-            marker: t.marker_pending.then(|| t.marker.clone()),
-            skip: t.skip_next,
-            tx: Vec::new(),
-        })
-    }
+/// What running a rule in a probe transaction did ([`InitSnapshot::run_probe`]).
+struct Probed {
+    matched: bool,
+    /// MATCHED_VARS before and after.
+    before: Vec<(String, Vec<u8>)>,
+    after: Vec<(String, Vec<u8>)>,
+    /// The TX keys it set, in order, with their values.
+    writes: Vec<(String, Vec<u8>)>,
+    /// Nothing else changed: no log, severity, intervention or environment.
+    quiet: bool,
 }
 
 /// Buffers a transaction reuses from the previous one on the same thread, so a request
