@@ -713,8 +713,11 @@ impl CompiledRuleSet {
         compiled.config.txn.xml_paths = xml_paths(&compiled).into();
         if !opts.no_init_snapshot {
             compiled.init = super::run::InitSnapshot::build(&compiled);
-            fold_after_init(&mut compiled);
-            fold_clean_tx(&mut compiled);
+            if let Some(end) = compiled.init.as_ref().map(|s| s.run.end) {
+                let writes = TxWrites::of(&compiled, end);
+                fold_after_init(&mut compiled, &writes);
+                fold_clean_tx(&mut compiled, &writes);
+            }
         }
         Ok(compiled)
     }
@@ -1310,7 +1313,7 @@ impl TxWrites {
 /// read only such keys. Its verdict is then the same in every transaction that applied the
 /// init snapshot.
 pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
-    use crate::ir::{MacroPart, OperatorKind as K};
+    use crate::ir::OperatorKind as K;
     if rule.updated || rule.removed || rule.condition.is_some() || rule.targets.is_empty() {
         return false;
     }
@@ -1326,14 +1329,23 @@ pub(crate) fn reads_constant_tx(rule: &CRule, w: &TxWrites) -> bool {
     }
     match &op.kind {
         K::Pm(_) | K::UnconditionalMatch | K::NoMatch => true,
-        k => operator_macro(k).is_some_and(|m| {
-            m.parts.iter().all(|p| match p {
-                MacroPart::Lit(_) => true,
-                MacroPart::Var { var: Variable::Tx, key: Some(k) } => !w.may_write(k),
-                MacroPart::Var { .. } => false,
-            })
-        }),
+        k => operator_macro(k)
+            .and_then(tx_keys_read)
+            .is_some_and(|keys| keys.iter().all(|k| !w.may_write(k))),
     }
+}
+
+/// The TX keys the macros of `m` read, when it reads nothing but literal TX keys.
+fn tx_keys_read(m: &MacroString) -> Option<Vec<&str>> {
+    use crate::ir::MacroPart;
+    m.parts
+        .iter()
+        .filter_map(|p| match p {
+            MacroPart::Lit(_) => None,
+            MacroPart::Var { var: Variable::Tx, key: Some(k) } => Some(Some(k.as_str())),
+            MacroPart::Var { .. } => Some(None),
+        })
+        .collect()
 }
 
 /// `log`, `nolog`, `auditlog`, `noauditlog` and `pass`: actions of a rule whose outcome can
@@ -1372,11 +1384,10 @@ fn only_jumps(rule: &CRule, defaults: &PhaseDefaults, writes: &TxWrites) -> bool
 /// Gives [`SkipPlan::AfterInit`] to every rule after the init snapshot whose first link
 /// reads only constant TX ([`reads_constant_tx`]) and fails on the snapshot's values, and
 /// [`SkipPlan::AfterInitMatch`] to those that match them and only jump ([`only_jumps`]).
-fn fold_after_init(rs: &mut CompiledRuleSet) {
+fn fold_after_init(rs: &mut CompiledRuleSet, writes: &TxWrites) {
     let Some(init) = &rs.init else {
         return;
     };
-    let writes = TxWrites::of(rs, init.run.end);
     let mut plans = Vec::new();
     let mut folds = FoldTable::default();
     for (p, items) in rs.phases.iter().enumerate() {
@@ -1386,14 +1397,14 @@ fn fold_after_init(rs: &mut CompiledRuleSet) {
             };
             if (p == 0 && k < init.run.end)
                 || rs.fast[p][k].is_some()
-                || !reads_constant_tx(rule, &writes)
+                || !reads_constant_tx(rule, writes)
             {
                 continue;
             }
             let phase = p as u8 + 1;
             if init.first_link_fails(rs, phase, rule) {
                 plans.push((p, k, SkipPlan::AfterInit));
-            } else if only_jumps(rule, &rs.defaults[p], &writes) {
+            } else if only_jumps(rule, &rs.defaults[p], writes) {
                 if let Some(f) = init.fold_match(rs, phase, rule) {
                     let past = match (&f.marker, f.skip) {
                         (Some(m), 0) => items[k + 1..]
@@ -1432,14 +1443,7 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
     }
     let mut keys = Vec::new();
     let tx_reads = |m: &MacroString, keys: &mut Vec<String>| {
-        m.parts.iter().all(|p| match p {
-            crate::ir::MacroPart::Lit(_) => true,
-            crate::ir::MacroPart::Var { var: Variable::Tx, key: Some(k) } => {
-                keys.push(k.to_ascii_lowercase());
-                true
-            }
-            crate::ir::MacroPart::Var { .. } => false,
-        })
+        tx_keys_read(m).map(|ks| keys.extend(ks.into_iter().map(str::to_ascii_lowercase)))
     };
     // Keys whose first write in the rule sets them outright: their value before it is not
     // read, so they need not be checked (the fold sets them).
@@ -1459,11 +1463,7 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
         match &l.operator {
             Some((_, _, op)) => match &op.kind {
                 K::Pm(_) | K::UnconditionalMatch | K::NoMatch => {}
-                k => {
-                    if !operator_macro(k).is_some_and(|m| tx_reads(m, &mut keys)) {
-                        return None;
-                    }
-                }
+                k => tx_reads(operator_macro(k)?, &mut keys)?,
             },
             // `SecAction`: only as the whole rule.
             None if std::ptr::eq(l, rule) && l.targets.is_empty() => {}
@@ -1474,17 +1474,11 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
             return None;
         }
         for sv in &a.setvars {
-            let mut key = String::new();
-            for p in &sv.key.parts {
-                match p {
-                    crate::ir::MacroPart::Lit(s) => key.push_str(s),
-                    crate::ir::MacroPart::Var { .. } => return None,
-                }
-            }
-            if !sv.collection.eq_ignore_ascii_case("tx") || !tx_reads(&sv.value, &mut keys) {
+            if !sv.collection.eq_ignore_ascii_case("tx") {
                 return None;
             }
-            let key = key.to_ascii_lowercase();
+            let key = sv.key.as_literal()?.to_ascii_lowercase();
+            tx_reads(&sv.value, &mut keys)?;
             match sv.op {
                 SetVarOp::Set | SetVarOp::Create => {
                     if !written.contains(&key) {
@@ -1513,11 +1507,10 @@ fn clean_tx_touches(rule: &CRule, defaults: &PhaseDefaults) -> Option<Vec<String
 /// the same in any transaction that applied the snapshot.
 ///
 /// [`InitSnapshot::fold_whole`]: super::run::InitSnapshot::fold_whole
-fn fold_clean_tx(rs: &mut CompiledRuleSet) {
+fn fold_clean_tx(rs: &mut CompiledRuleSet, writes: &TxWrites) {
     let Some(init) = &rs.init else {
         return;
     };
-    let writes = TxWrites::of(rs, init.run.end);
     let mut plans = Vec::new();
     let mut slots = Vec::new();
     let mut folds = std::mem::take(&mut rs.folds);
@@ -1532,22 +1525,21 @@ fn fold_clean_tx(rs: &mut CompiledRuleSet) {
             let Some(keys) = clean_tx_touches(rule, &rs.defaults[p]) else {
                 continue;
             };
-            let mut check = Vec::new();
-            let held = keys.iter().filter(|k| writes.may_write(k)).all(|k| {
-                init.tx_position(k).is_some_and(|i| {
-                    check.push(i as u32);
-                    true
-                })
-            });
+            // The keys to check: those a rule may write, each held by the snapshot.
+            let Some(mut check) = keys
+                .iter()
+                .filter(|k| writes.may_write(k))
+                .map(|k| init.tx_position(k).and_then(|i| u32::try_from(i).ok()))
+                .collect::<Option<Vec<u32>>>()
+            else {
+                continue;
+            };
             check.sort_unstable();
             check.dedup();
             let (Ok(start), Ok(len)) = (u32::try_from(slots.len()), u16::try_from(check.len()))
             else {
                 continue;
             };
-            if !held {
-                continue;
-            }
             let fold = match init.fold_whole(rs, p as u8 + 1, rule) {
                 Some(None) => u32::MAX,
                 Some(Some(f)) => folds.push(&f),

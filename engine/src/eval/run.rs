@@ -1645,9 +1645,9 @@ impl<'r> Transaction<'r> {
         if let Some(hit) = self.link_target_key(link, t, &exclusions, expanded_arg) {
             return hit;
         }
-        let Some((negated, op, _)) = &link.operator else {
+        if link.operator.is_none() {
             return false;
-        };
+        }
         let mut any = false;
         let mut values = std::mem::take(&mut self.values);
         values.clear();
@@ -1669,23 +1669,43 @@ impl<'r> Transaction<'r> {
                 single = [self.transform_one(link, value)];
                 &single
             };
-            for v in vs.iter() {
-                let want_captures = link.actions.capture;
-                self.captures.clear();
-                let caps = if want_captures { Some(&mut self.captures) } else { None };
-                if !verdict(op.matches(v, expanded_arg, caps), *negated) {
-                    continue;
-                }
-                self.matched_vars.push_pair(name, v);
-                self.after_value_match(link, *negated);
-                if link.actions.multi_match && msg.save {
-                    self.log(msg);
-                }
-                any = true;
-            }
+            any |= self.try_values(link, name, vs, expanded_arg, msg).0;
         }
         self.values = values;
         any
+    }
+
+    /// The link's operator on each of `vs` (a value of `name`, or what a `multiMatch` chain's
+    /// steps left of it), with the per-value actions of each match: whether any matched, and
+    /// whether every run answered "no match" (none stopped at the match limit).
+    fn try_values(
+        &mut self,
+        link: &CRule,
+        name: &str,
+        vs: &[Cow<'_, [u8]>],
+        expanded_arg: Option<&[u8]>,
+        msg: &mut RuleMsg,
+    ) -> (bool, bool) {
+        let Some((negated, op, _)) = &link.operator else {
+            return (false, true);
+        };
+        let (mut any, mut missed) = (false, true);
+        for v in vs {
+            self.captures.clear();
+            let caps = if link.actions.capture { Some(&mut self.captures) } else { None };
+            let r = op.matches(v, expanded_arg, caps);
+            missed &= matches!(r, Ok(false));
+            if !verdict(r, *negated) {
+                continue;
+            }
+            self.matched_vars.push_pair(name, v);
+            self.after_value_match(link, *negated);
+            if link.actions.multi_match && msg.save {
+                self.log(msg);
+            }
+            any = true;
+        }
+        (any, missed)
     }
 
     /// `link_target` of a `multiMatch` link over the source of its raw values: each value's
@@ -1700,7 +1720,6 @@ impl<'r> Transaction<'r> {
         expanded_arg: Option<&[u8]>,
         msg: &mut RuleMsg,
     ) -> Option<bool> {
-        let (negated, op, _) = link.operator.as_ref()?;
         let rs = self.rs;
         let range = self.sources.list(sid, &rs.sources, &self.data)?;
         let rule_id = root.hot.id;
@@ -1726,22 +1745,8 @@ impl<'r> Transaction<'r> {
         for ((name, value), &i) in values.iter().zip(&entries) {
             variants.clear();
             self.transform_variants(link, value, &mut variants);
-            let mut missed = true;
-            for v in variants.iter() {
-                self.captures.clear();
-                let caps = if link.actions.capture { Some(&mut self.captures) } else { None };
-                let r = op.matches(v, expanded_arg, caps);
-                missed &= matches!(r, Ok(false));
-                if !verdict(r, *negated) {
-                    continue;
-                }
-                self.matched_vars.push_pair(name, v);
-                self.after_value_match(link, *negated);
-                if msg.save {
-                    self.log(msg);
-                }
-                any = true;
-            }
+            let (hit, missed) = self.try_values(link, name, &variants, expanded_arg, msg);
+            any |= hit;
             if let (true, Some(v)) = (missed, link.verdict) {
                 self.sources.note_verdict(i, v, false);
             }
