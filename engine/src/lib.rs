@@ -15,6 +15,7 @@ pub mod eval;
 pub mod ir;
 pub mod load;
 pub mod lua;
+mod memo;
 pub mod operator;
 pub mod opt;
 pub mod request;

@@ -103,29 +103,21 @@ thread_local! {
     static SQLI_MEMO: std::cell::RefCell<SqliMemo> = std::cell::RefCell::new(SqliMemo::default());
 }
 
-/// The SQLi detector's answers for inputs met before on this thread, by their exact bytes.
+/// The SQLi detector's answers for inputs met before on this thread, by their exact bytes
+/// ([`crate::memo::InputMemo`]).
 ///
 /// What reaches the detector in benign traffic is mostly the `User-Agent` and `Referer`
 /// headers, and a site sees a few dozen of those over and over; one detection of such a
 /// value costs about 5,900 instructions (callgrind, CRS PL1, bodiless GETs) and reads some
 /// hundred lines of the detector's code and keyword table, which a decision starts without.
 /// The answer is a function of the bytes alone, so a value met again is answered from here.
-///
-/// Direct-mapped and bounded: [`SqliMemo::SLOTS`] slots, inputs up to [`SqliMemo::MAX`]
-/// bytes; the next input that hashes to a slot takes it. Keys are compared whole, so a
-/// collision costs a detection, never a wrong answer.
-#[derive(Default)]
-struct SqliMemo {
-    slots: Vec<SqliSlot>,
-}
+/// A fingerprint is kept with its length: libinjection's have at most five characters.
+struct SqliMemo(crate::memo::InputMemo<Option<([u8; 8], u8)>>);
 
-#[derive(Default, Clone)]
-struct SqliSlot {
-    /// 0 for an empty slot.
-    hash: u64,
-    /// The fingerprint, with its length; `None` for "not SQLi".
-    answer: Option<([u8; 8], u8)>,
-    key: Vec<u8>,
+impl Default for SqliMemo {
+    fn default() -> Self {
+        SqliMemo(crate::memo::InputMemo::new(Self::SLOTS, Self::MAX))
+    }
 }
 
 impl SqliMemo {
@@ -133,28 +125,15 @@ impl SqliMemo {
     const MAX: usize = 512;
 
     fn detect(&mut self, input: &[u8]) -> Option<Vec<u8>> {
-        if input.len() > Self::MAX {
-            return detect_sqli_full(input);
-        }
-        if self.slots.is_empty() {
-            self.slots = vec![SqliSlot::default(); Self::SLOTS];
-        }
-        let hash = crate::eval::sources::fold_hash(input) | 1;
-        let slot = &mut self.slots[(hash >> (64 - Self::SLOTS.trailing_zeros())) as usize];
-        if slot.hash == hash && slot.key == input {
-            return slot.answer.map(|(fp, n)| fp[..usize::from(n)].to_vec());
-        }
-        let answer = detect_sqli_full(input);
-        slot.hash = hash;
-        slot.key.clear();
-        slot.key.extend_from_slice(input);
-        slot.answer = answer.as_ref().map(|fp| {
-            let mut b = [0u8; 8];
-            let n = fp.len().min(8);
-            b[..n].copy_from_slice(&fp[..n]);
-            (b, n as u8)
+        let kept = self.0.get(input, |input| {
+            detect_sqli_full(input).map(|fp| {
+                let mut b = [0u8; 8];
+                let n = fp.len().min(8);
+                b[..n].copy_from_slice(&fp[..n]);
+                (b, n as u8)
+            })
         });
-        answer
+        kept.map(|(fp, n)| fp[..usize::from(n)].to_vec())
     }
 }
 

@@ -29,15 +29,16 @@ thread_local! {
     static SHA1_MEMO: std::cell::RefCell<Sha1Memo> = std::cell::RefCell::new(Sha1Memo::default());
 }
 
-/// Digests of inputs met before on this thread. CRS hashes every request's User-Agent
-/// (901318), and a site sees a few user agents over and over: a repeat is a hash and a
-/// comparison instead of the compression function's code and rounds (about 100 cache lines
-/// on a cold decision by callgrind, with the rule around it). Direct-mapped, keys compared
-/// whole (a collision costs a digest, never a wrong one), inputs up to [`Sha1Memo::MAX`]
-/// bytes.
-#[derive(Default)]
-struct Sha1Memo {
-    slots: Vec<(u64, Vec<u8>, [u8; 20])>,
+/// Digests of inputs met before on this thread ([`crate::memo::InputMemo`]). CRS hashes
+/// every request's User-Agent (901318), and a site sees a few user agents over and over: a
+/// repeat is a hash and a comparison instead of the compression function's code and rounds
+/// (about 100 cache lines on a cold decision by callgrind, with the rule around it).
+struct Sha1Memo(crate::memo::InputMemo<[u8; 20]>);
+
+impl Default for Sha1Memo {
+    fn default() -> Self {
+        Sha1Memo(crate::memo::InputMemo::new(Self::SLOTS, Self::MAX))
+    }
 }
 
 impl Sha1Memo {
@@ -45,21 +46,7 @@ impl Sha1Memo {
     const MAX: usize = 512;
 
     fn digest(&mut self, input: &[u8]) -> [u8; 20] {
-        if input.len() > Self::MAX {
-            return sha1_digest(input);
-        }
-        if self.slots.is_empty() {
-            self.slots = vec![(0, Vec::new(), [0; 20]); Self::SLOTS];
-        }
-        let hash = crate::eval::sources::fold_hash(input) | 1;
-        let slot = &mut self.slots[(hash >> (64 - Self::SLOTS.trailing_zeros())) as usize];
-        if slot.0 != hash || slot.1 != input {
-            slot.0 = hash;
-            slot.1.clear();
-            slot.1.extend_from_slice(input);
-            slot.2 = sha1_digest(input);
-        }
-        slot.2
+        self.0.get(input, sha1_digest)
     }
 }
 
