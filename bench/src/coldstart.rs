@@ -43,6 +43,15 @@ pub enum Gap {
     Touch(usize),
     /// The ModSecurity peer decides the same request, as in `wafbench latency`.
     Peer,
+    /// The measured engine itself decides the previous request again: after `modsec`,
+    /// `modsec+warm` shows how much of the peer's cost one decision of the same rule set
+    /// takes back (with the probe: another walk).
+    Warm,
+    /// A second instance of the measured engine, built from the same rules (same code,
+    /// its own rule-set memory and value memo), decides the previous request: after
+    /// `modsec`, `modsec+twin` warms what the code and the CPU's predictors keep, not the
+    /// rule set's data. Nothing for the probe.
+    Twin,
     /// Several gaps one after the other (`sleep:5ms+spin:200us`: does a short busy time
     /// after the sleep give the speed back?).
     Seq(Vec<Gap>),
@@ -51,7 +60,7 @@ pub enum Gap {
 /// A gap that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "bad gap `{0}`: expected none, spin:<N>us|ms, sleep:<N>us|ms, touch:<N>KiB|MiB or modsec, or several joined by +"
+    "bad gap `{0}`: expected none, spin:<N>us|ms, sleep:<N>us|ms, touch:<N>KiB|MiB, modsec, warm or twin, or several joined by +"
 )]
 pub struct GapError(pub String);
 
@@ -75,6 +84,8 @@ impl Gap {
         match s {
             "none" => return Ok(Gap::None),
             "modsec" => return Ok(Gap::Peer),
+            "warm" => return Ok(Gap::Warm),
+            "twin" => return Ok(Gap::Twin),
             _ => {}
         }
         let (kind, arg) = s.split_once(':').ok_or_else(bad)?;
@@ -110,10 +121,18 @@ impl Gap {
 
     /// Whether running this gap needs the ModSecurity peer.
     pub fn uses_peer(&self) -> bool {
+        self.any(&|g| *g == Gap::Peer)
+    }
+
+    /// Whether running this gap needs a twin of each measured engine.
+    pub fn uses_twin(&self) -> bool {
+        self.any(&|g| *g == Gap::Twin)
+    }
+
+    fn any(&self, f: &dyn Fn(&Gap) -> bool) -> bool {
         match self {
-            Gap::Peer => true,
-            Gap::Seq(v) => v.iter().any(Gap::uses_peer),
-            _ => false,
+            Gap::Seq(v) => v.iter().any(|g| g.any(f)),
+            g => f(g),
         }
     }
 
@@ -130,6 +149,8 @@ impl Gap {
             Gap::Touch(b) if b % (1 << 20) == 0 => format!("touch:{}MiB", b >> 20),
             Gap::Touch(b) => format!("touch:{}KiB", b >> 10),
             Gap::Peer => "modsec".into(),
+            Gap::Warm => "warm".into(),
+            Gap::Twin => "twin".into(),
             Gap::Seq(v) => v.iter().map(Gap::label).collect::<Vec<_>>().join("+"),
         }
     }
@@ -209,15 +230,18 @@ impl Default for Chase {
     }
 }
 
-/// Runs the gaps. `peer` is needed only for [`Gap::Peer`] (the caller builds it).
+/// Runs the gaps. `peer` is needed only for [`Gap::Peer`], `twin` for [`Gap::Twin`] (the
+/// caller builds them).
 struct GapRunner<'p> {
     buf: Vec<u8>,
     peer: Option<&'p mut Box<dyn Engine>>,
+    twin: Option<Box<dyn Engine>>,
     sink: u64,
 }
 
 impl GapRunner<'_> {
-    fn run(&mut self, gap: &Gap, req: &Request) {
+    /// `gap` before the decision of `req`; `warm` runs the measured subject on `prev`.
+    fn run(&mut self, gap: &Gap, req: &Request, prev: &Request, warm: &mut dyn FnMut(&Request)) {
         match gap {
             Gap::None => {}
             Gap::Spin(d) => {
@@ -243,7 +267,13 @@ impl GapRunner<'_> {
                     std::hint::black_box(p.decide(req));
                 }
             }
-            Gap::Seq(v) => v.iter().for_each(|g| self.run(g, req)),
+            Gap::Warm => warm(prev),
+            Gap::Twin => {
+                if let Some(t) = self.twin.as_mut() {
+                    std::hint::black_box(t.decide(prev));
+                }
+            }
+            Gap::Seq(v) => v.iter().for_each(|g| self.run(g, req, prev, warm)),
         }
     }
 }
@@ -251,21 +281,29 @@ impl GapRunner<'_> {
 /// For each engine: one untimed pass (every gap before every request, like the timed one),
 /// then the [`timed_pass`], every decision checked against the engine's reference decision.
 /// With `probe`, a timed pass of [`Chase`] too (one walk per request and gap).
+/// `twins`: for [`Gap::Twin`], a second instance of each engine, in the same order (empty
+/// otherwise).
 pub fn measure(
     engines: &mut [Box<dyn Engine>],
+    mut twins: Vec<Box<dyn Engine>>,
     peer: Option<&mut Box<dyn Engine>>,
     reqs: &[Request],
     gaps: &[Gap],
     probe: bool,
     mut progress: impl FnMut(&str, &Gap),
 ) -> Result<Vec<Row>, ColdstartError> {
-    let mut runner = GapRunner { buf: Vec::new(), peer, sink: 0 };
+    let mut runner = GapRunner { buf: Vec::new(), peer, twin: None, sink: 0 };
     let mut rows = Vec::new();
+    twins.reverse();
     for e in engines.iter_mut() {
+        runner.twin = twins.pop();
         let reference: Vec<Decision> = reqs.iter().map(|r| e.decide(r)).collect();
-        for r in reqs {
+        for (ri, r) in reqs.iter().enumerate() {
+            let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
             for gap in gaps {
-                runner.run(gap, r);
+                runner.run(gap, r, prev, &mut |p| {
+                    std::hint::black_box(e.decide(p));
+                });
                 std::hint::black_box(e.decide(r));
             }
         }
@@ -295,6 +333,7 @@ pub fn measure(
         push_rows(&mut rows, &name, gaps, &times);
     }
     if probe {
+        runner.twin = None;
         progress(Chase::NAME, &Gap::Seq(gaps.to_vec()));
         let times = timed_pass(
             &mut Chase::new(),
@@ -337,7 +376,9 @@ fn timed_pass<S: ?Sized, T>(
         let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
         for &gi in &orders[ri % orders.len()] {
             std::hint::black_box(timed(subject, prev));
-            runner.run(&gaps[gi], r);
+            runner.run(&gaps[gi], r, prev, &mut |p| {
+                std::hint::black_box(timed(subject, p));
+            });
             let t0 = Instant::now();
             let answer = timed(subject, r);
             times[gi].record(ri, t0.elapsed().as_nanos());
@@ -399,9 +440,18 @@ mod tests {
 
     #[test]
     fn gaps_parse_and_print_back() {
-        for s in
-            ["none", "spin:5ms", "spin:250us", "sleep:1ms", "touch:16MiB", "touch:512KiB", "modsec"]
-        {
+        for s in [
+            "none",
+            "spin:5ms",
+            "spin:250us",
+            "sleep:1ms",
+            "touch:16MiB",
+            "touch:512KiB",
+            "modsec",
+            "warm",
+            "twin",
+            "modsec+twin",
+        ] {
             let g = Gap::parse(s).unwrap();
             assert_eq!(g.label(), s);
             assert_eq!(Gap::parse(&g.label()).unwrap(), g);
@@ -414,6 +464,48 @@ mod tests {
         );
         assert!(Gap::parse("sleep:1ms+modsec").unwrap().uses_peer());
         assert!(!Gap::parse("sleep:1ms+spin:1ms").unwrap().uses_peer());
+        assert!(Gap::parse("modsec+twin").unwrap().uses_twin());
+        assert!(!Gap::parse("modsec+warm").unwrap().uses_twin());
+    }
+
+    /// Records the id of every request it decides, in a log shared with the test.
+    struct Recorder(&'static str, std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl Engine for Recorder {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn decide(&mut self, req: &Request) -> Decision {
+            self.1.borrow_mut().push(format!("{}:{}", self.0, req.id));
+            Decision {
+                id: req.id.clone(),
+                status: 200,
+                disruptive: false,
+                matched_ids: Vec::new(),
+                anomaly_score: 0,
+            }
+        }
+    }
+
+    /// `warm` has the measured engine decide the previous request, `twin` its twin; both
+    /// before the timed decision, and after whatever precedes them in a `+` sequence.
+    #[test]
+    fn warm_and_twin_gaps_decide_the_previous_request() {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let reqs: Vec<Request> = ["a", "b"]
+            .iter()
+            .map(|id| Request { id: id.to_string(), ..Request::default() })
+            .collect();
+        let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(Recorder("e", log.clone()))];
+        let twins: Vec<Box<dyn Engine>> = vec![Box::new(Recorder("twin", log.clone()))];
+        let gaps = [Gap::parse("twin+warm").unwrap()];
+        let rows = measure(&mut engines, twins, None, &reqs, &gaps, false, |_, _| {}).unwrap();
+        assert_eq!(rows.len(), 1);
+        // The timed pass, the last 8 decisions: per request, the previous one (untimed),
+        // the gap (twin, then the engine, on the previous request), then the timed one.
+        let log = log.borrow();
+        let timed = &log[log.len() - 8..];
+        assert_eq!(timed, ["e:b", "twin:b", "e:b", "e:a", "e:a", "twin:a", "e:a", "e:b"]);
     }
 
     #[test]

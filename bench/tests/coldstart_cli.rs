@@ -28,7 +28,7 @@ fn json_has_a_row_per_engine_and_gap() {
         "--engines",
         "native,lua-ffi",
         "--gaps",
-        "none,spin:200us,sleep:100us,touch:256KiB",
+        "none,spin:200us,sleep:100us,touch:256KiB,warm,twin",
         "--probe",
         "--json",
     ]);
@@ -43,7 +43,7 @@ fn json_has_a_row_per_engine_and_gap() {
         .collect();
     let mut want = Vec::new();
     for e in ["native", "lua-ffi", "probe:chase-256KiB"] {
-        for g in ["none", "spin:200us", "sleep:100us", "touch:256KiB"] {
+        for g in ["none", "spin:200us", "sleep:100us", "touch:256KiB", "warm", "twin"] {
             want.push((e.to_string(), g.to_string()));
         }
     }

@@ -18,8 +18,9 @@ pub struct Args {
     #[arg(long, default_value = "native,lua-ffi", value_delimiter = ',')]
     engines: Vec<String>,
     /// Gaps run before each timed decision, comma-separated: `none`, `spin:<N>us|ms`,
-    /// `sleep:<N>us|ms`, `touch:<N>KiB|MiB`, `modsec` (the peer decides the same request);
-    /// `a+b` runs one after the other.
+    /// `sleep:<N>us|ms`, `touch:<N>KiB|MiB`, `modsec` (the peer decides the same request),
+    /// `warm` (the engine decides the previous request again), `twin` (a second instance of
+    /// the engine, same rules, decides it); `a+b` runs one after the other.
     #[arg(
         long,
         default_value = "none,spin:1ms,spin:5ms,sleep:5ms,touch:16MiB",
@@ -68,12 +69,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
     } else {
         None
     };
+    let twins = if gaps.iter().any(Gap::uses_twin) {
+        super::latency::build_engines(&a.engines, &a.set.rules, a.set.paranoia)
+            .context("building a twin of each engine for the `twin` gap")?
+    } else {
+        Vec::new()
+    };
     let tty = std::io::stderr().is_terminal();
-    let rows = coldstart::measure(&mut engines, peer.as_mut(), &reqs, &gaps, a.probe, |e, g| {
-        if tty {
-            eprintln!("wafbench coldstart: {e} after {}", g.label());
-        }
-    })?;
+    let rows =
+        coldstart::measure(&mut engines, twins, peer.as_mut(), &reqs, &gaps, a.probe, |e, g| {
+            if tty {
+                eprintln!("wafbench coldstart: {e} after {}", g.label());
+            }
+        })?;
     if a.json {
         let out = serde_json::json!({
             "rows": rows,
