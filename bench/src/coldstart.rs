@@ -285,7 +285,7 @@ impl GapRunner<'_> {
 /// otherwise).
 pub fn measure(
     engines: &mut [Box<dyn Engine>],
-    mut twins: Vec<Box<dyn Engine>>,
+    twins: Vec<Box<dyn Engine>>,
     peer: Option<&mut Box<dyn Engine>>,
     reqs: &[Request],
     gaps: &[Gap],
@@ -294,12 +294,12 @@ pub fn measure(
 ) -> Result<Vec<Row>, ColdstartError> {
     let mut runner = GapRunner { buf: Vec::new(), peer, twin: None, sink: 0 };
     let mut rows = Vec::new();
-    twins.reverse();
+    let mut twins = twins.into_iter();
     for e in engines.iter_mut() {
-        runner.twin = twins.pop();
+        runner.twin = twins.next();
         let reference: Vec<Decision> = reqs.iter().map(|r| e.decide(r)).collect();
         for (ri, r) in reqs.iter().enumerate() {
-            let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
+            let prev = previous(reqs, ri);
             for gap in gaps {
                 runner.run(gap, r, prev, &mut |p| {
                     std::hint::black_box(e.decide(p));
@@ -373,7 +373,7 @@ fn timed_pass<S: ?Sized, T>(
         gaps.iter().map(|_| EngineTimings::new(name, reqs.len())).collect::<Result<Vec<_>, _>>()?;
     let orders = crate::latency::order::balanced(gaps.len());
     for (ri, r) in reqs.iter().enumerate() {
-        let prev = &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)];
+        let prev = previous(reqs, ri);
         for &gi in &orders[ri % orders.len()] {
             std::hint::black_box(timed(subject, prev));
             runner.run(&gaps[gi], r, prev, &mut |p| {
@@ -386,6 +386,12 @@ fn timed_pass<S: ?Sized, T>(
         }
     }
     Ok(times)
+}
+
+/// The request before `reqs[ri]`, the last one before the first: what a timed step follows,
+/// and what [`Gap::Warm`] and [`Gap::Twin`] decide again.
+fn previous(reqs: &[Request], ri: usize) -> &Request {
+    &reqs[ri.checked_sub(1).unwrap_or(reqs.len() - 1)]
 }
 
 /// One row per gap for `name`, with each p50 over the `none` gap's when it was measured.

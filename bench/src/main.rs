@@ -52,7 +52,7 @@ enum Command {
     Latency(cmd::latency::Args),
     /// p50 regression gate against a committed baseline (exit 1 on regression).
     Gate(cmd::gate::Args),
-    /// Decision latency after gaps between decisions: nothing, a busy loop, a sleep, a cache-evicting write, the peer.
+    /// Decision latency after gaps between decisions: nothing, a busy loop, a sleep, a cache-evicting write, the peer, the engine or its twin deciding the previous request.
     Coldstart(cmd::coldstart::Args),
     /// The gate's instruction-counting child, run under callgrind by `gate --gauge instructions`.
     #[command(hide = true)]

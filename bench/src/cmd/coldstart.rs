@@ -1,5 +1,6 @@
 //! `wafbench coldstart`: each engine's decision latency after different gaps between
-//! decisions (nothing, a busy loop, a sleep, a cache-evicting write, the ModSecurity peer).
+//! decisions (nothing, a busy loop, a sleep, a cache-evicting write, the ModSecurity peer,
+//! the engine itself or a twin of it deciding the previous request).
 //! Table (or `--json`) on stdout; progress on stderr. See `wafbench::coldstart`.
 
 use anyhow::{Context, Result, bail};
