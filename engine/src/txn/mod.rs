@@ -26,6 +26,7 @@ pub mod uri;
 pub mod urlencoded;
 pub mod xml;
 
+use crate::eval::sources::fold_hash;
 use crate::ir::{ConfigDirective, LimitAction, Selector, Variable};
 use crate::request::Request;
 use std::borrow::Cow;
@@ -196,15 +197,25 @@ pub struct CompiledSelector {
 
 impl CompiledSelector {
     /// A literal key (`ARGS:x`), not a regex (`ARGS:/^x/`).
+    /// The case-blind hash of a literal key (0 for a regex, which has none).
+    fn key_hash(&self) -> u64 {
+        match self.kind {
+            SelectorKind::Key(_, h) => h,
+            SelectorKind::Regex(_) => 0,
+        }
+    }
+
     pub fn is_literal_key(&self) -> bool {
-        matches!(self.kind, SelectorKind::Key(_))
+        matches!(self.kind, SelectorKind::Key(..))
     }
 }
 
 #[derive(Debug, Clone)]
 enum SelectorKind {
     /// Compared ASCII case-insensitively (v3's `MyEqual`); for XML, the XPath expression.
-    Key(String),
+    /// With the key's case-blind hash ([`crate::eval::sources::fold_hash`]), which an element
+    /// must share to be compared at all ([`Elem::key_hash`]).
+    Key(String, u64),
     Regex(KeyRegex),
 }
 
@@ -220,7 +231,7 @@ impl CompiledSelector {
     /// refuses (lookaround, backreferences) go to fancy-regex.
     pub fn new(sel: &Selector) -> Result<Self, String> {
         let kind = match sel {
-            Selector::Key(k) => SelectorKind::Key(k.clone()),
+            Selector::Key(k) => SelectorKind::Key(k.clone(), fold_hash(k.as_bytes())),
             Selector::Regex(r) => {
                 let build = |unicode: bool| {
                     regex::bytes::RegexBuilder::new(r)
@@ -245,7 +256,7 @@ impl CompiledSelector {
     /// Whether an element with this key is selected.
     pub fn matches_key(&self, key: &[u8]) -> bool {
         match &self.kind {
-            SelectorKind::Key(k) => k.as_bytes().eq_ignore_ascii_case(key),
+            SelectorKind::Key(k, _) => k.as_bytes().eq_ignore_ascii_case(key),
             SelectorKind::Regex(KeyRegex::Bytes(re)) => re.is_match(key),
             SelectorKind::Regex(KeyRegex::Fancy(re)) => {
                 re.is_match(&String::from_utf8_lossy(key)).unwrap_or(false)
@@ -299,6 +310,9 @@ struct Elem {
     key: Span,
     value: Span,
     names: (usize, usize, usize),
+    /// The key's case-blind hash: a literal key selector compares it first, so most keys
+    /// are passed over without reading their bytes.
+    key_hash: u64,
 }
 
 impl Elem {
@@ -560,7 +574,8 @@ impl RequestData {
             names.push_str(&k);
         }
         let names = (start, split, names.len());
-        self.colls[c as usize].push(Elem { key, value, names });
+        let key_hash = fold_hash(key.of(&self.bytes));
+        self.colls[c as usize].push(Elem { key, value, names, key_hash });
     }
 
     /// Adds an element to a collection, copying its key and value into the arena.
@@ -978,9 +993,11 @@ impl RequestData {
                 // Most literal keys match once: one pass finds it, and only a repeated key
                 // takes the second, backwards.
                 Some(s) => {
+                    let h = s.key_hash();
+                    let selected = |e: &Elem| e.key_hash == h && s.matches_key(e.key.of(bytes));
                     let (mut hits, mut at) = (0usize, 0usize);
                     for (i, e) in elems.iter().enumerate() {
-                        if s.matches_key(e.key.of(bytes)) {
+                        if selected(e) {
                             hits += 1;
                             at = i;
                         }
@@ -988,11 +1005,7 @@ impl RequestData {
                     match hits {
                         0 => {}
                         1 => emit(&elems[at], out),
-                        _ => elems
-                            .iter()
-                            .rev()
-                            .filter(|e| s.matches_key(e.key.of(bytes)))
-                            .for_each(|e| emit(e, out)),
+                        _ => elems.iter().rev().filter(|e| selected(e)).for_each(|e| emit(e, out)),
                     }
                 }
             }
@@ -1000,7 +1013,7 @@ impl RequestData {
         }
         if var == Variable::Xml {
             match selector.map(|s| &s.kind) {
-                Some(SelectorKind::Key(expr)) => {
+                Some(SelectorKind::Key(expr, _)) => {
                     if let Some(doc) = &self.xml {
                         let name = format!("XML:{expr}");
                         for v in doc.xpath(expr) {
