@@ -1731,13 +1731,14 @@ impl<'r> Transaction<'r> {
         values.clear();
         let mut entries: Vec<usize> = Vec::new();
         for i in range {
-            if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
+            if check_removed && self.target_removed(rule_id, root, self.sources.name(i, &self.data))
+            {
                 continue;
             }
             if link.verdict.is_some_and(|v| self.sources.known_verdict(i, v) == Some(false)) {
                 continue;
             }
-            values.push_pair(self.sources.name(i), self.sources.value(i));
+            values.push_pair(self.sources.name(i, &self.data), self.sources.value(i));
             entries.push(i);
         }
         let mut any = false;
@@ -1774,7 +1775,8 @@ impl<'r> Transaction<'r> {
         let want_captures = link.hot.capture;
         let mut any = false;
         for i in range {
-            if check_removed && self.target_removed(rule_id, root, self.sources.name(i)) {
+            if check_removed && self.target_removed(rule_id, root, self.sources.name(i, &self.data))
+            {
                 continue;
             }
             // What the value memo knows: the prefilter's answer and a verdict kept from an
@@ -1809,7 +1811,7 @@ impl<'r> Transaction<'r> {
             if !verdict(r, negated) {
                 continue;
             }
-            self.matched_vars.push_pair(self.sources.name(i), self.sources.value(i));
+            self.matched_vars.push_pair(self.sources.name(i, &self.data), self.sources.value(i));
             self.after_value_match(link, negated);
             any = true;
         }

@@ -755,6 +755,10 @@ impl SourceBuilder {
 /// A value of a raw list that the exclusions drop.
 const EXCLUDED: (u32, u32) = (u32::MAX, u32::MAX);
 
+/// Marks a name's start as an offset into the request view's names
+/// ([`RequestData::names_arena`]), which hold most names already: those are not copied.
+const IN_REQUEST: u32 = 1 << 31;
+
 /// The record of a raw value the exclusions drop: it has none (see [`SourceCache::raw_records`]).
 const NO_RECORD: u32 = u32::MAX;
 
@@ -1065,8 +1069,9 @@ pub(crate) struct SourceCache {
     /// read), or [`NO_RECORD`] for an excluded one. Every source of the raw list is built
     /// from these records, without reading the request data again.
     raw_records: Vec<u32>,
-    /// Per value the target yields, in order: its name in `names`, or [`EXCLUDED`]. Sources
-    /// of the same raw list replay it instead of testing the exclusions again.
+    /// Per value the target yields, in order: its name in `names` (or, marked
+    /// [`IN_REQUEST`], in the request view's own names), or [`EXCLUDED`]. Sources of the same
+    /// raw list replay it instead of testing the exclusions again.
     raw_names: Vec<(u32, u32)>,
     entries: Vec<Entry>,
     tvals: Vec<TVal>,
@@ -1090,6 +1095,15 @@ pub(crate) struct SourceCache {
     scanned: HashMap<u64, u32, std::hash::BuildHasherDefault<KeyHasher>>,
     /// Answers for values of earlier transactions ([`ValueMemo`]).
     memo: ValueMemo,
+}
+
+/// Where `name` lies in `arena`, marked [`IN_REQUEST`]: `None` when it lies elsewhere (a
+/// static name), or past what the mark leaves room for.
+fn request_name(arena: &str, name: &str) -> Option<(u32, u32)> {
+    let off = (name.as_ptr() as usize).wrapping_sub(arena.as_ptr() as usize);
+    let end = off.checked_add(name.len())?;
+    (end <= arena.len() && end < IN_REQUEST as usize)
+        .then_some((off as u32 | IN_REQUEST, end as u32))
 }
 
 /// `w` with its ASCII upper-case letters (bytes `A`..=`Z`) lower-cased, eight bytes at once.
@@ -1265,9 +1279,16 @@ impl SourceCache {
                 self.raw_records.push(NO_RECORD);
                 return;
             }
-            let n0 = self.names.len();
-            self.names.push_str(&v.name);
-            self.raw_names.push((n0 as u32, self.names.len() as u32));
+            let name = match &v.name {
+                Cow::Borrowed(n) => request_name(data.names_arena(), n),
+                Cow::Owned(_) => None,
+            };
+            let name = name.unwrap_or_else(|| {
+                let n0 = self.names.len();
+                self.names.push_str(&v.name);
+                (n0 as u32, self.names.len() as u32)
+            });
+            self.raw_names.push(name);
             let rec = self.record(v.value);
             self.raw_records.push(rec);
         });
@@ -1478,9 +1499,14 @@ impl SourceCache {
         tv
     }
 
-    pub(crate) fn name(&self, i: usize) -> &str {
-        let (a, b) = self.entries[i].name;
-        &self.names[a as usize..b as usize]
+    /// The name of entry `i`, in this cache's names or in `data`'s.
+    pub(crate) fn name<'a>(&'a self, i: usize, data: &'a RequestData) -> &'a str {
+        match self.entries[i].name {
+            (a, b) if a & IN_REQUEST != 0 => {
+                data.names_arena().get((a & !IN_REQUEST) as usize..b as usize).unwrap_or("")
+            }
+            (a, b) => &self.names[a as usize..b as usize],
+        }
     }
 
     pub(crate) fn value(&self, i: usize) -> &[u8] {

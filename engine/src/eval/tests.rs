@@ -450,6 +450,33 @@ fn value_sources_match_per_rule_reads() {
     assert_same_decisions("sources", &on, &off, cases);
 }
 
+/// A source's list takes the names of collection elements from the request view's own
+/// names (not copied) and copies the others: MATCHED_VAR_NAME read through the sources, on
+/// the plain and the `multiMatch` paths, is the name the per-rule path gives, for a header,
+/// an argument name and a scalar.
+#[test]
+fn source_names_are_the_ones_rules_read_themselves() {
+    use super::compile::CompileOptions;
+    let rules = format!(
+        "{HEAD}SecRule REQUEST_HEADERS \"@rx ^ua$\" \"id:1,phase:1,pass,nolog,t:none,t:lowercase,setvar:tx.h=%{{matched_var_name}}\"\n\
+         SecRule ARGS_NAMES \"@rx ^Foo$\" \"id:2,phase:1,pass,nolog,setvar:tx.a=%{{matched_var_name}}\"\n\
+         SecRule REQUEST_FILENAME \"@rx ^/p$\" \"id:3,phase:1,pass,nolog,setvar:tx.f=%{{matched_var_name}}\"\n\
+         SecRule ARGS \"@rx ^v$\" \"id:4,phase:1,pass,nolog,multiMatch,t:none,t:lowercase,setvar:tx.m=%{{matched_var_name}}\"\n\
+         SecRule TX:h \"@streq REQUEST_HEADERS:User-Agent\" \"id:10,phase:1,pass\"\n\
+         SecRule TX:a \"@streq ARGS_NAMES:Foo\" \"id:11,phase:1,pass\"\n\
+         SecRule TX:f \"@streq REQUEST_FILENAME\" \"id:12,phase:1,pass\"\n\
+         SecRule TX:m \"@streq ARGS:Bar\" \"id:13,phase:1,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = engine_with(&set, CompileOptions::default());
+    let off = engine_with(&set, SOURCES_OFF);
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/p?Foo=1&Bar=V", &[("User-Agent", "UA")], ""), &["4", "10", "11", "12", "13"]),
+        (req("GET", "/q?foo=1&Bar=x", &[("User-Agent", "ub")], ""), &[]),
+    ];
+    assert_same_decisions("source names", &on, &off, cases);
+}
+
 /// One value read through several chains, in an order that makes each chain's output the
 /// first, a repeat, or the raw bytes themselves: every rule sees its own chain's output (the
 /// source cache links each chain's output from the raw bytes' record), and a second value

@@ -585,6 +585,12 @@ impl RequestData {
         self.push_elem(c, key, value);
     }
 
+    /// The names of every element, one after another: [`VarValue::name`] borrows from
+    /// here for collection elements.
+    pub(crate) fn names_arena(&self) -> &str {
+        &self.names
+    }
+
     /// Builds the phase-1 variables (connection, request line, ARGS_GET, headers, cookies).
     pub fn new(req: &Request, cfg: &TxnConfig) -> RequestData {
         use Variable::*;
