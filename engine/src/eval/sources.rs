@@ -757,6 +757,8 @@ const EXCLUDED: (u32, u32) = (u32::MAX, u32::MAX);
 
 /// Marks a name's start as an offset into the request view's names
 /// ([`RequestData::names_arena`]), which hold most names already: those are not copied.
+/// Offsets into the cache's own names stay far below it (no list is built past
+/// [`MAX_ARENA`]).
 const IN_REQUEST: u32 = 1 << 31;
 
 /// The record of a raw value the exclusions drop: it has none (see [`SourceCache::raw_records`]).

@@ -196,8 +196,8 @@ pub struct CompiledSelector {
 }
 
 impl CompiledSelector {
-    /// A literal key (`ARGS:x`), not a regex (`ARGS:/^x/`).
-    /// The case-blind hash of a literal key (0 for a regex, which has none).
+    /// The case-blind hash of a literal key; 0 for a regex, which has none (only literal
+    /// selectors are looked up by hash).
     fn key_hash(&self) -> u64 {
         match self.kind {
             SelectorKind::Key(_, h) => h,
@@ -205,6 +205,7 @@ impl CompiledSelector {
         }
     }
 
+    /// A literal key (`ARGS:x`), not a regex (`ARGS:/^x/`).
     pub fn is_literal_key(&self) -> bool {
         matches!(self.kind, SelectorKind::Key(..))
     }
