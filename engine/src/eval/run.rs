@@ -503,7 +503,9 @@ impl InitSnapshot {
         // real request's run could not be told from, but removals that spare the run's rules
         // (an exclusion rule that matches any request), which are then dropped.
         eval(&mut t, 0..run.start);
-        let idle = t.run_as_written(run.clone()) && t.final_status.is_none() && t.env.is_empty();
+        let idle = t.run_as_written(run.clone())
+            && t.final_status.is_none()
+            && t.persistent().env.is_empty();
         if !(idle && t.matched_ids.is_empty() && t.highest_severity == 255) {
             return None;
         }
@@ -517,7 +519,7 @@ impl InitSnapshot {
             t.matched_vars.push_pair("REQUEST_HEADERS:x-init-probe", b"x-init-probe");
         }
         eval(&mut t, run.clone());
-        let clean = t.flow_idle() && t.final_status.is_none() && t.env.is_empty();
+        let clean = t.flow_idle() && t.final_status.is_none() && t.persistent().env.is_empty();
         let tx = t.tx.clone().detached();
         clean.then(|| InitSnapshot {
             run,
@@ -675,7 +677,7 @@ impl InitSnapshot {
             expect.set(k, v);
         }
         let quiet = t.tx == expect
-            && t.env.is_empty()
+            && t.persistent().env.is_empty()
             && t.matched_ids == ids
             && t.highest_severity == severity
             && t.it.status == 200
@@ -704,9 +706,35 @@ struct Scratch {
     matched_vars: ValueBuf,
     folds_pending: Vec<u32>,
     captures: Vec<Vec<u8>>,
-    sources: SourceCache,
+    /// Boxed: 440 bytes moved in and out of the pool on every transaction were some 15 lines
+    /// of code a cold decision fetched; a box moves as a pointer.
+    sources: Box<SourceCache>,
     tx: Collection<'static>,
     setvar_bufs: (Vec<u8>, Vec<u8>),
+}
+
+/// A box a transaction holds for its whole life and gives back at its end ([`Scratch`]):
+/// full from [`Transaction::new`] until `Drop`, so every access finds it.
+#[derive(Debug)]
+struct Held<T>(Option<Box<T>>);
+
+impl<T> Held<T> {
+    fn give_back(&mut self) -> Box<T> {
+        self.0.take().expect("held until the transaction ends")
+    }
+}
+
+impl<T> std::ops::Deref for Held<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().expect("held until the transaction ends")
+    }
+}
+
+impl<T> std::ops::DerefMut for Held<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_deref_mut().expect("held until the transaction ends")
+    }
 }
 
 thread_local! {
@@ -781,17 +809,27 @@ impl RuleMsg {
     }
 }
 
-/// Per-request state.
-pub struct Transaction<'r> {
-    rs: &'r CompiledRuleSet,
-    pub data: RequestData,
-    pub tx: Collection<'r>,
+/// The collections a transaction makes only when a rule writes one
+/// ([`Transaction::persistent`]). None of them has a base.
+#[derive(Debug, Default)]
+struct Persistent<'r> {
     ip: Collection<'r>,
     global: Collection<'r>,
     session: Collection<'r>,
     user: Collection<'r>,
     resource: Collection<'r>,
     env: Collection<'r>,
+}
+
+/// Per-request state.
+pub struct Transaction<'r> {
+    rs: &'r CompiledRuleSet,
+    pub data: RequestData,
+    pub tx: Collection<'r>,
+    /// IP, GLOBAL, SESSION, USER, RESOURCE and ENV: made on the first write. CRS writes them
+    /// only in rules that are off by default, and six empty collections (816 bytes) made and
+    /// dropped on every transaction cost code lines a cold decision has to fetch.
+    persistent: Option<Box<Persistent<'r>>>,
     /// MATCHED_VARS in order; MATCHED_VAR(_NAME) is the last one (both are set and
     /// cleared together). Followed by the pairs of `folds_pending`.
     matched_vars: ValueBuf,
@@ -836,7 +874,7 @@ pub struct Transaction<'r> {
     /// `profile`): for a backend's own profiler, which counts evaluations.
     pub(crate) count_every_rule: bool,
     /// Value lists shared by the rules reading the same source.
-    sources: SourceCache,
+    sources: Held<SourceCache>,
 }
 
 /// One transformation per request of each (value, transformation chain) pair: CRS applies
@@ -885,7 +923,7 @@ impl Drop for Transaction<'_> {
             matched_vars: std::mem::take(&mut self.matched_vars),
             folds_pending: std::mem::take(&mut self.folds_pending),
             captures: std::mem::take(&mut self.captures),
-            sources: std::mem::take(&mut self.sources),
+            sources: self.sources.give_back(),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
             setvar_bufs: std::mem::take(&mut self.setvar_bufs),
         }
@@ -908,12 +946,7 @@ impl<'r> Transaction<'r> {
             rs,
             data: RequestData::new(req, &rs.config.txn),
             tx: scratch.tx,
-            ip: Collection::default(),
-            global: Collection::default(),
-            session: Collection::default(),
-            user: Collection::default(),
-            resource: Collection::default(),
-            env: Collection::default(),
+            persistent: None,
             matched_vars: scratch.matched_vars,
             folds_pending: scratch.folds_pending,
             engine: rs.config.rule_engine,
@@ -940,7 +973,7 @@ impl<'r> Transaction<'r> {
             profile: None,
             transform_cache: None,
             count_every_rule: false,
-            sources: scratch.sources,
+            sources: Held(Some(scratch.sources)),
         }
     }
 
@@ -2067,7 +2100,7 @@ impl<'r> Transaction<'r> {
             Action::SetEnv { name, value } => {
                 let n = String::from_utf8_lossy(&self.expand(name)).into_owned();
                 let v = self.expand(value);
-                self.env.set(&n, &v);
+                self.persistent_mut().env.set(&n, &v);
             }
             // Persistent collections are per transaction here (see the module docs of
             // `eval`); initcol/expirevar/deprecatevar/setuid/setsid/setrsc need no work.
@@ -2190,34 +2223,42 @@ impl<'r> Transaction<'r> {
     fn collection(&self, name: &str) -> Option<&Collection<'r>> {
         Some(match name {
             "tx" => &self.tx,
-            "ip" => &self.ip,
-            "global" => &self.global,
-            "session" => &self.session,
-            "user" => &self.user,
-            "resource" => &self.resource,
+            "ip" => &self.persistent().ip,
+            "global" => &self.persistent().global,
+            "session" => &self.persistent().session,
+            "user" => &self.persistent().user,
+            "resource" => &self.persistent().resource,
             _ => return None,
         })
+    }
+    /// The persistent collections, empty ones when none was written yet.
+    fn persistent(&self) -> &Persistent<'r> {
+        static NONE: std::sync::OnceLock<Persistent<'static>> = std::sync::OnceLock::new();
+        self.persistent.as_deref().unwrap_or_else(|| NONE.get_or_init(Persistent::default))
+    }
+    fn persistent_mut(&mut self) -> &mut Persistent<'r> {
+        self.persistent.get_or_insert_with(Box::default)
     }
     /// The collection behind a variable (TX, IP, ...), without building a name.
     fn collection_of(&self, var: Variable) -> Option<&Collection<'r>> {
         Some(match var {
             Variable::Tx => &self.tx,
-            Variable::Ip => &self.ip,
-            Variable::Global => &self.global,
-            Variable::Session => &self.session,
-            Variable::User => &self.user,
-            Variable::Resource => &self.resource,
+            Variable::Ip => &self.persistent().ip,
+            Variable::Global => &self.persistent().global,
+            Variable::Session => &self.persistent().session,
+            Variable::User => &self.persistent().user,
+            Variable::Resource => &self.persistent().resource,
             _ => return None,
         })
     }
     fn collection_mut(&mut self, name: &str) -> Option<&mut Collection<'r>> {
         Some(match name {
             "tx" => &mut self.tx,
-            "ip" => &mut self.ip,
-            "global" => &mut self.global,
-            "session" => &mut self.session,
-            "user" => &mut self.user,
-            "resource" => &mut self.resource,
+            "ip" => &mut self.persistent_mut().ip,
+            "global" => &mut self.persistent_mut().global,
+            "session" => &mut self.persistent_mut().session,
+            "user" => &mut self.persistent_mut().user,
+            "resource" => &mut self.persistent_mut().resource,
             _ => return None,
         })
     }
@@ -2315,7 +2356,8 @@ impl<'r> Transaction<'r> {
             }
             Variable::HighestSeverity => one(self.highest_severity.to_string().into_bytes()),
             Variable::Env => Some(
-                self.env
+                self.persistent()
+                    .env
                     .iter()
                     .filter(|(k, _)| key.is_none_or(|x| k.eq_ignore_ascii_case(x)))
                     .map(|(k, v)| (format!("ENV:{k}"), v.to_vec()))

@@ -450,6 +450,35 @@ fn value_sources_match_per_rule_reads() {
     assert_same_decisions("sources", &on, &off, cases);
 }
 
+/// The persistent collections and ENV, as the evaluator models them (per transaction, see
+/// the module docs of `eval`), exist only once a rule writes one: before that they read as
+/// empty (no value, a count of 0, an empty macro); after, writes and reads go to the same
+/// collection, for targets, counts and macros, in the transaction that wrote them and not
+/// in the next.
+#[test]
+fn persistent_collections_are_made_on_first_write() {
+    use super::compile::CompileOptions;
+    let rules = format!(
+        "{HEAD}SecRule &IP:hits \"@eq 0\" \"id:9,phase:1,pass\"\n\
+         SecRule ARGS:go \"@streq 1\" \"id:1,phase:1,pass,nolog,setvar:ip.hits=+2,setvar:session.s=%{{ip.hits}},setenv:mode=on\"\n\
+         SecRule IP:hits \"@eq 2\" \"id:10,phase:1,pass\"\n\
+         SecRule &IP:hits \"@eq 0\" \"id:11,phase:1,pass\"\n\
+         SecRule ENV:mode \"@streq on\" \"id:12,phase:1,pass\"\n\
+         SecAction \"id:2,phase:1,pass,nolog,setvar:tx.copy=%{{ip.hits}}-%{{session.s}}\"\n\
+         SecRule TX:copy \"@streq 2-2\" \"id:13,phase:1,pass\"\n\
+         SecRule TX:copy \"@streq -\" \"id:14,phase:1,pass\"\n"
+    );
+    let set = crate::seclang::parse_str(&rules, "t.conf").expect("rules parse");
+    let on = engine_with(&set, CompileOptions::default());
+    let off = engine_with(&set, SOURCES_OFF);
+    let cases: &[(Request, &[&str])] = &[
+        (req("GET", "/?go=1", &[], ""), &["9", "10", "12", "13"]),
+        (req("GET", "/", &[], ""), &["9", "11", "14"]),
+        (req("GET", "/?go=1", &[], ""), &["9", "10", "12", "13"]),
+    ];
+    assert_same_decisions("persistent collections", &on, &off, cases);
+}
+
 /// A source's list takes the names of collection elements from the request view's own
 /// names (not copied) and copies the others: MATCHED_VAR_NAME read through the sources, on
 /// the plain and the `multiMatch` paths, is the name the per-rule path gives, for a header,
