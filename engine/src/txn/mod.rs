@@ -528,7 +528,9 @@ impl RequestData {
         }
     }
 
-    /// Points `v` at `span` of the byte arena.
+    /// Points `v` at `span` of the byte arena. Not inlined: its 20-odd callers in
+    /// [`RequestData::new`] would each carry a copy, code a cold decision has to fetch.
+    #[inline(never)]
     fn set_span(&mut self, v: Variable, span: Span) {
         let Some(slot) = self.scalar_slot.get_mut(v as usize) else { return };
         match *slot {
