@@ -199,7 +199,7 @@ impl IpSet {
         if s.contains(':') {
             s.parse::<Ipv6Addr>().is_ok_and(|a| self.contains(IpAddr::V6(a)))
         } else {
-            s.parse::<Ipv4Addr>().is_ok_and(|a| self.contains(IpAddr::V4(a)))
+            parse_ipv4(s.as_bytes()).is_some_and(|a| self.v4.contains(a))
         }
     }
 
@@ -290,6 +290,34 @@ fn parse_v6(entry: &str) -> Option<(u128, u128)> {
     Some((base & !host, base | host))
 }
 
+/// `s.parse::<Ipv4Addr>()` as a number: four decimal octets of one to three digits, none
+/// above 255 and none with a leading zero, joined by dots, nothing else. The standard
+/// library's parser, generic over every address form, is some 1 KB of code that each
+/// decision over `REMOTE_ADDR` fetched cold; this one is a few lines
+/// (`tests::ipv4_parse_is_std`).
+fn parse_ipv4(s: &[u8]) -> Option<u32> {
+    let (mut addr, mut i) = (0u32, 0usize);
+    for octet in 0..4 {
+        if octet > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let (start, mut v) = (i, 0u32);
+        while i - start < 3 && s.get(i).is_some_and(u8::is_ascii_digit) {
+            v = v * 10 + u32::from(s[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || v > 255 || (digits > 1 && s[start] == b'0') {
+            return None;
+        }
+        addr = addr << 8 | v;
+    }
+    (i == s.len()).then_some(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +387,31 @@ mod tests {
         assert!(IpSet::parse(Vec::<&str>::new()).unwrap().is_empty());
     }
 
+    /// The edges of the IPv4 form, against the standard library's parser.
+    #[test]
+    fn ipv4_parse_edges_are_std() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "01.2.3.4",
+            "1.2.3.04",
+            "001.2.3.4",
+            "1.2.3.00",
+            "256.1.1.1",
+            "1.2.3.1234",
+            "1.2.3",
+            "1.2.3.4.",
+            "1..2.3",
+            "+1.2.3.4",
+            "1.2.3.4 ",
+            "",
+            "1.2.3.-4",
+        ] {
+            let std = s.parse::<Ipv4Addr>().ok().map(u32::from);
+            assert_eq!(super::parse_ipv4(s.as_bytes()), std, "{s:?}");
+        }
+    }
+
     #[test]
     fn overlong_entries_are_cut_like_strncpy() {
         // 31 bytes kept: the address followed by junk beyond byte 31 parses.
@@ -371,6 +424,25 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The IPv4 parser answers as the standard library's on strings of digits, dots and
+        /// a few other bytes, and on the text of every address.
+        #[test]
+        fn ipv4_parse_is_std(
+            octets in proptest::collection::vec("[0-9]{0,4}", 3..=5),
+            s in "[0-9.: +a]{0,20}",
+            a in proptest::num::u32::ANY,
+        ) {
+            // Octets of zero to four digits (leading zeros, values past 255), three to five
+            // of them: near misses of every kind.
+            let near = octets.join(".");
+            for s in [&near, &s] {
+                let std = s.parse::<Ipv4Addr>().ok().map(u32::from);
+                proptest::prop_assert_eq!(super::parse_ipv4(s.as_bytes()), std, "{:?}", s);
+            }
+            let text = Ipv4Addr::from(a).to_string();
+            proptest::prop_assert_eq!(super::parse_ipv4(text.as_bytes()), Some(a));
+        }
+
         #[test]
         fn range_set_matches_linear_scan(
             nets in proptest::collection::vec((proptest::num::u32::ANY, 1u32..=32), 0..40),
