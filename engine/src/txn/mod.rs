@@ -544,7 +544,13 @@ impl RequestData {
     }
 
     fn set(&mut self, v: Variable, value: impl AsRef<[u8]>) {
-        let span = Span::push(&mut self.bytes, value.as_ref());
+        self.set_bytes(v, value.as_ref());
+    }
+
+    /// [`RequestData::set`] out of line, one copy for every caller (as `set_span`).
+    #[inline(never)]
+    fn set_bytes(&mut self, v: Variable, value: &[u8]) {
+        let span = Span::push(&mut self.bytes, value);
         self.set_span(v, span);
     }
 
