@@ -711,6 +711,9 @@ struct Scratch {
     sources: Box<SourceCache>,
     tx: Collection<'static>,
     setvar_bufs: (Vec<u8>, Vec<u8>),
+    /// The last transaction's request view, refilled by the next one
+    /// ([`RequestData::refill`]); none before the first, or after a huge request.
+    data: Option<Box<RequestData>>,
 }
 
 /// A box a transaction holds for its whole life and gives back at its end ([`Scratch`]):
@@ -824,7 +827,8 @@ struct Persistent<'r> {
 /// Per-request state.
 pub struct Transaction<'r> {
     rs: &'r CompiledRuleSet,
-    pub data: RequestData,
+    /// The request view, in a box kept from one transaction to the next ([`Scratch`]).
+    data: Held<RequestData>,
     pub tx: Collection<'r>,
     /// IP, GLOBAL, SESSION, USER, RESOURCE and ENV: made on the first write. CRS writes them
     /// only in rules that are off by default, and six empty collections (816 bytes) made and
@@ -924,6 +928,7 @@ impl Drop for Transaction<'_> {
             folds_pending: std::mem::take(&mut self.folds_pending),
             captures: std::mem::take(&mut self.captures),
             sources: self.sources.give_back(),
+            data: Some(self.data.give_back()).filter(|d| d.worth_keeping()),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
             setvar_bufs: std::mem::take(&mut self.setvar_bufs),
         }
@@ -944,7 +949,13 @@ impl<'r> Transaction<'r> {
         let scratch = Scratch::take(&rs.sources);
         Transaction {
             rs,
-            data: RequestData::new(req, &rs.config.txn),
+            data: Held(Some(match scratch.data {
+                Some(mut d) => {
+                    d.refill(req, &rs.config.txn);
+                    d
+                }
+                None => Box::new(RequestData::new(req, &rs.config.txn)),
+            })),
             tx: scratch.tx,
             persistent: None,
             matched_vars: scratch.matched_vars,

@@ -600,21 +600,78 @@ impl RequestData {
         &self.names
     }
 
-    /// Builds the phase-1 variables (connection, request line, ARGS_GET, headers, cookies).
-    pub fn new(req: &Request, cfg: &TxnConfig) -> RequestData {
-        use Variable::*;
-        // Room for what phase 1 usually writes, so the arenas are not grown and copied on
-        // the way: the request line's variables hold the URI about four times, each header
-        // its name and value once; a header's two element names take its name twice and 38
-        // bytes, an argument's four take about its name four times.
+    /// Room for what phase 1 usually writes, so the arenas are not grown and copied on the
+    /// way: the request line's variables hold the URI about four times, each header its
+    /// name and value once; a header's two element names take its name twice and 38 bytes,
+    /// an argument's four take about its name four times. (bytes, names)
+    fn room(req: &Request) -> (usize, usize) {
         let (mut header_bytes, mut name_bytes) = (0, 0);
         for (k, v) in &req.headers {
             header_bytes += k.len() + v.len();
             name_bytes += 2 * k.len() + 38;
         }
-        let bytes = 4 * req.uri.len() + header_bytes + req.id.len() + 128;
-        let names = name_bytes + 4 * req.uri.len() + 64;
+        (4 * req.uri.len() + header_bytes + req.id.len() + 128, name_bytes + 4 * req.uri.len() + 64)
+    }
+
+    /// Builds the phase-1 variables (connection, request line, ARGS_GET, headers, cookies).
+    pub fn new(req: &Request, cfg: &TxnConfig) -> RequestData {
+        let (bytes, names) = RequestData::room(req);
         let mut d = RequestData::empty(cfg, bytes, names);
+        d.load(req);
+        d
+    }
+
+    /// [`RequestData::new`] in the buffers of a view an earlier transaction used: every
+    /// field starts over (the destructuring names each one, so a new field cannot be
+    /// missed), the allocations stay. The evaluator keeps one view a thread
+    /// ([`Self::worth_keeping`]): making and dropping one on every transaction cost code
+    /// lines a cold decision had to fetch.
+    pub(crate) fn refill(&mut self, req: &Request, cfg: &TxnConfig) {
+        let RequestData {
+            cfg: c,
+            bytes,
+            names,
+            scalar_slot,
+            scalars,
+            colls,
+            xml,
+            combined_size,
+            body_type,
+            body_processor,
+            body_access_override,
+            body_limit,
+        } = self;
+        *c = cfg.request_side();
+        let (want_bytes, want_names) = RequestData::room(req);
+        bytes.clear();
+        bytes.reserve(want_bytes);
+        names.clear();
+        names.reserve(want_names);
+        *scalar_slot = [0; VARIABLES];
+        scalars.clear();
+        colls.iter_mut().for_each(Vec::clear);
+        *xml = None;
+        *combined_size = 0;
+        *body_type = None;
+        *body_processor = None;
+        *body_access_override = None;
+        *body_limit = None;
+        self.load(req);
+    }
+
+    /// Whether this view's buffers are small enough to keep for the next transaction (a
+    /// huge request's are let go).
+    pub(crate) fn worth_keeping(&self) -> bool {
+        const KEEP: usize = 1 << 20;
+        self.bytes.capacity() <= KEEP
+            && self.names.capacity() <= KEEP
+            && self.colls.iter().all(|c| c.capacity() <= 4096)
+    }
+
+    /// The phase-1 variables of `req`, into an empty view.
+    fn load(&mut self, req: &Request) {
+        use Variable::*;
+        let d = self;
         d.colls[CollId::Headers as usize].reserve_exact(req.headers.len());
         d.set(RemoteAddr, req.client_ip.as_bytes());
         d.set_decimal(RemotePort, req.client_port.into());
@@ -653,7 +710,6 @@ impl RequestData {
         for (k, v) in &req.headers {
             d.add_header(k, v);
         }
-        d
     }
 
     /// `Transaction::addRequestHeader`: every occurrence is kept, in order.
@@ -1097,6 +1153,59 @@ mod decimal_tests {
         for n in [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, i64::MIN + 1] {
             let mut buf = [0u8; 20];
             assert_eq!(super::decimal(n, &mut buf), n.to_string().as_bytes(), "{n}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod refill_tests {
+    use super::{BodyProcessor, RequestData, TxnConfig};
+    use crate::request::Request;
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            id: format!("r-{uri}"),
+            method: method.into(),
+            uri: uri.as_bytes().to_vec(),
+            headers: headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+            client_ip: "1.2.3.4".into(),
+            client_port: 1234,
+            server_ip: "5.6.7.8".into(),
+            server_port: 80,
+            ..Default::default()
+        }
+    }
+
+    /// A view refilled after any other request, through its body phase and the `ctl`
+    /// switches, holds what a new view of the request holds, field by field.
+    #[test]
+    fn a_refilled_view_is_a_new_one() {
+        let cfg = TxnConfig { request_body_access: true, ..Default::default() };
+        let form = ("Content-Type", "application/x-www-form-urlencoded");
+        let xml = ("Content-Type", "text/xml");
+        let json = ("Content-Type", "application/json");
+        let requests = [
+            req("GET", "/a/b.php?x=1&y=%3Cz%3E", &[("Host", "h"), ("Cookie", "s=1; t=2")], ""),
+            req("POST", "/f", &[("Host", "h"), form], "a=1&b=2&a=3"),
+            req("POST", "/x", &[xml], "<a><b>t</b></a>"),
+            req("POST", "/j?q", &[json], r#"{"k":[1,{"m":"v"}]}"#),
+            req("POST", "/big", &[form], &"v=".repeat(3000)),
+            req("GET", "/", &[], ""),
+        ];
+        for (i, first) in requests.iter().enumerate() {
+            for (j, next) in requests.iter().enumerate() {
+                let mut used = RequestData::new(first, &cfg);
+                used.process_body(first, (i == 3).then_some(BodyProcessor::Json));
+                used.set_request_body_access(i % 2 == 0);
+                used.refill(next, &cfg);
+                let mut fresh = RequestData::new(next, &cfg);
+                assert_eq!(format!("{used:?}"), format!("{fresh:?}"), "{i} then {j}");
+                let p = (j == 3).then_some(BodyProcessor::Json);
+                used.process_body(next, p);
+                fresh.process_body(next, p);
+                assert_eq!(format!("{used:?}"), format!("{fresh:?}"), "{i} then {j}, body");
+            }
         }
     }
 }
