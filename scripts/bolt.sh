@@ -1,50 +1,88 @@
 #!/usr/bin/env bash
 # Opt-in: the `release-lto` build with its machine code laid out by BOLT (Debian `bolt-22`,
 # the LLVM of rustc 1.95) from a training run, so that the code a decision runs sits in fewer
-# cache lines. Writes target/bolt/wafbench-bolt; `scripts/main.sh` keeps the plain build (see
-# the README, "Latency, the p50 gate, profiles and the report", for what it measured).
+# cache lines; with `--pgo`, profile-guided optimisation first (Debian `llvm-22`'s
+# `llvm-profdata`). Writes target/bolt/wafbench-bolt; `scripts/main.sh` keeps the plain build
+# (see the README, "Latency, the p50 gate, profiles and the report", for what each measured).
 #
-# Steps: build with relocations kept (BOLT moves functions) and v0 symbol names (legacy names
-# such as `..cmd..coldstart..` stop BOLT, which takes them for `.cold` fragments of another
-# function), write an instrumented copy, run it over training corpora generated here with a
-# seed of its own (not the committed corpora the benchmarks read), then lay the binary out
-# from that profile.
-# Usage: bash scripts/bolt.sh [--rules crs|default|PATH]
+# Steps: with --pgo, build with `-Cprofile-generate`, run it over the training corpora and
+# merge the profiles, and build again with `-Cprofile-use`. Every build keeps relocations
+# (BOLT moves functions) and v0 symbol names (legacy names such as `..cmd..coldstart..` stop
+# BOLT, which takes them for `.cold` fragments of another function; the PGO builds use the
+# same names, so the profile matches). Then write an instrumented copy, run it over the
+# training corpora, and lay the binary out from that profile. The training corpora are
+# generated here with a seed of their own, never the committed corpora the benchmarks read.
+# Usage: bash scripts/bolt.sh [--pgo] [--rules crs|default|PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() {
+  echo "usage: bash scripts/bolt.sh [--pgo] [--rules crs|default|PATH]" >&2
+  exit 2
+}
+
 rules=crs
 [ -d /usr/share/modsecurity-crs ] || rules=default
-if [ $# -eq 2 ] && [ "$1" = --rules ]; then
-  rules=$2
-elif [ $# -ne 0 ]; then
-  echo "usage: bash scripts/bolt.sh [--rules crs|default|PATH]" >&2
-  exit 2
-fi
+pgo=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pgo) pgo=1; shift ;;
+    --rules) [ $# -ge 2 ] || usage; rules=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
 
 BOLT=${LLVM_BOLT:-llvm-bolt-22}
 MERGE=${MERGE_FDATA:-merge-fdata-22}
-if ! command -v "$BOLT" >/dev/null || ! command -v "$MERGE" >/dev/null; then
+PROFDATA=${LLVM_PROFDATA:-llvm-profdata-22}
+need=()
+command -v "$BOLT" >/dev/null && command -v "$MERGE" >/dev/null || need+=(bolt-22)
+[ "$pgo" = 0 ] || command -v "$PROFDATA" >/dev/null || need+=(llvm-22)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bolt-22) >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >&2
   else
-    echo "bolt.sh: $BOLT or $MERGE not found; install Debian's bolt-22 (or set LLVM_BOLT and MERGE_FDATA)" >&2
+    echo "bolt.sh: install Debian's ${need[*]} (or set LLVM_BOLT, MERGE_FDATA, LLVM_PROFDATA)" >&2
     exit 2
   fi
 fi
 
-export CARGO_TARGET_DIR=target/bolt
-RUSTFLAGS="-Clink-arg=-Wl,--emit-relocs -Csymbol-mangling-version=v0" \
-  cargo build --profile release-lto -p wafbench
-bin=target/bolt/release-lto/wafbench
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+flags="-Clink-arg=-Wl,--emit-relocs -Csymbol-mangling-version=v0"
+export CARGO_TARGET_DIR=target/bolt
+
+# The training corpora, written by whichever build comes first.
+train() {
+  local bin=$1
+  for p in mixed benign; do
+    [ -f "$work/$p.jsonl" ] ||
+      "$bin" corpus gen --seed 7719 --count 1500 --profile "$p" --out "$work/$p.jsonl" >&2
+  done
+}
+
+if [ "$pgo" = 1 ]; then
+  CARGO_TARGET_DIR=target/bolt-pgo-gen RUSTFLAGS="$flags -Cprofile-generate=$work/pgo" \
+    cargo build --profile release-lto -p wafbench
+  gen=target/bolt-pgo-gen/release-lto/wafbench
+  train "$gen"
+  for p in mixed benign; do
+    for e in native lua-ffi; do
+      "$gen" eval --rules "$rules" --paranoia 1 --corpus "$work/$p.jsonl" --engine "$e" >/dev/null
+    done
+  done
+  "$PROFDATA" merge -o "$work/pgo.profdata" "$work/pgo" >&2
+  flags="$flags -Cprofile-use=$work/pgo.profdata"
+fi
+
+RUSTFLAGS="$flags" cargo build --profile release-lto -p wafbench
+bin=target/bolt/release-lto/wafbench
+train "$bin"
+
 "$BOLT" "$bin" -instrument -o "$work/instrumented" \
   -instrumentation-file="$work/prof" -instrumentation-file-append-pid >"$work/bolt.log" 2>&1 ||
   { cat "$work/bolt.log" >&2; exit 1; }
 for p in mixed benign; do
-  "$bin" corpus gen --seed 7719 --count 1500 --profile "$p" --out "$work/$p.jsonl" >&2
   "$work/instrumented" latency --rules "$rules" --paranoia 1 --corpus "$work/$p.jsonl" \
     --engines native,lua,lua-ffi --repeat 1 --warmup 1 >/dev/null
 done
@@ -53,4 +91,4 @@ done
 "$BOLT" "$bin" -o target/bolt/wafbench-bolt -data="$work/prof.fdata" \
   -reorder-blocks=ext-tsp -reorder-functions=cdsort -split-functions -split-all-cold \
   >"$work/bolt.log" 2>&1 || { cat "$work/bolt.log" >&2; exit 1; }
-echo "wrote target/bolt/wafbench-bolt" >&2
+echo "wrote target/bolt/wafbench-bolt$([ "$pgo" = 1 ] && echo ' (PGO, then BOLT)')" >&2
