@@ -196,12 +196,11 @@ pub struct CompiledSelector {
 }
 
 impl CompiledSelector {
-    /// The case-blind hash of a literal key; 0 for a regex, which has none (only literal
-    /// selectors are looked up by hash).
-    fn key_hash(&self) -> u64 {
+    /// The case-blind hash of a literal key; `None` for a regex.
+    fn literal_key_hash(&self) -> Option<u64> {
         match self.kind {
-            SelectorKind::Key(_, h) => h,
-            SelectorKind::Regex(_) => 0,
+            SelectorKind::Key(_, h) => Some(h),
+            SelectorKind::Regex(_) => None,
         }
     }
 
@@ -1052,7 +1051,7 @@ impl RequestData {
                     }),
                 }
             };
-            match selector.filter(|s| s.is_literal_key()) {
+            match selector.and_then(|s| Some((s, s.literal_key_hash()?))) {
                 None => {
                     for e in elems {
                         if selector.is_some_and(|s| !s.matches_key(e.key.of(bytes))) {
@@ -1063,8 +1062,7 @@ impl RequestData {
                 }
                 // Most literal keys match once: one pass finds it, and only a repeated key
                 // takes the second, backwards.
-                Some(s) => {
-                    let h = s.key_hash();
+                Some((s, h)) => {
                     let selected = |e: &Elem| e.key_hash == h && s.matches_key(e.key.of(bytes));
                     let (mut hits, mut at) = (0usize, 0usize);
                     for (i, e) in elems.iter().enumerate() {
