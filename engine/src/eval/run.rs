@@ -509,10 +509,7 @@ impl InitSnapshot {
         if !(idle && t.matched_ids.is_empty() && t.highest_severity == 255) {
             return None;
         }
-        t.remove_ids.clear();
-        t.remove_tags.clear();
-        t.remove_target_by_id.clear();
-        t.remove_target_by_tag.clear();
+        t.removals = None;
         let start_tx = t.tx.clone().detached();
         if primed {
             t.current_rule = Some(u64::MAX);
@@ -844,10 +841,11 @@ pub struct Transaction<'r> {
     /// their names and values (some 150 cache lines a decision) are not read.
     folds_pending: Vec<u32>,
     engine: EngineMode,
-    remove_ids: Vec<IdRange>,
-    remove_tags: Vec<String>,
-    remove_target_by_id: Vec<(IdRange, String)>,
-    remove_target_by_tag: Vec<(String, String)>,
+    /// What this transaction's `ctl:ruleRemove*` actions removed: made by the first one.
+    /// CRS runs them only in its application exclusion packages (off by default); four
+    /// vectors made and dropped on every transaction were code lines a cold decision
+    /// fetched for nothing.
+    removals: Option<Box<Removals>>,
     skip_next: u32,
     /// Pending `skipAfter` target (valid while `marker_pending`; the buffer is reused).
     marker: String,
@@ -936,6 +934,15 @@ impl Drop for Transaction<'_> {
     }
 }
 
+/// The rules and targets a transaction's `ctl` actions removed ([`Transaction::removals`]).
+#[derive(Debug, Default)]
+struct Removals {
+    ids: Vec<IdRange>,
+    tags: Vec<String>,
+    target_by_id: Vec<(IdRange, String)>,
+    target_by_tag: Vec<(String, String)>,
+}
+
 /// Per-rule counters collected when profiling.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RuleStat {
@@ -961,10 +968,7 @@ impl<'r> Transaction<'r> {
             matched_vars: scratch.matched_vars,
             folds_pending: scratch.folds_pending,
             engine: rs.config.rule_engine,
-            remove_ids: Vec::new(),
-            remove_tags: Vec::new(),
-            remove_target_by_id: Vec::new(),
-            remove_target_by_tag: Vec::new(),
+            removals: None,
             skip_next: 0,
             marker: String::new(),
             marker_pending: false,
@@ -1222,23 +1226,27 @@ impl<'r> Transaction<'r> {
     /// A `ctl:ruleRemoveById`, `ruleRemoveByTag`, `ruleRemoveTargetById` or
     /// `ruleRemoveTargetByTag` ran in this transaction.
     fn removals_pending(&self) -> bool {
-        !(self.remove_ids.is_empty()
-            && self.remove_tags.is_empty()
-            && self.remove_target_by_id.is_empty()
-            && self.remove_target_by_tag.is_empty())
+        self.removals.as_ref().is_some_and(|r| {
+            !(r.ids.is_empty()
+                && r.tags.is_empty()
+                && r.target_by_id.is_empty()
+                && r.target_by_tag.is_empty())
+        })
     }
 
     /// `rule` is removed by a `ctl` of this transaction (by id or tag).
     fn removed_at_run_time(&self, rule: &CRule) -> bool {
-        rule.hot.id.is_some_and(|id| self.remove_ids.iter().any(|r| r.contains(id)))
-            || self.remove_tags.iter().any(|t| rule.contains_tag(t))
+        let Some(r) = &self.removals else { return false };
+        rule.hot.id.is_some_and(|id| r.ids.iter().any(|r| r.contains(id)))
+            || r.tags.iter().any(|t| rule.contains_tag(t))
     }
 
     /// A `ctl` of this transaction removes targets from `rule` (by its id or a tag), or may:
     /// which targets is not looked at.
     fn targets_removed_at_run_time(&self, rule: &CRule) -> bool {
-        rule.hot.id.is_some_and(|id| self.remove_target_by_id.iter().any(|(r, _)| r.contains(id)))
-            || self.remove_target_by_tag.iter().any(|(t, _)| rule.contains_tag(t))
+        let Some(r) = &self.removals else { return false };
+        rule.hot.id.is_some_and(|id| r.target_by_id.iter().any(|(r, _)| r.contains(id)))
+            || r.target_by_tag.iter().any(|(t, _)| rule.contains_tag(t))
     }
 
     /// Items `run` of phase 1, reached now, run as written: no jump, skip, intervention,
@@ -1767,8 +1775,7 @@ impl<'r> Transaction<'r> {
         let rs = self.rs;
         let range = self.sources.list(sid, &rs.sources, &self.data)?;
         let rule_id = root.hot.id;
-        let check_removed =
-            !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
+        let check_removed = self.targets_removed();
         // The values to try (copied out, as the general path copies them), with their
         // entries to note a verdict on.
         let mut values = std::mem::take(&mut self.values);
@@ -1814,8 +1821,7 @@ impl<'r> Transaction<'r> {
         let rs = self.rs;
         let range = self.sources.list(sid, &rs.sources, &self.data)?;
         let rule_id = root.hot.id;
-        let check_removed =
-            !self.remove_target_by_id.is_empty() || !self.remove_target_by_tag.is_empty();
+        let check_removed = self.targets_removed();
         let want_captures = link.hot.capture;
         let mut any = false;
         for i in range {
@@ -1878,8 +1884,7 @@ impl<'r> Transaction<'r> {
             || link.hot.multi_match
             || link.hot.capture
             || !exclusions.is_empty()
-            || !self.remove_target_by_id.is_empty()
-            || !self.remove_target_by_tag.is_empty()
+            || self.targets_removed()
             || self.transform_cache.is_some()
         {
             return None;
@@ -1964,23 +1969,27 @@ impl<'r> Transaction<'r> {
         false
     }
 
+    fn removals_mut(&mut self) -> &mut Removals {
+        self.removals.get_or_insert_with(Box::default)
+    }
+
     /// A `ctl:ruleRemoveTargetBy*` ran in this transaction.
     #[inline]
     fn targets_removed(&self) -> bool {
-        !(self.remove_target_by_id.is_empty() && self.remove_target_by_tag.is_empty())
+        self.removals
+            .as_ref()
+            .is_some_and(|r| !(r.target_by_id.is_empty() && r.target_by_tag.is_empty()))
     }
 
     #[inline]
     fn target_removed(&self, rule_id: Option<u64>, root: &CRule, name: &str) -> bool {
-        if !self.targets_removed() {
-            return false;
-        }
+        let Some(r) = &self.removals else { return false };
         if let Some(id) = rule_id {
-            if self.remove_target_by_id.iter().any(|(r, n)| r.contains(id) && n == name) {
+            if r.target_by_id.iter().any(|(r, n)| r.contains(id) && n == name) {
                 return true;
             }
         }
-        self.remove_target_by_tag.iter().any(|(t, n)| n == name && root.contains_tag(t))
+        r.target_by_tag.iter().any(|(t, n)| n == name && root.contains_tag(t))
     }
 
     /// The value a (non-`multiMatch`) rule sees after its transformations.
@@ -2155,15 +2164,16 @@ impl<'r> Transaction<'r> {
                     self.sources.invalidate();
                 }
             }
-            Ctl::RuleRemoveById(ids) => self.remove_ids.extend(ids.iter().copied()),
-            Ctl::RuleRemoveByTag(t) => self.remove_tags.push(t.clone()),
+            Ctl::RuleRemoveById(ids) => self.removals_mut().ids.extend(ids.iter().copied()),
+            Ctl::RuleRemoveByTag(t) => self.removals_mut().tags.push(t.clone()),
             Ctl::RuleRemoveTargetById { ids, target } => {
-                for r in ids {
-                    self.remove_target_by_id.push((*r, target.to_string()));
+                let r = self.removals_mut();
+                for id in ids {
+                    r.target_by_id.push((*id, target.to_string()));
                 }
             }
             Ctl::RuleRemoveTargetByTag { tag, target } => {
-                self.remove_target_by_tag.push((tag.clone(), target.to_string()))
+                self.removals_mut().target_by_tag.push((tag.clone(), target.to_string()))
             }
             _ => {}
         }
