@@ -63,7 +63,7 @@ train() {
 
 if [ "$pgo" = 1 ]; then
   CARGO_TARGET_DIR=target/bolt-pgo-gen RUSTFLAGS="$flags -Cprofile-generate=$work/pgo" \
-    cargo build --profile release-lto -p wafbench
+    WAFBENCH_BUILD=pgo-training cargo build --profile release-lto -p wafbench
   gen=target/bolt-pgo-gen/release-lto/wafbench
   train "$gen"
   for p in mixed benign; do
@@ -75,7 +75,10 @@ if [ "$pgo" = 1 ]; then
   flags="$flags -Cprofile-use=$work/pgo.profdata"
 fi
 
-RUSTFLAGS="$flags" cargo build --profile release-lto -p wafbench
+# The label reports carry (`build` in `latency --json` and the report's stamp).
+label=bolt
+[ "$pgo" = 0 ] || label=pgo+bolt
+RUSTFLAGS="$flags" WAFBENCH_BUILD=$label cargo build --profile release-lto -p wafbench
 bin=target/bolt/release-lto/wafbench
 train "$bin"
 

@@ -19,8 +19,23 @@ if [ "$(id -u)" = 0 ] && [ -z "${WAFBENCH_NO_APT:-}" ] && command -v apt-get >/d
   fi
 fi
 
-# The measuring build: the release profile with fat LTO and one codegen unit (Cargo.toml's
-# `release-lto`), 1-2% fewer instructions and 2% fewer cold-cache lines per decision than
-# `--release` (callgrind gauges, CRS PL1, mixed first 300).
-cargo build --profile release-lto -p wafbench
-exec target/release-lto/wafbench report --out reports/latest "$@"
+# The measuring build: `scripts/bolt.sh --pgo`, the `release-lto` profile (fat LTO, one
+# codegen unit) built with profile-guided optimisation and then laid out by BOLT, both
+# trained on corpora of its own. The engines' p50 measured 11-15% lower than the plain
+# `release-lto` build's (README, "The measuring build"); it takes some ten more minutes and
+# Debian's `llvm-22` and `bolt-22`, which bolt.sh installs when run as root. Set
+# WAFBENCH_PLAIN_BUILD=1 for the plain build; it is also the fallback when that build fails
+# (no root to install the tools, say), and the report's stamp says which build it measured.
+bin=
+if [ -z "${WAFBENCH_PLAIN_BUILD:-}" ]; then
+  if bash scripts/bolt.sh --pgo; then
+    bin=target/bolt/wafbench-bolt
+  else
+    echo "main.sh: the PGO+BOLT build failed; measuring the plain release-lto build" >&2
+  fi
+fi
+if [ -z "$bin" ]; then
+  cargo build --profile release-lto -p wafbench
+  bin=target/release-lto/wafbench
+fi
+exec "$bin" report --out reports/latest "$@"

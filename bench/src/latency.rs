@@ -380,6 +380,9 @@ pub struct LatencyReport {
     pub corpus: String,
     pub corpus_sha256: String,
     pub git_rev: String,
+    /// [`crate::stamp::build`]: plain release, or profile-guided and laid out by BOLT.
+    #[serde(default)]
+    pub build: String,
     pub command: String,
     pub machine: Machine,
     pub date: String,
@@ -392,7 +395,7 @@ impl LatencyReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "rules {}{} | corpus {} ({} requests, sha256 {}) | warmup {} repeat {} | {} | {} ({} cores) | {}",
+            "rules {}{} | corpus {} ({} requests, sha256 {}) | warmup {} repeat {} | {} ({} build) | {} ({} cores) | {}",
             self.rules,
             self.paranoia.map(|p| format!(" PL{p}")).unwrap_or_default(),
             self.corpus,
@@ -401,6 +404,7 @@ impl LatencyReport {
             self.warmup,
             self.repeat,
             self.git_rev,
+            self.build,
             self.machine.cpu_model,
             self.machine.cores,
             self.date,

@@ -92,6 +92,8 @@ pub fn load_corpus(
 pub struct Stamp {
     pub command: String,
     pub git_rev: String,
+    /// [`stamp::build`].
+    pub build: String,
     pub cpu: String,
     pub cores: usize,
     pub date: String,
@@ -116,6 +118,7 @@ impl Stamp {
         Stamp {
             command,
             git_rev: stamp::git_rev(),
+            build: stamp::build().into(),
             cpu: stamp::cpu_model(),
             cores: stamp::cores(),
             date: stamp::utc_now(),

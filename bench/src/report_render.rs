@@ -251,9 +251,10 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(o, "# wafbench report\n");
     let _ = writeln!(
         o,
-        "- command: `{}`\n- git rev: {}\n- machine: {} ({} cores)\n- date: {}\n- rules: {} (paranoia {})\n- corpus: {} ({} requests, sha256 {})\n- mode: {}\n",
+        "- command: `{}`\n- git rev: {} ({} build)\n- machine: {} ({} cores)\n- date: {}\n- rules: {} (paranoia {})\n- corpus: {} ({} requests, sha256 {})\n- mode: {}\n",
         s.command,
         s.git_rev,
+        s.build,
         s.cpu,
         s.cores,
         s.date,
@@ -377,6 +378,7 @@ pub fn html(r: &Report) -> String {
     for (k, v) in [
         ("command", format!("<code>{}</code>", esc(&s.command))),
         ("git revision", esc(&s.git_rev)),
+        ("build", esc(&s.build)),
         ("machine", esc(&format!("{} ({} cores)", s.cpu, s.cores))),
         ("date", esc(&s.date)),
         ("rules", esc(&format!("{} (paranoia {})", s.rules, paranoia(r)))),

@@ -61,6 +61,18 @@ pub fn git_rev() -> String {
     }
 }
 
+/// How this binary was built: `WAFBENCH_BUILD` at compile time when a build script set it
+/// (`scripts/bolt.sh` sets `pgo+bolt` or `bolt`), else `release` or `debug`. Figures from a
+/// profile-guided, BOLT-laid-out binary and from a plain one differ by 10-15%, so every
+/// report says which it was.
+pub fn build() -> &'static str {
+    match option_env!("WAFBENCH_BUILD") {
+        Some(b) if !b.is_empty() => b,
+        _ if cfg!(debug_assertions) => "debug",
+        _ => "release",
+    }
+}
+
 /// Now as an RFC 3339 UTC timestamp (seconds).
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()

@@ -73,6 +73,8 @@ fn json_report_has_every_field() {
     for k in ["git_rev", "command", "date"] {
         assert!(v[k].as_str().is_some_and(|s| !s.is_empty()), "{k} in {v}");
     }
+    // The test binaries are cargo's own builds, never bolt.sh's.
+    assert!(matches!(v["build"].as_str(), Some("release" | "debug")), "build in {v}");
     assert!(v["command"].as_str().is_some_and(|c| c.contains("latency")));
     assert!(v["machine"]["cores"].as_u64().is_some_and(|c| c >= 1));
     assert!(v["machine"]["cpu_model"].is_string());

@@ -163,7 +163,7 @@ fn json_markdown_and_text_carry_stamp_and_data() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     let stamp = &json["stamp"];
-    for key in ["command", "git_rev", "cpu", "date", "corpus_sha256"] {
+    for key in ["command", "git_rev", "build", "cpu", "date", "corpus_sha256"] {
         let v = stamp[key].as_str().unwrap_or("");
         assert!(!v.is_empty() && v != "unknown", "stamp.{key} = {v:?}");
     }

@@ -147,6 +147,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         corpus: a.corpus,
         corpus_sha256,
         git_rev: latency::git_rev(),
+        build: wafbench::stamp::build().into(),
         command: command_line(),
         machine,
         date,
