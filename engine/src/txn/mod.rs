@@ -203,11 +203,6 @@ impl CompiledSelector {
             SelectorKind::Regex(_) => None,
         }
     }
-
-    /// A literal key (`ARGS:x`), not a regex (`ARGS:/^x/`).
-    pub fn is_literal_key(&self) -> bool {
-        matches!(self.kind, SelectorKind::Key(..))
-    }
 }
 
 #[derive(Debug, Clone)]
