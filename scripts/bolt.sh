@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Opt-in: the `release-lto` build with its machine code laid out by BOLT (Debian `bolt-22`,
-# the LLVM of rustc 1.95) from a training run, so that the code a decision runs sits in fewer
-# cache lines; with `--pgo`, profile-guided optimisation first (Debian `llvm-22`'s
-# `llvm-profdata`). Writes target/bolt/wafbench-bolt; `scripts/main.sh` keeps the plain build
-# (see the README, "Latency, the p50 gate, profiles and the report", for what each measured).
+# The `release-lto` build with its machine code laid out by BOLT (Debian `bolt-22`, the LLVM
+# of rustc 1.95) from a training run, so that the code a decision runs sits in fewer cache
+# lines; with `--pgo`, profile-guided optimisation first (Debian `llvm-22`'s `llvm-profdata`).
+# Writes target/bolt/wafbench-bolt. `scripts/main.sh` measures its `--pgo` build (see the
+# README, "Latency, the p50 gate, profiles and the report", for what each measured).
 #
 # Steps: with --pgo, build with `-Cprofile-generate`, run it over the training corpora and
 # merge the profiles, and build again with `-Cprofile-use`. Every build keeps relocations

@@ -21,9 +21,10 @@ fi
 
 # The measuring build: `scripts/bolt.sh --pgo`, the `release-lto` profile (fat LTO, one
 # codegen unit) built with profile-guided optimisation and then laid out by BOLT, both
-# trained on corpora of its own. The engines' p50 measured 11-15% lower than the plain
-# `release-lto` build's (README, "The measuring build"); it takes some ten more minutes and
-# Debian's `llvm-22` and `bolt-22`, which bolt.sh installs when run as root. Set
+# trained on corpora of its own. The engines' p50 measured lower than the plain
+# `release-lto` build's in most alternating pairs (README, "The measuring build"); it takes
+# about seven more minutes (three on a later run) and Debian's `llvm-22` and `bolt-22`,
+# which bolt.sh installs when run as root. Set
 # WAFBENCH_PLAIN_BUILD=1 for the plain build; it is also the fallback when that build fails
 # (no root to install the tools, say), and the report's stamp says which build it measured.
 bin=

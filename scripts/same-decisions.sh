@@ -6,10 +6,11 @@
 # profile-use miscompilation would show here before in a report.
 # Usage: bash scripts/same-decisions.sh BIN_A BIN_B
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: bash scripts/same-decisions.sh BIN_A BIN_B" >&2; exit 2; }
-a=$1
-b=$2
+# The binaries as given, from where the script was called; then the corpora from the root.
+a=$(realpath "$1")
+b=$(realpath "$2")
+cd "$(dirname "$0")/.."
 sets=("--rules crs --paranoia 1" "--rules crs --paranoia 4")
 [ -d /usr/share/modsecurity-crs ] || sets=("--rules default")
 fail=0
