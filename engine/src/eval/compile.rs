@@ -10,7 +10,7 @@
 //! inserts `SecMarker` into all of them.
 
 use super::EvalError;
-use super::sources::{RxSlot, SourceBuilder, SourceTable};
+use super::sources::{PM_SLOT, RxSlot, SourceBuilder, SourceTable};
 use crate::ir::{
     Action, Condition, ConfigDirective, Directive, EngineMode, IdRange, MacroString, Operator,
     Rule, RuleSet, Selector, SetVar, SetVarOp, Severity, Target, Transformation, Variable,
@@ -349,16 +349,50 @@ pub(crate) fn macro_target(var: Variable, selector: Option<Selector>) -> CTarget
 /// the rule is done at once, before its scattered structures are touched: on a cold cache
 /// (another engine, or other work, ran in between) that saves their misses.
 ///
-/// Sixteen bytes (checked below): the native phase loop reads one per rule it passes,
-/// most of them rules it then skips, so the array is what a skipped rule costs in cache
-/// lines. The rule's id is not kept here: it is read from the rule in the rare transaction
-/// where `ctl:ruleRemoveById` removed something.
+/// Eight bytes (checked below): the native phase loop reads one per rule it passes, most
+/// of them rules it then skips, so the array is what a skipped rule costs in cache lines
+/// (at sixteen bytes a CRS PL1 decision read 128 lines of it, 8% of the data lines a cold
+/// bodiless GET reads). Hence 16-bit fields: a rule whose numbers do not fit gets no plan,
+/// and is evaluated as any other. The rule's id is not kept here: it is read from the rule
+/// in the rare transaction where `ctl:ruleRemoveById` removed something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastSkip {
     pub plan: SkipPlan,
 }
 
-const _: () = assert!(std::mem::size_of::<Option<FastSkip>>() == 16);
+const _: () = assert!(std::mem::size_of::<Option<FastSkip>>() == 8);
+
+/// "No position" / "no fold" in a plan's 16-bit fields.
+pub const PLAN_NONE: u16 = u16::MAX;
+
+/// A [`RxSlot`] in four bytes, for [`SkipPlan::Prefilter`]: the slot's index (bit 15 set for
+/// a phrase list's bit) and its shortest matching value, capped at `u16::MAX`. The cap only
+/// lowers a lower bound, so the plan proves less, never something false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSlot {
+    slot: u16,
+    min_len: u16,
+}
+
+impl PlanSlot {
+    const PM: u16 = 1 << 15;
+
+    /// `None` when the slot's index needs more than 15 bits.
+    pub fn pack(s: RxSlot) -> Option<PlanSlot> {
+        let (index, pm) = match s.slot & PM_SLOT {
+            0 => (s.slot, 0),
+            _ => (s.slot & !PM_SLOT, PlanSlot::PM),
+        };
+        let index = u16::try_from(index).ok().filter(|&i| i < PlanSlot::PM)?;
+        Some(PlanSlot { slot: index | pm, min_len: u16::try_from(s.min_len).unwrap_or(u16::MAX) })
+    }
+
+    pub fn rx_slot(self) -> RxSlot {
+        let index = u32::from(self.slot & !PlanSlot::PM);
+        let slot = if self.slot & PlanSlot::PM != 0 { PM_SLOT | index } else { index };
+        RxSlot { slot, min_len: u32::from(self.min_len) }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipPlan {
@@ -366,7 +400,7 @@ pub enum SkipPlan {
     /// When every value of those sources (`fast_sources[start..start + len]`) is already
     /// listed and scanned and no value can match (too short, or a required literal
     /// missing), the rule does not match.
-    Prefilter { slot: RxSlot, start: u32, len: u16 },
+    Prefilter { slot: PlanSlot, start: u16, len: u8 },
     /// The first link reads only TX keys that no rule writes once the init snapshot is
     /// taken, with an operator whose argument reads only such keys, and it does not match
     /// the snapshot's values ([`fold_after_init`]). In a transaction that applied the
@@ -381,17 +415,18 @@ pub enum SkipPlan {
     ///
     /// `past`: when that effect is a `skipAfter` (and no `skip`) whose marker comes later in
     /// the phase, the position right after that marker item, where the native loop goes on
-    /// with nothing pending (reaching the marker would clear the jump); `u32::MAX` otherwise.
+    /// with nothing pending (reaching the marker would clear the jump); [`PLAN_NONE`]
+    /// otherwise.
     /// The loop then reads neither the fold's entry nor the marker's name.
-    AfterInitMatch { fold: u32, past: u32 },
+    AfterInitMatch { fold: u16, past: u16 },
     /// Every link of the rule reads and writes nothing but TX keys of the init snapshot
     /// (and keys no rule writes after it), and with those keys at the snapshot's values the
     /// whole rule fails, or matches with no effect but MATCHED_VARS (`folds[fold]`). In a
     /// transaction that applied the snapshot, while the keys `clean_slots[start..start +
     /// len]` still hold the snapshot's values, it does the same ([`fold_clean_tx`]). `fold`
-    /// is `u32::MAX` for a rule that fails. CRS: the anomaly-score sums and checks of 949
+    /// is [`PLAN_NONE`] for a rule that fails. CRS: the anomaly-score sums and checks of 949
     /// and the correlation rules of 980 on a request that matched nothing.
-    CleanTx { start: u32, len: u16, fold: u32 },
+    CleanTx { start: u16, len: u8, fold: u16 },
     /// Not a rule: a `SecMarker` item. The native loop reads the item (the marker's name)
     /// only while a `skipAfter` is pending; otherwise the 16 bytes here are all a marker
     /// costs it (CRS lists each of its 40 markers in every phase).
@@ -516,7 +551,7 @@ fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
     {
         return None;
     }
-    let slot = rule.rx_slot?;
+    let slot = PlanSlot::pack(rule.rx_slot?)?;
     let start = flat.len();
     for (i, t) in rule.targets.iter().enumerate() {
         // A target its own exclusions name entirely yields nothing (as in `eval_link`).
@@ -531,11 +566,11 @@ fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
             }
         }
     }
-    let (Ok(start_u32), Ok(len)) = (u32::try_from(start), u16::try_from(flat.len() - start)) else {
+    let (Ok(start16), Ok(len)) = (u16::try_from(start), u8::try_from(flat.len() - start)) else {
         flat.truncate(start);
         return None;
     };
-    Some(FastSkip { plan: SkipPlan::Prefilter { slot, start: start_u32, len } })
+    Some(FastSkip { plan: SkipPlan::Prefilter { slot, start: start16, len } })
 }
 
 /// [`CompiledRuleSet::jumps`] of one phase. Only rules run (or are folded) while no jump is
@@ -1410,11 +1445,17 @@ fn fold_after_init(rs: &mut CompiledRuleSet, writes: &TxWrites) {
                         (Some(m), 0) => items[k + 1..]
                             .iter()
                             .position(|i| matches!(i, Item::Marker(n) if n == m))
-                            .and_then(|d| u32::try_from(k + 2 + d).ok())
-                            .unwrap_or(u32::MAX),
-                        _ => u32::MAX,
+                            .and_then(|d| u16::try_from(k + 2 + d).ok())
+                            .filter(|&p| p != PLAN_NONE)
+                            .unwrap_or(PLAN_NONE),
+                        _ => PLAN_NONE,
                     };
-                    plans.push((p, k, SkipPlan::AfterInitMatch { fold: folds.push(&f), past }));
+                    // A fold past 16 bits gets no plan (its entry stays unused).
+                    if let Ok(fold) = u16::try_from(folds.push(&f)) {
+                        if fold != PLAN_NONE {
+                            plans.push((p, k, SkipPlan::AfterInitMatch { fold, past }));
+                        }
+                    }
                 }
             }
         }
@@ -1536,13 +1577,16 @@ fn fold_clean_tx(rs: &mut CompiledRuleSet, writes: &TxWrites) {
             };
             check.sort_unstable();
             check.dedup();
-            let (Ok(start), Ok(len)) = (u32::try_from(slots.len()), u16::try_from(check.len()))
+            let (Ok(start), Ok(len)) = (u16::try_from(slots.len()), u8::try_from(check.len()))
             else {
                 continue;
             };
             let fold = match init.fold_whole(rs, p as u8 + 1, rule) {
-                Some(None) => u32::MAX,
-                Some(Some(f)) => folds.push(&f),
+                Some(None) => PLAN_NONE,
+                Some(Some(f)) => match u16::try_from(folds.push(&f)) {
+                    Ok(fold) if fold != PLAN_NONE => fold,
+                    _ => continue,
+                },
                 None => continue,
             };
             slots.extend_from_slice(&check);
@@ -1818,5 +1862,30 @@ mod key_regex_tests {
                 assert_eq!(fast.is_match(k), re.is_match(k), "pattern {p:?} key {k:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod plan_slot_tests {
+    use super::{PM_SLOT, PlanSlot, RxSlot};
+
+    /// Regex and phrase-list slots keep their index and kind through the 4-byte form; a
+    /// minimum length past 16 bits is capped (a lower bound, so the cap is safe); an index
+    /// past 15 bits gets no packed slot (the rule then gets no plan).
+    #[test]
+    fn packed_slots_keep_what_the_prefilter_reads() {
+        for slot in [0, 1, 300, 0x7fff, PM_SLOT, PM_SLOT | 5, PM_SLOT | 62] {
+            for min_len in [0, 1, 40, 0xffff] {
+                let s = RxSlot { slot, min_len };
+                assert_eq!(PlanSlot::pack(s).map(PlanSlot::rx_slot), Some(s));
+            }
+        }
+        let long = RxSlot { slot: 7, min_len: 70_000 };
+        assert_eq!(
+            PlanSlot::pack(long).map(PlanSlot::rx_slot),
+            Some(RxSlot { slot: 7, min_len: 0xffff })
+        );
+        assert_eq!(PlanSlot::pack(RxSlot { slot: 0x8000, min_len: 1 }), None);
+        assert_eq!(PlanSlot::pack(RxSlot { slot: PM_SLOT | 0x8000, min_len: 1 }), None);
     }
 }

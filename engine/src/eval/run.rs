@@ -16,7 +16,8 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
-    SkipPlan, ci_hash, excludes, is_collection_var, macro_target, operator_macro, update_selects,
+    PLAN_NONE, SkipPlan, ci_hash, excludes, is_collection_var, macro_target, operator_macro,
+    update_selects,
 };
 use super::sources::{KeyHasher, SourceCache, SourceTable};
 use crate::ir::{
@@ -1146,7 +1147,7 @@ impl<'r> Transaction<'r> {
                         continue;
                     }
                     if let SkipPlan::AfterInitMatch { fold, past } = f.plan {
-                        if past != u32::MAX && self.take_fold(fold) {
+                        if past != PLAN_NONE && self.take_fold(u32::from(fold)) {
                             next = past as usize;
                             continue;
                         }
@@ -1353,15 +1354,15 @@ impl<'r> Transaction<'r> {
         }
         let proven = match f.plan {
             SkipPlan::Prefilter { slot, start, len } => {
-                let start = start as usize;
+                let start = usize::from(start);
                 let sids = &self.rs.fast_sources[start..start + usize::from(len)];
-                self.sources.no_match(sids, slot, &self.rs.sources, &self.data)
+                self.sources.no_match(sids, slot.rx_slot(), &self.rs.sources, &self.data)
             }
             SkipPlan::AfterInit => self.init_applied,
             SkipPlan::AfterInitMatch { fold, .. } if self.init_applied => {
                 let rs: &'r CompiledRuleSet = self.rs;
-                let (folds, i) = (&rs.folds, fold as usize);
-                self.folds_pending.push(fold);
+                let (folds, i) = (&rs.folds, usize::from(fold));
+                self.folds_pending.push(u32::from(fold));
                 if let Some(marker) = folds.marker(i) {
                     self.marker.clear();
                     self.marker.push_str(marker);
@@ -1371,19 +1372,19 @@ impl<'r> Transaction<'r> {
                 return true;
             }
             SkipPlan::CleanTx { start, len, fold } => {
-                let start = start as usize;
+                let start = usize::from(start);
                 let slots = self.rs.clean_slots.get(start..start + usize::from(len));
                 if !slots.is_some_and(|s| self.tx_clean(s)) {
                     return false;
                 }
-                if fold != u32::MAX {
+                if fold != PLAN_NONE {
                     // Matched, as the fold says: it sets its TX keys, and its pairs join
                     // MATCHED_VARS when a rule next runs, as a folded match's do.
                     let rs: &'r CompiledRuleSet = self.rs;
-                    for (k, v) in rs.folds.writes(fold as usize) {
+                    for (k, v) in rs.folds.writes(usize::from(fold)) {
                         self.tx.set(k, v);
                     }
-                    self.folds_pending.push(fold);
+                    self.folds_pending.push(u32::from(fold));
                     return true;
                 }
                 true

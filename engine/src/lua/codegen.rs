@@ -23,7 +23,7 @@
 
 use super::passes::{Pass, PassSet};
 use crate::eval::compile::{
-    CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, SkipPlan, named_whole,
+    CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, Item, PLAN_NONE, SkipPlan, named_whole,
 };
 use crate::eval::run::link_targets;
 use crate::ir::Action;
@@ -600,9 +600,9 @@ fn gen_rule(
     // own jump goes to the fold's marker, the first of that name after the rule.
     let fast = fast.map(|f| match f.plan {
         SkipPlan::AfterInitMatch { fold, .. }
-            if jump.is_none() || jump.as_deref() != g.plan.rs.folds.marker(fold as usize) =>
+            if jump.is_none() || jump.as_deref() != g.plan.rs.folds.marker(usize::from(fold)) =>
         {
-            FastSkip { plan: SkipPlan::AfterInitMatch { fold, past: u32::MAX } }
+            FastSkip { plan: SkipPlan::AfterInitMatch { fold, past: PLAN_NONE } }
         }
         _ => f,
     });

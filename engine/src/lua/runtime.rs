@@ -12,7 +12,7 @@
 //! generated chunk serves both.
 
 use super::codegen::{LinkPlan, Plan, TRef};
-use crate::eval::compile::{CRule, CTarget, FastSkip, SkipPlan};
+use crate::eval::compile::{CRule, CTarget, FastSkip, PLAN_NONE, SkipPlan};
 use crate::eval::run::{Excl, RuleMsg, Transaction};
 use mlua::{LightUserData, Lua};
 use std::cell::Cell;
@@ -224,7 +224,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
         if let Some(FastSkip { plan: SkipPlan::AfterInitMatch { fold, past } }) = rp.fast {
             // Folded as matched, with a jump the code takes to the label right after the
             // fold's marker (codegen kept `past` only then): nothing is left pending.
-            if past != u32::MAX && self.t.turn_idle() && self.t.take_fold(fold) {
+            if past != PLAN_NONE && self.t.turn_idle() && self.t.take_fold(u32::from(fold)) {
                 return FLOW_JUMP;
             }
         }
