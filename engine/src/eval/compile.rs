@@ -428,7 +428,7 @@ pub enum SkipPlan {
     /// and the correlation rules of 980 on a request that matched nothing.
     CleanTx { start: u16, len: u8, fold: u16 },
     /// Not a rule: a `SecMarker` item. The native loop reads the item (the marker's name)
-    /// only while a `skipAfter` is pending; otherwise the 16 bytes here are all a marker
+    /// only while a `skipAfter` is pending; otherwise the 8 bytes here are all a marker
     /// costs it (CRS lists each of its 40 markers in every phase).
     Marker,
 }
@@ -455,8 +455,16 @@ struct FoldEntry {
     skip: u32,
 }
 
+/// `n` as a plan's 16-bit field, where [`PLAN_NONE`] means none: `None` when it does not fit.
+fn plan_field(n: usize) -> Option<u16> {
+    u16::try_from(n).ok().filter(|&v| v != PLAN_NONE)
+}
+
 impl FoldTable {
-    fn push(&mut self, f: &FoldedMatch) -> u32 {
+    /// Adds fold `f` and returns its index as a plan holds it; `None`, adding nothing, when
+    /// the table is full for 16-bit indices (the rule then gets no plan).
+    fn push(&mut self, f: &FoldedMatch) -> Option<u16> {
+        let index = plan_field(self.entries.len())?;
         let name = |names: &mut String, s: &str| {
             let a = names.len() as u32;
             names.push_str(s);
@@ -477,7 +485,7 @@ impl FoldTable {
         let marker = f.marker.as_deref().map(|m| name(&mut self.names, m));
         let entry = FoldEntry { pairs, writes, marker, skip: f.skip };
         self.entries.push(entry);
-        self.entries.len() as u32 - 1
+        Some(index)
     }
 
     pub fn len(&self) -> usize {
@@ -1445,16 +1453,12 @@ fn fold_after_init(rs: &mut CompiledRuleSet, writes: &TxWrites) {
                         (Some(m), 0) => items[k + 1..]
                             .iter()
                             .position(|i| matches!(i, Item::Marker(n) if n == m))
-                            .and_then(|d| u16::try_from(k + 2 + d).ok())
-                            .filter(|&p| p != PLAN_NONE)
+                            .and_then(|d| plan_field(k + 2 + d))
                             .unwrap_or(PLAN_NONE),
                         _ => PLAN_NONE,
                     };
-                    // A fold past 16 bits gets no plan (its entry stays unused).
-                    if let Ok(fold) = u16::try_from(folds.push(&f)) {
-                        if fold != PLAN_NONE {
-                            plans.push((p, k, SkipPlan::AfterInitMatch { fold, past }));
-                        }
+                    if let Some(fold) = folds.push(&f) {
+                        plans.push((p, k, SkipPlan::AfterInitMatch { fold, past }));
                     }
                 }
             }
@@ -1583,9 +1587,9 @@ fn fold_clean_tx(rs: &mut CompiledRuleSet, writes: &TxWrites) {
             };
             let fold = match init.fold_whole(rs, p as u8 + 1, rule) {
                 Some(None) => PLAN_NONE,
-                Some(Some(f)) => match u16::try_from(folds.push(&f)) {
-                    Ok(fold) if fold != PLAN_NONE => fold,
-                    _ => continue,
+                Some(Some(f)) => match folds.push(&f) {
+                    Some(fold) => fold,
+                    None => continue,
                 },
                 None => continue,
             };

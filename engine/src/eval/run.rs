@@ -1131,7 +1131,7 @@ impl<'r> Transaction<'r> {
                 }
             }
             let rule = match fast.get(k).and_then(Option::as_ref) {
-                // A rule its plan skips is not read: the loop then reads 16 bytes of `fast`
+                // A rule its plan skips is not read: the loop then reads 8 bytes of `fast`
                 // for it, not its item and the rule behind it; nor a marker, unless a jump
                 // is pending.
                 Some(FastSkip { plan: SkipPlan::Marker }) => {
@@ -1148,7 +1148,7 @@ impl<'r> Transaction<'r> {
                     }
                     if let SkipPlan::AfterInitMatch { fold, past } = f.plan {
                         if past != PLAN_NONE && self.take_fold(u32::from(fold)) {
-                            next = past as usize;
+                            next = usize::from(past);
                             continue;
                         }
                     }
