@@ -76,7 +76,7 @@ pub struct CActions {
 }
 
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct CRule {
     /// Read by every evaluation, match or not: first, so it shares the rule's first cache
     /// lines with the fields below it (the field order is fixed by `repr(C)`).
