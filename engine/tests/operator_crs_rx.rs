@@ -379,9 +379,9 @@ fn crs_rx_patterns_agree_with_pcre2_on_the_regression_corpus() {
                 pcre_errors += 1;
                 continue;
             };
-            let mut caps = Vec::new();
+            let mut caps = waf_engine::operator::Captures::new();
             let got = match ours.matches(v, Some(&mut caps)) {
-                Ok(true) => Some(caps),
+                Ok(true) => Some(caps.groups().to_vec()),
                 Ok(false) => None,
                 Err(_) => {
                     limit_hits += 1;

@@ -195,9 +195,9 @@ fn libinjectionrs_agrees_with_c_libinjection() {
         let c_fp: Vec<u8> = fp.iter().take_while(|&&b| b != 0).copied().collect();
         // SAFETY: as above.
         let c_is_xss = unsafe { c_xss(input.as_ptr(), input.len()) } != 0;
-        let mut caps = Vec::new();
+        let mut caps = waf_engine::operator::Captures::new();
         let r_is_sqli = sqli.matches(input, None, Some(&mut caps)).unwrap();
-        let r_fp = caps.first().cloned().unwrap_or_default();
+        let r_fp = caps.groups().first().cloned().unwrap_or_default();
         let r_is_xss = xss.matches(input, None, None).unwrap();
         // (the operators above use the C backend when loadable: then they must agree fully)
         let port_fp = libinjection::detect_sqli_port(input);

@@ -171,11 +171,13 @@ fn crs_stand_ins_agree_with_their_regexes() {
             for s in subjects {
                 let want = re.matches(s, None);
                 prop_assert_eq!(fast.matches(re, s, None), want, "{} on {:?}", p, s);
-                let (mut a, mut b) = (vec![b"x".to_vec()], vec![b"x".to_vec()]);
+                let mut a = waf_engine::operator::Captures::new();
+                a.set_one(b"x");
+                let mut b = a.clone();
                 let ra = re.matches(s, Some(&mut a));
                 let rb = fast.matches(re, s, Some(&mut b));
                 prop_assert_eq!(ra, rb);
-                prop_assert_eq!(a, b, "captures of {} on {:?}", p, s);
+                prop_assert_eq!(a.groups(), b.groups(), "captures of {} on {:?}", p, s);
             }
         }
     });

@@ -703,7 +703,8 @@ struct Scratch {
     values: ValueBuf,
     matched_vars: ValueBuf,
     folds_pending: Vec<u32>,
-    captures: Vec<Vec<u8>>,
+    captures: crate::operator::Captures,
+    multi: MultiBufs,
     /// Boxed: 440 bytes moved in and out of the pool on every transaction were some 15 lines
     /// of code a cold decision fetched; a box moves as a pointer.
     sources: Box<SourceCache>,
@@ -866,7 +867,9 @@ pub struct Transaction<'r> {
     response_body_done: bool,
     /// Scratch buffers reused across rules (and across transactions, see [`Scratch`]).
     values: ValueBuf,
-    captures: Vec<Vec<u8>>,
+    captures: crate::operator::Captures,
+    /// A `multiMatch` link's variants and entries ([`MultiBufs`]).
+    multi: MultiBufs,
     /// A setvar's expanded key and value.
     setvar_bufs: (Vec<u8>, Vec<u8>),
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
@@ -926,6 +929,7 @@ impl Drop for Transaction<'_> {
             matched_vars: std::mem::take(&mut self.matched_vars),
             folds_pending: std::mem::take(&mut self.folds_pending),
             captures: std::mem::take(&mut self.captures),
+            multi: std::mem::take(&mut self.multi),
             sources: self.sources.give_back(),
             data: Some(self.data.give_back()).filter(|d| d.worth_keeping()),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
@@ -933,6 +937,23 @@ impl Drop for Transaction<'_> {
         }
         .give_back();
     }
+}
+
+/// A `multiMatch` link's buffers, kept with the transaction's scratch: the variants of a
+/// value (empty between uses: its borrows end with the link) and the source entries tried.
+/// CRS's `multiMatch` rules run on every request; fresh vectors cost two allocations a link.
+#[derive(Debug, Default)]
+struct MultiBufs {
+    variants: Vec<Cow<'static, [u8]>>,
+    entries: Vec<usize>,
+}
+
+/// An empty vector of borrowed-or-owned values, on `v`'s allocation: the lifetime is only
+/// the element type's, and an empty vector holds none (the in-place `collect` keeps the
+/// allocation, its layout being the same).
+fn recycle_cows<'a, 'b>(mut v: Vec<Cow<'a, [u8]>>) -> Vec<Cow<'b, [u8]>> {
+    v.clear();
+    v.into_iter().map(|_| Cow::Borrowed(&[][..])).collect()
 }
 
 /// The rules and targets a transaction's `ctl` actions removed ([`Transaction::removals`]).
@@ -985,6 +1006,7 @@ impl<'r> Transaction<'r> {
             response_body_done: false,
             values: scratch.values,
             captures: scratch.captures,
+            multi: scratch.multi,
             setvar_bufs: scratch.setvar_bufs,
             profile: None,
             transform_cache: None,
@@ -1705,7 +1727,7 @@ impl<'r> Transaction<'r> {
         let mut values = std::mem::take(&mut self.values);
         values.clear();
         self.collect_values(t, &mut values);
-        let mut variants: Vec<Cow<'_, [u8]>> = Vec::new();
+        let mut variants = recycle_cows(std::mem::take(&mut self.multi.variants));
         for (name, value) in values.iter() {
             if exclusions.any(|e| excludes(e, name)) {
                 continue;
@@ -1724,6 +1746,7 @@ impl<'r> Transaction<'r> {
             };
             any |= self.try_values(link, name, vs, expanded_arg, msg).0;
         }
+        self.multi.variants = recycle_cows(variants);
         self.values = values;
         any
     }
@@ -1781,7 +1804,8 @@ impl<'r> Transaction<'r> {
         // entries to note a verdict on.
         let mut values = std::mem::take(&mut self.values);
         values.clear();
-        let mut entries: Vec<usize> = Vec::new();
+        let mut entries = std::mem::take(&mut self.multi.entries);
+        entries.clear();
         for i in range {
             if check_removed && self.target_removed(rule_id, root, self.sources.name(i, &self.data))
             {
@@ -1794,7 +1818,7 @@ impl<'r> Transaction<'r> {
             entries.push(i);
         }
         let mut any = false;
-        let mut variants: Vec<Cow<'_, [u8]>> = Vec::new();
+        let mut variants = recycle_cows(std::mem::take(&mut self.multi.variants));
         for ((name, value), &i) in values.iter().zip(&entries) {
             variants.clear();
             self.transform_variants(link, value, &mut variants);
@@ -1804,6 +1828,8 @@ impl<'r> Transaction<'r> {
                 self.sources.note_verdict(i, v, false);
             }
         }
+        self.multi.variants = recycle_cows(variants);
+        self.multi.entries = entries;
         self.values = values;
         Some(any)
     }
@@ -1917,7 +1943,7 @@ impl<'r> Transaction<'r> {
         if link.actions.capture && !negated {
             // TX.0-TX.9 exist after the first capture: their buffers are reused.
             const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-            for (k, c) in KEYS.iter().zip(&self.captures) {
+            for (k, c) in KEYS.iter().zip(self.captures.groups()) {
                 self.tx.set_bytes_h(k, ci_hash(k), c);
             }
         }
@@ -2671,5 +2697,28 @@ mod value_buf_tests {
             c.copy_from(&b);
             prop_assert_eq!(&c, &b);
         }
+    }
+}
+
+#[cfg(test)]
+mod multi_bufs_tests {
+    use super::recycle_cows;
+    use std::borrow::Cow;
+
+    /// The pooled variants vector keeps its allocation through both lifetime changes, and
+    /// comes back empty whatever it held.
+    #[test]
+    fn recycled_variants_keep_their_allocation() {
+        let pooled: Vec<Cow<'static, [u8]>> = Vec::with_capacity(8);
+        let at = pooled.as_ptr() as usize;
+        let owned = b"abc".to_vec();
+        let mut v: Vec<Cow<'_, [u8]>> = recycle_cows(pooled);
+        assert_eq!(v.as_ptr() as usize, at);
+        v.push(Cow::Borrowed(&owned));
+        v.push(Cow::Owned(b"def".to_vec()));
+        let back: Vec<Cow<'static, [u8]>> = recycle_cows(v);
+        assert!(back.is_empty());
+        assert_eq!(back.as_ptr() as usize, at);
+        assert!(back.capacity() >= 8);
     }
 }

@@ -226,14 +226,16 @@ impl FastRx {
         &self,
         re: &RxMatcher,
         input: &[u8],
-        captures: Option<&mut Vec<Vec<u8>>>,
+        captures: Option<&mut crate::operator::Captures>,
     ) -> Result<bool, MatchLimitExceeded> {
         let on = self.on.load(Ordering::Relaxed);
         if on & REPLACE != 0 {
             if let Some(groups) = self.whole {
                 if let Some(c) = captures {
                     c.clear();
-                    c.extend((0..=groups).map(|_| input.to_vec()));
+                    for _ in 0..=groups {
+                        c.push(input);
+                    }
                 }
                 return Ok(true);
             }
@@ -241,8 +243,8 @@ impl FastRx {
                 let Some(m) = rxclass::delimiter_suffix_match(input, d) else { return Ok(false) };
                 if let Some(c) = captures {
                     c.clear();
-                    c.push(input[m.clone()].to_vec());
-                    c.push(input[m.start + 1..m.end].to_vec());
+                    c.push(&input[m.clone()]);
+                    c.push(&input[m.start + 1..m.end]);
                 }
                 return Ok(true);
             }
@@ -256,9 +258,9 @@ impl FastRx {
                             }
                             // Group 0 and every group around the whole literal.
                             c.clear();
-                            c.extend(
-                                (0..=lit.plan.whole_groups).map(|_| input[r.clone()].to_vec()),
-                            );
+                            for _ in 0..=lit.plan.whole_groups {
+                                c.push(&input[r.clone()]);
+                            }
                         }
                         return Ok(true);
                     }
@@ -280,6 +282,7 @@ impl FastRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operator::Captures;
 
     /// Fast path and regex agree, with and without captures.
     fn agree(pattern: &str, inputs: &[&[u8]]) {
@@ -289,10 +292,12 @@ mod tests {
         for input in inputs {
             let want = re.matches(input, None).unwrap();
             assert_eq!(fast.matches(&re, input, None).unwrap(), want, "{pattern} on {input:?}");
-            let (mut a, mut b) = (vec![b"old".to_vec()], vec![b"old".to_vec()]);
+            let (mut a, mut b) = (Captures::new(), Captures::new());
+            a.set_one(b"old");
+            b.set_one(b"old");
             re.matches(input, Some(&mut a)).unwrap();
             fast.matches(&re, input, Some(&mut b)).unwrap();
-            assert_eq!(a, b, "captures of {pattern} on {input:?}");
+            assert_eq!(a.groups(), b.groups(), "captures of {pattern} on {input:?}");
         }
     }
 
@@ -415,11 +420,11 @@ mod tests {
             // And against PCRE's own engine, not only the linear one.
             let exact = RxMatcher::new_backtracking(p).unwrap();
             for input in inputs {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut a, mut b) = (Captures::new(), Captures::new());
                 let want = exact.matches(input, Some(&mut a)).unwrap();
                 let re = RxMatcher::new(p).unwrap();
                 assert_eq!(fast.matches(&re, input, Some(&mut b)).unwrap(), want, "{p} {input:?}");
-                assert_eq!(a, b, "captures of {p} on {input:?}");
+                assert_eq!(a.groups(), b.groups(), "captures of {p} on {input:?}");
             }
         }
         for p in [r"^.*?$", r"^.+$", r"^[^\n]*$", r"^.*x$", r"\b.*$"] {

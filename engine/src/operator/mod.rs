@@ -45,6 +45,62 @@ use std::sync::{Arc, Mutex};
 
 pub use rx::RxMatcher;
 
+/// TX.0, TX.1, ... of an operator's last match. A transaction keeps one across requests (in
+/// its pooled scratch), and the group buffers stay with it: a capturing rule that matches on
+/// every request, as CRS's initialisation rules do, refills them instead of allocating one
+/// vector per group per match.
+#[derive(Debug, Clone, Default)]
+pub struct Captures {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Captures {
+    /// A buffer grown past this by one large capture is not kept for the next.
+    const KEEP_MAX: usize = 16 * 1024;
+
+    pub fn new() -> Captures {
+        Captures::default()
+    }
+
+    /// No groups (the buffers are kept).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends the next group.
+    pub fn push(&mut self, bytes: &[u8]) {
+        match self.bufs.get_mut(self.len) {
+            Some(b) if b.capacity() <= Self::KEEP_MAX => {
+                b.clear();
+                b.extend_from_slice(bytes);
+            }
+            Some(b) => *b = bytes.to_vec(),
+            None => self.bufs.push(bytes.to_vec()),
+        }
+        self.len += 1;
+    }
+
+    /// Only `bytes`, as TX.0.
+    pub fn set_one(&mut self, bytes: &[u8]) {
+        self.clear();
+        self.push(bytes);
+    }
+
+    /// The groups, TX.0 first.
+    pub fn groups(&self) -> &[Vec<u8>] {
+        &self.bufs[..self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A regex hit the backtracking limit (ModSecurity: PCRE's match limit; the operator then
 /// does not match and MSC_PCRE_LIMITS_EXCEEDED is set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -303,13 +359,12 @@ impl CompiledOperator {
         &self,
         input: &[u8],
         expanded_arg: Option<&[u8]>,
-        captures: Option<&mut Vec<Vec<u8>>>,
+        captures: Option<&mut Captures>,
     ) -> Result<bool, MatchLimitExceeded> {
         let dynamic = || expanded_arg.unwrap_or_default();
-        let set_one = |captures: Option<&mut Vec<Vec<u8>>>, v: Vec<u8>| {
+        let set_one = |captures: Option<&mut Captures>, v: &[u8]| {
             if let Some(c) = captures {
-                c.clear();
-                c.push(v);
+                c.set_one(v);
             }
         };
         Ok(match &self.op {
@@ -364,7 +419,7 @@ impl CompiledOperator {
             Op::RxEmpty => true,
             Op::Pm(m) => match m.find_capture(input) {
                 Some(found) => {
-                    set_one(captures, found.text.to_vec());
+                    set_one(captures, found.text);
                     true
                 }
                 None => false,
@@ -411,7 +466,7 @@ impl CompiledOperator {
             }
             Op::Sqli => match libinjection::detect_sqli(input) {
                 Some(fp) => {
-                    set_one(captures, fp);
+                    set_one(captures, &fp);
                     true
                 }
                 None => false,
@@ -419,7 +474,7 @@ impl CompiledOperator {
             Op::Xss => {
                 let hit = libinjection::detect_xss(input);
                 if hit {
-                    set_one(captures, input.to_vec());
+                    set_one(captures, input);
                 }
                 hit
             }
@@ -434,7 +489,7 @@ impl CompiledOperator {
                 };
                 match found {
                     Some(v) => {
-                        set_one(captures, v);
+                        set_one(captures, &v);
                         true
                     }
                     None => false,
@@ -444,7 +499,7 @@ impl CompiledOperator {
                 let hit = set.contains(input);
                 if hit {
                     // Printed as an anchored @rx alternation, whose group 0 is the input.
-                    set_one(captures, input.to_vec());
+                    set_one(captures, input);
                 }
                 hit
             }
@@ -707,20 +762,50 @@ mod tests {
 
     #[test]
     fn captures_per_operator() {
-        let mut caps = Vec::new();
+        let mut caps = Captures::new();
         let op = CompiledOperator::compile(&OperatorKind::Rx(lit("(a)(b)"))).unwrap();
         assert!(op.matches(b"xab", None, Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"ab".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"ab".to_vec(), b"a".to_vec(), b"b".to_vec()]);
         let op = CompiledOperator::compile(&OperatorKind::DetectSqli).unwrap();
         assert!(op.matches(b"1' OR '1'='1", None, Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"s&sos".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"s&sos".to_vec()]);
         let op = CompiledOperator::compile(&OperatorKind::Pm(vec!["Evil".into()])).unwrap();
         assert!(op.matches(b"so EVIL", None, Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"Evil".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"Evil".to_vec()]);
         // Operators without capture leave the vector alone.
         let op = CompiledOperator::compile(&OperatorKind::Contains(lit("x"))).unwrap();
         assert!(op.matches(b"x", None, Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"Evil".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"Evil".to_vec()]);
         assert_eq!(op.name(), "contains");
+    }
+
+    /// A shorter or fewer-group match after a longer one leaves nothing of the old one, and
+    /// the buffers are refilled, not reallocated, unless one large capture grew them.
+    #[test]
+    fn captures_reuse_their_buffers() {
+        let mut caps = Captures::new();
+        let op = CompiledOperator::compile(&OperatorKind::Rx(lit("(a+)(b+)(c*)"))).unwrap();
+        assert!(op.matches(b"aaaabbbbcccc", None, Some(&mut caps)).unwrap());
+        assert_eq!(
+            caps.groups(),
+            vec![b"aaaabbbbcccc".to_vec(), b"aaaa".to_vec(), b"bbbb".to_vec(), b"cccc".to_vec()]
+        );
+        let first = caps.groups()[1].as_ptr();
+        assert!(op.matches(b"ab", None, Some(&mut caps)).unwrap());
+        assert_eq!(caps.len(), 4);
+        assert_eq!(caps.groups(), vec![b"ab".to_vec(), b"a".to_vec(), b"b".to_vec(), Vec::new()]);
+        assert_eq!(caps.groups()[1].as_ptr(), first, "group 1's buffer was refilled");
+        let sqli = CompiledOperator::compile(&OperatorKind::DetectSqli).unwrap();
+        assert!(sqli.matches(b"1' OR '1'='1", None, Some(&mut caps)).unwrap());
+        assert_eq!(caps.groups(), vec![b"s&sos".to_vec()]);
+        assert!(!caps.is_empty());
+        let big = vec![b'a'; Captures::KEEP_MAX * 2];
+        caps.set_one(&big);
+        assert_eq!(caps.groups()[0].len(), big.len());
+        caps.set_one(b"x");
+        assert_eq!(caps.groups(), vec![b"x".to_vec()]);
+        assert!(caps.groups()[0].capacity() < Captures::KEEP_MAX, "the large buffer was let go");
+        caps.clear();
+        assert!(caps.is_empty() && caps.groups().is_empty());
     }
 }

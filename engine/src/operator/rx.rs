@@ -1162,7 +1162,7 @@ impl RxMatcher {
     pub fn matches(
         &self,
         input: &[u8],
-        captures: Option<&mut Vec<Vec<u8>>>,
+        captures: Option<&mut crate::operator::Captures>,
     ) -> Result<bool, MatchLimitExceeded> {
         let engine = self.engine_for(input);
         let Some(out) = captures else { return self.is_match_on(engine, input) };
@@ -1175,7 +1175,9 @@ impl RxMatcher {
             return Ok(false);
         };
         out.clear();
-        out.extend(groups.into_iter().map(|g| g.map(|r| input[r].to_vec()).unwrap_or_default()));
+        for g in groups {
+            out.push(g.map_or(&[][..], |r| &input[r]));
+        }
         Ok(true)
     }
 
@@ -1275,9 +1277,9 @@ mod tests {
         // every length of `b*?` before the second.
         let re = RxMatcher::new(r"(?:\b[^a]*?[^a]{1,2}$|\b[^a]*?\b)(a)?").unwrap();
         assert!(!re.is_backtracking() && re.extents_on_backtracking());
-        let mut caps = Vec::new();
+        let mut caps = crate::operator::Captures::new();
         assert!(re.matches(b"bbb", Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"bbb".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"bbb".to_vec()]);
         assert_eq!(re.find_at(b"bbb", 0).unwrap(), Some(0..3));
         let re = RxMatcher::new(r"a*ab|a*").unwrap();
         assert_eq!(re.find_at(b"aab", 0).unwrap(), Some(0..3));
@@ -1424,20 +1426,21 @@ mod tests {
     #[test]
     fn captures_follow_pcre_group_numbering() {
         let re = RxMatcher::new(r"(a)(x)?(b)").unwrap();
-        let mut caps = vec![b"stale".to_vec()];
+        let mut caps = crate::operator::Captures::new();
+        caps.set_one(b"stale");
         assert!(re.matches(b"zab", Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"ab".to_vec(), b"a".to_vec(), Vec::new(), b"b".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"ab".to_vec(), b"a".to_vec(), Vec::new(), b"b".to_vec()]);
         // Trailing groups that did not take part are not reported (PCRE2's rc).
         let re = RxMatcher::new(r"(a)|(b)").unwrap();
         assert!(re.matches(b"a", Some(&mut caps)).unwrap());
-        assert_eq!(caps, vec![b"a".to_vec(), b"a".to_vec()]);
+        assert_eq!(caps.groups(), vec![b"a".to_vec(), b"a".to_vec()]);
         // No match leaves the vector alone.
         assert!(!re.matches(b"z", Some(&mut caps)).unwrap());
         assert_eq!(caps.len(), 2);
         // Fallback engine: bytes come back unchanged.
         let re = RxMatcher::new(r"(?<!q)([\x80-\xff]+)").unwrap();
         assert!(re.matches(b"a\xc3\xa9\xffz", Some(&mut caps)).unwrap());
-        assert_eq!(caps[1], b"\xc3\xa9\xff".to_vec());
+        assert_eq!(caps.groups()[1], b"\xc3\xa9\xff".to_vec());
     }
 
     #[test]
@@ -1490,7 +1493,7 @@ mod memo_tests {
             for s in &subjects {
                 let fresh = RxMatcher::new(p).unwrap().matches(s, None).unwrap();
                 assert_eq!(m.matches(s, None).unwrap(), fresh, "round {round} {s:?}");
-                let mut caps = Vec::new();
+                let mut caps = crate::operator::Captures::new();
                 assert_eq!(m.matches(s, Some(&mut caps)).unwrap(), fresh);
                 assert_eq!(!caps.is_empty(), fresh);
             }
