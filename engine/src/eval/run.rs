@@ -2490,11 +2490,57 @@ impl<'r> Transaction<'r> {
                         self.first_value_into(&t, out);
                         continue;
                     }
+                    if key.is_none() && self.first_plain_into(*var, out) {
+                        continue;
+                    }
                     let t = macro_target(*var, key.as_ref().map(|k| Selector::Key(k.clone())));
                     self.first_value_into(&t, out);
                 }
             }
         }
+    }
+
+    /// `%{VAR}` for the variables CRS's setvars and `initcol`s name on every request
+    /// (`MATCHED_VAR`, `REMOTE_ADDR`, ...), read straight into `out`: the general path builds
+    /// a target and a value buffer for one value, some fifty lines of code a cold decision
+    /// fetched. False for any other variable (the general path then runs); the request's
+    /// variables here are those [`Transaction::scalar_var`] leaves to the request data.
+    fn first_plain_into(&self, var: Variable, out: &mut Vec<u8>) -> bool {
+        match var {
+            Variable::MatchedVar => {
+                if let Some((_, v)) = self.matched_vars.last() {
+                    out.extend_from_slice(v);
+                }
+            }
+            Variable::MatchedVarName => {
+                if let Some((n, _)) = self.matched_vars.last() {
+                    out.extend_from_slice(n.as_bytes());
+                }
+            }
+            Variable::RemoteAddr
+            | Variable::RemotePort
+            | Variable::RemoteHost
+            | Variable::RequestMethod
+            | Variable::RequestUri
+            | Variable::RequestUriRaw
+            | Variable::RequestFilename
+            | Variable::RequestBasename
+            | Variable::RequestLine
+            | Variable::RequestProtocol
+            | Variable::QueryString
+            | Variable::ServerAddr
+            | Variable::ServerName
+            | Variable::ServerPort => {
+                let mut first = true;
+                self.data.for_each(var, None, &mut |v| {
+                    if std::mem::take(&mut first) {
+                        out.extend_from_slice(&v.value);
+                    }
+                });
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -2720,5 +2766,71 @@ mod multi_bufs_tests {
         assert!(back.is_empty());
         assert_eq!(back.as_ptr() as usize, at);
         assert!(back.capacity() >= 8);
+    }
+}
+
+#[cfg(test)]
+mod plain_macro_tests {
+    use super::{Transaction, macro_target};
+    use crate::eval::compile::{CompileOptions, CompiledRuleSet};
+    use crate::ir::Variable;
+    use crate::request::Request;
+
+    /// The direct `%{VAR}` reads give what the general path (a target, a value buffer) gives,
+    /// before and after something matched, on a request with every part set.
+    #[test]
+    fn plain_macros_read_what_the_general_path_reads() {
+        let set =
+            crate::seclang::parse_str("SecRuleEngine On\nSecAction \"id:1,phase:1,pass\"\n", "t")
+                .unwrap();
+        let rs = CompiledRuleSet::compile_with(&set, CompileOptions::default()).unwrap();
+        let r = Request {
+            method: "PATCH".into(),
+            uri: b"/shop/a%20b/item.php?x=1&y=%41".to_vec(),
+            headers: vec![("Host".into(), "shop.example:8443".into())],
+            client_ip: "203.0.113.9".into(),
+            client_port: 40123,
+            server_ip: "192.0.2.1".into(),
+            server_port: 8443,
+            ..Request::default()
+        };
+        let vars = [
+            Variable::MatchedVar,
+            Variable::MatchedVarName,
+            Variable::RemoteAddr,
+            Variable::RemotePort,
+            Variable::RemoteHost,
+            Variable::RequestMethod,
+            Variable::RequestUri,
+            Variable::RequestUriRaw,
+            Variable::RequestFilename,
+            Variable::RequestBasename,
+            Variable::RequestLine,
+            Variable::RequestProtocol,
+            Variable::QueryString,
+            Variable::ServerAddr,
+            Variable::ServerName,
+            Variable::ServerPort,
+        ];
+        let check = |t: &Transaction<'_>, what: &str| {
+            let mut non_empty = 0;
+            for var in vars {
+                let (mut fast, mut general) = (b"<".to_vec(), b"<".to_vec());
+                assert!(t.first_plain_into(var, &mut fast), "{var:?} has a direct read");
+                t.first_value_into(&macro_target(var, None), &mut general);
+                assert_eq!(fast, general, "{var:?} {what}");
+                non_empty += usize::from(fast.len() > 1);
+            }
+            non_empty
+        };
+        let mut t = Transaction::new(&rs, &r);
+        t.run_phases(&r);
+        let before = check(&t, "before a match");
+        t.matched_vars.push_pair("ARGS:y", b"A");
+        assert_eq!(check(&t, "after a match"), before + 2, "MATCHED_VAR and its name are read");
+        assert!(before >= 10, "the request's variables have values ({before})");
+        let mut out = Vec::new();
+        assert!(!t.first_plain_into(Variable::MatchedVars, &mut out), "left to the general path");
+        assert!(!t.first_plain_into(Variable::HighestSeverity, &mut out));
     }
 }
