@@ -514,7 +514,7 @@ impl InitSnapshot {
         let start_tx = t.tx.clone().detached();
         if primed {
             t.current_rule = Some(u64::MAX);
-            t.matched_vars.push_pair("REQUEST_HEADERS:x-init-probe", b"x-init-probe");
+            t.bufs.matched_vars.push_pair("REQUEST_HEADERS:x-init-probe", b"x-init-probe");
         }
         eval(&mut t, run.clone());
         let clean = t.flow_idle() && t.final_status.is_none() && t.persistent().env.is_empty();
@@ -527,7 +527,7 @@ impl InitSnapshot {
             matched_ids: t.matched_ids.clone(),
             highest_severity: t.highest_severity,
             current_rule: t.current_rule,
-            matched_vars: t.matched_vars.clone(),
+            matched_vars: t.bufs.matched_vars.clone(),
         })
     }
 }
@@ -614,7 +614,7 @@ impl InitSnapshot {
         primed: bool,
     ) -> Option<Option<FoldedMatch>> {
         let p = Self::run_probe(t, rule, primed);
-        if !(p.quiet && t.flow_idle() && t.folds_pending.is_empty()) {
+        if !(p.quiet && t.flow_idle() && t.bufs.folds_pending.is_empty()) {
             return None;
         }
         match p.matched {
@@ -652,13 +652,13 @@ impl InitSnapshot {
     fn run_probe(t: &mut Transaction<'_>, rule: &CRule, primed: bool) -> Probed {
         if primed {
             t.current_rule = Some(u64::MAX);
-            t.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
+            t.bufs.matched_vars.push_pair("REQUEST_HEADERS:x-fold-probe", b"x-fold-probe");
         }
         let tx = t.tx.clone();
         let ids = t.matched_ids.clone();
         let severity = t.highest_severity;
         let pairs = |t: &Transaction<'_>| -> Vec<(String, Vec<u8>)> {
-            t.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+            t.bufs.matched_vars.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
         };
         let before = pairs(t);
         let matched = t.eval_rule(rule);
@@ -700,19 +700,39 @@ struct Probed {
 /// does not pay for growing them again.
 #[derive(Debug, Default)]
 struct Scratch {
-    values: ValueBuf,
-    matched_vars: ValueBuf,
-    folds_pending: Vec<u32>,
-    captures: crate::operator::Captures,
-    multi: MultiBufs,
+    /// Boxed, as the transaction holds them: moved as a pointer.
+    bufs: Box<TxBufs>,
     /// Boxed: 440 bytes moved in and out of the pool on every transaction were some 15 lines
     /// of code a cold decision fetched; a box moves as a pointer.
     sources: Box<SourceCache>,
     tx: Collection<'static>,
-    setvar_bufs: (Vec<u8>, Vec<u8>),
     /// The last transaction's request view, refilled by the next one
     /// ([`RequestData::refill`]); none before the first, or after a huge request.
     data: Option<Box<RequestData>>,
+}
+
+/// A transaction's buffers for values, matched variables, folds, captures, `multiMatch` and
+/// setvar expansions, reused across rules and transactions. In one box that goes from the
+/// pool to the transaction and back: held inline, their 300 bytes were copied out of the
+/// pool, into the transaction, and back at its end (some 20 lines written, and the code
+/// that copies them, per cold decision).
+#[derive(Debug, Default)]
+struct TxBufs {
+    /// Scratch for a target's values.
+    values: ValueBuf,
+    /// MATCHED_VARS in order; MATCHED_VAR(_NAME) is the last one (both are set and
+    /// cleared together). Followed by the pairs of `folds_pending`.
+    matched_vars: ValueBuf,
+    /// Rules folded as matched ([`SkipPlan::AfterInitMatch`]) since MATCHED_VARS was last
+    /// settled, in order: their pairs belong at the end of `matched_vars`. They are added
+    /// only when a rule runs ([`Transaction::settle_folds`]); CRS's paranoia gates fold as
+    /// matched and the next file's first gate fails and clears them, so most never are, and
+    /// their names and values (some 150 cache lines a decision) are not read.
+    folds_pending: Vec<u32>,
+    captures: crate::operator::Captures,
+    multi: MultiBufs,
+    /// A setvar's expanded key and value.
+    setvar_bufs: (Vec<u8>, Vec<u8>),
 }
 
 /// A box a transaction holds for its whole life and gives back at its end ([`Scratch`]):
@@ -768,13 +788,14 @@ impl Scratch {
     }
     fn give_back(mut self) {
         self.sources.trim();
-        for b in [&mut self.setvar_bufs.0, &mut self.setvar_bufs.1] {
+        let bufs = &mut *self.bufs;
+        for b in [&mut bufs.setvar_bufs.0, &mut bufs.setvar_bufs.1] {
             if b.capacity() > 1 << 16 {
                 *b = Vec::new();
             }
         }
-        self.folds_pending.clear();
-        for b in [&mut self.values, &mut self.matched_vars] {
+        bufs.folds_pending.clear();
+        for b in [&mut bufs.values, &mut bufs.matched_vars] {
             b.clear();
             if b.oversized() {
                 *b = ValueBuf::default();
@@ -833,15 +854,9 @@ pub struct Transaction<'r> {
     /// only in rules that are off by default, and six empty collections (816 bytes) made and
     /// dropped on every transaction cost code lines a cold decision has to fetch.
     persistent: Option<Box<Persistent<'r>>>,
-    /// MATCHED_VARS in order; MATCHED_VAR(_NAME) is the last one (both are set and
-    /// cleared together). Followed by the pairs of `folds_pending`.
-    matched_vars: ValueBuf,
-    /// Rules folded as matched ([`SkipPlan::AfterInitMatch`]) since MATCHED_VARS was last
-    /// settled, in order: their pairs belong at the end of `matched_vars`. They are added
-    /// only when a rule runs ([`Transaction::settle_folds`]); CRS's paranoia gates fold as
-    /// matched and the next file's first gate fails and clears them, so most never are, and
-    /// their names and values (some 150 cache lines a decision) are not read.
-    folds_pending: Vec<u32>,
+    /// Buffers reused across rules (and across transactions, see [`Scratch`]): MATCHED_VARS,
+    /// the pending folds, values, captures, `multiMatch` and setvar buffers ([`TxBufs`]).
+    bufs: Box<TxBufs>,
     engine: EngineMode,
     /// What this transaction's `ctl:ruleRemove*` actions removed: made by the first one.
     /// CRS runs them only in its application exclusion packages (off by default); four
@@ -865,13 +880,6 @@ pub struct Transaction<'r> {
     response_status: u16,
     /// The response body phase ran (v3 `processResponseBody` past its checks).
     response_body_done: bool,
-    /// Scratch buffers reused across rules (and across transactions, see [`Scratch`]).
-    values: ValueBuf,
-    captures: crate::operator::Captures,
-    /// A `multiMatch` link's variants and entries ([`MultiBufs`]).
-    multi: MultiBufs,
-    /// A setvar's expanded key and value.
-    setvar_bufs: (Vec<u8>, Vec<u8>),
     /// Per-rule hook for the profiler: (rule index, evaluated, matched, nanoseconds).
     pub profile: Option<Vec<RuleStat>>,
     /// Per-request cache of transformed values (off unless a backend turns it on).
@@ -925,15 +933,10 @@ impl TransformCache {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         Scratch {
-            values: std::mem::take(&mut self.values),
-            matched_vars: std::mem::take(&mut self.matched_vars),
-            folds_pending: std::mem::take(&mut self.folds_pending),
-            captures: std::mem::take(&mut self.captures),
-            multi: std::mem::take(&mut self.multi),
+            bufs: std::mem::take(&mut self.bufs),
             sources: self.sources.give_back(),
             data: Some(self.data.give_back()).filter(|d| d.worth_keeping()),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
-            setvar_bufs: std::mem::take(&mut self.setvar_bufs),
         }
         .give_back();
     }
@@ -987,8 +990,7 @@ impl<'r> Transaction<'r> {
             })),
             tx: scratch.tx,
             persistent: None,
-            matched_vars: scratch.matched_vars,
-            folds_pending: scratch.folds_pending,
+            bufs: scratch.bufs,
             engine: rs.config.rule_engine,
             removals: None,
             skip_next: 0,
@@ -1004,10 +1006,6 @@ impl<'r> Transaction<'r> {
             phase: 1,
             response_status: 200,
             response_body_done: false,
-            values: scratch.values,
-            captures: scratch.captures,
-            multi: scratch.multi,
-            setvar_bufs: scratch.setvar_bufs,
             profile: None,
             transform_cache: None,
             count_every_rule: false,
@@ -1321,8 +1319,8 @@ impl<'r> Transaction<'r> {
         }
         self.highest_severity = self.highest_severity.min(s.highest_severity);
         self.current_rule = s.current_rule;
-        self.folds_pending.clear();
-        self.matched_vars.copy_from(&s.matched_vars);
+        self.bufs.folds_pending.clear();
+        self.bufs.matched_vars.copy_from(&s.matched_vars);
         true
     }
 
@@ -1384,7 +1382,7 @@ impl<'r> Transaction<'r> {
             SkipPlan::AfterInitMatch { fold, .. } if self.init_applied => {
                 let rs: &'r CompiledRuleSet = self.rs;
                 let (folds, i) = (&rs.folds, usize::from(fold));
-                self.folds_pending.push(u32::from(fold));
+                self.bufs.folds_pending.push(u32::from(fold));
                 if let Some(marker) = folds.marker(i) {
                     self.marker.clear();
                     self.marker.push_str(marker);
@@ -1406,7 +1404,7 @@ impl<'r> Transaction<'r> {
                     for (k, v) in rs.folds.writes(usize::from(fold)) {
                         self.tx.set(k, v);
                     }
-                    self.folds_pending.push(u32::from(fold));
+                    self.bufs.folds_pending.push(u32::from(fold));
                     return true;
                 }
                 true
@@ -1423,23 +1421,23 @@ impl<'r> Transaction<'r> {
     /// A link matched nothing: MATCHED_VAR(S) are forgotten, with the pairs of the folds
     /// pending.
     fn forget_matched(&mut self) {
-        self.matched_vars.clear();
-        self.folds_pending.clear();
+        self.bufs.matched_vars.clear();
+        self.bufs.folds_pending.clear();
     }
 
     /// Before a rule runs: appends the pairs of the rules folded as matched since MATCHED_VARS
     /// was last settled, in the order they were reached.
     pub(crate) fn settle_folds(&mut self) {
-        if self.folds_pending.is_empty() {
+        if self.bufs.folds_pending.is_empty() {
             return;
         }
         let folds = &self.rs.folds;
-        for &i in &self.folds_pending {
+        for &i in &self.bufs.folds_pending {
             for (n, v) in folds.pairs(i as usize) {
-                self.matched_vars.push_pair(n, v);
+                self.bufs.matched_vars.push_pair(n, v);
             }
         }
-        self.folds_pending.clear();
+        self.bufs.folds_pending.clear();
     }
 
     /// Enters a phase; false when an earlier `allow` skips it.
@@ -1483,7 +1481,7 @@ impl<'r> Transaction<'r> {
     /// took the snapshot and no removal is pending; false sends the rule the usual way.
     pub(crate) fn take_fold(&mut self, fold: u32) -> bool {
         if self.init_applied && !self.removals_pending() {
-            self.folds_pending.push(fold);
+            self.bufs.folds_pending.push(fold);
             true
         } else {
             false
@@ -1724,10 +1722,10 @@ impl<'r> Transaction<'r> {
             return false;
         }
         let mut any = false;
-        let mut values = std::mem::take(&mut self.values);
+        let mut values = std::mem::take(&mut self.bufs.values);
         values.clear();
         self.collect_values(t, &mut values);
-        let mut variants = recycle_cows(std::mem::take(&mut self.multi.variants));
+        let mut variants = recycle_cows(std::mem::take(&mut self.bufs.multi.variants));
         for (name, value) in values.iter() {
             if exclusions.any(|e| excludes(e, name)) {
                 continue;
@@ -1746,8 +1744,8 @@ impl<'r> Transaction<'r> {
             };
             any |= self.try_values(link, name, vs, expanded_arg, msg).0;
         }
-        self.multi.variants = recycle_cows(variants);
-        self.values = values;
+        self.bufs.multi.variants = recycle_cows(variants);
+        self.bufs.values = values;
         any
     }
 
@@ -1767,14 +1765,14 @@ impl<'r> Transaction<'r> {
         };
         let (mut any, mut missed) = (false, true);
         for v in vs {
-            self.captures.clear();
-            let caps = if link.actions.capture { Some(&mut self.captures) } else { None };
+            self.bufs.captures.clear();
+            let caps = if link.actions.capture { Some(&mut self.bufs.captures) } else { None };
             let r = op.matches(v, expanded_arg, caps);
             missed &= matches!(r, Ok(false));
             if !verdict(r, *negated) {
                 continue;
             }
-            self.matched_vars.push_pair(name, v);
+            self.bufs.matched_vars.push_pair(name, v);
             self.after_value_match(link, *negated);
             if link.actions.multi_match && msg.save {
                 self.log(msg);
@@ -1802,9 +1800,9 @@ impl<'r> Transaction<'r> {
         let check_removed = self.targets_removed();
         // The values to try (copied out, as the general path copies them), with their
         // entries to note a verdict on.
-        let mut values = std::mem::take(&mut self.values);
+        let mut values = std::mem::take(&mut self.bufs.values);
         values.clear();
-        let mut entries = std::mem::take(&mut self.multi.entries);
+        let mut entries = std::mem::take(&mut self.bufs.multi.entries);
         entries.clear();
         for i in range {
             if check_removed && self.target_removed(rule_id, root, self.sources.name(i, &self.data))
@@ -1818,7 +1816,7 @@ impl<'r> Transaction<'r> {
             entries.push(i);
         }
         let mut any = false;
-        let mut variants = recycle_cows(std::mem::take(&mut self.multi.variants));
+        let mut variants = recycle_cows(std::mem::take(&mut self.bufs.multi.variants));
         for ((name, value), &i) in values.iter().zip(&entries) {
             variants.clear();
             self.transform_variants(link, value, &mut variants);
@@ -1828,9 +1826,9 @@ impl<'r> Transaction<'r> {
                 self.sources.note_verdict(i, v, false);
             }
         }
-        self.multi.variants = recycle_cows(variants);
-        self.multi.entries = entries;
-        self.values = values;
+        self.bufs.multi.variants = recycle_cows(variants);
+        self.bufs.multi.entries = entries;
+        self.bufs.values = values;
         Some(any)
     }
 
@@ -1875,8 +1873,8 @@ impl<'r> Transaction<'r> {
             let r = match &link.operator {
                 Some(_) if known.is_some() => Ok(known == Some(true)),
                 Some((_, op, _)) if possible => {
-                    self.captures.clear();
-                    let caps = if want_captures { Some(&mut self.captures) } else { None };
+                    self.bufs.captures.clear();
+                    let caps = if want_captures { Some(&mut self.bufs.captures) } else { None };
                     let r = op.matches(self.sources.value(i), expanded_arg, caps);
                     if let (Some(v), Ok(hit)) = (link.verdict, &r) {
                         self.sources.note_verdict(i, v, *hit);
@@ -1888,7 +1886,9 @@ impl<'r> Transaction<'r> {
             if !verdict(r, negated) {
                 continue;
             }
-            self.matched_vars.push_pair(self.sources.name(i, &self.data), self.sources.value(i));
+            self.bufs
+                .matched_vars
+                .push_pair(self.sources.name(i, &self.data), self.sources.value(i));
             self.after_value_match(link, negated);
             any = true;
         }
@@ -1920,7 +1920,7 @@ impl<'r> Transaction<'r> {
         let var = t.target.variable;
         let h = t.key_hash.unwrap_or_else(|| ci_hash(key));
         // Taken out while the key is borrowed from the collection, put back below.
-        let mut matched_vars = std::mem::take(&mut self.matched_vars);
+        let mut matched_vars = std::mem::take(&mut self.bufs.matched_vars);
         let hit = self.collection_of(var).map(|c| {
             let Some((k, v)) = c.get_entry_h(key, h) else { return false };
             let tv = transform::apply_chain(&link.actions.chain, v);
@@ -1930,7 +1930,7 @@ impl<'r> Transaction<'r> {
             }
             hit
         });
-        self.matched_vars = matched_vars;
+        self.bufs.matched_vars = matched_vars;
         if hit == Some(true) {
             self.after_value_match(link, *negated);
         }
@@ -1943,7 +1943,7 @@ impl<'r> Transaction<'r> {
         if link.actions.capture && !negated {
             // TX.0-TX.9 exist after the first capture: their buffers are reused.
             const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-            for (k, c) in KEYS.iter().zip(self.captures.groups()) {
+            for (k, c) in KEYS.iter().zip(self.bufs.captures.groups()) {
                 self.tx.set_bytes_h(k, ci_hash(k), c);
             }
         }
@@ -1988,7 +1988,7 @@ impl<'r> Transaction<'r> {
                 }
                 let v = transform::apply_chain(&cl.transformations, value);
                 if verdict(cl.op.matches(&v, expanded_arg.as_deref(), None), cl.negated) {
-                    self.matched_vars.push_pair(name, &v);
+                    self.bufs.matched_vars.push_pair(name, &v);
                     return true;
                 }
             }
@@ -2074,7 +2074,7 @@ impl<'r> Transaction<'r> {
         }
         // Expanded into buffers kept across setvars (and transactions): no allocation per
         // macro.
-        let (mut kbuf, mut vbuf) = std::mem::take(&mut self.setvar_bufs);
+        let (mut kbuf, mut vbuf) = std::mem::take(&mut self.bufs.setvar_bufs);
         for (k, sv) in a.setvars.iter().enumerate() {
             let key_bytes = self.expand_in(&sv.key, &mut kbuf);
             let key = crate::txn::utf8_lossy(key_bytes);
@@ -2104,7 +2104,7 @@ impl<'r> Transaction<'r> {
                 c.set_bytes_h(&key, h, value);
             }
         }
-        self.setvar_bufs = (kbuf, vbuf);
+        self.bufs.setvar_bufs = (kbuf, vbuf);
     }
 
     /// `executeActionsAfterFullMatch`.
@@ -2373,22 +2373,27 @@ impl<'r> Transaction<'r> {
             _ => None,
         };
         match var {
-            Variable::MatchedVar => {
-                self.matched_vars.last().map(|(_, v)| vec![(var.name().to_string(), v.to_vec())])
-            }
+            Variable::MatchedVar => self
+                .bufs
+                .matched_vars
+                .last()
+                .map(|(_, v)| vec![(var.name().to_string(), v.to_vec())]),
             Variable::MatchedVarName => self
+                .bufs
                 .matched_vars
                 .last()
                 .map(|(n, _)| vec![(var.name().to_string(), n.as_bytes().to_vec())]),
             Variable::MatchedVars => Some(
-                self.matched_vars
+                self.bufs
+                    .matched_vars
                     .iter()
                     .filter(|(n, _)| key.is_none_or(|k| n.eq_ignore_ascii_case(k)))
                     .map(|(n, v)| (format!("MATCHED_VARS:{n}"), v.to_vec()))
                     .collect(),
             ),
             Variable::MatchedVarsNames => Some(
-                self.matched_vars
+                self.bufs
+                    .matched_vars
                     .iter()
                     .map(|(n, _)| (format!("MATCHED_VARS_NAMES:{n}"), n.as_bytes().to_vec()))
                     .collect(),
@@ -2508,12 +2513,12 @@ impl<'r> Transaction<'r> {
     fn first_plain_into(&self, var: Variable, out: &mut Vec<u8>) -> bool {
         match var {
             Variable::MatchedVar => {
-                if let Some((_, v)) = self.matched_vars.last() {
+                if let Some((_, v)) = self.bufs.matched_vars.last() {
                     out.extend_from_slice(v);
                 }
             }
             Variable::MatchedVarName => {
-                if let Some((n, _)) = self.matched_vars.last() {
+                if let Some((n, _)) = self.bufs.matched_vars.last() {
                     out.extend_from_slice(n.as_bytes());
                 }
             }
@@ -2826,7 +2831,7 @@ mod plain_macro_tests {
         let mut t = Transaction::new(&rs, &r);
         t.run_phases(&r);
         let before = check(&t, "before a match");
-        t.matched_vars.push_pair("ARGS:y", b"A");
+        t.bufs.matched_vars.push_pair("ARGS:y", b"A");
         assert_eq!(check(&t, "after a match"), before + 2, "MATCHED_VAR and its name are read");
         assert!(before >= 10, "the request's variables have values ({before})");
         let mut out = Vec::new();
