@@ -789,11 +789,22 @@ const MEMO_SLOTS: usize = 2048;
 /// request instead, [`SHARE_SCAN_MIN`]).
 const MEMO_MIN: usize = 8;
 const MEMO_MAX: usize = SHARE_SCAN_MIN - 1;
-/// Words of a memo slot before its prefilter bits: hash, transaction, length (with
-/// [`MEMO_BITS`]), `@pm` mask, identity signature.
-const MEMO_HEAD: usize = 5;
-/// Set in a slot's length word once its prefilter bits are in.
-const MEMO_BITS: u64 = 1 << 32;
+/// Words of a memo slot before its prefilter bits: hash, stamp (the transaction that last
+/// used it, above [`MEMO_STAMP_SHIFT`]; [`MEMO_BITS`]; the value's length), `@pm` mask,
+/// identity signature. Four, so that with up to four words of bits (256 prefilter slots;
+/// CRS PL1 has 200-odd) a lookup's hash, stamp and length and the bits a scan then reads
+/// are one cache line: slots are line-aligned ([`ValueMemo::start`]).
+const MEMO_HEAD: usize = 4;
+/// Set in a slot's stamp once its prefilter bits are in.
+const MEMO_BITS: u64 = 1 << 8;
+/// The transaction number's place in a slot's stamp; the length takes the low byte.
+const MEMO_STAMP_SHIFT: u32 = 16;
+/// Transactions a memo counts before it empties itself and starts again from 1 (the stamp
+/// holds 48 bits of the number).
+const MEMO_TXN_MAX: u64 = 1 << 47;
+/// Words of a slot's key: the longest value kept, packed.
+const MEMO_KEY_WORDS: usize = MEMO_MAX.div_ceil(8);
+const _: () = assert!(MEMO_MAX < 256, "a slot's length takes one byte of its stamp");
 
 /// What the prefilter, [`transform::identity::proven`] and the planned regexes answered for
 /// values of earlier transactions on this thread, by their exact bytes: the prefilter bits,
@@ -820,10 +831,12 @@ struct ValueMemo {
     words: usize,
     /// Words of each of the two verdict bit sets per slot ([`Prefilter::verdict_words`]).
     vwords: usize,
-    /// Words per slot: [`MEMO_HEAD`], the prefilter bits, one bit per verdict number for
-    /// "its regex ran and did not match", one for "ran and matched", then the key's bytes
-    /// packed into words.
+    /// Words per slot, a multiple of eight: [`MEMO_HEAD`], the prefilter bits, the key's
+    /// bytes packed into words, then one bit per verdict number for "its regex ran and did
+    /// not match" and one for "ran and matched" (read only when a regex is about to run).
     stride: usize,
+    /// The first slot's offset in `slots`: where the words start a cache line.
+    base: usize,
     slots: Vec<u64>,
 }
 
@@ -842,6 +855,11 @@ impl ValueMemo {
     /// Ready for a transaction over `prefilter` (`words` words of bits per value).
     fn start(&mut self, prefilter: u64, words: usize, vwords: usize) {
         self.txn += 1;
+        if self.txn >= MEMO_TXN_MAX {
+            // Stamps would wrap: every slot is emptied, and counting starts again.
+            self.slots.fill(0);
+            (self.txn, self.floor) = (1, 1);
+        }
         if self.prefilter == prefilter {
             return;
         }
@@ -852,14 +870,20 @@ impl ValueMemo {
         } else if self.words != words || self.vwords != vwords || self.slots.is_empty() {
             self.words = words;
             self.vwords = vwords;
-            self.stride = self.head_len() + MEMO_MAX.div_ceil(8);
-            self.slots = vec![0; MEMO_SLOTS * self.stride];
+            self.stride = (self.verdicts_at() + 2 * vwords).next_multiple_of(8);
+            self.slots = vec![0; MEMO_SLOTS * self.stride + 7];
+            self.base = self.slots.as_ptr().align_offset(64).min(7);
         }
     }
 
-    /// Words of a slot before its key.
-    fn head_len(&self) -> usize {
-        MEMO_HEAD + self.words + 2 * self.vwords
+    /// A slot's key, after its head and bits.
+    fn key_at(&self) -> usize {
+        MEMO_HEAD + self.words
+    }
+
+    /// A slot's verdict sets, after its key.
+    fn verdicts_at(&self) -> usize {
+        self.key_at() + MEMO_KEY_WORDS
     }
 
     /// The hash of `v`'s exact bytes, never 0 (an empty slot's).
@@ -875,46 +899,49 @@ impl ValueMemo {
         }
         let h = Self::hash(v);
         let slot = (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize;
-        let at = slot * self.stride;
-        let head_len = self.head_len();
-        let (head, key) = self.slots[at..at + self.stride].split_at_mut(head_len);
-        if head[0] == h
-            && head[1] >= self.floor
-            && head[2] as u32 as usize == v.len()
-            && packed_words(v).zip(key.iter()).all(|(a, &b)| a == b)
+        let (key_at, verdicts_at, txn, floor) =
+            (self.key_at(), self.verdicts_at(), self.txn, self.floor);
+        let row = self.row_mut(slot);
+        let stamp = row[1];
+        let len = v.len() as u64;
+        if row[0] == h
+            && stamp >> MEMO_STAMP_SHIFT >= floor
+            && stamp & 0xff == len
+            && packed_words(v).zip(&row[key_at..verdicts_at]).all(|(a, &b)| a == b)
         {
-            head[1] = self.txn;
+            row[1] = txn << MEMO_STAMP_SHIFT | (stamp & 0xffff);
             return Some(slot);
         }
-        if head[1] == self.txn {
+        if stamp >> MEMO_STAMP_SHIFT == txn {
             return None;
         }
-        key.iter_mut().zip(packed_words(v)).for_each(|(k, w)| *k = w);
-        head[..MEMO_HEAD].copy_from_slice(&[h, self.txn, v.len() as u64, 0, 0]);
-        head[MEMO_HEAD + self.words..].fill(0);
+        row[key_at..verdicts_at].iter_mut().zip(packed_words(v)).for_each(|(k, w)| *k = w);
+        row[..MEMO_HEAD].copy_from_slice(&[h, txn << MEMO_STAMP_SHIFT | len, 0, 0]);
+        row[verdicts_at..].fill(0);
         Some(slot)
     }
 
     fn row(&self, slot: usize) -> &[u64] {
-        &self.slots[slot * self.stride..slot * self.stride + self.head_len()]
+        let at = self.base + slot * self.stride;
+        &self.slots[at..at + self.stride]
     }
 
     fn row_mut(&mut self, slot: usize) -> &mut [u64] {
-        let n = self.head_len();
-        &mut self.slots[slot * self.stride..slot * self.stride + n]
+        let at = self.base + slot * self.stride;
+        &mut self.slots[at..at + self.stride]
     }
 
     /// The slot's prefilter bits, once they are in.
     fn bits(&self, slot: usize) -> Option<&[u64]> {
         let row = self.row(slot);
-        (row[2] & MEMO_BITS != 0).then(|| &row[MEMO_HEAD..MEMO_HEAD + self.words])
+        (row[1] & MEMO_BITS != 0).then(|| &row[MEMO_HEAD..MEMO_HEAD + self.words])
     }
 
     fn set_bits(&mut self, slot: usize, bits: &[u64]) {
         let w = self.words;
         let row = self.row_mut(slot);
         row[MEMO_HEAD..MEMO_HEAD + w].copy_from_slice(bits);
-        row[2] |= MEMO_BITS;
+        row[1] |= MEMO_BITS;
     }
 
     /// The bit of verdict number `v` ([`super::compile::CRule::verdict`]): its word in a
@@ -931,13 +958,13 @@ impl ValueMemo {
     /// not.
     fn known(&self, slot: usize, v: u32, hit: bool) -> bool {
         let Some((w, m)) = self.verdict_bit(v) else { return false };
-        let at = MEMO_HEAD + self.words + if hit { self.vwords } else { 0 } + w;
+        let at = self.verdicts_at() + if hit { self.vwords } else { 0 } + w;
         self.row(slot).get(at).is_some_and(|x| x & m != 0)
     }
 
     fn set_known(&mut self, slot: usize, v: u32, hit: bool) {
         let Some((w, m)) = self.verdict_bit(v) else { return };
-        let at = MEMO_HEAD + self.words + if hit { self.vwords } else { 0 } + w;
+        let at = self.verdicts_at() + if hit { self.vwords } else { 0 } + w;
         if let Some(x) = self.row_mut(slot).get_mut(at) {
             *x |= m;
         }
@@ -945,20 +972,20 @@ impl ValueMemo {
 
     /// The slot's `@pm` mask (with [`PM_SCANNED`]), 0 until it is in.
     fn pm(&self, slot: usize) -> u64 {
-        self.row(slot)[3]
+        self.row(slot)[2]
     }
 
     fn set_pm(&mut self, slot: usize, pm: u64) {
-        self.row_mut(slot)[3] = pm;
+        self.row_mut(slot)[2] = pm;
     }
 
     /// The slot's identity signature (with [`SIGNED`]), 0 until it is in.
     fn proven(&self, slot: usize) -> u64 {
-        self.row(slot)[4]
+        self.row(slot)[3]
     }
 
     fn set_proven(&mut self, slot: usize, proven: u64) {
-        self.row_mut(slot)[4] = proven;
+        self.row_mut(slot)[3] = proven;
     }
 }
 
@@ -1835,6 +1862,38 @@ mod tests {
         assert_eq!(m.bits(s), None, "so does one of another width");
         assert_eq!(m.slot(b"short"), None);
         assert_eq!(m.slot(&[b'a'; super::MEMO_MAX + 1]), None);
+    }
+
+    /// Memo slots start cache lines, so that a lookup's head and the bits a scan reads are
+    /// one line; and when the transaction count nears the stamp's width the memo empties
+    /// itself and goes on counting from 1.
+    #[test]
+    fn memo_slots_start_lines_and_outlive_the_stamp_width() {
+        use super::{MEMO_SLOTS, MEMO_TXN_MAX, ValueMemo};
+        let mut m = ValueMemo::default();
+        m.start(7, 4, 5);
+        assert_eq!(m.stride % 8, 0);
+        for slot in [0, 1, 2, MEMO_SLOTS - 1] {
+            assert_eq!(m.row(slot).as_ptr() as usize % 64, 0, "slot {slot}");
+        }
+        let v = b"Mozilla/5.0 (X11; Linux x86_64)".as_slice();
+        let s = m.slot(v).unwrap();
+        m.set_bits(s, &[1, 2, 3, 4]);
+        m.set_known(s, 300, true);
+        m.start(7, 4, 5);
+        let s = m.slot(v).unwrap();
+        assert_eq!(m.bits(s), Some(&[1u64, 2, 3, 4][..]));
+        assert!(m.known(s, 300, true));
+        m.txn = MEMO_TXN_MAX - 1;
+        m.start(7, 4, 5);
+        assert_eq!((m.txn, m.floor), (1, 1));
+        let s = m.slot(v).unwrap();
+        assert_eq!(m.bits(s), None, "emptied");
+        assert!(!m.known(s, 300, true), "emptied");
+        m.set_bits(s, &[5, 6, 7, 8]);
+        m.start(7, 4, 5);
+        let s = m.slot(v).unwrap();
+        assert_eq!(m.bits(s), Some(&[5u64, 6, 7, 8][..]), "kept again after the restart");
     }
 
     /// The per-literal masks give the same bits as the slot lists they replace, in either
