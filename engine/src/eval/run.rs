@@ -856,7 +856,8 @@ pub struct Transaction<'r> {
     persistent: Option<Box<Persistent<'r>>>,
     /// Buffers reused across rules (and across transactions, see [`Scratch`]): MATCHED_VARS,
     /// the pending folds, values, captures, `multiMatch` and setvar buffers ([`TxBufs`]).
-    bufs: Box<TxBufs>,
+    /// Not dropped with the transaction: `Drop` hands the box back to the pool.
+    bufs: std::mem::ManuallyDrop<Box<TxBufs>>,
     engine: EngineMode,
     /// What this transaction's `ctl:ruleRemove*` actions removed: made by the first one.
     /// CRS runs them only in its application exclusion packages (off by default); four
@@ -933,7 +934,9 @@ impl TransformCache {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         Scratch {
-            bufs: std::mem::take(&mut self.bufs),
+            // SAFETY: `drop` runs once, and `bufs` is not read after this: the box goes back
+            // to the pool (leaving a box in its place would allocate one and free it).
+            bufs: unsafe { std::mem::ManuallyDrop::take(&mut self.bufs) },
             sources: self.sources.give_back(),
             data: Some(self.data.give_back()).filter(|d| d.worth_keeping()),
             tx: std::mem::take(&mut self.tx).recycle(1 << 16),
@@ -990,7 +993,7 @@ impl<'r> Transaction<'r> {
             })),
             tx: scratch.tx,
             persistent: None,
-            bufs: scratch.bufs,
+            bufs: std::mem::ManuallyDrop::new(scratch.bufs),
             engine: rs.config.rule_engine,
             removals: None,
             skip_next: 0,
@@ -1432,12 +1435,13 @@ impl<'r> Transaction<'r> {
             return;
         }
         let folds = &self.rs.folds;
-        for &i in &self.bufs.folds_pending {
+        let bufs = &mut **self.bufs;
+        for &i in &bufs.folds_pending {
             for (n, v) in folds.pairs(i as usize) {
-                self.bufs.matched_vars.push_pair(n, v);
+                bufs.matched_vars.push_pair(n, v);
             }
         }
-        self.bufs.folds_pending.clear();
+        bufs.folds_pending.clear();
     }
 
     /// Enters a phase; false when an earlier `allow` skips it.
