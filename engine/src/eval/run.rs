@@ -794,6 +794,10 @@ impl Scratch {
                 *b = Vec::new();
             }
         }
+        if bufs.multi.entries.capacity() > 1 << 16 {
+            bufs.multi.entries = Vec::new();
+        }
+        bufs.captures.trim();
         bufs.folds_pending.clear();
         for b in [&mut bufs.values, &mut bufs.matched_vars] {
             b.clear();

@@ -81,6 +81,13 @@ impl Captures {
         self.len += 1;
     }
 
+    /// Lets go of the buffers one large capture grew past [`Captures::KEEP_MAX`], as a
+    /// pooled scratch does with its other buffers before the next transaction.
+    pub fn trim(&mut self) {
+        self.bufs.retain(|b| b.capacity() <= Self::KEEP_MAX);
+        self.len = 0;
+    }
+
     /// Only `bytes`, as TX.0.
     pub fn set_one(&mut self, bytes: &[u8]) {
         self.clear();
@@ -807,5 +814,12 @@ mod tests {
         assert!(caps.groups()[0].capacity() < Captures::KEEP_MAX, "the large buffer was let go");
         caps.clear();
         assert!(caps.is_empty() && caps.groups().is_empty());
+        // Given back to the pool: a large buffer goes, the others stay for the next match.
+        caps.set_one(b"y");
+        caps.push(&big);
+        caps.trim();
+        assert!(caps.is_empty());
+        assert!(caps.bufs.iter().all(|b| b.capacity() <= Captures::KEEP_MAX));
+        assert_eq!(caps.bufs.len(), 3, "of the four buffers only the large one goes");
     }
 }
