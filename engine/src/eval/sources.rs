@@ -564,7 +564,7 @@ pub struct SourceTable {
 }
 
 /// What [`SourceCache::list`] reads of a source on every build, packed: 24 bytes, against a
-/// [`SourceDesc`] of a few hundred bytes and a chain in a heap block of its own. The target
+/// [`SourceDesc`] in a table of its own and a chain in a heap block of its own. The target
 /// and exclusions are read only when the raw list is read from the request data.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SourceHot {
@@ -804,6 +804,9 @@ const MEMO_HEAD: usize = 4;
 const MEMO_BITS: u64 = 1 << 8;
 /// The transaction number's place in a slot's stamp; the length takes the low byte.
 const MEMO_STAMP_SHIFT: u32 = 16;
+/// A stamp's length byte, and everything below the transaction number (length and flags).
+const MEMO_LEN: u64 = 0xff;
+const MEMO_BELOW_TXN: u64 = (1 << MEMO_STAMP_SHIFT) - 1;
 /// Transactions a memo counts before it empties itself and starts again from 1 (the stamp
 /// holds 48 bits of the number).
 const MEMO_TXN_MAX: u64 = 1 << 47;
@@ -911,10 +914,10 @@ impl ValueMemo {
         let len = v.len() as u64;
         if row[0] == h
             && stamp >> MEMO_STAMP_SHIFT >= floor
-            && stamp & 0xff == len
+            && stamp & MEMO_LEN == len
             && packed_words(v).zip(&row[key_at..verdicts_at]).all(|(a, &b)| a == b)
         {
-            row[1] = txn << MEMO_STAMP_SHIFT | (stamp & 0xffff);
+            row[1] = txn << MEMO_STAMP_SHIFT | (stamp & MEMO_BELOW_TXN);
             return Some(slot);
         }
         if stamp >> MEMO_STAMP_SHIFT == txn {
@@ -1302,7 +1305,7 @@ impl SourceCache {
         if self.past_bound() {
             return None;
         }
-        // The target's description (a few hundred bytes on from the hot row) is read only
+        // The source's description (in its own table, apart from the hot rows) is read only
         // here, once per raw list and generation.
         let SourceDesc { variable, exclusions, selector } = table.descs.get(id as usize)?;
         let excluded = |name: &str| exclusions.iter().any(|e| excludes(e, name));
