@@ -91,7 +91,8 @@ pub struct CRule {
     pub rx_slot: Option<RxSlot>,
     /// Where the value memo keeps this link's `@rx` verdicts on a value (matched or not):
     /// the prefilter slot's number, or for a regex with no required literal a number of
-    /// its own ([`super::sources::VERDICT_ONLY`]).
+    /// its own ([`super::sources::VERDICT_ONLY`]). A `multiMatch` link (`@rx`, or a
+    /// libinjection detector) keeps "no step matched" there, by the raw bytes.
     pub verdict: Option<u32>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
@@ -1130,10 +1131,15 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                 }
             }
         } else if let Some((false, op, _)) = &link.operator {
-            // `multiMatch` (CRS 930110): the raw values from a source, and a verdict number
-            // under which the value memo keeps "no step of the chain matched" by the raw
-            // bytes, which alone decide it.
-            if op.name() == "rx" && !op.needs_expansion() && op.regex().is_some() {
+            // `multiMatch` (CRS 930110, and 942100's `@detectSQLi`): the raw values from a
+            // source, and a verdict number under which the value memo keeps "no step of the
+            // chain matched" by the raw bytes, which alone decide it.
+            let bytes_decide = match op.name() {
+                "rx" => !op.needs_expansion() && op.regex().is_some(),
+                "detectSQLi" | "detectXSS" => true,
+                _ => false,
+            };
+            if bytes_decide {
                 read_sources(link, &[], b);
                 link.verdict = b.verdict_slot();
             }

@@ -626,7 +626,9 @@ fn repeated_values_decide_as_the_first_time() {
          SecRule REQUEST_HEADERS:Accept \"!@rx ^[a-z*/,.;=0-9]+$\" \"id:33,phase:1,pass,t:none\"\n\
          SecRule ARGS:c \"@rx ^([a-z]+)[0-9a-f]+$\" \"id:34,phase:2,pass,nolog,capture,setvar:tx.cap=%{{tx.1}}\"\n\
          SecRule TX:cap \"@streq abcdefgh\" \"id:35,phase:2,pass\"\n\
-         SecRule REQUEST_HEADERS|ARGS \"@rx (?:^|/)\\.\\.(?:/|$)\" \"id:36,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase,multiMatch\"\n"
+         SecRule REQUEST_HEADERS|ARGS \"@rx (?:^|/)\\.\\.(?:/|$)\" \"id:36,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase,multiMatch\"\n\
+         SecRule REQUEST_COOKIES|ARGS \"@detectSQLi\" \"id:37,phase:2,pass,t:none,t:urlDecodeUni,multiMatch\"\n\
+         SecRule ARGS \"@detectXSS\" \"id:38,phase:2,pass,t:none,t:htmlEntityDecode,multiMatch\"\n"
     );
     let (on, off) = planned_and_unplanned(&rules, 3);
     let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
@@ -651,6 +653,13 @@ fn repeated_values_decide_as_the_first_time() {
         (req("GET", "/", &[("X-B", "path/to/file.txt")], ""), &[]),
         (req("GET", "/", &[("X-B", "a/%2e%2e/b/..")], ""), &["36"]),
         (req("GET", "/?f=x/%2e%2e/y", &[("X-B", "path/to/file.txt")], ""), &["36"]),
+        // The libinjection detectors under `multiMatch` are kept the same way: a value that
+        // is an injection only once decoded is not kept as "no match".
+        (req("GET", "/?s=plain%20words%20here", &[("Cookie", "k=some-cookie-val")], ""), &[]),
+        (req("GET", "/?s=1%2527%2520OR%2520%25271%2527%253D%25271", &[], ""), &["37"]),
+        (req("GET", "/", &[("Cookie", "k=1%27%20OR%20%271%27%3D%271")], ""), &["37"]),
+        (req("GET", "/?x=%26lt%3Bscript%26gt%3Balert(1)%26lt%3B/script%26gt%3B", &[], ""), &["38"]),
+        (req("GET", "/?x=a%20harmless%20sentence", &[], ""), &[]),
     ];
     for _ in 0..3 {
         assert_same_decisions("repeats", &on, &off, cases);
