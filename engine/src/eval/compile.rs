@@ -1134,12 +1134,8 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             // `multiMatch` (CRS 930110, and 942100's `@detectSQLi`): the raw values from a
             // source, and a verdict number under which the value memo keeps "no step of the
             // chain matched" by the raw bytes, which alone decide it.
-            let bytes_decide = match op.name() {
-                "rx" => !op.needs_expansion() && op.regex().is_some(),
-                "detectSQLi" | "detectXSS" => true,
-                _ => false,
-            };
-            if bytes_decide {
+            let rx = op.name() == "rx" && !op.needs_expansion() && op.regex().is_some();
+            if rx || op.is_libinjection() {
                 read_sources(link, &[], b);
                 link.verdict = b.verdict_slot();
             }

@@ -545,6 +545,12 @@ impl CompiledOperator {
         }
     }
 
+    /// `@detectSQLi` or `@detectXSS`: no argument, and an answer that is a function of the
+    /// input's bytes alone (for the value memo, which keeps it as it keeps a regex's).
+    pub fn is_libinjection(&self) -> bool {
+        matches!(self.op, Op::Sqli | Op::Xss)
+    }
+
     /// The compiled regex of an `@rx` with a literal pattern (for the optimiser: engine,
     /// translated pattern).
     pub fn regex(&self) -> Option<&RxMatcher> {
@@ -776,7 +782,10 @@ mod tests {
         let op = CompiledOperator::compile(&OperatorKind::DetectSqli).unwrap();
         assert!(op.matches(b"1' OR '1'='1", None, Some(&mut caps)).unwrap());
         assert_eq!(caps.groups(), vec![b"s&sos".to_vec()]);
+        assert!(op.is_libinjection());
+        assert!(CompiledOperator::compile(&OperatorKind::DetectXss).unwrap().is_libinjection());
         let op = CompiledOperator::compile(&OperatorKind::Pm(vec!["Evil".into()])).unwrap();
+        assert!(!op.is_libinjection());
         assert!(op.matches(b"so EVIL", None, Some(&mut caps)).unwrap());
         assert_eq!(caps.groups(), vec![b"Evil".to_vec()]);
         // Operators without capture leave the vector alone.
