@@ -94,6 +94,8 @@ pub struct CRule {
     /// its own ([`super::sources::VERDICT_ONLY`]). A `multiMatch` link (`@rx`, or a
     /// libinjection detector) keeps "no step matched" there, by the raw bytes.
     pub verdict: Option<u32>,
+    /// A `multiMatch` `@rx`'s required literals, tested on each value before the regex.
+    pub value_filter: Option<Box<super::prefilter::ValueFilter>>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
     /// `None` for `SecAction` and for rules with a condition.
@@ -985,6 +987,7 @@ fn compile_rule(
         chain,
         index: my_index,
         rx_slot: None,
+        value_filter: None,
         verdict: None,
         updated: false,
         update_adds: false,
@@ -1135,6 +1138,13 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             // source, and a verdict number under which the value memo keeps "no step of the
             // chain matched" by the raw bytes, which alone decide it.
             let rx = op.name() == "rx" && !op.needs_expansion() && op.regex().is_some();
+            // The same analysis as a shared prefilter slot's, on the same condition.
+            let filter = op
+                .regex()
+                .filter(|re| rx && b.prefilters() && !re.is_backtracking())
+                .and_then(|re| super::prefilter::required(re.translated()))
+                .and_then(|req| super::prefilter::ValueFilter::new(&req));
+            link.value_filter = filter.map(Box::new);
             if rx || op.is_libinjection() {
                 read_sources(link, &[], b);
                 link.verdict = b.verdict_slot();

@@ -57,6 +57,55 @@ pub fn required(translated: &str) -> Option<Requirement> {
     Some(Requirement { literals, min_len })
 }
 
+/// A [`Requirement`] tested on one value at a time: the filter in front of a `multiMatch`
+/// `@rx`, whose values (each step's output) are not the shared source's records and so are
+/// never scanned by the shared automaton. On benign traffic CRS 930110 and 934100 ran their
+/// regex some 18 times a bodiless GET, mostly on names, empty values and base64-decoded bytes
+/// that hold none of its literals.
+#[derive(Debug)]
+pub struct ValueFilter {
+    min_len: usize,
+    search: LiteralSearch,
+}
+
+// The filter is boxed whole in its rule: a second box for the larger variant would only add
+// a pointer to follow.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum LiteralSearch {
+    /// One literal without ASCII letters: case folding leaves it as it is.
+    Exact(memchr::memmem::Finder<'static>),
+    /// Any of the literals, ASCII case ignored (they are stored lower-cased).
+    Any(aho_corasick::AhoCorasick),
+}
+
+impl ValueFilter {
+    pub fn new(req: &Requirement) -> Option<ValueFilter> {
+        let search = match req.literals.as_slice() {
+            [one] if !one.iter().any(u8::is_ascii_alphabetic) => {
+                LiteralSearch::Exact(memchr::memmem::Finder::new(one).into_owned())
+            }
+            lits => LiteralSearch::Any(
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(lits)
+                    .ok()?,
+            ),
+        };
+        Some(ValueFilter { min_len: req.min_len, search })
+    }
+
+    /// False only when the regex cannot match `v`: too short, or no required literal in it.
+    #[inline]
+    pub fn may_match(&self, v: &[u8]) -> bool {
+        v.len() >= self.min_len
+            && match &self.search {
+                LiteralSearch::Exact(f) => f.find(v).is_some(),
+                LiteralSearch::Any(ac) => ac.is_match(v),
+            }
+    }
+}
+
 fn fold(mut v: Vec<u8>) -> Vec<u8> {
     v.make_ascii_lowercase();
     v
@@ -276,6 +325,43 @@ mod tests {
     #[test]
     fn min_len_is_the_shortest_match() {
         assert_eq!(required("ab[0-9]{3}").map(|r| r.min_len), Some(5));
+    }
+
+    /// The filter says "cannot match" only where the regex does not match: one literal
+    /// without letters (searched exactly), several (case ignored), and short subjects.
+    #[test]
+    fn value_filter_never_hides_a_match() {
+        use proptest::prelude::*;
+        let patterns = [
+            "(?:^|[\\\\/])\\.\\.(?:[\\\\/]|$)",
+            "(?:new\\s+Function|\\beval)\\s*\\(|String\\s*\\.\\s*fromCharCode|module\\.exports\\s*=",
+            "(?i)<script[^>]*>",
+        ];
+        for p in patterns {
+            let m = crate::operator::rx::RxMatcher::new(p).unwrap();
+            let r = required(m.translated()).unwrap_or_else(|| panic!("{p}: no requirement"));
+            let f = ValueFilter::new(&r).unwrap();
+            for (s, want) in [
+                (&b"../etc"[..], p.starts_with("(?:^")),
+                (b"a/..\\b", p.starts_with("(?:^")),
+                (b"eval (1)", p.starts_with("(?:new")),
+                (b"EVAL (1)", false),
+                (b"<SCRIPT>", p.starts_with("(?i)")),
+            ] {
+                assert_eq!(m.matches(s, None).unwrap(), want, "{p} on {s:?}");
+                assert!(!want || f.may_match(s), "{p}: filter hides {s:?}");
+            }
+            assert!(!f.may_match(b""), "{p}: the empty value");
+            let alphabet = b"./\\ ()=<>evalEVALnwsctipSCRIPTfunoFUNOmdxr";
+            let strat =
+                proptest::collection::vec(proptest::sample::select(alphabet.to_vec()), 0..24);
+            proptest!(ProptestConfig::with_cases(3000), |(s in strat)| {
+                if !f.may_match(&s) {
+                    prop_assert!(!m.matches(&s, None).unwrap(),
+                        "{} matches {:?}, which the filter rejected", p, String::from_utf8_lossy(&s));
+                }
+            });
+        }
     }
 
     /// Soundness on random inputs: whenever the regex matches, one literal occurs

@@ -696,6 +696,11 @@ impl SourceBuilder {
 
     /// A verdict number for an `@rx` that has no prefilter slot (no literal every match
     /// holds), so that the value memo keeps its verdicts too: [`VERDICT_ONLY`] and a count.
+    /// Prefilters are built (value sources on, `@rx` prefilter not switched off).
+    pub fn prefilters(&self) -> bool {
+        !(self.disabled || self.prefilter_disabled)
+    }
+
     pub fn verdict_slot(&mut self) -> Option<u32> {
         if self.disabled || self.prefilter_disabled || self.verdict_only >= VERDICT_ONLY {
             return None;

@@ -628,9 +628,20 @@ fn repeated_values_decide_as_the_first_time() {
          SecRule TX:cap \"@streq abcdefgh\" \"id:35,phase:2,pass\"\n\
          SecRule REQUEST_HEADERS|ARGS \"@rx (?:^|/)\\.\\.(?:/|$)\" \"id:36,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase,multiMatch\"\n\
          SecRule REQUEST_COOKIES|ARGS \"@detectSQLi\" \"id:37,phase:2,pass,t:none,t:urlDecodeUni,multiMatch\"\n\
-         SecRule ARGS \"@detectXSS\" \"id:38,phase:2,pass,t:none,t:htmlEntityDecode,multiMatch\"\n"
+         SecRule ARGS \"@detectXSS\" \"id:38,phase:2,pass,t:none,t:htmlEntityDecode,multiMatch\"\n\
+         SecRule ARGS_NAMES|ARGS \"@rx (?:new\\s+Function|\\beval)\\s*\\(\" \"id:39,phase:2,pass,t:none,t:urlDecodeUni,t:base64Decode,multiMatch\"\n"
     );
     let (on, off) = planned_and_unplanned(&rules, 3);
+    // The `multiMatch` regexes (36, 39) filter each value on their required literals: on
+    // in the planned set, off in the other, so the cases below compare the two.
+    let filtered = |e: &NativeEngine, id: u64| {
+        e.compiled().phases.iter().flatten().any(|it| {
+            matches!(it, super::compile::Item::Rule(r)
+                if r.hot.id == Some(id) && r.value_filter.is_some())
+        })
+    };
+    assert!(filtered(&on, 36) && filtered(&on, 39));
+    assert!(!filtered(&off, 36) && !filtered(&off, 39));
     let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
     let cases: &[(Request, &[&str])] = &[
         (req("GET", "/?q=harmless+words", &[("User-Agent", ua)], ""), &[]),
@@ -660,6 +671,14 @@ fn repeated_values_decide_as_the_first_time() {
         (req("GET", "/", &[("Cookie", "k=1%27%20OR%20%271%27%3D%271")], ""), &["37"]),
         (req("GET", "/?x=%26lt%3Bscript%26gt%3Balert(1)%26lt%3B/script%26gt%3B", &[], ""), &["38"]),
         (req("GET", "/?x=a%20harmless%20sentence", &[], ""), &[]),
+        // A match only in the base64-decoded step (`eval(1)`), in the raw value, and in a
+        // name; then values none of whose steps holds a literal (`hello`, names, empty).
+        (req("GET", "/?p=ZXZhbCgxKQ%3D%3D", &[], ""), &["39"]),
+        (req("GET", "/?p=eval%20(1)", &[], ""), &["39"]),
+        // The filter ignores case, the regex does not.
+        (req("GET", "/?p=EVAL%20(1)", &[], ""), &[]),
+        (req("GET", "/?eval(x)=1", &[], ""), &["39"]),
+        (req("GET", "/?p=aGVsbG8%3D&q=&sid=abc", &[], ""), &[]),
     ];
     for _ in 0..3 {
         assert_same_decisions("repeats", &on, &off, cases);
