@@ -87,17 +87,17 @@ pub struct CRule {
     pub updated: bool,
     /// One of those adds a target (not only `!` ones, which its sources already leave out).
     pub update_adds: bool,
+    /// [`CRule::verdict`], bits inverted (four bytes, so that it ends the first line).
+    pub(crate) verdict_code: Option<std::num::NonZeroU32>,
+    // A link over value sources that matches no value reads the first line and the second
+    // (`rx_slot`, `targets`, `exclusions`), not the operator beyond them; the layout test
+    // (`eval::tests::a_failing_link_reads_two_lines`) holds these fields there.
     /// This link's `@rx` in the shared prefilter (see [`super::sources`]).
     pub rx_slot: Option<RxSlot>,
-    /// Where the value memo keeps this link's `@rx` verdicts on a value (matched or not):
-    /// the prefilter slot's number, or for a regex with no required literal a number of
-    /// its own ([`super::sources::VERDICT_ONLY`]). A `multiMatch` link (`@rx`, or a
-    /// libinjection detector) keeps "no step matched" there, by the raw bytes.
-    pub verdict: Option<u32>,
-    /// A `multiMatch` `@rx`'s required literals, tested on each value before the regex.
-    pub value_filter: Option<Box<super::prefilter::ValueFilter>>,
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
+    /// A `multiMatch` `@rx`'s required literals, tested on each value before the regex.
+    pub value_filter: Option<Box<super::prefilter::ValueFilter>>,
     /// `None` for `SecAction` and for rules with a condition.
     pub operator: Option<(bool, CompiledOperator, Operator)>,
     /// A boolean condition (Cloudflare-style `or` / `not (...)`).
@@ -189,6 +189,14 @@ pub(crate) fn set_hot(rule: &mut CRule) {
 }
 
 impl CRule {
+    /// Where the value memo keeps this link's `@rx` verdicts on a value (matched or not):
+    /// the prefilter slot's number, or for a regex with no required literal a number of
+    /// its own ([`super::sources::VERDICT_ONLY`]). A `multiMatch` link (`@rx`, or a
+    /// libinjection detector) keeps "no step matched" there, by the raw bytes.
+    #[inline]
+    pub fn verdict(&self) -> Option<u32> {
+        self.verdict_code.map(|c| !c.get())
+    }
     pub fn id(&self) -> Option<u64> {
         self.actions.id
     }
@@ -988,7 +996,7 @@ fn compile_rule(
         index: my_index,
         rx_slot: None,
         value_filter: None,
-        verdict: None,
+        verdict_code: None,
         updated: false,
         update_adds: false,
         removed: false,
@@ -1075,6 +1083,12 @@ pub(crate) fn update_selects(u: &TargetUpdate, root: &CRule) -> bool {
     }
 }
 
+/// [`CRule::verdict_code`] of a verdict number: `u32::MAX` (never handed out, the counts stop
+/// below it) has no code and leaves the link without a memo.
+fn verdict_code(v: Option<u32>) -> Option<std::num::NonZeroU32> {
+    v.and_then(|v| std::num::NonZeroU32::new(!v))
+}
+
 /// Gives each link target over request data its value source, and each `@rx` its prefilter
 /// slot and verdict number ([`CRule::verdict`]); a `multiMatch` link's targets read the raw
 /// values. The exclusions that decide a source are the link's own plus the `!` targets of
@@ -1123,11 +1137,11 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                         let searches = op
                             .rx_fast()
                             .is_none_or(|f| f.class() == crate::opt::rxclass::RxClass::Keep);
-                        link.verdict = match link.rx_slot {
+                        link.verdict_code = verdict_code(match link.rx_slot {
                             Some(s) => Some(s.slot),
                             None if searches => b.verdict_slot(),
                             None => None,
-                        };
+                        });
                     }
                 } else if let Some(m) = op.phrases().filter(|_| !op.needs_expansion()) {
                     link.rx_slot = b.pm_slot(m.phrases());
@@ -1147,7 +1161,7 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             link.value_filter = filter.map(Box::new);
             if rx || op.is_libinjection() {
                 read_sources(link, &[], b);
-                link.verdict = b.verdict_slot();
+                link.verdict_code = verdict_code(b.verdict_slot());
             }
         }
         match link.chain.as_deref_mut() {

@@ -1822,7 +1822,7 @@ impl<'r> Transaction<'r> {
             {
                 continue;
             }
-            if link.verdict.is_some_and(|v| self.sources.known_verdict(i, v) == Some(false)) {
+            if link.verdict().is_some_and(|v| self.sources.known_verdict(i, v) == Some(false)) {
                 continue;
             }
             values.push_pair(self.sources.name(i, &self.data), self.sources.value(i));
@@ -1835,7 +1835,7 @@ impl<'r> Transaction<'r> {
             self.transform_variants(link, value, &mut variants);
             let (hit, missed) = self.try_values(link, name, &variants, expanded_arg, msg);
             any |= hit;
-            if let (true, Some(v)) = (missed, link.verdict) {
+            if let (true, Some(v)) = (missed, link.verdict()) {
                 self.sources.note_verdict(i, v, false);
             }
         }
@@ -1869,11 +1869,16 @@ impl<'r> Transaction<'r> {
             }
             // What the value memo knows: the prefilter's answer and a verdict kept from an
             // earlier run on the same bytes (a match only when no captures are wanted).
-            let (possible, known) = match (link.rx_slot, link.verdict) {
+            let (possible, known) = match (link.rx_slot, link.verdict()) {
                 (Some(slot), _) => {
                     let p = self.sources.may_match(i, slot, &rs.sources.prefilter);
                     let hit = p && !want_captures;
-                    (p, link.verdict.filter(|_| hit).and_then(|v| self.sources.known_verdict(i, v)))
+                    (
+                        p,
+                        link.verdict()
+                            .filter(|_| hit)
+                            .and_then(|v| self.sources.known_verdict(i, v)),
+                    )
                 }
                 (None, Some(v)) => match self.sources.known_verdict(i, v) {
                     Some(false) => (false, None),
@@ -1882,19 +1887,22 @@ impl<'r> Transaction<'r> {
                 },
                 (None, None) => (true, None),
             };
-            // The operator (far into the rule) is read only for a value it may match.
-            let r = match &link.operator {
-                Some(_) if known.is_some() => Ok(known == Some(true)),
-                Some((_, op, _)) if possible => {
-                    self.bufs.captures.clear();
-                    let caps = if want_captures { Some(&mut self.bufs.captures) } else { None };
-                    let r = op.matches(self.sources.value(i), expanded_arg, caps);
-                    if let (Some(v), Ok(hit)) = (link.verdict, &r) {
-                        self.sources.note_verdict(i, v, *hit);
-                    }
-                    r
+            // The operator (lines further into the rule) is read only for a value it may
+            // match and the memo does not know.
+            let r = if let Some(k) = known {
+                Ok(k)
+            } else if !possible {
+                Ok(false)
+            } else if let Some((_, op, _)) = &link.operator {
+                self.bufs.captures.clear();
+                let caps = if want_captures { Some(&mut self.bufs.captures) } else { None };
+                let r = op.matches(self.sources.value(i), expanded_arg, caps);
+                if let (Some(v), Ok(hit)) = (link.verdict(), &r) {
+                    self.sources.note_verdict(i, v, *hit);
                 }
-                _ => Ok(false),
+                r
+            } else {
+                Ok(false)
             };
             if !verdict(r, negated) {
                 continue;
