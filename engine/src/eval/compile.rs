@@ -1083,8 +1083,9 @@ pub(crate) fn update_selects(u: &TargetUpdate, root: &CRule) -> bool {
     }
 }
 
-/// [`CRule::verdict_code`] of a verdict number: `u32::MAX` (never handed out, the counts stop
-/// below it) has no code and leaves the link without a memo.
+/// [`CRule::verdict_code`] of a verdict number. `u32::MAX` has no code: a link numbered so
+/// (the last of 2^31 regexes without a literal) keeps no verdicts, which costs it only the
+/// memo, never a decision.
 fn verdict_code(v: Option<u32>) -> Option<std::num::NonZeroU32> {
     v.and_then(|v| std::num::NonZeroU32::new(!v))
 }

@@ -1773,12 +1773,12 @@ impl<'r> Transaction<'r> {
         };
         let (mut any, mut missed) = (false, true);
         for v in vs {
+            self.bufs.captures.clear();
             // A value without the regex's required literals: "no match" without the run. The
             // verdict is the one the run gives (a run stopped at the match limit is no match).
             if link.value_filter.as_ref().is_some_and(|f| !f.may_match(v)) {
                 continue;
             }
-            self.bufs.captures.clear();
             let caps = if link.actions.capture { Some(&mut self.bufs.captures) } else { None };
             let r = op.matches(v, expanded_arg, caps);
             missed &= matches!(r, Ok(false));
