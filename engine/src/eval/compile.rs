@@ -97,7 +97,7 @@ pub struct CRule {
     pub targets: Vec<CTarget>,
     pub exclusions: Vec<CTarget>,
     /// A `multiMatch` `@rx`'s required literals, tested on each value before the regex.
-    pub value_filter: Option<Box<super::prefilter::ValueFilter>>,
+    pub value_filter: Option<Box<crate::operator::fast::Prefilter>>,
     /// `None` for `SecAction` and for rules with a condition.
     pub operator: Option<(bool, CompiledOperator, Operator)>,
     /// A boolean condition (Cloudflare-style `or` / `not (...)`).
@@ -1152,15 +1152,13 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
             // `multiMatch` (CRS 930110, and 942100's `@detectSQLi`): the raw values from a
             // source, and a verdict number under which the value memo keeps "no step of the
             // chain matched" by the raw bytes, which alone decide it.
-            let rx = op.name() == "rx" && !op.needs_expansion() && op.regex().is_some();
-            // The same analysis as a shared prefilter slot's, on the same condition.
-            let filter = op
-                .regex()
-                .filter(|re| rx && b.prefilters() && !re.is_backtracking())
-                .and_then(|re| super::prefilter::required(re.translated()))
-                .and_then(|req| super::prefilter::ValueFilter::new(&req));
-            link.value_filter = filter.map(Box::new);
-            if rx || op.is_libinjection() {
+            let re = op.regex().filter(|_| op.name() == "rx" && !op.needs_expansion());
+            // On the condition a shared prefilter slot has: the linear engine.
+            link.value_filter = re
+                .filter(|re| !re.is_backtracking())
+                .and_then(|re| b.value_filter(re.translated()))
+                .map(Box::new);
+            if re.is_some() || op.is_libinjection() {
                 read_sources(link, &[], b);
                 link.verdict_code = verdict_code(b.verdict_slot());
             }

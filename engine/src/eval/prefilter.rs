@@ -14,6 +14,8 @@
 //! the analysis only keeps what it can prove: anything it does not understand means "no
 //! requirement" (the regex always runs).
 
+use crate::operator::fast::Prefilter;
+use crate::opt::prefilter::PrefilterPlan;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// At most this many literals in one set (products of small classes grow fast).
@@ -57,52 +59,21 @@ pub fn required(translated: &str) -> Option<Requirement> {
     Some(Requirement { literals, min_len })
 }
 
-/// A [`Requirement`] tested on one value at a time: the filter in front of a `multiMatch`
-/// `@rx`, whose values (each step's output) are not the shared source's records and so are
-/// never scanned by the shared automaton. On benign traffic CRS 930110 and 934100 ran their
-/// regex some 18 times a bodiless GET, mostly on names, empty values and base64-decoded bytes
-/// that hold none of its literals.
-#[derive(Debug)]
-pub struct ValueFilter {
-    min_len: usize,
-    search: LiteralSearch,
-}
-
-// The filter is boxed whole in its rule: a second box for the larger variant would only add
-// a pointer to follow.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum LiteralSearch {
-    /// One literal without ASCII letters: case folding leaves it as it is.
-    Exact(memchr::memmem::Finder<'static>),
-    /// Any of the literals, ASCII case ignored (they are stored lower-cased).
-    Any(aho_corasick::AhoCorasick),
-}
-
-impl ValueFilter {
-    pub fn new(req: &Requirement) -> Option<ValueFilter> {
-        let search = match req.literals.as_slice() {
-            [one] if !one.iter().any(u8::is_ascii_alphabetic) => {
-                LiteralSearch::Exact(memchr::memmem::Finder::new(one).into_owned())
-            }
-            lits => LiteralSearch::Any(
-                aho_corasick::AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(lits)
-                    .ok()?,
-            ),
-        };
-        Some(ValueFilter { min_len: req.min_len, search })
-    }
-
-    /// False only when the regex cannot match `v`: too short, or no required literal in it.
-    #[inline]
-    pub fn may_match(&self, v: &[u8]) -> bool {
-        v.len() >= self.min_len
-            && match &self.search {
-                LiteralSearch::Exact(f) => f.find(v).is_some(),
-                LiteralSearch::Any(ac) => ac.is_match(v),
-            }
+impl Requirement {
+    /// This requirement tested on one value at a time, by the check `FastRx` already puts
+    /// in front of a regex ([`Prefilter`]: minimum length, then the literals, ASCII case
+    /// ignored): the filter in front of a `multiMatch` `@rx`, whose values (each step's
+    /// output) are not the shared source's records and so are never scanned by the shared
+    /// automaton. On benign traffic CRS 930110 and 934100 ran their regex some 18 times a
+    /// bodiless GET, mostly on names, empty values and base64-decoded bytes that hold none
+    /// of its literals.
+    pub fn value_filter(self) -> Option<Prefilter> {
+        Prefilter::new(PrefilterPlan {
+            min_len: self.min_len,
+            strings: self.literals,
+            ci: true,
+            from_superset: false,
+        })
     }
 }
 
@@ -328,7 +299,7 @@ mod tests {
     }
 
     /// The filter says "cannot match" only where the regex does not match: one literal
-    /// without letters (searched exactly), several (case ignored), and short subjects.
+    /// without letters, several (case ignored), and short subjects.
     #[test]
     fn value_filter_never_hides_a_match() {
         use proptest::prelude::*;
@@ -340,7 +311,7 @@ mod tests {
         for p in patterns {
             let m = crate::operator::rx::RxMatcher::new(p).unwrap();
             let r = required(m.translated()).unwrap_or_else(|| panic!("{p}: no requirement"));
-            let f = ValueFilter::new(&r).unwrap();
+            let f = r.clone().value_filter().unwrap();
             for (s, want) in [
                 (&b"../etc"[..], p.starts_with("(?:^")),
                 (b"a/..\\b", p.starts_with("(?:^")),
