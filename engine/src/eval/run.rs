@@ -1861,6 +1861,7 @@ impl<'r> Transaction<'r> {
         let rule_id = root.hot.id;
         let check_removed = self.targets_removed();
         let want_captures = link.hot.capture;
+        let verdict_no = link.verdict();
         let mut any = false;
         for i in range {
             if check_removed && self.target_removed(rule_id, root, self.sources.name(i, &self.data))
@@ -1869,16 +1870,11 @@ impl<'r> Transaction<'r> {
             }
             // What the value memo knows: the prefilter's answer and a verdict kept from an
             // earlier run on the same bytes (a match only when no captures are wanted).
-            let (possible, known) = match (link.rx_slot, link.verdict()) {
-                (Some(slot), _) => {
+            let (possible, known) = match (link.rx_slot, verdict_no) {
+                (Some(slot), v) => {
                     let p = self.sources.may_match(i, slot, &rs.sources.prefilter);
                     let hit = p && !want_captures;
-                    (
-                        p,
-                        link.verdict()
-                            .filter(|_| hit)
-                            .and_then(|v| self.sources.known_verdict(i, v)),
-                    )
+                    (p, v.filter(|_| hit).and_then(|v| self.sources.known_verdict(i, v)))
                 }
                 (None, Some(v)) => match self.sources.known_verdict(i, v) {
                     Some(false) => (false, None),
@@ -1897,7 +1893,7 @@ impl<'r> Transaction<'r> {
                 self.bufs.captures.clear();
                 let caps = if want_captures { Some(&mut self.bufs.captures) } else { None };
                 let r = op.matches(self.sources.value(i), expanded_arg, caps);
-                if let (Some(v), Ok(hit)) = (link.verdict(), &r) {
+                if let (Some(v), Ok(hit)) = (verdict_no, &r) {
                     self.sources.note_verdict(i, v, *hit);
                 }
                 r

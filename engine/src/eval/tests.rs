@@ -1220,6 +1220,7 @@ fn hot_sources_answer_as_the_targets() {
         assert_eq!(rule.hot.source(i, t), t.source, "target {i}");
     }
 }
+
 /// What a link over value sources reads when no value matches (`link_target_source`): the
 /// rule's first cache line (`hot`, the removal and update flags, the verdict number) and its
 /// second (`rx_slot`, the target and exclusion lists' headers), not the operator after them.
