@@ -153,3 +153,39 @@ SecRule ARGS:c "@rx ^$" "id:4,phase:1,pass,log,t:none,t:base64Decode,multiMatch"
         assert_eq!(ours.matched_ids, v3.matched_ids, "native on {uri}");
     }
 }
+
+/// The setvars after a `capture` read `%{tx.<digit>}` from the capture groups until one of
+/// them writes (or deletes) such a key, literally or through a macro key; a digit past the
+/// groups reads what an earlier capture or setvar left. Each `@streq` rule logs when TX
+/// holds what libmodsecurity3 holds.
+#[test]
+fn setvars_after_a_capture_read_tx_digits_as_v3() {
+    let rules = r#"
+SecRuleEngine On
+SecDefaultAction "phase:1,log,auditlog,pass"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.9=nine"
+SecRule ARGS:p "@rx (x)(y)(z)" "id:2,phase:1,pass,nolog,capture"
+SecRule ARGS:a "@rx ^(\d)(\d)" "id:3,phase:1,pass,nolog,capture,setvar:tx.first=%{tx.0},setvar:tx.0=over,setvar:tx.second=%{TX.0},setvar:'tx.%{tx.1}=keyed',setvar:tx.third=%{tx.1},setvar:!tx.2,setvar:tx.fourth=%{tx.2}-%{tx.9}-%{tx.3}"
+SecRule TX:first "@streq 12" "id:11,phase:1,pass,log"
+SecRule TX:second "@streq over" "id:12,phase:1,pass,log"
+SecRule TX:third "@streq keyed" "id:13,phase:1,pass,log"
+SecRule TX:fourth "@streq -nine-z" "id:14,phase:1,pass,log"
+SecRule TX:fourth "@streq -nine-" "id:15,phase:1,pass,log"
+SecRule ARGS:h "@rx ^(.*)$" "id:4,phase:1,pass,nolog,capture,t:lowercase,setvar:'tx.h_%{tx.0}=/%{tx.0}/'"
+SecRule TX:/^h_/ "@streq /abc/" "id:16,phase:1,pass,log"
+SecRule TX:h_def "@streq /def/" "id:17,phase:1,pass,log"
+"#;
+    let mut p = ModSecPeer::from_seclang(rules).expect("libmodsecurity3 loads the rules");
+    let set = waf_engine::seclang::parse_str(rules, "t.conf").expect("rules parse");
+    let mut native = waf_engine::eval::NativeEngine::new(&set).expect("rules compile");
+    for (uri, want) in [
+        ("/?p=xyz&a=12", &["11", "12", "13", "14"][..]),
+        ("/?a=12", &["11", "12", "13", "15"][..]),
+        ("/?h=ABC&h=Def", &["16", "17"][..]),
+    ] {
+        let v3 = p.decide(&req(uri));
+        let ours = native.decide(&req(uri));
+        assert_eq!(v3.matched_ids, want, "libmodsecurity3 on {uri}");
+        assert_eq!(ours.matched_ids, v3.matched_ids, "native on {uri}");
+    }
+}

@@ -894,6 +894,18 @@ pub struct Transaction<'r> {
     pub(crate) count_every_rule: bool,
     /// Value lists shared by the rules reading the same source.
     sources: Held<SourceCache>,
+    /// While a link's setvars run right after its capture, until one of them writes a key
+    /// the capture set: TX.0-TX.9 hold the groups' bytes ([`Transaction::captured_group`]).
+    captured: bool,
+}
+
+/// The TX keys a capture sets, group by group.
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// [`ci_hash`] of each of [`CAPTURE_KEYS`], found once.
+fn capture_key_hashes() -> &'static [u64; 10] {
+    static HASHES: std::sync::OnceLock<[u64; 10]> = std::sync::OnceLock::new();
+    HASHES.get_or_init(|| CAPTURE_KEYS.map(ci_hash))
 }
 
 /// One transformation per request of each (value, transformation chain) pair: CRS applies
@@ -1017,6 +1029,7 @@ impl<'r> Transaction<'r> {
             transform_cache: None,
             count_every_rule: false,
             sources: Held(Some(scratch.sources)),
+            captured: false,
         }
     }
 
@@ -1959,12 +1972,35 @@ impl<'r> Transaction<'r> {
     fn after_value_match(&mut self, link: &CRule, negated: bool) {
         if link.actions.capture && !negated {
             // TX.0-TX.9 exist after the first capture: their buffers are reused.
-            const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-            for (k, c) in KEYS.iter().zip(self.bufs.captures.groups()) {
-                self.tx.set_bytes_h(k, ci_hash(k), c);
+            let hashes = capture_key_hashes();
+            let groups = self.bufs.captures.groups();
+            for ((k, h), c) in CAPTURE_KEYS.iter().zip(hashes).zip(groups) {
+                self.tx.set_bytes_h(k, *h, c);
             }
+            // The setvars that follow read `%{tx.0}`.. from the groups themselves, which
+            // hold the same bytes, until one of them may write such a key.
+            self.captured = true;
+            self.run_setvars(&link.actions);
+            self.captured = false;
+            return;
         }
         self.run_setvars(&link.actions);
+    }
+
+    /// `%{tx.<digit>}` while the link's captures are still what TX holds under that key
+    /// ([`Transaction::captured`]): the group's bytes, without a lookup in TX.
+    #[inline]
+    fn captured_group(&self, var: Variable, key: &str) -> Option<&[u8]> {
+        if !self.captured || var != Variable::Tx {
+            return None;
+        }
+        match key.as_bytes() {
+            // A group past the last one (or past TX.9) is not the capture's: TX is read.
+            &[d] if d.is_ascii_digit() => {
+                self.bufs.captures.groups().get(usize::from(d - b'0')).map(Vec::as_slice)
+            }
+            _ => None,
+        }
     }
 
     /// After all targets of a link: whether to go on to its chain (or its actions).
@@ -2097,6 +2133,11 @@ impl<'r> Transaction<'r> {
             let key = crate::txn::utf8_lossy(key_bytes);
             let h = a.setvar_key_hash.get(k).copied().flatten().unwrap_or_else(|| ci_hash(&key));
             let coll = lower(&sv.collection);
+            // This one writes (or deletes) a TX key a capture set: after it, `%{tx.<digit>}`
+            // reads TX again.
+            let writes_capture = self.captured
+                && coll == "tx"
+                && matches!(key.as_bytes(), [d] if d.is_ascii_digit());
             let mut digits = [0u8; 20];
             let value: &[u8] = match sv.op {
                 SetVarOp::Set => self.expand_in(&sv.value, &mut vbuf),
@@ -2104,6 +2145,9 @@ impl<'r> Transaction<'r> {
                 SetVarOp::Delete => {
                     if let Some(c) = self.collection_mut(&coll) {
                         c.remove(&key);
+                    }
+                    if writes_capture {
+                        self.captured = false;
                     }
                     continue;
                 }
@@ -2119,6 +2163,9 @@ impl<'r> Transaction<'r> {
             };
             if let Some(c) = self.collection_mut(&coll) {
                 c.set_bytes_h(&key, h, value);
+            }
+            if writes_capture {
+                self.captured = false;
             }
         }
         self.bufs.setvar_bufs = (kbuf, vbuf);
@@ -2497,6 +2544,10 @@ impl<'r> Transaction<'r> {
                 MacroPart::Var { var, key: Some(key) }
                     if is_collection_var(*var) && regex_key(*var, key).is_none() =>
                 {
+                    if let Some(g) = self.captured_group(*var, key) {
+                        out.extend_from_slice(g);
+                        continue;
+                    }
                     // `%{tx.name}`: the first (only) value under that key, read directly.
                     if let Some(v) = self.collection_of(*var).and_then(|c| c.get(key)) {
                         out.extend_from_slice(v);
