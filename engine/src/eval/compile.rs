@@ -36,6 +36,8 @@ pub struct CTarget {
     /// Compiled key regex for exclusions and selectors of evaluator-owned collections
     /// (TX, IP, ...): case-insensitive, as v3's `VariableRegex`.
     pub key_regex: Option<KeyRegex>,
+    /// [`KeyRegex::needs`] of `key_regex` (0 without one).
+    pub key_needs: u64,
     /// Case-insensitive hash of a literal key selector on an evaluator-owned collection.
     pub key_hash: Option<u64>,
     /// Shared per-request value list (see [`super::sources`]), when this target of this
@@ -349,6 +351,7 @@ pub(crate) fn macro_target(var: Variable, selector: Option<Selector>) -> CTarget
         selector: selector.as_ref().and_then(|s| CompiledSelector::new(s).ok()),
         target: Target { variable: var, selector, exclude: false, count: false },
         full_name: String::new(),
+        key_needs: key_regex.as_ref().map_or(0, KeyRegex::needs),
         key_regex,
         key_hash: None,
         source: None,
@@ -910,6 +913,7 @@ pub(crate) fn compile_target(t: &Target) -> Result<CTarget, EvalError> {
         target: t.clone(),
         selector,
         full_name: plain.to_string(),
+        key_needs: key_regex.as_ref().map_or(0, KeyRegex::needs),
         key_regex,
         key_hash,
         source: None,
@@ -1692,6 +1696,15 @@ fn literal(s: &str) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// The bytes of `k` as a set of bits `(b | 0x20) % 64`, which puts both cases of a letter on
+/// one bit: a key holds a literal, in any case and at any position, only when its set has
+/// every bit of the literal's ([`KeyRegex::needs`]). Collections keep each key's set, so that
+/// a key selector passes over most keys without reading them.
+#[inline]
+pub(crate) fn byte_set(k: &[u8]) -> u64 {
+    k.iter().fold(0, |s, &b| s | 1 << ((b | 0x20) & 63))
+}
+
 /// `lit` (ASCII lower case) at `k[i..]`, ASCII case-insensitively.
 #[inline]
 fn folded_at(k: &[u8], i: usize, lit: &[u8]) -> bool {
@@ -1760,6 +1773,15 @@ impl KeyRegex {
         self.is_match_in(key, true)
     }
 
+    /// The bits of [`byte_set`] that every key this selects has: its literal's (0 for a
+    /// regex, which may select any key).
+    pub fn needs(&self) -> u64 {
+        match self {
+            KeyRegex::Prefix(lit) | KeyRegex::Contains(lit) => byte_set(lit),
+            KeyRegex::Regex(_) => 0,
+        }
+    }
+
     /// [`KeyRegex::is_match`] for a key that may hold a newline only when `lines` is true
     /// (a collection knows whether any of its keys does): most keys then fail at their first
     /// byte, with no search for a newline after which the literal could start.
@@ -1796,6 +1818,25 @@ mod key_regex_tests {
             lit in proptest::sample::select(vec![&b"p"[..], b"pa", b"pa_p", b"ap", b"p\x01"]),
         ) {
             proptest::prop_assert_eq!(super::contains_folded(&k, lit), plain_search(&k, lit));
+        }
+    }
+
+    proptest::proptest! {
+        /// A key a literal selector selects (in any case, after a newline too) has every
+        /// bit the selector needs: passing over the others never drops a selected key.
+        #[test]
+        fn selected_keys_hold_the_needed_bytes(
+            k in proptest::collection::vec(
+                proptest::sample::select(b"aAzZ_-/\\\n@`[{09".to_vec()), 0..24),
+            pattern in proptest::sample::select(
+                vec!["^a_z", "z-", "A", "\\/Z", "_0", "^\\[", "`", "^za.*", "az*"]),
+        ) {
+            let key = String::from_utf8(k).expect("ASCII");
+            let re = super::KeyRegex::new(pattern).expect("selector compiles");
+            if re.is_match(&key) {
+                let needs = re.needs();
+                proptest::prop_assert_eq!(super::byte_set(key.as_bytes()) & needs, needs);
+            }
         }
     }
 

@@ -16,8 +16,8 @@
 
 use super::compile::{
     CActions, CClause, CCondition, CRule, CTarget, CompiledRuleSet, FastSkip, FoldedMatch, Item,
-    PLAN_NONE, SkipPlan, ci_hash, excludes, is_collection_var, macro_target, operator_macro,
-    update_selects,
+    PLAN_NONE, SkipPlan, byte_set, ci_hash, excludes, is_collection_var, macro_target,
+    operator_macro, update_selects,
 };
 use super::sources::{KeyHasher, SourceCache, SourceTable};
 use crate::ir::{
@@ -105,6 +105,9 @@ impl Clone for Collection<'_> {
 struct Slot {
     key: (usize, usize),
     value: (usize, usize),
+    /// The key's [`byte_set`]: a key selector whose literal needs a byte the key lacks
+    /// passes over it without reading it.
+    sig: u64,
 }
 
 /// Collections are equal when they hold the same keys (as stored) and values in the same
@@ -191,7 +194,10 @@ impl<'b> Collection<'b> {
     fn shared_slots(&self) -> Vec<Slot> {
         assert!(self.base.is_none(), "a base has no base");
         let mark = |(a, b): (usize, usize)| (a | SHARED, b);
-        self.entries.iter().map(|s| Slot { key: mark(s.key), value: mark(s.value) }).collect()
+        self.entries
+            .iter()
+            .map(|s| Slot { key: mark(s.key), value: mark(s.value), sig: s.sig })
+            .collect()
     }
     fn position(&self, key: &str) -> Option<usize> {
         self.position_h(key, ci_hash(key))
@@ -252,7 +258,11 @@ impl<'b> Collection<'b> {
         let (k0, v0) = (self.keys.len(), self.values.len());
         self.keys.push_str(key);
         self.values.extend_from_slice(value);
-        self.entries.push(Slot { key: (k0, self.keys.len()), value: (v0, self.values.len()) });
+        self.entries.push(Slot {
+            key: (k0, self.keys.len()),
+            value: (v0, self.values.len()),
+            sig: byte_set(key.as_bytes()),
+        });
     }
     pub fn remove(&mut self, key: &str) {
         if self.position(key).is_none() {
@@ -261,7 +271,7 @@ impl<'b> Collection<'b> {
         self.own_everything();
         self.from_snapshot = 0;
         let (keys, dead) = (&self.keys, &mut self.dead);
-        self.entries.retain(|&Slot { key: (ka, kb), value: (va, vb) }| {
+        self.entries.retain(|&Slot { key: (ka, kb), value: (va, vb), .. }| {
             let gone = keys[ka..kb].eq_ignore_ascii_case(key);
             if gone {
                 *dead += (kb - ka) + (vb - va);
@@ -300,7 +310,8 @@ impl<'b> Collection<'b> {
             let (k0, v0) = (keys.len(), values.len());
             keys.push_str(self.key(i));
             values.extend_from_slice(self.value(i));
-            self.entries[i] = Slot { key: (k0, keys.len()), value: (v0, values.len()) };
+            let sig = self.entries[i].sig;
+            self.entries[i] = Slot { key: (k0, keys.len()), value: (v0, values.len()), sig };
         }
         if let Some(base) = self.base.take() {
             // Hashes in the base's index are absent from this one's (`push_new`).
@@ -316,6 +327,12 @@ impl<'b> Collection<'b> {
     /// The entries from the `from`th on.
     fn iter_from(&self, from: usize) -> impl Iterator<Item = (&str, &[u8])> {
         (from..self.entries.len()).map(|i| (self.key(i), self.value(i)))
+    }
+    /// The entries from the `from`th on whose key's [`byte_set`] has every bit of `need`.
+    fn iter_holding(&self, from: usize, need: u64) -> impl Iterator<Item = (&str, &[u8])> {
+        (from..self.entries.len())
+            .filter(move |&i| self.entries[i].sig & need == need)
+            .map(|i| (self.key(i), self.value(i)))
     }
 }
 
@@ -2402,7 +2419,8 @@ impl<'r> Transaction<'r> {
                         from = c.from_snapshot;
                     }
                 }
-                for (k, v) in c.iter_from(from) {
+                // A literal selector passes over the keys that lack one of its bytes.
+                for (k, v) in c.iter_holding(from, t.key_needs) {
                     let keep = match (&t.target.selector, &t.key_regex) {
                         (None, _) => true,
                         (Some(Selector::Key(key)), _) => k.eq_ignore_ascii_case(key),
