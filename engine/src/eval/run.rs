@@ -254,15 +254,16 @@ impl<'b> Collection<'b> {
         if !self.base.is_some_and(|b| b.index.contains_key(&h)) {
             self.index.entry(h).or_insert(self.entries.len());
         }
-        self.newline_keys |= key.contains('\n');
+        let sig = byte_set(key.as_bytes());
+        // A newline has the bit of `*`, `J` and `j` too: only a key with one of those is
+        // searched.
+        if sig & byte_set(b"\n") != 0 {
+            self.newline_keys |= key.as_bytes().contains(&b'\n');
+        }
         let (k0, v0) = (self.keys.len(), self.values.len());
         self.keys.push_str(key);
         self.values.extend_from_slice(value);
-        self.entries.push(Slot {
-            key: (k0, self.keys.len()),
-            value: (v0, self.values.len()),
-            sig: byte_set(key.as_bytes()),
-        });
+        self.entries.push(Slot { key: (k0, self.keys.len()), value: (v0, self.values.len()), sig });
     }
     pub fn remove(&mut self, key: &str) {
         if self.position(key).is_none() {
@@ -2652,6 +2653,8 @@ mod collection_tests {
         let mut c = Collection::default();
         c.set("anomaly_score", b"0");
         assert!(!c.newline_keys);
+        c.set("Jar*j", b"2");
+        assert!(!c.newline_keys, "bytes that share the newline's bit are not one");
         c.set("x\nheader_name_host", b"1");
         assert!(c.newline_keys);
         let hits: Vec<&str> =
