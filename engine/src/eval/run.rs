@@ -204,14 +204,23 @@ impl<'b> Collection<'b> {
     }
     /// `position` with the key's [`ci_hash`] computed beforehand.
     fn position_h(&self, key: &str, h: u64) -> Option<usize> {
+        self.lookup_h(key, h).ok()
+    }
+    /// Where `key` (hashed beforehand) is, or whether its hash is taken by another key
+    /// (in this collection's index or its base's): `push_new` then leaves the index alone.
+    #[inline]
+    fn lookup_h(&self, key: &str, h: u64) -> Result<usize, bool> {
         let i = match self.index.get(&h) {
             Some(&i) => i,
-            None => *self.base?.index.get(&h)?,
+            None => match self.base.and_then(|b| b.index.get(&h)) {
+                Some(&i) => i,
+                None => return Err(false),
+            },
         };
         if self.key(i).eq_ignore_ascii_case(key) {
-            return Some(i);
+            return Ok(i);
         }
-        (0..self.entries.len()).find(|&j| self.key(j).eq_ignore_ascii_case(key))
+        (0..self.entries.len()).find(|&j| self.key(j).eq_ignore_ascii_case(key)).ok_or(true)
     }
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.position(key).map(|i| self.value(i))
@@ -226,9 +235,12 @@ impl<'b> Collection<'b> {
     }
     /// `set` with the key hashed beforehand.
     fn set_bytes_h(&mut self, key: &str, h: u64, value: &[u8]) {
-        let Some(i) = self.position_h(key, h) else {
-            self.push_new(key, h, value);
-            return;
+        let i = match self.lookup_h(key, h) {
+            Ok(i) => i,
+            Err(taken) => {
+                self.push_new(key, h, taken, value);
+                return;
+            }
         };
         let (a, b) = self.entries[i].value;
         if a & SHARED != 0 {
@@ -249,10 +261,11 @@ impl<'b> Collection<'b> {
         }
         self.compact_if_mostly_dead();
     }
-    /// Appends a key not yet stored (its hash may be taken: see `index`).
-    fn push_new(&mut self, key: &str, h: u64, value: &[u8]) {
-        if !self.base.is_some_and(|b| b.index.contains_key(&h)) {
-            self.index.entry(h).or_insert(self.entries.len());
+    /// Appends a key not yet stored; `taken`: another key has its hash already (see
+    /// `index`), and keeps it.
+    fn push_new(&mut self, key: &str, h: u64, taken: bool, value: &[u8]) {
+        if !taken {
+            self.index.insert(h, self.entries.len());
         }
         let sig = byte_set(key.as_bytes());
         // A newline has the bit of `*`, `J` and `j` too: only a key with one of those is
@@ -920,6 +933,12 @@ pub struct Transaction<'r> {
 /// The TX keys a capture sets, group by group.
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
+/// [`ci_hash`] of `anomaly_score`, which every decision reports, found once.
+fn anomaly_score_hash() -> u64 {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| ci_hash("anomaly_score"))
+}
+
 /// [`ci_hash`] of each of [`CAPTURE_KEYS`], found once.
 fn capture_key_hashes() -> &'static [u64; 10] {
     static HASHES: std::sync::OnceLock<[u64; 10]> = std::sync::OnceLock::new();
@@ -1148,7 +1167,10 @@ impl<'r> Transaction<'r> {
             status,
             disruptive: self.final_status.is_some(),
             matched_ids: self.matched_ids.iter().map(|i| i.to_string()).collect(),
-            anomaly_score: self.tx.get("anomaly_score").map(stoi).unwrap_or(0),
+            anomaly_score: self
+                .tx
+                .position_h("anomaly_score", anomaly_score_hash())
+                .map_or(0, |i| stoi(self.tx.value(i))),
         }
     }
 }
