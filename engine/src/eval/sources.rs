@@ -29,6 +29,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, MatchKind, StartKind, dfa};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 
 /// Where a link's `@rx` (or `@pm`) sits in the prefilter, and the shortest value it can match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1359,13 +1360,13 @@ impl SourceCache {
     fn record(&mut self, value: Cow<'_, [u8]>) -> u32 {
         match value {
             Cow::Borrowed(raw) => {
-                let key = (raw.as_ptr() as usize, raw.len());
-                match self.shared.get(&key) {
-                    Some(&tv) => tv,
-                    None => {
-                        let tv = self.push_tval(raw);
-                        self.shared.insert(key, tv);
-                        tv
+                // One probe: the record a new key gets is the next one.
+                let next = self.tvals.len() as u32;
+                match self.shared.entry((raw.as_ptr() as usize, raw.len())) {
+                    MapEntry::Occupied(e) => *e.get(),
+                    MapEntry::Vacant(e) => {
+                        e.insert(next);
+                        self.push_tval(raw)
                     }
                 }
             }
