@@ -1702,8 +1702,22 @@ fn literal(s: &str) -> Option<Vec<u8>> {
 /// a key selector passes over most keys without reading them.
 #[inline]
 pub(crate) fn byte_set(k: &[u8]) -> u64 {
-    k.iter().fold(0, |s, &b| s | 1 << ((b | 0x20) & 63))
+    // `(b | 0x20) & 63` is `32 + (b & 31)`: the low 32 bits stay clear, and the high ones are
+    // OR-ed from a table (a shift per byte with a variable count, which the baseline x86-64
+    // target lacks, took about 4.5 instructions a byte in the vectorised loop LLVM made).
+    u64::from(k.iter().fold(0u32, |s, &b| s | LOW_BIT[usize::from(b)])) << 32
 }
+
+/// `1 << (b & 31)` for each byte value `b` ([`byte_set`]).
+static LOW_BIT: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = 1 << (b & 31);
+        b += 1;
+    }
+    t
+};
 
 /// `lit` (ASCII lower case) at `k[i..]`, ASCII case-insensitively.
 #[inline]
@@ -1802,6 +1816,18 @@ impl KeyRegex {
 
 #[cfg(test)]
 mod key_regex_tests {
+    /// The table puts each byte on bit `(b | 0x20) % 64`, the bit the selectors' sets are
+    /// made with ([`super::KeyRegex::needs`]), and a key's set is the union of its bytes'.
+    #[test]
+    fn byte_sets_fold_case_onto_one_bit() {
+        for b in 0..=255u8 {
+            assert_eq!(super::byte_set(&[b]), 1u64 << ((b | 0x20) & 63), "byte {b:#04x}");
+        }
+        assert_eq!(super::byte_set(b"Ab"), super::byte_set(b"aB"));
+        assert_eq!(super::byte_set(b""), 0);
+        assert_eq!(super::byte_set(b"a\n"), super::byte_set(b"a") | super::byte_set(b"\n"));
+    }
+
     /// The reference for `contains_folded`: every position, compared ASCII case-insensitively.
     fn plain_search(k: &[u8], lit: &[u8]) -> bool {
         k.len() >= lit.len()
