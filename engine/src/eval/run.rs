@@ -336,11 +336,7 @@ impl<'b> Collection<'b> {
         (self.keys, self.values, self.dead) = (keys, values, 0);
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.iter_from(0)
-    }
-    /// The entries from the `from`th on.
-    fn iter_from(&self, from: usize) -> impl Iterator<Item = (&str, &[u8])> {
-        (from..self.entries.len()).map(|i| (self.key(i), self.value(i)))
+        self.iter_holding(0, 0)
     }
     /// The entries from the `from`th on whose key's [`byte_set`] has every bit of `need`.
     fn iter_holding(&self, from: usize, need: u64) -> impl Iterator<Item = (&str, &[u8])> {
@@ -2173,11 +2169,12 @@ impl<'r> Transaction<'r> {
             let key = crate::txn::utf8_lossy(key_bytes);
             let h = a.setvar_key_hash.get(k).copied().flatten().unwrap_or_else(|| ci_hash(&key));
             let coll = lower(&sv.collection);
-            // This one writes (or deletes) a TX key a capture set: after it, `%{tx.<digit>}`
-            // reads TX again.
-            let writes_capture = self.captured
-                && coll == "tx"
-                && matches!(key.as_bytes(), [d] if d.is_ascii_digit());
+            // This one writes (or deletes) a TX key a capture set: from here on `%{tx.<digit>}`
+            // reads TX again, which until the write below holds the groups' bytes too.
+            if self.captured && coll == "tx" && matches!(key.as_bytes(), [d] if d.is_ascii_digit())
+            {
+                self.captured = false;
+            }
             let mut digits = [0u8; 20];
             let value: &[u8] = match sv.op {
                 SetVarOp::Set => self.expand_in(&sv.value, &mut vbuf),
@@ -2185,9 +2182,6 @@ impl<'r> Transaction<'r> {
                 SetVarOp::Delete => {
                     if let Some(c) = self.collection_mut(&coll) {
                         c.remove(&key);
-                    }
-                    if writes_capture {
-                        self.captured = false;
                     }
                     continue;
                 }
@@ -2203,9 +2197,6 @@ impl<'r> Transaction<'r> {
             };
             if let Some(c) = self.collection_mut(&coll) {
                 c.set_bytes_h(&key, h, value);
-            }
-            if writes_capture {
-                self.captured = false;
             }
         }
         self.bufs.setvar_bufs = (kbuf, vbuf);
