@@ -28,7 +28,7 @@ fn slotted() -> Vec<(Option<u64>, RxMatcher, Requirement)> {
         let mut link = Some(r.as_ref());
         while let Some(l) = link {
             // `@pm` links have slots too (their phrases, exact literals by construction).
-            if l.rx_slot.is_some_and(|s| s.slot & PM_SLOT == 0) {
+            if l.rx_slot().is_some_and(|s| s.slot & PM_SLOT == 0) {
                 let re = l.operator.as_ref().and_then(|(_, op, _)| op.regex()).expect("@rx");
                 let req = required(re.translated()).expect("a slot has a requirement");
                 let m = RxMatcher::new(re.pattern()).expect("compiles again");

@@ -89,14 +89,17 @@ pub struct CRule {
     pub updated: bool,
     /// One of those adds a target (not only `!` ones, which its sources already leave out).
     pub update_adds: bool,
-    /// [`CRule::verdict`], bits inverted (four bytes, so that it ends the first line).
+    /// [`CRule::verdict`], bits inverted.
     pub(crate) verdict_code: Option<std::num::NonZeroU32>,
-    // A link over value sources that matches no value reads the first line and the second
-    // (`rx_slot`, `targets`, `exclusions`), not the operator beyond them; the layout test
-    // (`eval::tests::a_failing_link_reads_two_lines`) holds these fields there.
-    /// This link's `@rx` in the shared prefilter (see [`super::sources`]).
-    pub rx_slot: Option<RxSlot>,
-    pub targets: Vec<CTarget>,
+    // A link over value sources that matches no value reads the first line only: the
+    // fields above, its prefilter slot and its target list; not the exclusions or the
+    // operator beyond them. The layout test (`eval::tests::a_failing_link_reads_one_line`)
+    // holds these fields there.
+    /// This link's `@rx` in the shared prefilter (see [`super::sources`]), [`CRule::rx_slot`]:
+    /// `slot` is [`NO_RX`] for none (8 bytes, where an `Option` takes 12).
+    pub(crate) rx: RxSlot,
+    /// A boxed slice, not a `Vec`: 16 bytes, so that it ends the first line.
+    pub targets: Box<[CTarget]>,
     pub exclusions: Vec<CTarget>,
     /// A `multiMatch` `@rx`'s required literals, tested on each value before the regex.
     pub value_filter: Option<Box<crate::operator::fast::Prefilter>>,
@@ -114,37 +117,87 @@ pub struct CRule {
 /// What evaluating a link reads when it does not match, copied out of the operator and the
 /// actions (hundreds of bytes further on) so that a rule that fails touches few cache lines.
 /// Set by [`set_hot`] once the rule is final.
+///
+/// 32 bytes, so that the rule's first line also holds its target list and prefilter slot
+/// (see [`CRule`]): the flags are bits, and sources are 16-bit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkHot {
-    pub id: Option<u64>,
+    /// The rule's id when [`LinkHot::HAS_ID`] is set.
+    id: u64,
     /// Bit `i`: target `i` is named whole by one of the link's own exclusions (it reads
-    /// nothing). Valid when `mask_valid` (at most 64 targets).
+    /// nothing). Valid when [`LinkHot::mask_valid`] (at most 64 targets).
     pub excluded_targets: u64,
-    pub mask_valid: bool,
-    pub has_operator: bool,
-    pub negated: bool,
-    pub needs_expansion: bool,
-    pub capture: bool,
-    pub multi_match: bool,
-    pub has_condition: bool,
-    /// The value sources ([`CTarget::source`], `u32::MAX` for none) of the first
-    /// [`HOT_SOURCES`] targets, valid when `sources_valid`: reading a target's source would
-    /// otherwise read a line of each target (they are a few hundred bytes apart).
-    pub sources: [u32; HOT_SOURCES],
-    pub sources_valid: bool,
+    /// The value sources ([`CTarget::source`], [`LinkHot::NO_SOURCE`] for none) of the first
+    /// [`HOT_SOURCES`] targets, valid when [`LinkHot::SOURCES_VALID`] is set: reading a
+    /// target's source would otherwise read a line of each target (they are a few hundred
+    /// bytes apart).
+    sources: [u16; HOT_SOURCES],
+    flags: u16,
 }
 
 /// Targets whose value source [`LinkHot`] keeps: CRS links read up to six.
 pub const HOT_SOURCES: usize = 6;
 
 impl LinkHot {
+    const HAS_ID: u16 = 1;
+    const MASK_VALID: u16 = 1 << 1;
+    const HAS_OPERATOR: u16 = 1 << 2;
+    const NEGATED: u16 = 1 << 3;
+    const NEEDS_EXPANSION: u16 = 1 << 4;
+    const CAPTURE: u16 = 1 << 5;
+    const MULTI_MATCH: u16 = 1 << 6;
+    const HAS_CONDITION: u16 = 1 << 7;
+    const SOURCES_VALID: u16 = 1 << 8;
+    /// A target without a source; sources past it are not kept (the link reads the target).
+    const NO_SOURCE: u16 = u16::MAX;
+
     /// The value source of target `i` (`t`), from the hot copy when it has one.
     #[inline]
     pub fn source(&self, i: usize, t: &CTarget) -> Option<u32> {
         match self.sources.get(i) {
-            Some(&s) if self.sources_valid => (s != u32::MAX).then_some(s),
+            Some(&s) if self.flags & Self::SOURCES_VALID != 0 => {
+                (s != Self::NO_SOURCE).then_some(u32::from(s))
+            }
             _ => t.source,
         }
+    }
+
+    #[inline]
+    fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+    #[inline]
+    pub fn id(&self) -> Option<u64> {
+        self.has(Self::HAS_ID).then_some(self.id)
+    }
+    /// [`LinkHot::excluded_targets`] is valid (at most 64 targets).
+    #[inline]
+    pub fn mask_valid(&self) -> bool {
+        self.has(Self::MASK_VALID)
+    }
+    #[inline]
+    pub fn has_operator(&self) -> bool {
+        self.has(Self::HAS_OPERATOR)
+    }
+    #[inline]
+    pub fn negated(&self) -> bool {
+        self.has(Self::NEGATED)
+    }
+    #[inline]
+    pub fn needs_expansion(&self) -> bool {
+        self.has(Self::NEEDS_EXPANSION)
+    }
+    #[inline]
+    pub fn capture(&self) -> bool {
+        self.has(Self::CAPTURE)
+    }
+    #[inline]
+    pub fn multi_match(&self) -> bool {
+        self.has(Self::MULTI_MATCH)
+    }
+    #[inline]
+    pub fn has_condition(&self) -> bool {
+        self.has(Self::HAS_CONDITION)
     }
 }
 
@@ -169,28 +222,53 @@ pub(crate) fn set_hot(rule: &mut CRule) {
     let mut link = Some(rule);
     while let Some(l) = link {
         let excluded = named_whole(l.targets.iter(), &l.exclusions);
-        let mut sources = [u32::MAX; HOT_SOURCES];
-        for (s, t) in sources.iter_mut().zip(&l.targets) {
-            *s = t.source.unwrap_or(u32::MAX);
+        let mut sources = [LinkHot::NO_SOURCE; HOT_SOURCES];
+        // Source numbers that do not fit 16 bits (never at CRS's sizes) leave the copy
+        // invalid: every target's source is read from the target.
+        let mut fits = true;
+        for (s, t) in sources.iter_mut().zip(l.targets.iter()) {
+            match t.source.map(u16::try_from) {
+                None => *s = LinkHot::NO_SOURCE,
+                Some(Ok(n)) if n != LinkHot::NO_SOURCE => *s = n,
+                Some(_) => fits = false,
+            }
         }
+        let flag = |on: bool, f: u16| if on { f } else { 0 };
+        let op = l.operator.as_ref();
         l.hot = LinkHot {
-            sources,
-            sources_valid: true,
-            id: l.actions.id,
+            id: l.actions.id.unwrap_or(0),
             excluded_targets: excluded.unwrap_or(0),
-            mask_valid: excluded.is_some(),
-            has_operator: l.operator.is_some(),
-            negated: l.operator.as_ref().is_some_and(|o| o.0),
-            needs_expansion: l.operator.as_ref().is_some_and(|o| o.1.needs_expansion()),
-            capture: l.actions.capture,
-            multi_match: l.actions.multi_match,
-            has_condition: l.condition.is_some(),
+            sources,
+            flags: flag(l.actions.id.is_some(), LinkHot::HAS_ID)
+                | flag(excluded.is_some(), LinkHot::MASK_VALID)
+                | flag(op.is_some(), LinkHot::HAS_OPERATOR)
+                | flag(op.is_some_and(|o| o.0), LinkHot::NEGATED)
+                | flag(op.is_some_and(|o| o.1.needs_expansion()), LinkHot::NEEDS_EXPANSION)
+                | flag(l.actions.capture, LinkHot::CAPTURE)
+                | flag(l.actions.multi_match, LinkHot::MULTI_MATCH)
+                | flag(l.condition.is_some(), LinkHot::HAS_CONDITION)
+                | flag(fits, LinkHot::SOURCES_VALID),
         };
         link = l.chain.as_deref_mut();
     }
 }
 
+/// [`CRule::rx`] of a link without a prefilter slot (no slot, `@pm` ones included, is
+/// this high: [`super::sources::PM_SLOT`] plus at most 63).
+const NO_RX: RxSlot = RxSlot { slot: u32::MAX, min_len: 0 };
+
+/// [`CRule::rx`] for `s`.
+fn rx_code(s: Option<RxSlot>) -> RxSlot {
+    s.filter(|s| s.slot != NO_RX.slot).unwrap_or(NO_RX)
+}
+
 impl CRule {
+    /// This link's `@rx` (or `@pm`) in the shared prefilter, if it has one.
+    #[inline]
+    pub fn rx_slot(&self) -> Option<RxSlot> {
+        (self.rx.slot != NO_RX.slot).then_some(self.rx)
+    }
+
     /// Where the value memo keeps this link's `@rx` verdicts on a value (matched or not):
     /// the prefilter slot's number, or for a regex with no required literal a number of
     /// its own ([`super::sources::VERDICT_ONLY`]). A `multiMatch` link (`@rx`, or a
@@ -564,16 +642,16 @@ fn fast_skip(rule: &CRule, flat: &mut Vec<u32>) -> Option<FastSkip> {
     // the usual way to exclude a field) is in the sources already: the plan holds.
     if rule.update_adds
         || rule.removed
-        || h.has_condition
-        || h.multi_match
-        || !h.has_operator
-        || h.negated
-        || h.needs_expansion
-        || !h.mask_valid
+        || h.has_condition()
+        || h.multi_match()
+        || !h.has_operator()
+        || h.negated()
+        || h.needs_expansion()
+        || !h.mask_valid()
     {
         return None;
     }
-    let slot = PlanSlot::pack(rule.rx_slot?)?;
+    let slot = PlanSlot::pack(rule.rx_slot()?)?;
     let start = flat.len();
     for (i, t) in rule.targets.iter().enumerate() {
         // A target its own exclusions name entirely yields nothing (as in `eval_link`).
@@ -991,14 +1069,14 @@ fn compile_rule(
     };
     Ok(CRule {
         hot: LinkHot::default(),
-        targets,
+        targets: targets.into_boxed_slice(),
         exclusions,
         operator,
         condition,
         actions: acts,
         chain,
         index: my_index,
-        rx_slot: None,
+        rx: NO_RX,
         value_filter: None,
         verdict_code: None,
         updated: false,
@@ -1135,21 +1213,21 @@ fn assign_sources(root: &mut CRule, updates: &[TargetUpdate], b: &mut SourceBuil
                         // a verdict is the bytes' alone on either engine (a run that stops
                         // at the match limit keeps none).
                         if !re.is_backtracking() {
-                            link.rx_slot = b.rx_slot(re.translated(), &chain);
+                            link.rx = rx_code(b.rx_slot(re.translated(), &chain));
                         }
                         // A stand-in that is a literal search or no search at all
                         // (`^.*$`) costs less than a look in the memo.
                         let searches = op
                             .rx_fast()
                             .is_none_or(|f| f.class() == crate::opt::rxclass::RxClass::Keep);
-                        link.verdict_code = verdict_code(match link.rx_slot {
+                        link.verdict_code = verdict_code(match link.rx_slot() {
                             Some(s) => Some(s.slot),
                             None if searches => b.verdict_slot(),
                             None => None,
                         });
                     }
                 } else if let Some(m) = op.phrases().filter(|_| !op.needs_expansion()) {
-                    link.rx_slot = b.pm_slot(m.phrases());
+                    link.rx = rx_code(b.pm_slot(m.phrases()));
                 }
             }
         } else if let Some((false, op, _)) = &link.operator {

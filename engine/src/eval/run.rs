@@ -565,9 +565,9 @@ impl InitSnapshot {
     /// ([`super::compile::reads_constant_tx`]), it then fails in every such transaction.
     pub(crate) fn first_link_fails(&self, rs: &CompiledRuleSet, phase: u8, rule: &CRule) -> bool {
         self.probe(rs, phase, |t| {
-            let mut msg = RuleMsg::new(rule.hot.id);
-            t.current_rule = rule.hot.id;
-            let hit = rule.hot.has_operator && t.link_targets_match(rule, rule, &mut msg);
+            let mut msg = RuleMsg::new(rule.hot.id());
+            t.current_rule = rule.hot.id();
+            let hit = rule.hot.has_operator() && t.link_targets_match(rule, rule, &mut msg);
             (!hit && t.tx == self.tx && t.flow_idle()).then_some(())
         })
         .is_some()
@@ -664,7 +664,7 @@ impl InitSnapshot {
             && p.quiet
             && p.writes.is_empty()
             && t.flow_idle_but_jumps()
-            && t.current_rule == rule.hot.id
+            && t.current_rule == rule.hot.id()
             && p.after.starts_with(&p.before);
         folds.then(|| FoldedMatch {
             matched_vars: p.after[p.before.len()..].to_vec(),
@@ -1314,7 +1314,7 @@ impl<'r> Transaction<'r> {
     /// `rule` is removed by a `ctl` of this transaction (by id or tag).
     fn removed_at_run_time(&self, rule: &CRule) -> bool {
         let Some(r) = &self.removals else { return false };
-        rule.hot.id.is_some_and(|id| r.ids.iter().any(|r| r.contains(id)))
+        rule.hot.id().is_some_and(|id| r.ids.iter().any(|r| r.contains(id)))
             || r.tags.iter().any(|t| rule.contains_tag(t))
     }
 
@@ -1322,7 +1322,7 @@ impl<'r> Transaction<'r> {
     /// which targets is not looked at.
     fn targets_removed_at_run_time(&self, rule: &CRule) -> bool {
         let Some(r) = &self.removals else { return false };
-        rule.hot.id.is_some_and(|id| r.target_by_id.iter().any(|(r, _)| r.contains(id)))
+        rule.hot.id().is_some_and(|id| r.target_by_id.iter().any(|(r, _)| r.contains(id)))
             || r.target_by_tag.iter().any(|(t, _)| rule.contains_tag(t))
     }
 
@@ -1580,15 +1580,15 @@ impl<'r> Transaction<'r> {
     /// One rule (all links of its chain). Returns whether it fully matched.
     fn eval_rule(&mut self, rule: &CRule) -> bool {
         self.settle_folds();
-        self.current_rule = rule.hot.id;
-        let mut msg = RuleMsg::new(rule.hot.id);
-        if rule.hot.has_condition {
+        self.current_rule = rule.hot.id();
+        let mut msg = RuleMsg::new(rule.hot.id());
+        if rule.hot.has_condition() {
             if let Some(cond) = &rule.condition {
                 let m = self.eval_condition(cond);
                 return self.finish_condition_rule(rule, m, &mut msg);
             }
         }
-        if !rule.hot.has_operator {
+        if !rule.hot.has_operator() {
             self.eval_unconditional(rule, &mut msg);
             return true;
         }
@@ -1645,7 +1645,7 @@ impl<'r> Transaction<'r> {
 
     /// `RuleWithOperator::evaluate` for one link.
     fn eval_link(&mut self, root: &CRule, link: &CRule, msg: &mut RuleMsg) -> bool {
-        if !link.hot.has_operator {
+        if !link.hot.has_operator() {
             return true;
         }
         let global = self.link_targets_match(root, link, msg);
@@ -1659,9 +1659,9 @@ impl<'r> Transaction<'r> {
         if !link.updated {
             // No `SecRuleUpdateTargetBy*` selects this rule: its own lists, no allocation.
             let expanded_arg =
-                if link.hot.needs_expansion { self.link_expansion(link) } else { None };
+                if link.hot.needs_expansion() { self.link_expansion(link) } else { None };
             let mut global = false;
-            let mask = link.hot.mask_valid;
+            let mask = link.hot.mask_valid();
             for (i, t) in link.targets.iter().enumerate() {
                 // A target the link's own exclusions name whole reads nothing.
                 if mask && link.hot.excluded_targets & (1 << i) != 0 {
@@ -1749,10 +1749,10 @@ impl<'r> Transaction<'r> {
         expanded_arg: Option<&[u8]>,
         msg: &mut RuleMsg,
     ) -> bool {
-        if !link.hot.has_operator {
+        if !link.hot.has_operator() {
             return false;
         }
-        let rule_id = root.hot.id;
+        let rule_id = root.hot.id();
         // `OwnChecked`: the caller already skipped targets the exclusions name whole.
         if !matches!(exclusions, Excl::OwnChecked(_) | Excl::RefsChecked(_))
             && exclusions.any(|e| e.full_name == t.full_name)
@@ -1763,7 +1763,7 @@ impl<'r> Transaction<'r> {
             return false;
         }
         if let Some(sid) = source {
-            let hit = if link.hot.multi_match {
+            let hit = if link.hot.multi_match() {
                 self.link_target_source_multi(root, link, sid, expanded_arg, msg)
             } else {
                 self.link_target_source(root, link, sid, expanded_arg)
@@ -1858,7 +1858,7 @@ impl<'r> Transaction<'r> {
     ) -> Option<bool> {
         let rs = self.rs;
         let range = self.sources.list(sid, &rs.sources, &self.data)?;
-        let rule_id = root.hot.id;
+        let rule_id = root.hot.id();
         let check_removed = self.targets_removed();
         // The values to try (copied out, as the general path copies them), with their
         // entries to note a verdict on.
@@ -1904,12 +1904,12 @@ impl<'r> Transaction<'r> {
         sid: u32,
         expanded_arg: Option<&[u8]>,
     ) -> Option<bool> {
-        let negated = link.hot.negated;
+        let negated = link.hot.negated();
         let rs = self.rs;
         let range = self.sources.list(sid, &rs.sources, &self.data)?;
-        let rule_id = root.hot.id;
+        let rule_id = root.hot.id();
         let check_removed = self.targets_removed();
-        let want_captures = link.hot.capture;
+        let want_captures = link.hot.capture();
         let verdict_no = link.verdict();
         let mut any = false;
         for i in range {
@@ -1919,7 +1919,7 @@ impl<'r> Transaction<'r> {
             }
             // What the value memo knows: the prefilter's answer and a verdict kept from an
             // earlier run on the same bytes (a match only when no captures are wanted).
-            let (possible, known) = match (link.rx_slot, verdict_no) {
+            let (possible, known) = match (link.rx_slot(), verdict_no) {
                 (Some(slot), v) => {
                     let p = self.sources.may_match(i, slot, &rs.sources.prefilter);
                     let hit = p && !want_captures;
@@ -1974,8 +1974,8 @@ impl<'r> Transaction<'r> {
     ) -> Option<bool> {
         let Some(Selector::Key(key)) = &t.target.selector else { return None };
         if t.target.count
-            || link.hot.multi_match
-            || link.hot.capture
+            || link.hot.multi_match()
+            || link.hot.capture()
             || !exclusions.is_empty()
             || self.targets_removed()
             || self.transform_cache.is_some()
@@ -2313,11 +2313,15 @@ fn verdict(r: Result<bool, crate::operator::MatchLimitExceeded>, negated: bool) 
 
 /// A link's exclusions: its own, or a list that adds `SecRuleUpdateTargetBy*` removals.
 #[derive(Debug, Clone, Copy)]
+///
+/// A link's own list is held as the `Vec`, not a slice: making the slice reads the list's
+/// header, on the rule's second cache line, which a link whose values all fail does not
+/// otherwise read.
 pub(crate) enum Excl<'a> {
-    Own(&'a [CTarget]),
+    Own(&'a Vec<CTarget>),
     /// `Own`, for a target already known not to be named whole by them
     /// (`LinkHot::excluded_targets`).
-    OwnChecked(&'a [CTarget]),
+    OwnChecked(&'a Vec<CTarget>),
     Refs(&'a [&'a CTarget]),
     /// `Refs`, for a target already known not to be named whole by them (a Lua link plan's
     /// `named_whole`).

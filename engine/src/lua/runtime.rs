@@ -235,9 +235,9 @@ impl<'c, 'p> Ctx<'c, 'p> {
             return if folded && self.flow(ri) == FLOW_JUMP { FLOW_JUMP } else { 0 };
         }
         self.t.settle_folds();
-        // `hot.id`: on the rule's first cache line, which `rule_should_run` read.
-        self.t.set_current_rule(rp.rule.hot.id);
-        self.msg = RuleMsg::new(rp.rule.hot.id);
+        // `hot.id()`: on the rule's first cache line, which `rule_should_run` read.
+        self.t.set_current_rule(rp.rule.hot.id());
+        self.msg = RuleMsg::new(rp.rule.hot.id());
         1
     }
 
