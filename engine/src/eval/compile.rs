@@ -148,8 +148,24 @@ impl LinkHot {
     const MULTI_MATCH: u16 = 1 << 6;
     const HAS_CONDITION: u16 = 1 << 7;
     const SOURCES_VALID: u16 = 1 << 8;
-    /// A target without a source; sources past it are not kept (the link reads the target).
+    /// A target without a source (the link reads the target itself).
     const NO_SOURCE: u16 = u16::MAX;
+
+    /// The hot copy of the first [`HOT_SOURCES`] of `sources` (each target's
+    /// [`CTarget::source`]); `None` when one does not fit 16 bits beside
+    /// [`LinkHot::NO_SOURCE`] (never at CRS's sizes): the copy is then not used, and every
+    /// target's source is read from the target.
+    pub(crate) fn sources_of(
+        sources: impl Iterator<Item = Option<u32>>,
+    ) -> Option<[u16; HOT_SOURCES]> {
+        let mut out = [Self::NO_SOURCE; HOT_SOURCES];
+        for (o, s) in out.iter_mut().zip(sources) {
+            if let Some(s) = s {
+                *o = u16::try_from(s).ok().filter(|&n| n != Self::NO_SOURCE)?;
+            }
+        }
+        Some(out)
+    }
 
     /// The value source of target `i` (`t`), from the hot copy when it has one.
     #[inline]
@@ -222,23 +238,13 @@ pub(crate) fn set_hot(rule: &mut CRule) {
     let mut link = Some(rule);
     while let Some(l) = link {
         let excluded = named_whole(l.targets.iter(), &l.exclusions);
-        let mut sources = [LinkHot::NO_SOURCE; HOT_SOURCES];
-        // Source numbers that do not fit 16 bits (never at CRS's sizes) leave the copy
-        // invalid: every target's source is read from the target.
-        let mut fits = true;
-        for (s, t) in sources.iter_mut().zip(l.targets.iter()) {
-            match t.source.map(u16::try_from) {
-                None => *s = LinkHot::NO_SOURCE,
-                Some(Ok(n)) if n != LinkHot::NO_SOURCE => *s = n,
-                Some(_) => fits = false,
-            }
-        }
+        let sources = LinkHot::sources_of(l.targets.iter().map(|t| t.source));
         let flag = |on: bool, f: u16| if on { f } else { 0 };
         let op = l.operator.as_ref();
         l.hot = LinkHot {
             id: l.actions.id.unwrap_or(0),
             excluded_targets: excluded.unwrap_or(0),
-            sources,
+            sources: sources.unwrap_or([LinkHot::NO_SOURCE; HOT_SOURCES]),
             flags: flag(l.actions.id.is_some(), LinkHot::HAS_ID)
                 | flag(excluded.is_some(), LinkHot::MASK_VALID)
                 | flag(op.is_some(), LinkHot::HAS_OPERATOR)
@@ -247,7 +253,7 @@ pub(crate) fn set_hot(rule: &mut CRule) {
                 | flag(l.actions.capture, LinkHot::CAPTURE)
                 | flag(l.actions.multi_match, LinkHot::MULTI_MATCH)
                 | flag(l.condition.is_some(), LinkHot::HAS_CONDITION)
-                | flag(fits, LinkHot::SOURCES_VALID),
+                | flag(sources.is_some(), LinkHot::SOURCES_VALID),
         };
         link = l.chain.as_deref_mut();
     }

@@ -1221,6 +1221,22 @@ fn hot_sources_answer_as_the_targets() {
     }
 }
 
+/// The hot copy keeps 16-bit source numbers, and is not used at all when one does not fit.
+#[test]
+fn hot_sources_fit_16_bits_or_are_not_kept() {
+    use super::compile::{HOT_SOURCES, LinkHot};
+    let none = u16::MAX;
+    assert_eq!(
+        LinkHot::sources_of([Some(3), None, Some(65_534)].into_iter()),
+        Some([3, none, 65_534, none, none, none])
+    );
+    // Past the copy's length nothing is looked at.
+    let many = (0..HOT_SOURCES as u32).map(Some).chain([Some(1 << 20)]);
+    assert_eq!(LinkHot::sources_of(many), Some([0, 1, 2, 3, 4, 5]));
+    assert_eq!(LinkHot::sources_of([Some(1), Some(65_535)].into_iter()), None);
+    assert_eq!(LinkHot::sources_of([Some(70_000)].into_iter()), None);
+}
+
 /// What a link over value sources reads when no value matches (`link_target_source`): the
 /// rule's first cache line only (`hot`, the removal and update flags, the verdict number,
 /// the prefilter slot and the target list), not the exclusions or the operator after them.
