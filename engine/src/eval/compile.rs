@@ -135,6 +135,19 @@ pub struct LinkHot {
     flags: u16,
 }
 
+/// One `bool` getter per [`LinkHot`] flag.
+macro_rules! flag_getters {
+    ($($(#[$doc:meta])* $name:ident => $flag:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[inline]
+            pub fn $name(&self) -> bool {
+                self.has(Self::$flag)
+            }
+        )*
+    };
+}
+
 /// Targets whose value source [`LinkHot`] keeps: CRS links read up to six.
 pub const HOT_SOURCES: usize = 6;
 
@@ -186,34 +199,15 @@ impl LinkHot {
     pub fn id(&self) -> Option<u64> {
         self.has(Self::HAS_ID).then_some(self.id)
     }
-    /// [`LinkHot::excluded_targets`] is valid (at most 64 targets).
-    #[inline]
-    pub fn mask_valid(&self) -> bool {
-        self.has(Self::MASK_VALID)
-    }
-    #[inline]
-    pub fn has_operator(&self) -> bool {
-        self.has(Self::HAS_OPERATOR)
-    }
-    #[inline]
-    pub fn negated(&self) -> bool {
-        self.has(Self::NEGATED)
-    }
-    #[inline]
-    pub fn needs_expansion(&self) -> bool {
-        self.has(Self::NEEDS_EXPANSION)
-    }
-    #[inline]
-    pub fn capture(&self) -> bool {
-        self.has(Self::CAPTURE)
-    }
-    #[inline]
-    pub fn multi_match(&self) -> bool {
-        self.has(Self::MULTI_MATCH)
-    }
-    #[inline]
-    pub fn has_condition(&self) -> bool {
-        self.has(Self::HAS_CONDITION)
+    flag_getters! {
+        /// [`LinkHot::excluded_targets`] is valid (at most 64 targets).
+        mask_valid => MASK_VALID;
+        has_operator => HAS_OPERATOR;
+        negated => NEGATED;
+        needs_expansion => NEEDS_EXPANSION;
+        capture => CAPTURE;
+        multi_match => MULTI_MATCH;
+        has_condition => HAS_CONDITION;
     }
 }
 
