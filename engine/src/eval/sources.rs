@@ -98,12 +98,12 @@ pub struct Prefilter {
 /// every match ModSecurity reports is an occurrence of a phrase ([`crate::operator::pm`]).
 #[derive(Debug)]
 struct PhraseTable {
-    /// Class of each byte: one per phrase byte (both ASCII cases), one for the bytes in no
-    /// phrase; numbered by [`ranked_classes`].
+    /// Class of each byte: one per phrase byte (both ASCII cases), 0 for bytes in no phrase.
     class: [u8; 256],
-    /// Per state, the target state of each class in breadth-first order (0 is the root),
-    /// with [`LitTable::MATCH`] when its mask is not empty.
-    next: Rows,
+    stride: usize,
+    /// `next[state * stride + class]`: the target state in breadth-first order (0 is the
+    /// root), with [`LitTable::MATCH`] when its mask is not empty.
+    next: Box<[u16]>,
     /// Per state: the lists with a phrase that ends there (output links included).
     masks: Box<[u64]>,
     /// The bits of the lists in the table: a value holding all of them needs no further
@@ -225,23 +225,25 @@ impl PhraseTable {
         for (n, &s) in order.iter().enumerate() {
             number[usize::from(s)] = n as u16;
         }
-        let (class, perm) = ranked_classes(&class, stride);
-        let table = Rows::new(stride, order.len(), |r, c| {
-            let t = next[usize::from(order[r]) * stride + perm[c]];
-            let flag = if mask[usize::from(t)] != 0 { LitTable::MATCH } else { 0 };
-            number[usize::from(t)] | flag
-        });
+        let mut table = Vec::with_capacity(next.len());
+        for &s in &order {
+            let row = &next[usize::from(s) * stride..(usize::from(s) + 1) * stride];
+            table.extend(row.iter().map(|&t| {
+                let flag = if mask[usize::from(t)] != 0 { LitTable::MATCH } else { 0 };
+                number[usize::from(t)] | flag
+            }));
+        }
         let masks = order.iter().map(|&s| mask[usize::from(s)]).collect();
         let all = take.iter().fold(0u64, |m, &bit| m | 1 << bit);
         let left_out = (0..lists.len()).fold(0u64, |m, bit| m | 1 << bit) & !all;
-        Some(PhraseTable { class, next: table, masks, all, left_out })
+        Some(PhraseTable { class, stride, next: table.into_boxed_slice(), masks, all, left_out })
     }
 
     /// The lists with a phrase that occurs in `value`.
     fn mask_of(&self, value: &[u8]) -> u64 {
         let (mut s, mut m) = (0usize, self.left_out);
         for &b in value {
-            let e = self.next.at(s, usize::from(self.class[usize::from(b)]));
+            let e = self.next[s * self.stride + usize::from(self.class[usize::from(b)])];
             s = usize::from(e & !LitTable::MATCH);
             if e & LitTable::MATCH != 0 {
                 m |= self.masks[s];
@@ -251,76 +253,6 @@ impl PhraseTable {
             }
         }
         m
-    }
-}
-
-/// Bytes in about the order of how often they occur in requests' values: URL, header and
-/// text letters, digits, URL punctuation, upper case. [`ranked_classes`] numbers a table's
-/// byte classes in this order, so that the entries a scan reads most sit together at the
-/// start of each row.
-const BYTE_RANK: &[u8] = b"etaoinsrlcdhumpfgwybvkxjqz0123456789/.-_=&;:, %+?()'\"*!#@$|~<>[]{}^`\\ETAOINSRLCDHUMPFGWYBVKXJQZ";
-
-/// `class` (classes `0..n`) renumbered by [`BYTE_RANK`]: the class of its first byte is 0,
-/// the next class met is 1, and so on, bytes the rank leaves out following in byte order.
-/// Also `perm`: `perm[new] = old`.
-fn ranked_classes(class: &[u8; 256], n: usize) -> ([u8; 256], Vec<usize>) {
-    let mut new_of = vec![usize::MAX; n];
-    let mut perm = Vec::with_capacity(n);
-    for b in BYTE_RANK.iter().copied().chain(0..=255u8) {
-        let old = usize::from(class[usize::from(b)]);
-        if new_of[old] == usize::MAX {
-            new_of[old] = perm.len();
-            perm.push(old);
-        }
-    }
-    let mut out = [0u8; 256];
-    for (o, &c) in out.iter_mut().zip(class) {
-        // At most 256 classes, numbered from 0.
-        *o = new_of[usize::from(c)] as u8;
-    }
-    (out, perm)
-}
-
-/// A transition table of 16-bit entries, one row per state and one entry per byte class,
-/// each row starting on a 32-byte boundary and padded to whole halves of a cache line: the
-/// first 16 classes of a row are always in one line, and with classes numbered by
-/// [`ranked_classes`] they are the most frequent bytes. Padding to whole lines instead
-/// (78 classes to 96 at CRS PL1, +23% memory) read the same lines a decision.
-#[derive(Debug)]
-struct Rows {
-    next: Box<[u16]>,
-    /// Where row 0 starts in `next` (the allocation need not be line-aligned).
-    base: usize,
-    stride: usize,
-}
-
-impl Rows {
-    /// Entries per half cache line.
-    const LINE: usize = 16;
-
-    /// `rows` rows of `classes` entries, entry `(r, c)` being `entry(r, c)`.
-    fn new(classes: usize, rows: usize, entry: impl Fn(usize, usize) -> u16) -> Rows {
-        let stride = classes.next_multiple_of(Self::LINE);
-        let mut next = vec![0u16; rows * stride + Self::LINE].into_boxed_slice();
-        let base = next.as_ptr().align_offset(2 * Self::LINE).min(Self::LINE);
-        for r in 0..rows {
-            let row = &mut next[base + r * stride..base + r * stride + classes];
-            for (c, e) in row.iter_mut().enumerate() {
-                *e = entry(r, c);
-            }
-        }
-        Rows { next, base, stride }
-    }
-
-    #[cfg(test)]
-    fn row_addr(&self, s: usize) -> usize {
-        self.next[self.base + s * self.stride..].as_ptr() as usize
-    }
-
-    /// The entry of state `s` and class `c`.
-    #[inline]
-    fn at(&self, s: usize, c: usize) -> u16 {
-        self.next[self.base + s * self.stride + c]
     }
 }
 
@@ -397,11 +329,11 @@ impl Literals {
 /// (156 bytes against 512 at CRS PL1) are fewer lines.
 #[derive(Debug)]
 struct LitTable {
-    /// Class of each byte, numbered by [`ranked_classes`].
     class: [u8; 256],
-    /// Per state, the target state of each class, with [`LitTable::MATCH`] when it matches.
-    /// State 0 is the start.
-    next: Rows,
+    stride: usize,
+    /// `next[state * stride + class]`: the target state, with [`LitTable::MATCH`] when it
+    /// matches. State 0 is the start.
+    next: Box<[u16]>,
     /// Per state, the range of its patterns in `patterns` (empty unless it matches).
     matches: Box<[(u32, u32)]>,
     patterns: Box<[u32]>,
@@ -458,12 +390,15 @@ impl LitTable {
                 }
             };
         }
+        let stride = reps.len();
         let is_match: Vec<bool> = states.iter().map(|&s| d.is_match(s)).collect();
-        let (class, perm) = ranked_classes(&class, reps.len());
-        let next = Rows::new(reps.len(), states.len(), |s, c| {
-            let t = full[s * 256 + usize::from(reps[perm[c]])];
-            if is_match[t as usize] { t | Self::MATCH } else { t }
-        });
+        let mut next = Vec::with_capacity(states.len() * stride);
+        for s in 0..states.len() {
+            for &r in &reps {
+                let t = full[s * 256 + r as usize];
+                next.push(if is_match[t as usize] { t | Self::MATCH } else { t });
+            }
+        }
         let (mut matches, mut patterns) = (Vec::with_capacity(states.len()), Vec::new());
         for (s, &sid) in states.iter().enumerate() {
             let a = patterns.len() as u32;
@@ -474,7 +409,8 @@ impl LitTable {
         }
         Some(LitTable {
             class,
-            next,
+            stride,
+            next: next.into_boxed_slice(),
             matches: matches.into_boxed_slice(),
             patterns: patterns.into_boxed_slice(),
         })
@@ -495,7 +431,7 @@ impl LitTable {
         let (mut s, mut present) = (0usize, 0u64);
         for &b in value {
             present |= byte_bit[usize::from(b)];
-            let e = self.next.at(s, usize::from(self.class[usize::from(b)]));
+            let e = self.next[s * self.stride + self.class[b as usize] as usize];
             s = usize::from(e & !Self::MATCH);
             if e & Self::MATCH != 0 {
                 let (a, z) = self.matches[s];
@@ -1894,10 +1830,7 @@ impl SourceCache {
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        BYTE_RANK, Literals, PhraseTable, Prefilter, Rows, fold_eq, fold_hash, fold_word,
-        ranked_classes,
-    };
+    use super::{Literals, PhraseTable, Prefilter, fold_eq, fold_hash, fold_word};
 
     /// A value's answers come back in later transactions, for its exact bytes only; a slot a
     /// transaction uses is not taken from it; another prefilter empties the memo.
@@ -1996,55 +1929,11 @@ mod tests {
         assert_eq!(m.bits(s), Some(&[5u64, 6, 7, 8][..]), "kept again after the restart");
     }
 
-    /// Renumbering keeps which bytes share a class, and numbers classes by the first byte
-    /// of [`BYTE_RANK`] in each: `e` gets 0, and a byte the rank leaves out comes last.
-    #[test]
-    fn ranked_classes_number_by_the_rank_and_keep_the_partition() {
-        let mut class = [0u8; 256];
-        for (b, c) in class.iter_mut().enumerate() {
-            // Four classes: control bytes, digits, `e`/`E`, everything else.
-            *c = match b as u8 {
-                0..=31 => 0,
-                b'0'..=b'9' => 1,
-                b'e' | b'E' => 2,
-                _ => 3,
-            };
-        }
-        let (new, perm) = ranked_classes(&class, 4);
-        assert_eq!(new[usize::from(b'e')], 0);
-        assert_eq!(new[usize::from(b'E')], 0);
-        // `t` comes next in the rank: the class of everything else.
-        assert_eq!(new[usize::from(b't')], 1);
-        assert_eq!(new[usize::from(b'0')], 2);
-        assert_eq!(new[0], 3);
-        for a in 0..256 {
-            for b in 0..256 {
-                assert_eq!(class[a] == class[b], new[a] == new[b], "{a} {b}");
-            }
-            assert_eq!(perm[usize::from(new[a])], usize::from(class[a]));
-        }
-        assert!(BYTE_RANK.len() > 90);
-    }
-
     /// A source's description is one cache line, and the table's are line-aligned.
     #[test]
     fn a_source_desc_is_one_line() {
         assert_eq!(std::mem::size_of::<super::SourceDesc>(), 64);
         assert_eq!(std::mem::align_of::<super::SourceDesc>(), 64);
-    }
-
-    /// Rows start on a 32-byte boundary, whatever the allocation, and hold what was given.
-    #[test]
-    fn rows_are_aligned_and_hold_their_entries() {
-        for classes in [1, 15, 16, 17, 78] {
-            let rows = Rows::new(classes, 9, |r, c| (r * 1000 + c) as u16);
-            for r in 0..9 {
-                assert_eq!(rows.row_addr(r) % 32, 0, "{classes} classes, row {r}");
-                for c in 0..classes {
-                    assert_eq!(rows.at(r, c), (r * 1000 + c) as u16);
-                }
-            }
-        }
     }
 
     /// The per-literal masks give the same bits as the slot lists they replace, in either
