@@ -2312,11 +2312,11 @@ fn verdict(r: Result<bool, crate::operator::MatchLimitExceeded>, negated: bool) 
 }
 
 /// A link's exclusions: its own, or a list that adds `SecRuleUpdateTargetBy*` removals.
-#[derive(Debug, Clone, Copy)]
 ///
 /// A link's own list is held as the `Vec`, not a slice: making the slice reads the list's
 /// header, on the rule's second cache line, which a link whose values all fail does not
 /// otherwise read.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Excl<'a> {
     Own(&'a Vec<CTarget>),
     /// `Own`, for a target already known not to be named whole by them
