@@ -291,6 +291,7 @@ pub fn measure(
         calibration: true,
         slowdown: plan.slowdown.clone(),
         progress: true,
+        keep_samples: false,
     };
     let mut out: BTreeMap<String, EngineRuns> = BTreeMap::new();
     for _ in 0..plan.runs.max(1) {

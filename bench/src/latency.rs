@@ -9,6 +9,12 @@
 //! each other one equally often: [`order::balanced`]) -> one `hdrhistogram` per engine
 //! (nanoseconds) -> [`EngineStats`] -> [`LatencyReport`] (table or JSON).
 //!
+//! Each sample is also filed under the participant whose turn came just before it
+//! ([`EngineTimings::after`]): a decision after the peer starts from caches the peer filled,
+//! one after an engine that shares code or data with it starts warmer. The report's `after`
+//! table shows how much of an engine's median is that cold start, and `--samples` writes
+//! every timed sample ([`Sample`]) for a closer look.
+//!
 //! One timed sample is one `Engine::decide` call: the request view is built, every phase
 //! runs, the decision comes out. The clock is read once per request, not per rule: an
 //! `Instant` pair costs ~40-80 ns on these VMs, which per rule would swamp the native engine.
@@ -156,11 +162,20 @@ pub struct Options {
     pub slowdown: Option<Slowdown>,
     /// Progress on stderr (only when stderr is a terminal; callers decide).
     pub progress: bool,
+    /// Keep every timed sample ([`EngineTimings::samples`]): 24 bytes each.
+    pub keep_samples: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { warmup: 1, repeat: 3, calibration: false, slowdown: None, progress: false }
+        Options {
+            warmup: 1,
+            repeat: 3,
+            calibration: false,
+            slowdown: None,
+            progress: false,
+            keep_samples: false,
+        }
     }
 }
 
@@ -173,6 +188,32 @@ pub struct EngineTimings {
     /// rest of the machine (preemption, a neighbour's cache traffic) only ever adds time, so
     /// the minimum over passes is the sample closest to the code's own cost; the gate uses it.
     pub min_ns: Vec<u64>,
+    /// The timed samples by the participant whose turn came just before (index into the
+    /// participants of the run; the run's very first turn has none and is filed nowhere).
+    pub after: Vec<Option<Histogram<u64>>>,
+    /// Every timed sample in the order taken, when [`Options::keep_samples`] asks for them.
+    pub samples: Vec<Sample>,
+}
+
+/// One timed decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Timed pass, from 0 (warm-up passes are not counted).
+    pub pass: u32,
+    /// Request index in the corpus.
+    pub request: u32,
+    /// Place of this turn among the request's turns, from 0.
+    pub slot: u16,
+    /// The participant whose turn came just before (index), if any.
+    pub after: Option<u16>,
+    pub ns: u64,
+}
+
+/// An engine's samples taken right after one other participant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AfterStats {
+    pub count: u64,
+    pub p50_ns: u64,
 }
 
 /// Per-engine latency summary (nanoseconds).
@@ -199,7 +240,39 @@ impl EngineTimings {
             hist,
             total_ns: 0,
             min_ns: vec![u64::MAX; requests],
+            after: Vec::new(),
+            samples: Vec::new(),
         })
+    }
+
+    /// Files a sample (already recorded) under the participant `prev` that ran just before.
+    pub fn record_after(&mut self, prev: usize, ns: u128) -> Result<(), LatencyError> {
+        if self.after.len() <= prev {
+            self.after.resize_with(prev + 1, || None);
+        }
+        let h = match &mut self.after[prev] {
+            Some(h) => h,
+            slot => slot.insert(
+                Histogram::new_with_bounds(1, MAX_NS, 3)
+                    .map_err(|e| LatencyError::Histogram(e.to_string()))?,
+            ),
+        };
+        h.saturating_record(u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS));
+        Ok(())
+    }
+
+    /// Count and p50 of the samples after each other participant (`names` by index), for
+    /// those that preceded this one at least once.
+    pub fn after_stats(&self, names: &[String]) -> BTreeMap<String, AfterStats> {
+        self.after
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let h = h.as_ref().filter(|h| !h.is_empty())?;
+                let name = names.get(i)?.clone();
+                Some((name, AfterStats { count: h.len(), p50_ns: h.value_at_quantile(0.5) }))
+            })
+            .collect()
     }
 
     /// One timed decision of request `ri` (corpus order).
@@ -276,6 +349,7 @@ pub fn time_decisions(
     let progress = opts.progress && std::io::stderr().is_terminal();
     let orders = order::balanced(n);
     let mut turn = 0usize;
+    let mut prev: Option<usize> = None;
     for pass in 0..passes {
         let timed = pass >= opts.warmup;
         for (ri, req) in reqs.iter().enumerate() {
@@ -292,7 +366,7 @@ pub fn time_decisions(
             // footprint the next one pays for) more often than the others do.
             let order = &orders[turn % orders.len()];
             turn = turn.wrapping_add(1);
-            for &p in order {
+            for (slot, &p) in order.iter().enumerate() {
                 let t0 = Instant::now();
                 if p < engines.len() {
                     std::hint::black_box(engines[p].decide(std::hint::black_box(req)));
@@ -308,8 +382,22 @@ pub fn time_decisions(
                     ns = t0.elapsed().as_nanos();
                 }
                 if timed {
-                    out[p].record(ri, ns);
+                    let t = &mut out[p];
+                    t.record(ri, ns);
+                    if let Some(q) = prev {
+                        t.record_after(q, ns)?;
+                    }
+                    if opts.keep_samples {
+                        t.samples.push(Sample {
+                            pass: pass - opts.warmup,
+                            request: u32::try_from(ri).unwrap_or(u32::MAX),
+                            slot: u16::try_from(slot).unwrap_or(u16::MAX),
+                            after: prev.and_then(|q| u16::try_from(q).ok()),
+                            ns: u64::try_from(ns).unwrap_or(u64::MAX),
+                        });
+                    }
                 }
+                prev = Some(p);
             }
         }
     }
@@ -370,6 +458,9 @@ pub struct LatencyReport {
     /// Engine order as asked for (the JSON map is sorted by name).
     pub engine_order: Vec<String>,
     pub ratios: BTreeMap<String, Ratio>,
+    /// Per engine, its count and p50 over the samples taken right after each other
+    /// participant ([`EngineTimings::after`]).
+    pub after: BTreeMap<String, BTreeMap<String, AfterStats>>,
     pub disagreements: Disagreements,
     pub requests: usize,
     pub bad_lines: usize,
@@ -445,6 +536,7 @@ impl LatencyReport {
             }
             s.push('\n');
         }
+        self.render_after(&mut s);
         let _ = writeln!(s, "disagreements: {}", self.disagreements.count);
         for d in self.disagreements.list.iter().take(50) {
             let _ = writeln!(
@@ -465,6 +557,43 @@ impl LatencyReport {
             let _ = writeln!(s, "  ... {} more (see --json)", self.disagreements.list.len() - 50);
         }
         s
+    }
+}
+
+impl LatencyReport {
+    /// The p50 of each engine by the participant that ran just before it, when there were
+    /// several: one row per engine, one column per predecessor, `-` where it never ran first.
+    fn render_after(&self, s: &mut String) {
+        use std::fmt::Write as _;
+        let cols: Vec<&String> = self
+            .engine_order
+            .iter()
+            .filter(|c| self.after.values().any(|m| m.contains_key(*c)))
+            .collect();
+        if cols.len() < 2 {
+            return;
+        }
+        let _ = writeln!(s, "p50 by the participant that ran just before (samples):");
+        s.push_str("| engine |");
+        for c in &cols {
+            let _ = write!(s, " after {c} |");
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---:|".repeat(cols.len()));
+        s.push('\n');
+        for name in &self.engine_order {
+            let Some(m) = self.after.get(name) else { continue };
+            let _ = write!(s, "| {name} |");
+            for c in &cols {
+                match m.get(*c) {
+                    Some(a) => {
+                        let _ = write!(s, " {} ({}) |", fmt_ns(a.p50_ns as f64), a.count);
+                    }
+                    None => s.push_str(" - |"),
+                }
+            }
+            s.push('\n');
+        }
     }
 }
 
@@ -568,6 +697,77 @@ mod tests {
         assert_eq!(t[1].min_ns.len(), 20);
         let m = t[1].p50_of_min();
         assert!((40_000..=s[1].p50_ns).contains(&m), "{m}");
+    }
+
+    /// Busy for `cold_ns` when the shared flag says a heavy neighbour ran since its last
+    /// turn; `heavy` sets the flag, anyone else clears it (as running warms the caches).
+    struct Neighbour {
+        name: &'static str,
+        heavy: bool,
+        cold_ns: u64,
+        dirty: std::rc::Rc<std::cell::Cell<bool>>,
+    }
+    impl Engine for Neighbour {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn decide(&mut self, req: &Request) -> Decision {
+            if self.dirty.replace(self.heavy) {
+                let t = Instant::now();
+                while (t.elapsed().as_nanos() as u64) < self.cold_ns {
+                    std::hint::spin_loop();
+                }
+            }
+            Decision {
+                id: req.id.clone(),
+                status: 200,
+                disruptive: false,
+                matched_ids: Vec::new(),
+                anomaly_score: 0,
+            }
+        }
+    }
+
+    #[test]
+    fn samples_are_filed_under_the_participant_that_ran_before() {
+        let dirty = std::rc::Rc::new(std::cell::Cell::new(false));
+        let mk = |name, heavy, cold_ns| -> Box<dyn Engine> {
+            Box::new(Neighbour { name, heavy, cold_ns, dirty: dirty.clone() })
+        };
+        let mut engines =
+            vec![mk("victim", false, 200_000), mk("peer", true, 0), mk("other", false, 0)];
+        let opts = Options { warmup: 1, repeat: 2, keep_samples: true, ..Options::default() };
+        let n = 40;
+        let t = time_decisions(&mut engines, &reqs(n), &opts).unwrap();
+        let names: Vec<String> = t.iter().map(|t| t.name.clone()).collect();
+        let victim = t[0].after_stats(&names);
+        // Three participants take two orders that hold each of the six arcs once, and the
+        // warm-up pass leaves a predecessor for the first timed turn: every arc n times.
+        assert_eq!(victim.keys().collect::<Vec<_>>(), ["other", "peer"]);
+        assert!(victim.values().all(|a| a.count == n as u64), "{victim:?}");
+        assert!(victim["peer"].p50_ns >= 200_000, "{victim:?}");
+        assert!(victim["other"].p50_ns < 200_000, "{victim:?}");
+        assert_eq!(t[1].after_stats(&names).len(), 2);
+
+        // The kept samples, merged in the order taken, name the turn before each.
+        let mut all: Vec<(usize, Sample)> = t
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.samples.iter().map(move |s| (i, *s)))
+            .collect();
+        assert_eq!(all.len(), 3 * 2 * n);
+        all.sort_by_key(|(_, s)| (s.pass, s.request, s.slot));
+        assert!(all[0].1.after.is_some(), "the warm-up pass ran before");
+        for w in all.windows(2) {
+            assert_eq!(w[1].1.after, Some(w[0].0 as u16), "{w:?}");
+        }
+        let cold: Vec<_> = all.iter().filter(|(i, s)| *i == 0 && s.after == Some(1)).collect();
+        assert_eq!(cold.len(), n);
+        assert!(cold.iter().all(|(_, s)| s.ns >= 200_000), "{cold:?}");
+        // Without `keep_samples` nothing is kept, but the table is the same shape.
+        let t = time_decisions(&mut engines, &reqs(4), &Options::default()).unwrap();
+        assert!(t.iter().all(|t| t.samples.is_empty()));
+        assert_eq!(t[0].after_stats(&names).len(), 2);
     }
 
     #[test]

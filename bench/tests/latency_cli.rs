@@ -81,6 +81,57 @@ fn json_report_has_every_field() {
 }
 
 #[test]
+fn samples_and_the_after_table_come_out() {
+    let c = corpus(6, false);
+    let p = c.path().to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let samples = dir.path().join("samples.jsonl");
+    let s = samples.to_str().expect("utf-8 path");
+    let args = [
+        "latency",
+        "--rules",
+        "default",
+        "--corpus",
+        p,
+        "--engines",
+        "native,lua",
+        "--repeat",
+        "2",
+        "--warmup",
+        "1",
+        "--samples",
+        s,
+    ];
+    let (code, out, err) = wafbench(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| native | - | "), "native never runs after itself: {out}");
+    assert!(out.contains(" after lua |"), "{out}");
+    let text = std::fs::read_to_string(&samples).expect("samples written");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("one JSON object a line")).collect();
+    assert_eq!(lines.len(), 2 * 2 * 6, "2 engines x 2 passes x 6 requests");
+    for (i, pair) in lines.windows(2).enumerate() {
+        assert_eq!(pair[1]["after"], pair[0]["engine"], "line {}", i + 2);
+        assert_ne!(pair[1]["engine"], pair[0]["engine"], "two engines alternate");
+    }
+    assert!(lines.iter().all(|l| l["ns"].as_u64().is_some_and(|n| n > 0)));
+    assert_eq!(lines[0]["pass"], 0);
+    assert_eq!(lines[lines.len() - 1]["pass"], 1);
+    assert_eq!(lines[0]["request"], 0);
+    assert!(lines[0]["id"].as_str().is_some_and(|i| !i.is_empty()));
+    let mut json = args.to_vec();
+    json.truncate(json.len() - 2);
+    json.push("--json");
+    let (code, out, err) = wafbench(&json, &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let a = &v["after"]["native"]["lua"];
+    assert_eq!(a["count"], 12, "{v}");
+    assert!(a["p50_ns"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert!(v["after"]["native"].get("native").is_none(), "{v}");
+}
+
+#[test]
 fn bad_lines_are_reported_and_strict_stops() {
     let c = corpus(5, true);
     let p = c.path().to_str().expect("utf-8 path");

@@ -30,6 +30,11 @@ pub struct Args {
     /// Stop at the first bad corpus line (exit 2).
     #[arg(long)]
     strict: bool,
+    /// Also write every timed sample to FILE, one JSON object a line: `engine`, `pass`,
+    /// `request` (corpus index), `id`, `after` (the participant that ran just before, or
+    /// null) and `ns`, in the order taken.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<String>,
     #[command(flatten)]
     opt: super::lua_opts::OptArgs,
 }
@@ -130,10 +135,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
         calibration: false,
         slowdown: Slowdown::from_env()?,
         progress: true,
+        keep_samples: a.samples.is_some(),
     };
     let timings = latency::time_decisions(&mut engines, &reqs, &opts)?;
+    if let Some(path) = &a.samples {
+        write_samples(path, &timings, &reqs)
+            .with_context(|| format!("writing samples to {path}"))?;
+    }
     let stats: BTreeMap<_, _> = timings.iter().map(|t| (t.name.clone(), t.stats())).collect();
+    let names: Vec<String> = timings.iter().map(|t| t.name.clone()).collect();
     let report = LatencyReport {
+        after: timings.iter().map(|t| (t.name.clone(), t.after_stats(&names))).collect(),
         ratios: latency::ratios_vs_modsec(&stats),
         engines: stats,
         engine_order: timings.iter().map(|t| t.name.clone()).collect(),
@@ -158,4 +170,40 @@ pub fn run(a: Args) -> Result<ExitCode> {
         print!("{}", report.render());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `--samples`.
+#[derive(serde::Serialize)]
+struct SampleLine<'a> {
+    engine: &'a str,
+    pass: u32,
+    request: u32,
+    id: &'a str,
+    after: Option<&'a str>,
+    ns: u64,
+}
+
+/// Writes the samples of every participant as JSON Lines, in the order they were taken.
+fn write_samples(path: &str, timings: &[latency::EngineTimings], reqs: &[Request]) -> Result<()> {
+    let mut all: Vec<(usize, &latency::Sample)> = timings
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.samples.iter().map(move |s| (i, s)))
+        .collect();
+    all.sort_by_key(|(_, s)| (s.pass, s.request, s.slot));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (i, s) in all {
+        let line = SampleLine {
+            engine: &timings[i].name,
+            pass: s.pass,
+            request: s.request,
+            id: reqs.get(s.request as usize).map_or("", |r| r.id.as_str()),
+            after: s.after.and_then(|q| timings.get(usize::from(q))).map(|t| t.name.as_str()),
+            ns: s.ns,
+        };
+        serde_json::to_writer(&mut w, &line)?;
+        std::io::Write::write_all(&mut w, b"\n")?;
+    }
+    std::io::Write::flush(&mut w)?;
+    Ok(())
 }
