@@ -247,18 +247,23 @@ impl EngineTimings {
 
     /// Files a sample (already recorded) under the participant `prev` that ran just before.
     pub fn record_after(&mut self, prev: usize, ns: u128) -> Result<(), LatencyError> {
+        let h = self.record_after_init(prev)?;
+        h.saturating_record(u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS));
+        Ok(())
+    }
+
+    /// The histogram of the samples after participant `prev`, made empty when missing.
+    fn record_after_init(&mut self, prev: usize) -> Result<&mut Histogram<u64>, LatencyError> {
         if self.after.len() <= prev {
             self.after.resize_with(prev + 1, || None);
         }
-        let h = match &mut self.after[prev] {
+        Ok(match &mut self.after[prev] {
             Some(h) => h,
             slot => slot.insert(
                 Histogram::new_with_bounds(1, MAX_NS, 3)
                     .map_err(|e| LatencyError::Histogram(e.to_string()))?,
             ),
-        };
-        h.saturating_record(u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS));
-        Ok(())
+        })
     }
 
     /// Count and p50 of the samples after each other participant (`names` by index), for
@@ -336,7 +341,14 @@ pub fn time_decisions(
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let name = engines.get(i).map_or(CALIBRATION, |e| e.name());
-        out.push(EngineTimings::new(name, reqs.len())?);
+        let mut t = EngineTimings::new(name, reqs.len())?;
+        // Every other participant's histogram now, not at its first sample: a few hundred
+        // KiB from the allocator between two timed decisions would be one more thing the
+        // next decision pays for.
+        for q in (0..n).filter(|&q| q != i) {
+            t.record_after_init(q)?;
+        }
+        out.push(t);
     }
     let slow: Vec<f64> = out
         .iter()
