@@ -714,14 +714,14 @@ mod tests {
     /// Busy for `cold_ns` when the shared flag says a heavy neighbour ran since its last
     /// turn; `heavy` sets the flag, anyone else clears it (as running warms the caches).
     struct Neighbour {
-        name: &'static str,
+        inner: Fake,
         heavy: bool,
         cold_ns: u64,
         dirty: std::rc::Rc<std::cell::Cell<bool>>,
     }
     impl Engine for Neighbour {
         fn name(&self) -> &str {
-            self.name
+            self.inner.name
         }
         fn decide(&mut self, req: &Request) -> Decision {
             if self.dirty.replace(self.heavy) {
@@ -730,13 +730,7 @@ mod tests {
                     std::hint::spin_loop();
                 }
             }
-            Decision {
-                id: req.id.clone(),
-                status: 200,
-                disruptive: false,
-                matched_ids: Vec::new(),
-                anomaly_score: 0,
-            }
+            self.inner.decide(req)
         }
     }
 
@@ -744,7 +738,8 @@ mod tests {
     fn samples_are_filed_under_the_participant_that_ran_before() {
         let dirty = std::rc::Rc::new(std::cell::Cell::new(false));
         let mk = |name, heavy, cold_ns| -> Box<dyn Engine> {
-            Box::new(Neighbour { name, heavy, cold_ns, dirty: dirty.clone() })
+            let inner = Fake { name, spin_ns: 0, status: 200 };
+            Box::new(Neighbour { inner, heavy, cold_ns, dirty: dirty.clone() })
         };
         let mut engines =
             vec![mk("victim", false, 200_000), mk("peer", true, 0), mk("other", false, 0)];
