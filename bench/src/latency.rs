@@ -46,6 +46,11 @@ pub const CALIBRATION: &str = "calibration";
 /// `max_ns` as 60 s); a WAF decision that slow is a finding in itself.
 const MAX_NS: u64 = 60_000_000_000;
 
+/// A sample as the histograms hold it: 1 ns to [`MAX_NS`].
+fn histogram_ns(ns: u128) -> u64 {
+    u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS)
+}
+
 /// What went wrong in the harness (not in an engine: engines always return a decision).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -248,7 +253,7 @@ impl EngineTimings {
     /// Files a sample (already recorded) under the participant `prev` that ran just before.
     pub fn record_after(&mut self, prev: usize, ns: u128) -> Result<(), LatencyError> {
         let h = self.record_after_init(prev)?;
-        h.saturating_record(u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS));
+        h.saturating_record(histogram_ns(ns));
         Ok(())
     }
 
@@ -282,7 +287,7 @@ impl EngineTimings {
 
     /// One timed decision of request `ri` (corpus order).
     pub fn record(&mut self, ri: usize, ns: u128) {
-        let v = u64::try_from(ns).unwrap_or(MAX_NS).clamp(1, MAX_NS);
+        let v = histogram_ns(ns);
         self.total_ns += ns;
         self.hist.saturating_record(v);
         self.min_ns[ri] = self.min_ns[ri].min(v);

@@ -148,7 +148,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         after: timings.iter().map(|t| (t.name.clone(), t.after_stats(&names))).collect(),
         ratios: latency::ratios_vs_modsec(&stats),
         engines: stats,
-        engine_order: timings.iter().map(|t| t.name.clone()).collect(),
+        engine_order: names,
         disagreements: Disagreements { count: list.len(), list },
         requests: reqs.len(),
         bad_lines,

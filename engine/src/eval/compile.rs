@@ -184,7 +184,7 @@ impl LinkHot {
     #[inline]
     pub fn source(&self, i: usize, t: &CTarget) -> Option<u32> {
         match self.sources.get(i) {
-            Some(&s) if self.flags & Self::SOURCES_VALID != 0 => {
+            Some(&s) if self.has(Self::SOURCES_VALID) => {
                 (s != Self::NO_SOURCE).then_some(u32::from(s))
             }
             _ => t.source,
