@@ -1797,10 +1797,11 @@ static LOW_BIT: [u32; 256] = {
     t
 };
 
-/// `lit` (ASCII lower case) at `k[i..]`, ASCII case-insensitively.
+/// `lit` (ASCII lower case) at `k[i..]`, ASCII case-insensitively, a word at a time (a byte
+/// loop took some 2,000 instructions a bodiless GET, in 920450's `TX:/^HEADER_NAME_/`).
 #[inline]
 fn folded_at(k: &[u8], i: usize, lit: &[u8]) -> bool {
-    k.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit))
+    k.get(i..i + lit.len()).is_some_and(|w| super::sources::fold_eq(w, lit))
 }
 
 /// Whether `k` contains `lit` (ASCII lower case, not empty), ASCII case-insensitively. Only
