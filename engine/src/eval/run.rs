@@ -1178,7 +1178,10 @@ impl<'r> Transaction<'r> {
         if !self.phase_prologue(phase) {
             return;
         }
-        let fast = &rs.fast[phase as usize - 1];
+        // Profiles and the transformation cache run every rule: no plan is read. They are
+        // set before the first phase, so this is asked once a phase, not once a plan.
+        let fast: &[Option<FastSkip>] =
+            if self.every_rule_runs() { &[] } else { &rs.fast[phase as usize - 1] };
         let items = &rs.phases[phase as usize - 1];
         let init = if phase == 1 { self.init_snapshot() } else { None };
         let jumps = &rs.jumps[phase as usize - 1];
@@ -1232,7 +1235,7 @@ impl<'r> Transaction<'r> {
                         Item::Rule(r) => Some(&**r),
                         Item::Marker(_) => None,
                     };
-                    if self.fast_no_match(f, rule) {
+                    if self.planned_no_match(f, rule) {
                         continue;
                     }
                     match &items[k] {
@@ -1416,9 +1419,15 @@ impl<'r> Transaction<'r> {
         f: &FastSkip,
         rule: impl FnOnce() -> Option<&'a CRule>,
     ) -> bool {
-        if self.every_rule_runs() {
-            return false;
-        }
+        !self.every_rule_runs() && self.planned_no_match(f, rule)
+    }
+
+    /// [`Transaction::fast_no_match`] once the caller knows that not every rule must run.
+    fn planned_no_match<'a>(
+        &mut self,
+        f: &FastSkip,
+        rule: impl FnOnce() -> Option<&'a CRule>,
+    ) -> bool {
         if self.removals_pending() {
             let Some(rule) = rule() else { return false };
             if self.removed_at_run_time(rule)
