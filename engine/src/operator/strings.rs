@@ -80,16 +80,17 @@ impl Haystack {
         if input.len() > Self::SHORT {
             return within(input, h);
         }
-        let Some((k, rarest)) = input
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| (i, self.counts[usize::from(b)]))
-            .min_by_key(|&(_, c)| c)
-        else {
-            return true;
-        };
-        if rarest == 0 {
-            return false;
+        // The rarest byte (the first of equals), or "no" at the first byte the argument lacks:
+        // most inputs are not within, and most of those hold such a byte early.
+        let (mut k, mut rarest) = (0, u32::MAX);
+        for (i, &b) in input.iter().enumerate() {
+            let c = self.counts[usize::from(b)];
+            if c < rarest {
+                if c == 0 {
+                    return false;
+                }
+                (k, rarest) = (i, c);
+            }
         }
         // Occurrences of input[k] at h[k + q] for every start q with room for the input.
         let last_start = h.len() - input.len();
