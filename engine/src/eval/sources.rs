@@ -2139,7 +2139,8 @@ mod tests {
         assert_ne!(fold_hash(b"abc"), fold_hash(b"abc\0"));
     }
 
-    /// The tail word is the last bytes zero-padded, for every length and every byte.
+    /// The tail word is the last bytes zero-padded, for every length up to 40 bytes at eight
+    /// offsets (so every alignment of the loads).
     #[test]
     fn tail_word_is_the_padded_tail() {
         let text: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37).wrapping_add(0xa5)).collect();
