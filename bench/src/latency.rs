@@ -347,10 +347,11 @@ pub fn time_decisions(
     for i in 0..n {
         let name = engines.get(i).map_or(CALIBRATION, |e| e.name());
         let mut t = EngineTimings::new(name, reqs.len())?;
-        // Every other participant's histogram now, not at its first sample: a few hundred
-        // KiB from the allocator between two timed decisions would be one more thing the
-        // next decision pays for.
-        for q in (0..n).filter(|&q| q != i) {
+        // The histogram of every participant that can run just before this one now, not at
+        // its first sample: a few hundred KiB from the allocator between two timed decisions
+        // would be one more thing the next decision pays for. That is every other one (the
+        // balanced orders never repeat a participant), and itself when it runs alone.
+        for q in (0..n).filter(|&q| q != i || n == 1) {
             t.record_after_init(q)?;
         }
         out.push(t);
