@@ -41,9 +41,24 @@ impl Machine {
     }
 }
 
+/// The revision the measured code comes from: the one this binary was built from
+/// (`WAFBENCH_GIT_REV`, recorded by the build script, `+dirty` when the build's sources
+/// differed from it), else the working directory's at run time, else `unknown`.
+pub fn git_rev() -> String {
+    pick_rev(option_env!("WAFBENCH_GIT_REV"), checkout_rev)
+}
+
+/// The build's own revision when one was recorded, else `checkout()`.
+fn pick_rev(built: Option<&str>, checkout: impl FnOnce() -> String) -> String {
+    match built {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => checkout(),
+    }
+}
+
 /// The short git revision of the working directory, `+dirty` with uncommitted changes to
 /// tracked files (the figures then come from code no revision holds), `unknown` outside git.
-pub fn git_rev() -> String {
+fn checkout_rev() -> String {
     let out = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -90,4 +105,36 @@ pub fn utc_now() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builds_own_revision_wins_over_the_checkout() {
+        let never = || -> String { panic!("the checkout was asked though the build knew") };
+        assert_eq!(pick_rev(Some("5965e9d"), never), "5965e9d");
+        assert_eq!(pick_rev(Some("5965e9d+dirty"), never), "5965e9d+dirty");
+        assert_eq!(pick_rev(None, || "abc1234".into()), "abc1234");
+        assert_eq!(pick_rev(Some(""), || "abc1234".into()), "abc1234");
+    }
+
+    /// Built inside a git checkout (as the tests are), the build script recorded this
+    /// checkout's HEAD: the stamp names the commit without asking git at run time.
+    #[test]
+    fn a_build_in_a_checkout_records_its_head() {
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let Some(head) = head else { return };
+        let Some(built) = option_env!("WAFBENCH_GIT_REV") else {
+            panic!("built in a checkout, but the build script recorded no revision")
+        };
+        assert_eq!(built.split('+').next(), Some(head.as_str()));
+        assert_eq!(git_rev(), built);
+    }
 }
