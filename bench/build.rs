@@ -9,7 +9,9 @@
 //! taken as given.
 
 use std::path::Path;
-use std::process::Command;
+
+#[path = "src/revision.rs"]
+mod revision;
 
 /// What goes into the binary, relative to this package: when any of it changes, the
 /// dirty flag is computed again (cargo scans directories whole).
@@ -26,11 +28,6 @@ const INPUTS: &[&str] = &[
     "../Cargo.lock",
 ];
 
-fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn main() {
     println!("cargo:rerun-if-env-changed=WAFBENCH_GIT_REV");
     // Set by hand (a build from a source archive, without git): taken as given.
@@ -42,23 +39,19 @@ fn main() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
-    let Some(rev) = git(&["rev-parse", "--short", "HEAD"]) else { return };
+    let Some(rev) = revision::describe(INPUTS) else { return };
     // A new commit or a moved branch changes the revision: watch HEAD, the ref it names,
     // and the packed refs (only the ones that exist; a missing path reruns every build).
     let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
-    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+    if let Some(r) = revision::git(&["symbolic-ref", "-q", "HEAD"]) {
         watch.push(r);
     }
     for w in &watch {
-        if let Some(p) = git(&["rev-parse", "--git-path", w]) {
+        if let Some(p) = revision::git(&["rev-parse", "--git-path", w]) {
             if Path::new(&p).exists() {
                 println!("cargo:rerun-if-changed={p}");
             }
         }
     }
-    let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
-    status.extend(INPUTS.iter().copied());
-    let dirty = git(&status).is_some_and(|s| !s.is_empty());
-    let rev = if dirty { format!("{rev}+dirty") } else { rev };
     println!("cargo:rustc-env=WAFBENCH_GIT_REV={rev}");
 }

@@ -21,6 +21,7 @@ pub mod modsec;
 pub mod report;
 pub mod report_latency;
 pub mod report_render;
+mod revision;
 pub mod stamp;
 
 use waf_engine::Engine;

@@ -59,21 +59,7 @@ fn pick_rev(built: Option<&str>, checkout: impl FnOnce() -> String) -> String {
 /// The short git revision of the working directory, `+dirty` with uncommitted changes to
 /// tracked files (the figures then come from code no revision holds), `unknown` outside git.
 fn checkout_rev() -> String {
-    let out = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match out(&["rev-parse", "--short", "HEAD"]) {
-        Some(rev) => match out(&["status", "--porcelain", "--untracked-files=no"]) {
-            Some(s) if !s.is_empty() => format!("{rev}+dirty"),
-            _ => rev,
-        },
-        None => "unknown".into(),
-    }
+    crate::revision::describe(&[]).unwrap_or_else(|| "unknown".into())
 }
 
 /// How this binary was built: `WAFBENCH_BUILD` at compile time when a build script set it
@@ -124,17 +110,14 @@ mod tests {
     /// checkout's HEAD: the stamp names the commit without asking git at run time.
     #[test]
     fn a_build_in_a_checkout_records_its_head() {
-        let head = std::process::Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        let Some(head) = head else { return };
+        let head = checkout_rev();
+        if head == "unknown" {
+            return;
+        }
         let Some(built) = option_env!("WAFBENCH_GIT_REV") else {
             panic!("built in a checkout, but the build script recorded no revision")
         };
-        assert_eq!(built.split('+').next(), Some(head.as_str()));
+        assert_eq!(built.split('+').next(), head.split('+').next());
         assert_eq!(git_rev(), built);
     }
 }
